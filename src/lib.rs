@@ -1,5 +1,17 @@
 //! Airlock: an MCP gateway that stands between AI agents and their MCP servers and lets a human
-//! decide on the dangerous tool calls. See `README.md` for the tour and `DESIGN.md` for the contract.
+//! decide on the dangerous tool calls. See `README.md` for the tour and the module docs for the
+//! invariants each part keeps.
 
+pub mod app;
+pub mod commands;
+pub mod config;
 pub mod demo_upstream;
+pub mod jsonrpc;
+pub mod mcp;
+pub mod metrics;
+pub mod ops;
 pub mod policy;
+pub mod secrets;
+pub mod store;
+pub mod telemetry;
+pub mod upstream;

@@ -1,1 +1,110 @@
-fn main() {}
+//! The `airlock` command line: parses arguments and calls into the library. Nothing else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use airlock::commands::{self, CommandError};
+
+/// Airlock: an MCP gateway that lets a human decide on an agent's dangerous tool calls.
+///
+/// Agents connect to Airlock (http://HOST/mcp/UPSTREAM) instead of to their MCP servers; a
+/// per-tool policy allows, denies or rate-limits each tool call. Start with `airlock demo`.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    /// Config file (TOML); settings can be overridden by AIRLOCK_SECTION__KEY variables.
+    #[arg(long, global = true, env = "AIRLOCK_CONFIG", default_value = airlock::config::DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything locally with no setup: the gateway, a demo Telegram-like MCP server under a
+    /// sample policy, and SQLite in ./airlock-demo. Prints the URL, an agent token and a client
+    /// command to paste.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Folder for the demo's database, policy and upstream call log.
+        #[arg(long, default_value = "airlock-demo")]
+        data_dir: PathBuf,
+    },
+    /// Run the gateway from the config file (production).
+    Serve,
+    /// Validate the config and every policy, and explain each tool's rule; exit 1 on error.
+    Check,
+    /// Manage agent bearer tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The demo MCP server (Telegram-like tools) on stdio; with --listen, on Streamable HTTP.
+    DemoUpstream {
+        /// Serve MCP Streamable HTTP at http://ADDR/mcp instead of stdio.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Append a JSON line per tool call received to this file.
+        #[arg(long, env = "AIRLOCK_DEMO_CALL_LOG")]
+        call_log: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a bearer token for an agent (creating the agent if needed). Prints only the token,
+    /// once: `TOKEN=$(airlock token create --agent claude)`.
+    Create {
+        /// The agent's name, shown in logs and to reviewers.
+        #[arg(long)]
+        agent: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    airlock::telemetry::init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", airlock::telemetry::error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CommandError> {
+    match cli.command {
+        Command::Demo { listen, data_dir } => {
+            commands::demo(commands::DemoArgs { listen, data_dir }).await
+        }
+        Command::Serve => commands::serve(&cli.config).await,
+        Command::Check => {
+            print!("{}", commands::check(&cli.config)?);
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Create { agent },
+        } => {
+            let token = commands::token_create(&cli.config, &agent).await?;
+            eprintln!("created a token for agent {agent:?}; it is shown only this once:");
+            println!("{token}");
+            Ok(())
+        }
+        Command::DemoUpstream { listen, call_log } => {
+            commands::demo_upstream(listen, call_log).await
+        }
+    }
+}

@@ -1,1 +1,35 @@
 //! Per-tool policy: the PolicyLayer-compatible model, its strict loader, evaluation and rate limits.
+//!
+//! A policy file (JSON, or the same document in TOML) gives each tool of one upstream a rule
+//! (allow, optionally rate-limited; deny with a reason; or require a human approval) and a default
+//! for the tools it does not list. The pieces, in the order a call meets them:
+//!
+//! - [`PolicyHandle`] (`reload.rs`) holds the policy in force for an upstream and swaps in a new
+//!   one when its file changes; a broken edit keeps the last good policy and shows as
+//!   [`PolicyStatus::Stale`].
+//! - [`Policy::evaluate`] (`evaluate.rs`) turns a `tools/call` into a [`Verdict`] with the exact
+//!   text the agent sees, taking a [`Slot`] from the [`RateLimiter`] (`rate_limit.rs`) for
+//!   rate-limited tools.
+//! - [`Policy::describe`] and [`Policy::warnings`] (`explain.rs`) are what `airlock check` prints.
+//!
+//! Invariants: a [`Policy`] only exists validated (`load.rs` rejects unknown keys, bad values and
+//! settings that do not fit the rule's action, naming file, key path and fix), so evaluation never
+//! fails; and an upstream without a policy file gets [`Policy::require_approval_by_default`], so
+//! nothing runs without a human until someone writes a policy.
+
+mod error;
+mod evaluate;
+mod explain;
+mod load;
+mod model;
+mod rate_limit;
+mod reload;
+
+pub use error::{Location, PolicyError};
+pub use evaluate::{CallSite, ResolvedRule, Verdict};
+pub use load::PolicyFormat;
+pub use model::{
+    ApprovalRule, DEFAULT_APPROVAL_TIMEOUT, DefaultAction, Policy, PolicyOrigin, RateLimit, Rule,
+};
+pub use rate_limit::{RateLimiter, Slot};
+pub use reload::{PolicyHandle, PolicyStatus, ReloadOutcome};

@@ -1,0 +1,225 @@
+//! The application: shared state, the router of every face, background workers and the serve loop.
+//! `Application::build` does all the fallible start-up work (database, policies, listener) so that
+//! `serve`, `demo` and the tests start Airlock the same way; tests bind port 0 and ask `port()`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::mcp::auth::OriginPolicy;
+use crate::mcp::session::SessionRegistry;
+use crate::metrics::Metrics;
+use crate::policy::{PolicyError, PolicyHandle, RateLimiter};
+use crate::store::{Store, StoreError};
+use crate::upstream::Upstream;
+
+/// How often policy files are checked for edits.
+const POLICY_POLL: Duration = Duration::from_secs(1);
+/// How long in-flight requests get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("upstream {upstream}: {source}")]
+    Policy {
+        upstream: String,
+        #[source]
+        source: PolicyError,
+    },
+    #[error("upstream {upstream}: invalid url")]
+    UpstreamUrl {
+        upstream: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("cannot listen on {addr}: {source} (is another Airlock running? change server.listen)")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot build the HTTP client for upstreams")]
+    HttpClient(#[source] reqwest::Error),
+}
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub upstreams: Arc<BTreeMap<String, Arc<Upstream>>>,
+    pub sessions: Arc<SessionRegistry>,
+    pub limiter: Arc<RateLimiter>,
+    pub metrics: Arc<Metrics>,
+    pub origins: Arc<OriginPolicy>,
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// Ends a downstream session and forgets its rate-limit history.
+    pub fn close_session(&self, id: &str) {
+        if self.sessions.remove(id).is_some() {
+            self.limiter.forget_key(id);
+            tracing::info!(session = id, "session closed");
+        }
+    }
+}
+
+/// A built, bound, not yet serving Airlock.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let store = Store::connect(&config.database.url).await?;
+        let shutdown = CancellationToken::new();
+        let http_client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(StartupError::HttpClient)?;
+        let mut upstreams = BTreeMap::new();
+        for upstream in &config.upstreams {
+            let policy = PolicyHandle::load(upstream.policy.clone()).map_err(|source| {
+                StartupError::Policy {
+                    upstream: upstream.name.clone(),
+                    source,
+                }
+            })?;
+            let runtime = Upstream::new(upstream, policy, http_client.clone(), shutdown.clone())
+                .map_err(|source| StartupError::UpstreamUrl {
+                    upstream: upstream.name.clone(),
+                    source,
+                })?;
+            upstreams.insert(upstream.name.clone(), runtime);
+        }
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: config.server.listen,
+                source,
+            })?;
+        let state = AppState {
+            origins: Arc::new(OriginPolicy::from_config(&config)),
+            config: Arc::new(config),
+            store,
+            upstreams: Arc::new(upstreams),
+            sessions: Arc::new(SessionRegistry::default()),
+            limiter: Arc::new(RateLimiter::default()),
+            metrics: Arc::new(Metrics::default()),
+            shutdown,
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.server.listen)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Cancelling this token stops the application as a signal would.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until ctrl-c, SIGTERM or the shutdown token; then stops upstreams and drains.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Self { listener, state } = self;
+        let shutdown = state.shutdown.clone();
+        spawn_workers(&state);
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        let app = router(state.clone());
+        let serve = axum::serve(listener, app).with_graceful_shutdown({
+            let shutdown = shutdown.clone();
+            async move { shutdown.cancelled().await }
+        });
+        let grace = async {
+            shutdown.cancelled().await;
+            state.sessions.close_all();
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            served = serve => served?,
+            () = grace => tracing::warn!("requests still open after the grace period; stopping anyway"),
+        }
+        tracing::info!("airlock stopped");
+        Ok(())
+    }
+}
+
+/// Every route of every face.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::mcp::router())
+        .merge(crate::ops::router())
+        .with_state(state)
+}
+
+fn spawn_workers(state: &AppState) {
+    let (stop_watchers, watching) = tokio::sync::watch::channel(false);
+    for upstream in state.upstreams.values() {
+        upstream
+            .policy
+            .clone()
+            .spawn_watcher(POLICY_POLL, watching.clone());
+    }
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        let _ = stop_watchers.send(true);
+    });
+    let reaper = state.clone();
+    tokio::spawn(async move {
+        let idle = Duration::from_secs(reaper.config.server.session_idle_timeout);
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = reaper.shutdown.cancelled() => return,
+            }
+            for id in reaper.sessions.reap_idle(idle) {
+                reaper.limiter.forget_key(&id);
+                tracing::info!(session = %id, "idle session closed");
+            }
+        }
+    });
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("ctrl-c: shutting down"),
+        () = term => tracing::info!("SIGTERM: shutting down"),
+        () = shutdown.cancelled() => {}
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,223 @@
+//! What each CLI subcommand does; `main.rs` only parses arguments and calls in here.
+//! Commands that create a secret print it alone on stdout and everything else on stderr, so
+//! `TOKEN=$(airlock token create --agent claude)` works.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::app::{Application, StartupError};
+use crate::config::{Config, ConfigError, UpstreamConfig};
+use crate::policy::{Policy, PolicyHandle};
+use crate::secrets;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no secure randomness available")]
+    Random(#[from] getrandom::Error),
+    #[error("the server stopped with an error")]
+    Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Demo(#[from] crate::demo_upstream::DemoError),
+}
+
+/// `airlock serve`: production.
+pub async fn serve(config_path: &Path) -> Result<(), CommandError> {
+    let config = Config::load(config_path)?;
+    let app = Application::build(config).await?;
+    tracing::info!(addr = %app.local_addr(), "airlock listening");
+    app.run_until_stopped().await.map_err(CommandError::Serve)
+}
+
+/// `airlock token create --agent NAME`: a new agent bearer token, printed once.
+pub async fn token_create(config_path: &Path, agent: &str) -> Result<String, CommandError> {
+    if !crate::config::is_valid_name(agent) {
+        return Err(CommandError::Invalid(format!(
+            "agent name {agent:?}: use letters, digits, '-', '_' and '.'"
+        )));
+    }
+    let config = Config::load(config_path)?;
+    let store = Store::connect(&config.database.url).await?;
+    let token = secrets::generate_token()?;
+    store
+        .add_agent_token(agent, &secrets::sha256_hex(token.as_bytes()))
+        .await?;
+    Ok(token)
+}
+
+/// `airlock check`: validates the config and every policy, and explains each tool's rule.
+/// Returns the report; an invalid config or policy is an error (exit 1).
+pub fn check(config_path: &Path) -> Result<String, CommandError> {
+    use std::fmt::Write;
+    let config = Config::load(config_path)?;
+    let mut report = format!("config {}: ok\n", config_path.display());
+    if config.upstreams.is_empty() {
+        report.push_str("warning: no [[upstream]] is configured; agents have nothing to reach\n");
+    }
+    for upstream in &config.upstreams {
+        let policy = PolicyHandle::load(upstream.policy.clone())
+            .map_err(|e| CommandError::Invalid(format!("upstream {}: {e}", upstream.name)))?;
+        let policy = policy.current();
+        let _ = writeln!(
+            report,
+            "\nupstream {} ({})",
+            upstream.name,
+            transport(upstream)
+        );
+        match &upstream.policy {
+            Some(path) => {
+                let _ = writeln!(report, "  policy {}", path.display());
+            }
+            None => report.push_str(
+                "  policy: none given, so every tool call needs approval (default: require_approval)\n",
+            ),
+        }
+        for warning in policy.warnings(|name| config.groups.contains_key(name)) {
+            let _ = writeln!(report, "  warning: {warning}");
+        }
+        for (tool, _) in policy.tools() {
+            let _ = writeln!(report, "  {tool:<24} {}", policy.describe(tool));
+        }
+        let _ = writeln!(
+            report,
+            "  {:<24} {}",
+            "(any other tool)",
+            describe_default(&policy)
+        );
+    }
+    Ok(report)
+}
+
+fn describe_default(policy: &Policy) -> String {
+    policy.describe("\0 not a tool name")
+}
+
+fn transport(upstream: &UpstreamConfig) -> String {
+    match (&upstream.command, &upstream.url) {
+        (Some(argv), _) => format!("stdio: {}", argv.join(" ")),
+        (None, Some(url)) => format!("http: {url}"),
+        (None, None) => "no transport".to_owned(),
+    }
+}
+
+/// The policy `airlock demo` starts with; written to the demo folder so it can be edited live.
+pub const DEMO_POLICY: &str = r#"{
+  "version": "1",
+  "default": "deny",
+  "tools": {
+    "get_chats": {},
+    "get_messages": {},
+    "slow_task": {},
+    "send_message": { "rate_limit": { "max": 5, "window": 60 } },
+    "delete_chat": { "action": "deny", "reason": "never from an agent" },
+    "export_session": { "action": "require_approval", "approvals": 1, "timeout": 600 }
+  }
+}
+"#;
+
+/// Options of `airlock demo`.
+pub struct DemoArgs {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+/// `airlock demo`: the gateway with the demo upstream on SQLite, no setup. Prints how to connect.
+pub async fn demo(args: DemoArgs) -> Result<(), CommandError> {
+    let io = |context: String| move |source| CommandError::Io { context, source };
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(io(format!("cannot create {}", args.data_dir.display())))?;
+    let dir = std::fs::canonicalize(&args.data_dir)
+        .map_err(io(format!("cannot resolve {}", args.data_dir.display())))?;
+    let policy_path = dir.join("telegram-policy.json");
+    if !policy_path.exists() {
+        std::fs::write(&policy_path, DEMO_POLICY)
+            .map_err(io(format!("cannot write {}", policy_path.display())))?;
+    }
+    let exe = std::env::current_exe().map_err(io("cannot find the airlock binary".to_owned()))?;
+    let call_log = dir.join("telegram-calls.jsonl");
+    let mut config = Config::from_toml("", None, std::iter::empty())?;
+    config.server.listen = args.listen;
+    config.server.public_url = format!("http://{}", args.listen);
+    config.database.url = format!("sqlite://{}", dir.join("airlock.db").display());
+    config.upstreams.push(UpstreamConfig {
+        name: "telegram".to_owned(),
+        command: Some(vec![
+            exe.display().to_string(),
+            "demo-upstream".to_owned(),
+            "--call-log".to_owned(),
+            call_log.display().to_string(),
+        ]),
+        env: Default::default(),
+        url: None,
+        headers: Default::default(),
+        policy: Some(policy_path.clone()),
+        isolation: None,
+    });
+    let app = Application::build(config).await?;
+    let token = secrets::generate_token()?;
+    app.state()
+        .store
+        .add_agent_token("demo-agent", &secrets::sha256_hex(token.as_bytes()))
+        .await?;
+    let url = format!("http://{}/mcp/telegram", app.local_addr());
+    println!(
+        "\
+Airlock demo is running.
+
+  MCP endpoint   {url}
+  agent token    {token}
+  health         http://{addr}/readyz    metrics http://{addr}/metrics
+  policy         {policy}   (edit it: changes apply within a second)
+  upstream log   {call_log}   (every call the demo upstream actually received)
+
+Connect Claude Code:
+  claude mcp add --transport http airlock-telegram {url} --header \"Authorization: Bearer {token}\"
+
+Or the MCP Inspector:
+  npx @modelcontextprotocol/inspector --cli {url} --transport http --header \"Authorization: Bearer {token}\" --method tools/list
+
+Try get_chats (allowed), send_message (5 per minute), delete_chat (denied) and export_session
+(needs approval: refused until the approval queue lands). Ctrl-C stops.
+",
+        addr = app.local_addr(),
+        policy = policy_path.display(),
+        call_log = call_log.display(),
+    );
+    app.run_until_stopped().await.map_err(CommandError::Serve)
+}
+
+/// `airlock demo-upstream`: the demo MCP server on stdio, or on Streamable HTTP with `--listen`.
+pub async fn demo_upstream(
+    listen: Option<SocketAddr>,
+    call_log: Option<PathBuf>,
+) -> Result<(), CommandError> {
+    let opts = crate::demo_upstream::DemoOptions { call_log };
+    match listen {
+        None => crate::demo_upstream::serve_stdio(opts).await?,
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| CommandError::Io {
+                    context: format!("cannot listen on {addr}"),
+                    source,
+                })?;
+            eprintln!("demo upstream: MCP Streamable HTTP on http://{}/mcp", addr);
+            crate::demo_upstream::serve_http(listener, opts).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,540 @@
+//! Typed configuration: `airlock.toml`, then `AIRLOCK_SECTION__KEY` environment overrides, then
+//! validation. A bad config stops start-up with a message that names the key and the fix; unknown
+//! keys are errors (an ignored setting is a hole). Relative paths resolve against the directory of the
+//! config file, so `airlock --config /etc/airlock/airlock.toml serve` works from any directory.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where `--config` points when nothing else is said.
+pub const DEFAULT_CONFIG_PATH: &str = "airlock.toml";
+const ENV_PREFIX: &str = "AIRLOCK_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "config file {path} not found; create it (see README.md, \"Configuration\") or pass --config PATH"
+    )]
+    NotFound { path: PathBuf },
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{origin}: {key}: {message}")]
+    Invalid {
+        origin: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole configuration, as validated at start-up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// Read now so that a config written for the email notifications is not rejected as unknown.
+    pub email: Option<EmailConfig>,
+    /// Reviewer groups, usable in a rule's `reviewers`.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<UpstreamConfig>,
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<AgentConfig>,
+    /// Where the file was read from; relative paths were resolved against its directory.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    /// Browser origins allowed on `/mcp`, besides `public_url`'s origin and localhost origins.
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    /// A downstream session with no request and no open stream for this long is closed.
+    pub session_idle_timeout: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            allowed_origins: Vec::new(),
+            max_body_bytes: 4 * 1024 * 1024,
+            session_idle_timeout: 1800,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://airlock.db".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub smtp_url: Secret,
+    pub from: String,
+    #[serde(default)]
+    pub to: Vec<String>,
+    pub password: Option<Secret>,
+}
+
+/// How downstream sessions map onto a stdio upstream's child processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// One child for the upstream, multiplexed by request-id rewriting.
+    Shared,
+    /// One child per downstream session, for stateful servers.
+    Session,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub name: String,
+    /// argv of a stdio MCP server.
+    pub command: Option<Vec<String>>,
+    /// Extra environment for the stdio child.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// A Streamable HTTP MCP endpoint.
+    pub url: Option<String>,
+    /// Extra headers sent to an HTTP upstream (e.g. its own `Authorization`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    pub policy: Option<PathBuf>,
+    pub isolation: Option<Isolation>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub name: String,
+    pub token_sha256: String,
+}
+
+/// A string that never shows in `Debug` output or logs.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(••••)")
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies `AIRLOCK_*` overrides from the process environment, validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ConfigError::NotFound {
+                    path: path.to_owned(),
+                }
+            } else {
+                ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
+        })?;
+        Self::from_toml(&text, Some(path), std::env::vars())
+    }
+
+    /// Parses TOML text with the given environment; `path` names the file in errors and anchors
+    /// relative paths.
+    pub fn from_toml(
+        text: &str,
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let origin = path.map_or_else(|| "config".to_owned(), |p| p.display().to_string());
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: PathBuf::from(&origin),
+                    message: e.to_string().trim_end().to_owned(),
+                })?;
+        let overrides = apply_env_overrides(&mut table, env)?;
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                let origin = overrides
+                    .iter()
+                    .find(|(k, _)| key.starts_with(k.as_str()))
+                    .map_or_else(|| origin.clone(), |(_, var)| format!("environment {var}"));
+                ConfigError::Invalid {
+                    origin,
+                    key,
+                    message: e.into_inner().to_string(),
+                }
+            })?;
+        config.source = path.map(Path::to_owned);
+        if let Some(dir) = path.and_then(Path::parent) {
+            config.resolve_paths(dir);
+        }
+        config.validate(&origin)?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, dir: &Path) {
+        for upstream in &mut self.upstreams {
+            if let Some(policy) = &upstream.policy
+                && policy.is_relative()
+            {
+                upstream.policy = Some(dir.join(policy));
+            }
+            if let Some(program) = upstream.command.as_mut().and_then(|argv| argv.first_mut())
+                && program.contains('/')
+                && Path::new(program.as_str()).is_relative()
+            {
+                *program = dir.join(&*program).display().to_string();
+            }
+        }
+        if let Some(file) = self.database.url.strip_prefix("sqlite://")
+            && !file.starts_with('/')
+            && !file.starts_with(':')
+        {
+            self.database.url = format!("sqlite://{}", dir.join(file).display());
+        }
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        url::Url::parse(&self.server.public_url).map_err(|e| {
+            invalid(
+                "server.public_url",
+                format!("{e}; expected an absolute URL such as \"http://127.0.0.1:8080\""),
+            )
+        })?;
+        for (i, allowed) in self.server.allowed_origins.iter().enumerate() {
+            if url::Url::parse(allowed).is_err() {
+                return Err(invalid(
+                    &format!("server.allowed_origins[{i}]"),
+                    format!("{allowed:?} is not an origin; write it as \"https://host[:port]\""),
+                ));
+            }
+        }
+        if self.server.max_body_bytes == 0 {
+            return Err(invalid(
+                "server.max_body_bytes",
+                "must be more than 0".to_owned(),
+            ));
+        }
+        let scheme_ok = self.database.url.starts_with("sqlite:");
+        if !scheme_ok {
+            return Err(invalid(
+                "database.url",
+                format!(
+                    "unsupported database URL {:?}; use \"sqlite://PATH\"",
+                    redact_url(&self.database.url)
+                ),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, upstream) in self.upstreams.iter().enumerate() {
+            let key = |field: &str| format!("upstream[{i}].{field}");
+            if !is_valid_name(&upstream.name) {
+                return Err(invalid(
+                    &key("name"),
+                    format!(
+                        "{:?} cannot be used in /mcp/{{upstream}}; use letters, digits, '-' and '_'",
+                        upstream.name
+                    ),
+                ));
+            }
+            if !seen.insert(upstream.name.as_str()) {
+                return Err(invalid(
+                    &key("name"),
+                    format!("upstream {:?} is defined twice", upstream.name),
+                ));
+            }
+            match (&upstream.command, &upstream.url) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        &key("command"),
+                        "give either `command` (stdio) or `url` (Streamable HTTP), not both"
+                            .to_owned(),
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        &upstream.name,
+                        "needs `command = [\"program\", \"arg\"]` (stdio) or `url = \"http://...\"`"
+                            .to_owned(),
+                    ));
+                }
+                (Some(argv), None) if argv.is_empty() || argv[0].is_empty() => {
+                    return Err(invalid(
+                        &key("command"),
+                        "is empty; give the program and its arguments".to_owned(),
+                    ));
+                }
+                (None, Some(url)) => {
+                    let parsed = url::Url::parse(url).map_err(|e| {
+                        invalid(&key("url"), format!("{e}; expected http(s)://host/path"))
+                    })?;
+                    if !matches!(parsed.scheme(), "http" | "https") {
+                        return Err(invalid(
+                            &key("url"),
+                            "must be an http:// or https:// URL".to_owned(),
+                        ));
+                    }
+                    if upstream.isolation == Some(Isolation::Shared) {
+                        return Err(invalid(
+                            &key("isolation"),
+                            "HTTP upstreams always get one upstream session per downstream session"
+                                .to_owned(),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+            for name in upstream.headers.keys() {
+                if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(invalid(
+                        &key(&format!("headers.{name}")),
+                        "is not a valid HTTP header name".to_owned(),
+                    ));
+                }
+            }
+        }
+        for (i, agent) in self.agents.iter().enumerate() {
+            if !is_valid_name(&agent.name) {
+                return Err(invalid(
+                    &format!("agent[{i}].name"),
+                    "use letters, digits, '-', '_' and '.'".to_owned(),
+                ));
+            }
+            let hex = &agent.token_sha256;
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    &format!("agent[{i}].token_sha256"),
+                    "expected 64 hex digits: the SHA-256 of the token (`printf %s TOKEN | sha256sum`)"
+                        .to_owned(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn upstream(&self, name: &str) -> Option<&UpstreamConfig> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+}
+
+/// Names of upstreams and agents appear in URLs and logs: keep them to a safe alphabet.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Hides a password in a URL before it is shown to anyone.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("••••"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Applies `AIRLOCK_SECTION__KEY=value` overrides to scalar keys of the parsed file. Values are read
+/// as TOML when they parse (`8080`, `true`, `["a"]`) and as plain strings otherwise. Returns which
+/// key paths came from which variable, so errors can point at the variable instead of the file.
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut applied = Vec::new();
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if !rest.contains("__") {
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        let invalid = |message: &str| ConfigError::Invalid {
+            origin: format!("environment {var}"),
+            key: path.join("."),
+            message: message.to_owned(),
+        };
+        if path.len() != 2 || path.iter().any(String::is_empty) {
+            return Err(invalid(
+                "expected AIRLOCK_SECTION__KEY, e.g. AIRLOCK_DATABASE__URL",
+            ));
+        }
+        if matches!(path[0].as_str(), "upstream" | "agent") {
+            return Err(invalid(
+                "[[upstream]] and [[agent]] entries can only be set in the config file",
+            ));
+        }
+        let section = table
+            .entry(path[0].clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(section) = section.as_table_mut() else {
+            return Err(invalid("this section is not a table in the config file"));
+        };
+        section.insert(path[1].clone(), parse_env_value(&raw));
+        applied.push((path.join("."), var));
+    }
+    Ok(applied)
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        Config::from_toml(text, Some(Path::new("/etc/airlock/airlock.toml")), env)
+    }
+
+    #[test]
+    fn defaults_apply_to_an_empty_file() {
+        let config = parse("", &[]).expect("empty config is valid");
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.server.max_body_bytes, 4_194_304);
+        assert_eq!(config.database.url, "sqlite:///etc/airlock/airlock.db");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let config = parse(
+            "[[upstream]]\nname = \"t\"\ncommand = [\"./bin/t\", \"--x\"]\npolicy = \"p/t.json\"\n",
+            &[],
+        )
+        .expect("valid");
+        let upstream = &config.upstreams[0];
+        assert_eq!(
+            upstream.policy.as_deref(),
+            Some(Path::new("/etc/airlock/p/t.json"))
+        );
+        assert_eq!(
+            upstream.command.as_deref(),
+            Some(&["/etc/airlock/./bin/t".to_owned(), "--x".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        let err =
+            parse("[server]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n", &[]).expect_err("unknown key");
+        let text = err.to_string();
+        assert!(text.contains("server"), "{text}");
+        assert!(text.contains("listn"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let err = parse("[server]\nlisten = \"not an address\"\n", &[]).expect_err("bad addr");
+        assert!(err.to_string().contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_scalars_and_is_named_in_errors() {
+        let config = parse(
+            "",
+            &[
+                ("AIRLOCK_SERVER__LISTEN", "0.0.0.0:9999"),
+                ("AIRLOCK_SERVER__MAX_BODY_BYTES", "1024"),
+                ("AIRLOCK_CONFIG", "ignored.toml"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(config.server.listen.to_string(), "0.0.0.0:9999");
+        assert_eq!(config.server.max_body_bytes, 1024);
+
+        let err = parse("", &[("AIRLOCK_SERVER__MAX_BODY_BYTES", "lots")]).expect_err("bad");
+        assert!(
+            err.to_string()
+                .contains("environment AIRLOCK_SERVER__MAX_BODY_BYTES"),
+            "{err}"
+        );
+        let err = parse("", &[("AIRLOCK_UPSTREAM__NAME", "x")]).expect_err("array table");
+        assert!(
+            err.to_string().contains("only be set in the config file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_upstream_needs_exactly_one_transport() {
+        let err = parse("[[upstream]]\nname = \"t\"\n", &[]).expect_err("no transport");
+        assert!(err.to_string().contains("command"), "{err}");
+        let err = parse(
+            "[[upstream]]\nname = \"t\"\ncommand = [\"x\"]\nurl = \"http://h/mcp\"\n",
+            &[],
+        )
+        .expect_err("both");
+        assert!(err.to_string().contains("not both"), "{err}");
+        let err =
+            parse("[[upstream]]\nname = \"a b\"\ncommand = [\"x\"]\n", &[]).expect_err("bad name");
+        assert!(err.to_string().contains("upstream[0].name"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let config = parse(
+            "[email]\nsmtp_url = \"smtp://u:hunter2@h\"\nfrom = \"a@b.c\"\npassword = \"hunter2\"\n",
+            &[],
+        )
+        .expect("valid");
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

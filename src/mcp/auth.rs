@@ -1,0 +1,141 @@
+//! Who may use `/mcp`: the browser `Origin` check (DNS-rebinding defence) and agent bearer tokens.
+//! Tokens are compared by their SHA-256, against `[[agent]]` entries of the config and tokens made
+//! by `airlock token create`; a token is never logged or echoed.
+
+use axum::http::{HeaderMap, header};
+
+use crate::config::Config;
+use crate::secrets::sha256_hex;
+use crate::store::{Store, StoreError};
+
+/// The agent a request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentIdentity {
+    pub name: String,
+    /// The SHA-256 of the token used: rate limits of stateless clients count per token.
+    pub token_sha256: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error(
+        "missing bearer token: send `Authorization: Bearer <token>` (create one with `airlock token create --agent NAME`)"
+    )]
+    Missing,
+    #[error("invalid bearer token")]
+    Invalid,
+    #[error("cannot check the token")]
+    Store(#[from] StoreError),
+}
+
+/// Origins a browser may call `/mcp` from: `public_url`'s, the configured ones, and localhost.
+#[derive(Debug, Clone)]
+pub struct OriginPolicy {
+    allowed: Vec<String>,
+}
+
+impl OriginPolicy {
+    pub fn from_config(config: &Config) -> Self {
+        let mut allowed: Vec<String> = config
+            .server
+            .allowed_origins
+            .iter()
+            .filter_map(|o| url::Url::parse(o).ok())
+            .map(|u| u.origin().ascii_serialization())
+            .collect();
+        if let Ok(public) = url::Url::parse(&config.server.public_url) {
+            allowed.push(public.origin().ascii_serialization());
+        }
+        Self { allowed }
+    }
+
+    /// A request without `Origin` (not from a browser) is allowed; one with an origin must match.
+    pub fn permits(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return true;
+        };
+        let Some(parsed) = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok()) else {
+            return false;
+        };
+        let is_local = matches!(
+            parsed.host(),
+            Some(url::Host::Domain("localhost"))
+                | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
+                | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
+        );
+        is_local
+            || self
+                .allowed
+                .contains(&parsed.origin().ascii_serialization())
+    }
+}
+
+/// Finds the agent behind the request's bearer token.
+pub async fn authenticate(
+    config: &Config,
+    store: &Store,
+    headers: &HeaderMap,
+) -> Result<AgentIdentity, AuthError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(AuthError::Missing)?;
+    let digest = sha256_hex(token.as_bytes());
+    if let Some(agent) = config
+        .agents
+        .iter()
+        .find(|a| a.token_sha256.eq_ignore_ascii_case(&digest))
+    {
+        return Ok(AgentIdentity {
+            name: agent.name.clone(),
+            token_sha256: digest,
+        });
+    }
+    match store.agent_by_token(&digest).await? {
+        Some(agent) => Ok(AgentIdentity {
+            name: agent.name,
+            token_sha256: digest,
+        }),
+        None => Err(AuthError::Invalid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with_origin(origin: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_str(origin).expect("ascii"),
+        );
+        headers
+    }
+
+    #[test]
+    fn origins_are_checked_against_public_url_configured_and_localhost() {
+        let config = Config::from_toml(
+            "[server]\npublic_url = \"https://airlock.example.org\"\nallowed_origins = [\"https://app.example.org\"]\n",
+            None,
+            std::iter::empty(),
+        )
+        .expect("valid");
+        let policy = OriginPolicy::from_config(&config);
+        assert!(policy.permits(&HeaderMap::new()));
+        assert!(policy.permits(&with_origin("https://airlock.example.org")));
+        assert!(policy.permits(&with_origin("https://app.example.org")));
+        assert!(policy.permits(&with_origin("http://localhost:6274")));
+        assert!(policy.permits(&with_origin("http://127.0.0.1:3000")));
+        assert!(!policy.permits(&with_origin("https://evil.example.com")));
+        assert!(!policy.permits(&with_origin("null")));
+        assert!(!policy.permits(&with_origin("http://localhost.evil.com")));
+    }
+}

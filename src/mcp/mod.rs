@@ -1,0 +1,80 @@
+//! The MCP face: the downstream Streamable HTTP endpoint agents connect to, their sessions, and the
+//! policy gate on `tools/call`. Messages pass through as JSON values; only `initialize`,
+//! `server/discover` and `tools/call` are looked into.
+
+pub mod auth;
+mod endpoint;
+mod reply;
+pub mod session;
+mod tools_call;
+
+use axum::Router;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+
+/// Handshake-era revisions served downstream, oldest first.
+pub const HANDSHAKE_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
+pub const LATEST_HANDSHAKE_VERSION: &str = "2025-11-25";
+/// The stateless revision: no `initialize`, no sessions, routing headers on every POST.
+pub const STATELESS_VERSION: &str = "2026-07-28";
+
+pub const SESSION_HEADER: &str = "mcp-session-id";
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+pub const METHOD_HEADER: &str = "mcp-method";
+pub const NAME_HEADER: &str = "mcp-name";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/mcp/{upstream}",
+        post(endpoint::post)
+            .get(endpoint::get)
+            .delete(endpoint::delete),
+    )
+}
+
+/// The version to answer an `initialize` with: the requested one when served; an older request
+/// (2024-11-05) gets the oldest served, anything else the latest (as the spec's negotiation says).
+pub fn negotiate_version(requested: &str) -> &'static str {
+    if let Some(known) = HANDSHAKE_VERSIONS.iter().find(|v| **v == requested) {
+        return known;
+    }
+    if requested < HANDSHAKE_VERSIONS[0] {
+        HANDSHAKE_VERSIONS[0]
+    } else {
+        LATEST_HANDSHAKE_VERSION
+    }
+}
+
+/// A 2026-07-28 `server/discover` result built from the upstream's `InitializeResult`: Airlock holds
+/// the handshake-era upstream session and speaks the stateless revision on its behalf.
+pub fn discover_result(init: &Value) -> Value {
+    let mut versions: Vec<&str> = vec![STATELESS_VERSION];
+    versions.extend(HANDSHAKE_VERSIONS.iter().rev());
+    let mut result = json!({
+        "resultType": "complete",
+        "supportedVersions": versions,
+        "capabilities": init.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+        "ttlMs": 0,
+        "cacheScope": "private",
+        "_meta": {"io.modelcontextprotocol/serverInfo": init.get("serverInfo").cloned().unwrap_or(Value::Null)},
+    });
+    if let Some(instructions) = init.get("instructions") {
+        result["instructions"] = instructions.clone();
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_follows_the_spec() {
+        assert_eq!(negotiate_version("2025-06-18"), "2025-06-18");
+        assert_eq!(negotiate_version("2024-11-05"), "2025-03-26");
+        assert_eq!(negotiate_version("2030-01-01"), "2025-11-25");
+        assert_eq!(negotiate_version(""), "2025-03-26");
+    }
+}

@@ -1,0 +1,160 @@
+//! Turning a request's reply stream into an HTTP response: an SSE stream (related notifications and
+//! server requests first, then the response, then the end) or, for clients that only accept JSON,
+//! one JSON body.
+//!
+//! Every forwarded request ends here, so this is where its outcome is counted, its rate-limit slot
+//! is given back if the upstream failed, and (for 2026-07-28 clients) a closed stream becomes a
+//! cancellation upstream.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::jsonrpc;
+use crate::metrics::{Metrics, Outcome};
+use crate::policy::Slot;
+use crate::upstream::{Connection, Inbound, ReplyRx};
+
+/// Keep-alive comments keep idle proxies and clients from closing a long call's stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Everything needed to finish one forwarded request.
+pub struct Forwarded {
+    pub upstream: Arc<str>,
+    pub method: String,
+    /// The tool's name when this is a `tools/call`.
+    pub tool: Option<String>,
+    pub original_id: Value,
+    pub metrics: Arc<Metrics>,
+    pub slot: Option<Slot>,
+    pub started: Instant,
+    /// Set for 2026-07-28 requests: closing the stream cancels the upstream call.
+    pub cancel_on_close: Option<(Connection, u64)>,
+    /// Where related messages go when the reply is one JSON body and cannot carry them.
+    pub overflow: Option<mpsc::Sender<Value>>,
+}
+
+impl Forwarded {
+    /// Turns a reply item into the message for the client; true when it is the final one.
+    fn render(&mut self, item: Inbound) -> (Value, bool) {
+        match item {
+            Inbound::Message(msg) => {
+                let last = msg.get("method").is_none();
+                if last {
+                    self.finish(&msg);
+                }
+                (msg, last)
+            }
+            Inbound::Failed(e) => {
+                self.record(Outcome::Unavailable);
+                self.release_slot();
+                let id = self.original_id.clone();
+                let msg = if self.tool.is_some() {
+                    jsonrpc::tool_error_result(id, format!("{e}; try again later"))
+                } else {
+                    jsonrpc::error_response(id, jsonrpc::INTERNAL_ERROR, e.to_string())
+                };
+                (msg, true)
+            }
+        }
+    }
+
+    fn finish(&mut self, response: &Value) {
+        let outcome = if response.get("error").is_some() {
+            self.release_slot();
+            Outcome::Error
+        } else if response.pointer("/result/isError") == Some(&Value::Bool(true)) {
+            Outcome::ToolError
+        } else {
+            Outcome::Ok
+        };
+        self.record(outcome);
+    }
+
+    fn record(&mut self, outcome: Outcome) {
+        self.cancel_on_close = None;
+        self.metrics
+            .observe_latency(&self.upstream, &self.method, self.started.elapsed());
+        if let Some(tool) = &self.tool {
+            self.metrics.tool_call(&self.upstream, tool, outcome);
+        }
+    }
+
+    /// A call the upstream did not carry out gives its rate-limit slot back.
+    fn release_slot(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.release();
+        }
+    }
+}
+
+impl Drop for Forwarded {
+    fn drop(&mut self) {
+        if let Some((conn, upstream_id)) = self.cancel_on_close.take() {
+            self.release_slot();
+            tokio::spawn(async move {
+                conn.cancel(upstream_id, "the client closed the response stream")
+                    .await;
+            });
+        }
+    }
+}
+
+/// Streams the reply as SSE until the final message.
+pub fn sse(forwarded: Forwarded, replies: ReplyRx) -> Response {
+    Sse::new(events(forwarded, replies))
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+fn events(forwarded: Forwarded, replies: ReplyRx) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold(Some((forwarded, replies)), |state| async move {
+        let (mut forwarded, mut replies) = state?;
+        let item = replies.recv().await?;
+        let (msg, last) = forwarded.render(item);
+        let event = message_event(&msg);
+        Some((Ok(event), (!last).then_some((forwarded, replies))))
+    })
+}
+
+pub fn message_event(msg: &Value) -> Event {
+    Event::default().event("message").data(msg.to_string())
+}
+
+/// Waits for the final message and answers with it as one JSON body.
+pub async fn json(mut forwarded: Forwarded, mut replies: ReplyRx) -> Response {
+    while let Some(item) = replies.recv().await {
+        let (msg, last) = forwarded.render(item);
+        if last {
+            return Json(msg).into_response();
+        }
+        if let Some(overflow) = &forwarded.overflow
+            && overflow.try_send(msg).is_err()
+        {
+            tracing::warn!("session queue full; dropping a server message");
+        }
+    }
+    // The call was cancelled: there is no answer to give.
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// One message as the whole answer, in the form the client asked for.
+pub fn single(msg: Value, as_sse: bool) -> Response {
+    if as_sse {
+        let event = message_event(&msg);
+        Sse::new(futures_util::stream::once(async move {
+            Ok::<_, Infallible>(event)
+        }))
+        .into_response()
+    } else {
+        Json(msg).into_response()
+    }
+}

@@ -1,0 +1,143 @@
+//! Downstream MCP sessions (handshake era): created by `initialize`, named by `Mcp-Session-Id`,
+//! bound to the agent that created them, ended by DELETE, by idling too long, or by shutdown.
+//!
+//! A session holds its upstream connection (shared or its own) and the receiving end of its sink:
+//! the queue of server messages not tied to one of its calls, drained by its GET stream.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::mcp::auth::AgentIdentity;
+use crate::upstream::{Connection, SessionKey, Upstream};
+
+pub struct Session {
+    pub id: SessionKey,
+    pub upstream: Arc<Upstream>,
+    pub conn: Connection,
+    pub agent: AgentIdentity,
+    pub protocol_version: &'static str,
+    /// Drained by the GET stream; a mutex so only one GET stream reads it at a time.
+    pub sink: Arc<tokio::sync::Mutex<mpsc::Receiver<Value>>>,
+    /// Where a JSON-mode request puts related messages it cannot carry itself.
+    pub sink_tx: mpsc::Sender<Value>,
+    /// True when the connection is this session's own and ends with it.
+    owns_conn: bool,
+    created: Instant,
+    /// Milliseconds after `created` of the last request.
+    last_active_ms: AtomicU64,
+}
+
+/// How many server messages wait for a session's GET stream before newer ones are dropped.
+const SINK_CAPACITY: usize = 1024;
+
+impl Session {
+    pub fn new(
+        id: SessionKey,
+        upstream: Arc<Upstream>,
+        conn: Connection,
+        owns_conn: bool,
+        agent: AgentIdentity,
+        protocol_version: &'static str,
+    ) -> Arc<Self> {
+        let (sink_tx, sink_rx) = mpsc::channel(SINK_CAPACITY);
+        conn.register_session(id.clone(), sink_tx.clone());
+        Arc::new(Self {
+            id,
+            upstream,
+            conn,
+            agent,
+            protocol_version,
+            sink: Arc::new(tokio::sync::Mutex::new(sink_rx)),
+            sink_tx,
+            owns_conn,
+            created: Instant::now(),
+            last_active_ms: AtomicU64::new(0),
+        })
+    }
+
+    pub fn touch(&self) {
+        let ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_active_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.created.elapsed().saturating_sub(Duration::from_millis(
+            self.last_active_ms.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// A session with its GET stream open is in use even when it sends nothing.
+    fn has_open_stream(&self) -> bool {
+        self.sink.try_lock().is_err()
+    }
+
+    fn close(&self) {
+        self.conn.unregister_session(&self.id);
+        if self.owns_conn {
+            self.conn.stop();
+        }
+    }
+}
+
+/// All live downstream sessions of this process.
+#[derive(Default)]
+pub struct SessionRegistry {
+    sessions: Mutex<HashMap<SessionKey, Arc<Session>>>,
+}
+
+impl SessionRegistry {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Arc<Session>>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn insert(&self, session: Arc<Session>) {
+        self.map().insert(session.id.clone(), session);
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.map().get(id).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map().is_empty()
+    }
+
+    /// Ends a session; returns it if it existed.
+    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        let session = self.map().remove(id)?;
+        session.close();
+        Some(session)
+    }
+
+    /// Ends sessions idle for longer than `idle` with no stream open; returns their ids.
+    pub fn reap_idle(&self, idle: Duration) -> Vec<SessionKey> {
+        let stale: Vec<SessionKey> = self
+            .map()
+            .values()
+            .filter(|s| s.idle_for() > idle && !s.has_open_stream())
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &stale {
+            self.remove(id);
+        }
+        stale
+    }
+
+    pub fn close_all(&self) {
+        let sessions: Vec<_> = self.map().drain().map(|(_, s)| s).collect();
+        for session in sessions {
+            session.close();
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The operator face over HTTP: liveness (`/healthz`), readiness (`/readyz`: store, upstreams,
+//! policies) and Prometheus metrics (`/metrics`).
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+use crate::app::AppState;
+use crate::policy::PolicyStatus;
+use crate::upstream::LinkState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// 200 when the store answers, every shared upstream is up and every policy loaded; else 503,
+/// with the reason per component in the body.
+async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    let mut ready = true;
+    let store = match app.store.ping().await {
+        Ok(()) => json!("ok"),
+        Err(e) => {
+            ready = false;
+            tracing::warn!(error = %e, "store not ready");
+            json!(format!("error: {e}"))
+        }
+    };
+    let mut upstreams = Map::new();
+    for (name, upstream) in app.upstreams.iter() {
+        let link = match upstream.service_state() {
+            Some(LinkState::Up(_)) => "up".to_owned(),
+            Some(LinkState::Starting) => {
+                ready &= !upstream.shares_service_connection();
+                "starting".to_owned()
+            }
+            Some(LinkState::Down(cause)) => {
+                ready &= !upstream.shares_service_connection();
+                format!("down: {cause}")
+            }
+            Some(LinkState::Stopped) => {
+                ready = false;
+                "stopped".to_owned()
+            }
+            None => "connects per session".to_owned(),
+        };
+        let policy = match upstream.policy.status() {
+            PolicyStatus::Ok => "ok".to_owned(),
+            PolicyStatus::Stale { error } => {
+                ready = false;
+                format!("stale: last edit rejected: {error}")
+            }
+        };
+        upstreams.insert(name.clone(), json!({"link": link, "policy": policy}));
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({"ready": ready, "store": store, "upstreams": Value::Object(upstreams)});
+    (status, Json(body))
+}
+
+async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    let sessions = app.sessions.len() as f64;
+    let text = app.metrics.render(&[(
+        "airlock_sessions",
+        "Open downstream MCP sessions.",
+        sessions,
+    )]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}

@@ -1,0 +1,265 @@
+//! What `airlock check` says about a policy: each tool's rule in a few words, and the warnings.
+//!
+//! Warnings are for policies that load but probably do not do what their author meant: no
+//! `default` (unlisted tools are then allowed), no policy file at all (every call waits for a
+//! human), and approval rules whose `reviewers` can never reach the quorum or whose `reviewers`
+//! and `notify` entries name nobody. Whether a name is a `[groups]` entry is the configuration's
+//! business, so the caller says (`is_group`); a name with an `@` is taken to be a user's email.
+
+use std::fmt::Write as _;
+
+use super::evaluate::Secs;
+use super::model::{ApprovalRule, Policy, PolicyOrigin, Rule};
+
+impl Policy {
+    /// The rule for `tool` in a few words: `allow`, `allow, rate limit 10 per 60 s`,
+    /// `deny: never from an agent`, `require approval (1 of security; timeout 600 s)`,
+    /// `deny (default: not listed)`.
+    pub fn describe(&self, tool: &str) -> String {
+        let resolved = self.rule_for(tool);
+        let mut text = String::new();
+        let default_note = (!resolved.listed).then_some("default: not listed");
+        match resolved.rule {
+            Rule::Allow { rate_limit } => {
+                text.push_str("allow");
+                if let Some(limit) = rate_limit {
+                    let _ = write!(
+                        text,
+                        ", rate limit {} per {} s",
+                        limit.max(),
+                        Secs(limit.window())
+                    );
+                }
+                if let Some(note) = default_note {
+                    let _ = write!(text, " ({note})");
+                }
+            }
+            Rule::Deny { reason } => {
+                text.push_str("deny");
+                if let Some(note) = default_note {
+                    let _ = write!(text, " ({note})");
+                } else if let Some(reason) = reason {
+                    let _ = write!(text, ": {reason}");
+                }
+            }
+            Rule::RequireApproval(approval) => {
+                let details = approval_details(approval);
+                match default_note {
+                    Some(note) => {
+                        let _ = write!(text, "require approval ({note}; {details})");
+                    }
+                    None => {
+                        let _ = write!(text, "require approval ({details})");
+                    }
+                }
+                if let Some(reason) = approval.reason() {
+                    let _ = write!(text, ": {reason}");
+                }
+            }
+        }
+        text
+    }
+
+    /// Things about this policy worth a second look; `is_group` tells whether a name is a
+    /// `[groups]` entry of the configuration.
+    pub fn warnings(&self, is_group: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut warnings = Vec::new();
+        match &self.origin {
+            PolicyOrigin::BuiltIn => warnings.push(
+                "no policy file: every tool call waits for a human approval \
+                 (default: require_approval); write a policy to allow routine tools"
+                    .to_owned(),
+            ),
+            PolicyOrigin::File(_) if self.default_is_implicit() => warnings.push(
+                "no \"default\": tools not listed are allowed (PolicyLayer semantics); \
+                 add \"default\": \"deny\" or \"require_approval\" to allow only the listed tools"
+                    .to_owned(),
+            ),
+            PolicyOrigin::File(_) => {}
+        }
+        for (tool, rule) in self.tools() {
+            if let Rule::RequireApproval(approval) = rule {
+                check_approval(&format!("tools.{tool}"), approval, &is_group, &mut warnings);
+            }
+        }
+        warnings
+    }
+}
+
+/// `1 of security; timeout 600 s`, or `1 of any approver; ...` without `reviewers`.
+fn approval_details(approval: &ApprovalRule) -> String {
+    let who = if approval.reviewers().is_empty() {
+        "any approver".to_owned()
+    } else {
+        approval.reviewers().join(", ")
+    };
+    format!(
+        "{} of {who}; timeout {} s",
+        approval.approvals(),
+        Secs(approval.timeout())
+    )
+}
+
+fn check_approval(
+    key_path: &str,
+    approval: &ApprovalRule,
+    is_group: &dyn Fn(&str) -> bool,
+    warnings: &mut Vec<String>,
+) {
+    let names_someone = |name: &str| name.contains('@') || is_group(name);
+    let nobody: Vec<&str> = approval
+        .reviewers()
+        .iter()
+        .map(String::as_str)
+        .filter(|name| !names_someone(name))
+        .collect();
+    for name in &nobody {
+        warnings.push(format!(
+            "{key_path}.reviewers: {name:?} is neither an email address nor a [groups] name, \
+             so it names nobody"
+        ));
+    }
+    if !approval.reviewers().is_empty() && nobody.len() == approval.reviewers().len() {
+        warnings.push(format!(
+            "{key_path}: no reviewer can decide, so every call will expire unapproved"
+        ));
+    } else if approval.reviewers().iter().all(|name| name.contains('@'))
+        && approval.reviewers().len() < approval.approvals() as usize
+        && !approval.reviewers().is_empty()
+    {
+        let named = approval.reviewers().len();
+        warnings.push(format!(
+            "{key_path}: needs {} approvals but names only {named} reviewer{}, so every call \
+             will expire unapproved",
+            approval.approvals(),
+            if named == 1 { "" } else { "s" }
+        ));
+    }
+    for name in approval.notify() {
+        if !names_someone(name) {
+            warnings.push(format!(
+                "{key_path}.notify: {name:?} is neither an email address nor a [groups] name, \
+                 so nobody is notified by it"
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn parse(name: &str, text: &str) -> Policy {
+        match Policy::parse(Path::new(name), text) {
+            Ok(policy) => policy,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    fn no_groups(_: &str) -> bool {
+        false
+    }
+
+    #[test]
+    fn each_kind_of_rule_is_described_in_a_few_words() {
+        let policy = parse(
+            "policies/telegram.json",
+            r#"{ "version": "1", "default": "deny",
+              "tools": {
+                "get_chats":      {},
+                "send_message":   { "rate_limit": { "max": 10, "window": 60 } },
+                "delete_account": { "action": "deny", "reason": "never from an agent" },
+                "leave_chat":     { "action": "deny" },
+                "export_session": { "action": "require_approval", "approvals": 1, "timeout": 600,
+                                    "reviewers": ["security"], "notify": ["security@example.org"] },
+                "ban_user":       { "action": "require_approval", "reason": "affects other people" }
+              } }"#,
+        );
+        assert_eq!(policy.describe("get_chats"), "allow");
+        assert_eq!(
+            policy.describe("send_message"),
+            "allow, rate limit 10 per 60 s"
+        );
+        assert_eq!(
+            policy.describe("delete_account"),
+            "deny: never from an agent"
+        );
+        assert_eq!(policy.describe("leave_chat"), "deny");
+        assert_eq!(
+            policy.describe("export_session"),
+            "require approval (1 of security; timeout 600 s)"
+        );
+        assert_eq!(
+            policy.describe("ban_user"),
+            "require approval (1 of any approver; timeout 600 s): affects other people"
+        );
+        assert_eq!(
+            policy.describe("send_sticker"),
+            "deny (default: not listed)"
+        );
+    }
+
+    #[test]
+    fn unlisted_tools_are_described_by_the_default() {
+        let allow = parse("p.json", r#"{"version": "1"}"#);
+        assert_eq!(allow.describe("x"), "allow (default: not listed)");
+        assert_eq!(
+            Policy::require_approval_by_default().describe("x"),
+            "require approval (default: not listed; 1 of any approver; timeout 600 s)"
+        );
+    }
+
+    #[test]
+    fn a_file_without_default_is_warned_about() {
+        let warnings = parse("p.json", r#"{"version": "1", "tools": {}}"#).warnings(no_groups);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("no \"default\""), "{warnings:?}");
+        let explicit = parse("p.json", r#"{"version": "1", "default": "allow"}"#);
+        assert!(explicit.warnings(no_groups).is_empty());
+    }
+
+    #[test]
+    fn the_built_in_policy_is_warned_about() {
+        let warnings = Policy::require_approval_by_default().warnings(no_groups);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("no policy file"), "{warnings:?}");
+    }
+
+    #[test]
+    fn reviewers_and_recipients_that_name_nobody_are_warned_about() {
+        let policy = parse(
+            "p.toml",
+            r#"
+            version = "1"
+            default = "deny"
+            [tools.export_session]
+            action = "require_approval"
+            reviewers = ["secuirty"]
+            notify = ["security", "ops"]
+            [tools.wipe]
+            action = "require_approval"
+            approvals = 2
+            reviewers = ["alice@example.org"]
+            [tools.fine]
+            action = "require_approval"
+            approvals = 2
+            reviewers = ["security"]
+            "#,
+        );
+        let warnings = policy.warnings(|name| name == "security");
+        assert_eq!(
+            warnings,
+            [
+                "tools.export_session.reviewers: \"secuirty\" is neither an email address nor a \
+                 [groups] name, so it names nobody",
+                "tools.export_session: no reviewer can decide, so every call will expire unapproved",
+                "tools.export_session.notify: \"ops\" is neither an email address nor a [groups] \
+                 name, so nobody is notified by it",
+                "tools.wipe: needs 2 approvals but names only 1 reviewer, so every call will \
+                 expire unapproved",
+            ]
+        );
+    }
+}

@@ -1,0 +1,613 @@
+//! Strict loading of policy files (JSON or TOML) into a [`Policy`].
+//!
+//! The format is PolicyLayer's `policy.json` (DESIGN.md, "Policy"); a `*.toml` file holds the same
+//! document in TOML syntax. Loading is strict because a setting that is silently ignored is a hole
+//! in the policy: unknown keys anywhere, `null` values, duplicate tool names, out-of-range numbers
+//! and settings that mean nothing for a rule's action (`approvals` on a denied tool, `rate_limit`
+//! on one that needs approval) are all errors. `version` must be `"1"` and is required, as in
+//! PolicyLayer's own validator. Every error names the file and the key path and says what would be
+//! accepted; syntax and value errors also carry the line and column.
+//!
+//! Choices that go beyond the contract: `description` (a PolicyLayer top-level key) is accepted;
+//! `reason` is accepted on `require_approval` rules as a note for reviewers but rejected on allowed
+//! tools, where nobody would ever see it; a tool named `"*"` is rejected because PolicyLayer files
+//! mean a wildcard by it, which this format does not support yet.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+
+use super::error::{Location, PolicyError};
+use super::model::{
+    ApprovalRule, DEFAULT_APPROVAL_TIMEOUT, DefaultAction, Policy, PolicyOrigin, RateLimit, Rule,
+};
+
+/// The longest `window` or `timeout` accepted, in seconds (365 days).
+const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
+/// The largest `rate_limit.max`: the limiter remembers each counted call, so this bounds memory.
+const MAX_CALLS: u64 = 100_000;
+/// The largest `approvals`.
+const MAX_APPROVALS: u64 = 1_000;
+
+/// The syntax a policy file is written in, chosen by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyFormat {
+    Json,
+    Toml,
+}
+
+impl PolicyFormat {
+    /// `*.json` is JSON and `*.toml` is TOML (case-insensitively); anything else is unsupported.
+    pub fn from_path(path: &Path) -> Option<Self> {
+        let extension = path.extension()?.to_str()?;
+        if extension.eq_ignore_ascii_case("json") {
+            Some(PolicyFormat::Json)
+        } else if extension.eq_ignore_ascii_case("toml") {
+            Some(PolicyFormat::Toml)
+        } else {
+            None
+        }
+    }
+}
+
+impl Policy {
+    /// Reads and validates the policy file at `path`.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let bytes = std::fs::read(path).map_err(|cause| PolicyError::Read {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        Self::from_bytes(path, bytes)
+    }
+
+    /// Validates `bytes` read from `path` (which names the format and is quoted in errors).
+    pub(super) fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, PolicyError> {
+        let text = String::from_utf8(bytes).map_err(|_| PolicyError::Read {
+            path: path.to_path_buf(),
+            cause: std::io::Error::new(std::io::ErrorKind::InvalidData, "the file is not UTF-8"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates the policy document `text`; `path` names the format (by its extension) and is
+    /// quoted in errors and kept as the policy's origin.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, PolicyError> {
+        let format =
+            PolicyFormat::from_path(path).ok_or_else(|| PolicyError::UnsupportedFormat {
+                path: path.to_path_buf(),
+            })?;
+        let raw = match format {
+            PolicyFormat::Json => parse_json(text),
+            PolicyFormat::Toml => parse_toml(text),
+        };
+        raw.and_then(|raw| convert(raw, format, path))
+            .map_err(|failure| PolicyError::Invalid {
+                path: path.to_path_buf(),
+                key_path: failure.key_path,
+                message: failure.message,
+                location: failure.location,
+            })
+    }
+}
+
+/// An error in the document, before it is tied to the file's path.
+struct Failure {
+    key_path: String,
+    message: String,
+    location: Option<Location>,
+}
+
+impl Failure {
+    fn at(key_path: String, message: String) -> Self {
+        Self {
+            key_path,
+            message,
+            location: None,
+        }
+    }
+}
+
+/// `serde_path_to_error` writes the root as `.`; the error message leaves the root unnamed.
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    let rendered = path.to_string();
+    if rendered == "." {
+        String::new()
+    } else {
+        rendered
+    }
+}
+
+fn parse_json(text: &str) -> Result<RawPolicy, Failure> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let raw = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|error| json_failure(key_path(error.path()), error.into_inner()))?;
+    // Trailing content after the document is an error too, not silently dropped.
+    deserializer
+        .end()
+        .map_err(|error| json_failure(String::new(), error))?;
+    Ok(raw)
+}
+
+fn json_failure(key_path: String, error: serde_json::Error) -> Failure {
+    let (line, column) = (error.line(), error.column());
+    let mut message = error.to_string();
+    let location = if line > 0 {
+        // serde_json appends the position to the message; it is reported separately here.
+        let suffix = format!(" at line {line} column {column}");
+        if message.ends_with(&suffix) {
+            message.truncate(message.len() - suffix.len());
+        }
+        Some(Location {
+            line,
+            column: column.max(1),
+        })
+    } else {
+        None
+    };
+    Failure {
+        key_path,
+        message,
+        location,
+    }
+}
+
+fn parse_toml(text: &str) -> Result<RawPolicy, Failure> {
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|error| toml_failure(String::new(), &error, text))?;
+    serde_path_to_error::deserialize(deserializer)
+        .map_err(|error| toml_failure(key_path(error.path()), error.inner(), text))
+}
+
+fn toml_failure(key_path: String, error: &toml::de::Error, text: &str) -> Failure {
+    let location = error
+        .span()
+        .and_then(|span| text.get(..span.start))
+        .map(|before| Location {
+            line: before.matches('\n').count() + 1,
+            column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+        });
+    Failure {
+        key_path,
+        message: error.message().trim_end().to_owned(),
+        location,
+    }
+}
+
+// ---- The document as written ------------------------------------------------------------------
+
+#[derive(serde::Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a policy with the keys \"version\", \"default\" and \"tools\""
+)]
+struct RawPolicy {
+    #[serde(default, deserialize_with = "present")]
+    version: Option<Version>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    default: Option<Action>,
+    #[serde(default)]
+    tools: ToolTable,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a rule: {} to allow, or keys such as \"action\", \"reason\", \"rate_limit\""
+)]
+struct RawRule {
+    #[serde(default, deserialize_with = "present")]
+    action: Option<Action>,
+    #[serde(default, deserialize_with = "present")]
+    reason: Option<Text>,
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<RawRateLimit>,
+    #[serde(default, deserialize_with = "present")]
+    approvals: Option<Approvals>,
+    #[serde(default, deserialize_with = "present")]
+    timeout: Option<Seconds>,
+    #[serde(default, deserialize_with = "present")]
+    reviewers: Option<Vec<Text>>,
+    #[serde(default, deserialize_with = "present")]
+    notify: Option<Vec<Text>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a rate limit with the keys \"max\" (calls) and \"window\" (seconds)"
+)]
+struct RawRateLimit {
+    max: Calls,
+    window: Seconds,
+}
+
+/// Deserializes an optional key that, when present, must hold a value: `null` is an error rather
+/// than a silent "not set".
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// `version`: only `"1"` exists (the integer `1` is read the same way).
+struct Version;
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct VersionVisitor;
+
+        fn unsupported<E: de::Error>(found: impl fmt::Display) -> E {
+            E::custom(format_args!(
+                "unsupported policy version {found}; this Airlock reads version \"1\""
+            ))
+        }
+
+        impl Visitor<'_> for VersionVisitor {
+            type Value = Version;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the policy format version \"1\"")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Version, E> {
+                if v == "1" {
+                    Ok(Version)
+                } else {
+                    Err(unsupported(format_args!("{v:?}")))
+                }
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Version, E> {
+                if v == 1 {
+                    Ok(Version)
+                } else {
+                    Err(unsupported(v))
+                }
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Version, E> {
+                if v == 1 {
+                    Ok(Version)
+                } else {
+                    Err(unsupported(v))
+                }
+            }
+        }
+
+        deserializer.deserialize_any(VersionVisitor)
+    }
+}
+
+/// An `action` or `default` value.
+#[derive(Clone, Copy)]
+enum Action {
+    Allow,
+    Deny,
+    RequireApproval,
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ActionVisitor;
+
+        impl Visitor<'_> for ActionVisitor {
+            type Value = Action;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("one of \"allow\", \"deny\", \"require_approval\"")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Action, E> {
+                match v {
+                    "allow" => Ok(Action::Allow),
+                    "deny" => Ok(Action::Deny),
+                    "require_approval" => Ok(Action::RequireApproval),
+                    other => Err(E::custom(format_args!(
+                        "unknown action {other:?}; use \"allow\", \"deny\" or \"require_approval\""
+                    ))),
+                }
+            }
+        }
+
+        deserializer.deserialize_str(ActionVisitor)
+    }
+}
+
+/// A whole number in `min..=max`, with messages that say what the number counts.
+struct WholeNumber {
+    unit: &'static str,
+    min: u64,
+    max: u64,
+}
+
+impl WholeNumber {
+    fn check<E: de::Error>(&self, found: impl fmt::Display, value: Option<u64>) -> Result<u64, E> {
+        match value {
+            Some(v) if (self.min..=self.max).contains(&v) => Ok(v),
+            Some(v) if v > self.max => Err(E::custom(format_args!(
+                "expected at most {} {}, found {found}",
+                self.max, self.unit
+            ))),
+            _ => Err(E::custom(format_args!("expected {self}, found {found}",))),
+        }
+    }
+}
+
+impl fmt::Display for WholeNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.min == 1 {
+            write!(f, "a positive whole number of {}", self.unit)
+        } else {
+            write!(f, "a whole number of {} from {}", self.unit, self.min)
+        }
+    }
+}
+
+impl Visitor<'_> for WholeNumber {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        self.check(v, Some(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        self.check(v, u64::try_from(v).ok())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+        // Fractions are refused even when whole (`60.0`): the format's numbers are integers.
+        self.check(format_args!("{v:?}"), None)
+    }
+}
+
+/// `window` and `timeout`: 1 second to [`MAX_SECONDS`].
+struct Seconds(Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let visitor = WholeNumber {
+            unit: "seconds",
+            min: 1,
+            max: MAX_SECONDS,
+        };
+        deserializer
+            .deserialize_any(visitor)
+            .map(|secs| Seconds(Duration::from_secs(secs)))
+    }
+}
+
+/// `rate_limit.max`: 1 to [`MAX_CALLS`].
+struct Calls(u32);
+
+impl<'de> Deserialize<'de> for Calls {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let visitor = WholeNumber {
+            unit: "calls",
+            min: 1,
+            max: MAX_CALLS,
+        };
+        let n = deserializer.deserialize_any(visitor)?;
+        u32::try_from(n).map(Calls).map_err(de::Error::custom)
+    }
+}
+
+/// `approvals`: 1 to [`MAX_APPROVALS`].
+struct Approvals(u32);
+
+impl<'de> Deserialize<'de> for Approvals {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let visitor = WholeNumber {
+            unit: "approvals",
+            min: 1,
+            max: MAX_APPROVALS,
+        };
+        let n = deserializer.deserialize_any(visitor)?;
+        u32::try_from(n).map(Approvals).map_err(de::Error::custom)
+    }
+}
+
+/// A string that is not blank, with surrounding whitespace removed.
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+
+        impl Visitor<'_> for TextVisitor {
+            type Value = Text;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a non-empty string")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                let trimmed = v.trim();
+                if trimmed.is_empty() {
+                    Err(E::custom(
+                        "expected a non-empty string; remove the key or fill it in",
+                    ))
+                } else {
+                    Ok(Text(trimmed.to_owned()))
+                }
+            }
+        }
+
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// `tools`: tool names to rules. Unlike a plain map, a name given twice is an error (JSON allows
+/// it and a later `{}` would silently override an earlier deny), and so are `""` and `"*"`.
+#[derive(Default)]
+struct ToolTable(BTreeMap<String, RawRule>);
+
+impl<'de> Deserialize<'de> for ToolTable {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TableVisitor;
+
+        impl<'de> Visitor<'de> for TableVisitor {
+            type Value = ToolTable;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map from tool names to rules")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ToolTable, A::Error> {
+                let mut tools = BTreeMap::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    if name == "*" {
+                        return Err(de::Error::custom(
+                            "\"*\" is not a tool name: wildcard rules are not supported yet; \
+                             use \"default\" for the tools not listed",
+                        ));
+                    }
+                    if name.trim().is_empty() {
+                        return Err(de::Error::custom(format_args!(
+                            "{name:?} is not a tool name; use the name the upstream lists in tools/list"
+                        )));
+                    }
+                    match tools.entry(name) {
+                        Entry::Occupied(entry) => {
+                            return Err(de::Error::custom(format_args!(
+                                "tool {:?} is listed twice; keep one rule per tool",
+                                entry.key()
+                            )));
+                        }
+                        Entry::Vacant(entry) => {
+                            entry.insert(map.next_value::<RawRule>()?);
+                        }
+                    }
+                }
+                Ok(ToolTable(tools))
+            }
+        }
+
+        deserializer.deserialize_map(TableVisitor)
+    }
+}
+
+// ---- From the document to the model -----------------------------------------------------------
+
+fn convert(raw: RawPolicy, format: PolicyFormat, path: &Path) -> Result<Policy, Failure> {
+    if raw.version.is_none() {
+        let example = match format {
+            PolicyFormat::Json => "\"version\": \"1\"",
+            PolicyFormat::Toml => "version = \"1\"",
+        };
+        return Err(Failure::at(
+            "version".to_owned(),
+            format!("missing; add {example} at the top of the file"),
+        ));
+    }
+    let default = match raw.default {
+        None | Some(Action::Allow) => DefaultAction::Allow,
+        Some(Action::Deny) => DefaultAction::Deny,
+        Some(Action::RequireApproval) => DefaultAction::RequireApproval,
+    };
+    let mut tools = BTreeMap::new();
+    for (name, rule) in raw.tools.0 {
+        let rule = convert_rule(&name, rule)?;
+        tools.insert(name, rule);
+    }
+    Ok(Policy {
+        origin: PolicyOrigin::File(path.to_path_buf()),
+        description: raw.description,
+        default,
+        default_is_explicit: raw.default.is_some(),
+        default_rule: default.to_rule(),
+        tools,
+    })
+}
+
+fn convert_rule(tool: &str, raw: RawRule) -> Result<Rule, Failure> {
+    let action = raw.action.unwrap_or(Action::Allow);
+    let key = |name: &str| format!("tools.{tool}.{name}");
+    let misplaced = |name: &str, applies_to: &str| {
+        Failure::at(
+            key(name),
+            format!("`{name}` applies only to {applies_to}; remove it or change the rule's action"),
+        )
+    };
+    const APPROVAL_ONLY: &str = "\"action\": \"require_approval\"";
+
+    if !matches!(action, Action::RequireApproval) {
+        let approval_keys = [
+            ("approvals", raw.approvals.is_some()),
+            ("timeout", raw.timeout.is_some()),
+            ("reviewers", raw.reviewers.is_some()),
+            ("notify", raw.notify.is_some()),
+        ];
+        if let Some((name, _)) = approval_keys.iter().find(|(_, set)| *set) {
+            return Err(misplaced(name, APPROVAL_ONLY));
+        }
+    }
+    if !matches!(action, Action::Allow) && raw.rate_limit.is_some() {
+        return Err(misplaced(
+            "rate_limit",
+            "allowed tools (no \"action\", or \"action\": \"allow\")",
+        ));
+    }
+
+    match action {
+        Action::Allow => {
+            if raw.reason.is_some() {
+                return Err(misplaced(
+                    "reason",
+                    "\"action\": \"deny\" (shown to the agent) or \"require_approval\" (shown to reviewers)",
+                ));
+            }
+            let rate_limit = match raw.rate_limit {
+                None => None,
+                // The value checks above make `new` succeed; should they ever disagree, the file
+                // is refused rather than loaded without its limit.
+                Some(limit) => {
+                    Some(RateLimit::new(limit.max.0, limit.window.0).ok_or_else(|| {
+                        Failure::at(
+                            key("rate_limit"),
+                            "expected at least 1 call over a window of at least 1 second"
+                                .to_owned(),
+                        )
+                    })?)
+                }
+            };
+            Ok(Rule::Allow { rate_limit })
+        }
+        Action::Deny => Ok(Rule::Deny {
+            reason: raw.reason.map(|text| text.0),
+        }),
+        Action::RequireApproval => Ok(Rule::RequireApproval(ApprovalRule {
+            approvals: raw.approvals.map_or(1, |a| a.0),
+            timeout: raw.timeout.map_or(DEFAULT_APPROVAL_TIMEOUT, |t| t.0),
+            reviewers: names(&key("reviewers"), raw.reviewers)?,
+            notify: names(&key("notify"), raw.notify)?,
+            reason: raw.reason.map(|text| text.0),
+        })),
+    }
+}
+
+/// A `reviewers` or `notify` list; an entry given twice is an error (it may be a typo of another).
+fn names(key_path: &str, list: Option<Vec<Text>>) -> Result<Vec<String>, Failure> {
+    let mut names: Vec<String> = Vec::new();
+    for Text(name) in list.unwrap_or_default() {
+        if names.contains(&name) {
+            return Err(Failure::at(
+                key_path.to_owned(),
+                format!("{name:?} is listed twice"),
+            ));
+        }
+        names.push(name);
+    }
+    Ok(names)
+}

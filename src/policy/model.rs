@@ -1,0 +1,195 @@
+//! The policy as Airlock enforces it: one rule per tool plus a default for every tool not listed.
+//!
+//! These are the validated domain types the loader (`load.rs`) produces; nothing else builds a
+//! [`Policy`]. Their invariants hold by construction, so the proxy never re-checks them: a rate
+//! limit allows at least one call over a non-empty window; an approval needs at least one approval
+//! and has a non-zero timeout; a reason is never blank; no key `"*"` or `""` is a tool name; and
+//! a rule carries only the settings that mean something for its action (a denied tool has no rate
+//! limit, an allowed tool no reviewers). The default is kept both as the file said it (for
+//! `airlock check`) and as a ready [`Rule`] (for evaluation).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Seconds an approval waits for reviewers when the rule does not say (`timeout`).
+pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A loaded, valid policy for one upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub(super) origin: PolicyOrigin,
+    pub(super) description: Option<String>,
+    pub(super) default: DefaultAction,
+    /// `false` when the file has no `default` key (PolicyLayer then means `allow`).
+    pub(super) default_is_explicit: bool,
+    /// [`Self::default`] as a rule, with the stock approval settings for `require_approval`.
+    pub(super) default_rule: Rule,
+    pub(super) tools: BTreeMap<String, Rule>,
+}
+
+/// Where a policy came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyOrigin {
+    /// Loaded from this file.
+    File(PathBuf),
+    /// The built-in policy of an upstream configured without a `policy` file.
+    BuiltIn,
+}
+
+/// What happens to a tool the policy does not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultAction {
+    Allow,
+    Deny,
+    RequireApproval,
+}
+
+/// What the policy does with calls to one tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// Forward the call, within the rate limit if there is one.
+    Allow { rate_limit: Option<RateLimit> },
+    /// Never forward the call; `reason` is shown to the agent.
+    Deny { reason: Option<String> },
+    /// Park the call until reviewers decide.
+    RequireApproval(ApprovalRule),
+}
+
+/// At most `max` calls in any `window` (a sliding window), per agent session or token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    max: u32,
+    window: Duration,
+}
+
+/// How a call that needs a human is decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRule {
+    pub(super) approvals: u32,
+    pub(super) timeout: Duration,
+    pub(super) reviewers: Vec<String>,
+    pub(super) notify: Vec<String>,
+    pub(super) reason: Option<String>,
+}
+
+impl Policy {
+    /// The policy of an upstream without a policy file: `{"version":"1","default":"require_approval"}`.
+    /// Nothing runs without a human until someone writes a policy.
+    pub fn require_approval_by_default() -> Self {
+        Self {
+            origin: PolicyOrigin::BuiltIn,
+            description: None,
+            default: DefaultAction::RequireApproval,
+            default_is_explicit: true,
+            default_rule: DefaultAction::RequireApproval.to_rule(),
+            tools: BTreeMap::new(),
+        }
+    }
+
+    pub fn origin(&self) -> &PolicyOrigin {
+        &self.origin
+    }
+
+    /// The file's `description`, if it has one.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// What happens to tools the policy does not list.
+    pub fn default_action(&self) -> DefaultAction {
+        self.default
+    }
+
+    /// `true` when the file has no `default` key, so unlisted tools are allowed without the author
+    /// having said so; `airlock check` warns about it.
+    pub fn default_is_implicit(&self) -> bool {
+        !self.default_is_explicit
+    }
+
+    /// The listed tools and their rules, by tool name.
+    pub fn tools(&self) -> impl Iterator<Item = (&str, &Rule)> {
+        self.tools.iter().map(|(name, rule)| (name.as_str(), rule))
+    }
+}
+
+impl PolicyOrigin {
+    /// The file, or `None` for the built-in policy.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            PolicyOrigin::File(path) => Some(path),
+            PolicyOrigin::BuiltIn => None,
+        }
+    }
+}
+
+impl DefaultAction {
+    /// The rule applied to unlisted tools: approvals use the stock settings (one approval by any
+    /// approver, [`DEFAULT_APPROVAL_TIMEOUT`]).
+    pub(super) fn to_rule(self) -> Rule {
+        match self {
+            DefaultAction::Allow => Rule::Allow { rate_limit: None },
+            DefaultAction::Deny => Rule::Deny { reason: None },
+            DefaultAction::RequireApproval => Rule::RequireApproval(ApprovalRule {
+                approvals: 1,
+                timeout: DEFAULT_APPROVAL_TIMEOUT,
+                reviewers: Vec::new(),
+                notify: Vec::new(),
+                reason: None,
+            }),
+        }
+    }
+
+    /// The spelling used in policy files: `allow`, `deny`, `require_approval`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefaultAction::Allow => "allow",
+            DefaultAction::Deny => "deny",
+            DefaultAction::RequireApproval => "require_approval",
+        }
+    }
+}
+
+impl RateLimit {
+    /// A limit of `max` calls per `window`; `None` unless `max >= 1` and `window` is not zero.
+    pub fn new(max: u32, window: Duration) -> Option<Self> {
+        (max >= 1 && !window.is_zero()).then_some(Self { max, window })
+    }
+
+    /// Calls allowed per window (at least 1).
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
+    /// The sliding window (never zero).
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+}
+
+impl ApprovalRule {
+    /// Distinct approvals needed (at least 1).
+    pub fn approvals(&self) -> u32 {
+        self.approvals
+    }
+
+    /// How long the call waits for a decision before it expires (never zero).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// User emails and `[groups]` names who may decide; empty means any approver.
+    pub fn reviewers(&self) -> &[String] {
+        &self.reviewers
+    }
+
+    /// Addresses (or `[groups]` names) told about the call besides the configured recipients.
+    pub fn notify(&self) -> &[String] {
+        &self.notify
+    }
+
+    /// The rule's `reason`: a note for reviewers on why this tool needs a human.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+}

@@ -1,0 +1,521 @@
+//! One live MCP connection to an upstream server (a stdio child or an HTTP session) and the routing
+//! of messages between it and the downstream sessions that use it.
+//!
+//! Invariants:
+//! - Every request sent upstream gets a fresh numeric id; the downstream id (and progress token) is
+//!   restored on everything that flows back, so each side sees only its own ids. This is the one
+//!   change the proxy makes to a message.
+//! - A request's reply stream ends with exactly one final item: its response, or `Failed` when the
+//!   connection died first. After a cancellation it ends with nothing.
+//! - Server-to-client requests go to the session that caused them when that can be told (the HTTP
+//!   stream they arrived on, or the only session with calls in flight); otherwise to every candidate
+//!   session, and the first answer wins.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::UpstreamError;
+use super::http::HttpWire;
+use super::stdio::StdioWire;
+use crate::jsonrpc::{self, Kind};
+
+/// Names a downstream session inside one connection.
+pub type SessionKey = Arc<str>;
+
+/// What a request's reply stream carries.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A message for the downstream client: a related notification or server request, or (last)
+    /// the response itself, with the downstream's ids restored.
+    Message(Value),
+    /// The connection failed before the response arrived.
+    Failed(UpstreamError),
+}
+
+pub type ReplyRx = mpsc::UnboundedReceiver<Inbound>;
+
+/// The state of the link, as `/readyz` and callers see it.
+#[derive(Debug, Clone)]
+pub enum LinkState {
+    Starting,
+    /// Initialized; holds the upstream's `InitializeResult`.
+    Up(Arc<Value>),
+    Down(String),
+    Stopped,
+}
+
+/// The transport underneath a connection.
+pub(super) enum Wire {
+    Stdio(StdioWire),
+    Http(HttpWire),
+}
+
+/// A cheap handle on a connection; the connection stops when `stop` is called or Airlock shuts down.
+#[derive(Clone)]
+pub struct Connection(pub(super) Arc<Shared>);
+
+pub(super) struct Shared {
+    pub(super) upstream: Arc<str>,
+    pub(super) init_params: Value,
+    pub(super) wire: Wire,
+    pub(super) state: watch::Sender<LinkState>,
+    pub(super) stop: CancellationToken,
+    next_id: AtomicU64,
+    routes: Mutex<Routes>,
+}
+
+#[derive(Default)]
+struct Routes {
+    /// Sessions using this connection, with the sink for messages not tied to one of their calls.
+    sessions: HashMap<SessionKey, mpsc::Sender<Value>>,
+    /// Requests sent upstream and not yet answered, by upstream id.
+    pending: HashMap<u64, Pending>,
+    /// (session, downstream id key) → upstream id, to translate cancellations.
+    by_downstream: HashMap<(SessionKey, String), u64>,
+    /// Server-to-client requests awaiting an answer: id key → sessions it was sent to.
+    server_requests: HashMap<String, Vec<SessionKey>>,
+}
+
+struct Pending {
+    session: SessionKey,
+    original_id: Value,
+    original_token: Option<Value>,
+    reply: mpsc::UnboundedSender<Inbound>,
+}
+
+/// The session key of requests Airlock makes itself (initialize, ...).
+const INTERNAL: &str = "\0airlock";
+/// How long a caller waits for a starting connection before giving up.
+const READY_WAIT: Duration = Duration::from_secs(15);
+/// How long the upstream may take to answer `initialize`.
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Connection {
+    pub(super) fn new(
+        upstream: Arc<str>,
+        init_params: Value,
+        wire: Wire,
+        stop: CancellationToken,
+    ) -> Self {
+        let (state, _) = watch::channel(LinkState::Starting);
+        Self(Arc::new(Shared {
+            upstream,
+            init_params,
+            wire,
+            state,
+            stop,
+            next_id: AtomicU64::new(1),
+            routes: Mutex::new(Routes::default()),
+        }))
+    }
+
+    pub fn state(&self) -> LinkState {
+        self.0.state.borrow().clone()
+    }
+
+    /// Waits until the connection is initialized and returns the upstream's `InitializeResult`.
+    /// A connection that is down fails at once: the agent is told rather than kept waiting.
+    pub async fn ready(&self) -> Result<Arc<Value>, UpstreamError> {
+        if let Wire::Http(_) = self.0.wire {
+            return super::http::ensure_up(&self.0).await;
+        }
+        let mut rx = self.0.state.subscribe();
+        let wait = async {
+            loop {
+                let state = rx.borrow_and_update().clone();
+                match state {
+                    LinkState::Up(result) => return Ok(result),
+                    LinkState::Down(cause) => return Err(self.0.unavailable(cause)),
+                    LinkState::Stopped => return Err(self.0.unavailable("stopped".to_owned())),
+                    LinkState::Starting => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Err(self.0.unavailable("stopped".to_owned()));
+                }
+            }
+        };
+        tokio::time::timeout(READY_WAIT, wait)
+            .await
+            .unwrap_or_else(|_| Err(self.0.unavailable("still starting".to_owned())))
+    }
+
+    pub fn register_session(&self, session: SessionKey, sink: mpsc::Sender<Value>) {
+        self.0.routes().sessions.insert(session, sink);
+    }
+
+    pub fn unregister_session(&self, session: &SessionKey) {
+        let mut routes = self.0.routes();
+        routes.sessions.remove(session);
+        routes.by_downstream.retain(|(s, _), _| s != session);
+    }
+
+    /// Sends a downstream request upstream; returns the upstream id and the reply stream.
+    pub async fn request(
+        &self,
+        session: &SessionKey,
+        mut msg: Value,
+    ) -> Result<(u64, ReplyRx), UpstreamError> {
+        self.ready().await?;
+        let upstream_id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
+        let original_id = msg.get("id").cloned().unwrap_or(Value::Null);
+        msg["id"] = json!(upstream_id);
+        let original_token = match msg.pointer_mut("/params/_meta/progressToken") {
+            Some(token) => Some(std::mem::replace(token, json!(upstream_id))),
+            None => None,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        {
+            let mut routes = self.0.routes();
+            routes.by_downstream.insert(
+                (session.clone(), jsonrpc::id_key(&original_id)),
+                upstream_id,
+            );
+            routes.pending.insert(
+                upstream_id,
+                Pending {
+                    session: session.clone(),
+                    original_id,
+                    original_token,
+                    reply: tx,
+                },
+            );
+        }
+        if let Err(e) = self.0.send(&msg, Some(upstream_id)).await {
+            self.0.forget(upstream_id);
+            return Err(e);
+        }
+        Ok((upstream_id, rx))
+    }
+
+    /// Forwards a downstream notification. `notifications/initialized` is Airlock's to send (it ran
+    /// the upstream handshake), and cancellations are translated to the upstream id.
+    pub async fn notify(&self, session: &SessionKey, mut msg: Value) -> Result<(), UpstreamError> {
+        match msg.get("method").and_then(Value::as_str) {
+            Some("notifications/initialized") => return Ok(()),
+            Some("notifications/cancelled") => {
+                let Some(request_id) = msg.pointer("/params/requestId") else {
+                    return Ok(());
+                };
+                let key = (session.clone(), jsonrpc::id_key(request_id));
+                let Some(upstream_id) = self.0.routes().by_downstream.get(&key).copied() else {
+                    return Ok(());
+                };
+                self.0.forget(upstream_id);
+                msg["params"]["requestId"] = json!(upstream_id);
+            }
+            _ => {}
+        }
+        self.ready().await?;
+        self.0.send(&msg, None).await
+    }
+
+    /// Cancels a request Airlock sent (e.g. a 2026-07-28 client closed its stream).
+    pub async fn cancel(&self, upstream_id: u64, reason: &str) {
+        if self.0.forget(upstream_id) {
+            let note = jsonrpc::notification(
+                "notifications/cancelled",
+                json!({"requestId": upstream_id, "reason": reason}),
+            );
+            if let Err(e) = self.0.send(&note, None).await {
+                tracing::debug!(upstream = %self.0.upstream, error = %e, "cancel not delivered");
+            }
+        }
+    }
+
+    /// Forwards a downstream client's answer to a server-to-client request. When the request went
+    /// to several sessions, the first answer wins and later ones are dropped.
+    pub async fn respond(&self, msg: Value) -> Result<(), UpstreamError> {
+        let key = msg.get("id").map(jsonrpc::id_key).unwrap_or_default();
+        if self.0.routes().server_requests.remove(&key).is_none() {
+            tracing::debug!(upstream = %self.0.upstream, id = %key, "dropping an answer nobody awaits");
+            return Ok(());
+        }
+        self.0.send(&msg, None).await
+    }
+
+    pub fn stop(&self) {
+        self.0.stop.cancel();
+    }
+}
+
+impl Shared {
+    fn routes(&self) -> MutexGuard<'_, Routes> {
+        // A panic while routing cannot leave the maps half-updated in a way that matters more than
+        // stopping the proxy would; keep serving with whatever is there.
+        self.routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn unavailable(&self, cause: String) -> UpstreamError {
+        UpstreamError::Unavailable {
+            upstream: self.upstream.to_string(),
+            cause,
+        }
+    }
+
+    pub(super) fn set_state(&self, state: LinkState) {
+        self.state.send_replace(state);
+    }
+
+    async fn send(
+        self: &Arc<Self>,
+        msg: &Value,
+        related: Option<u64>,
+    ) -> Result<(), UpstreamError> {
+        match &self.wire {
+            Wire::Stdio(wire) => wire.send(self, msg).await,
+            Wire::Http(wire) => wire.send(self, msg, related).await,
+        }
+    }
+
+    /// Drops a pending request; true if it was still pending.
+    fn forget(&self, upstream_id: u64) -> bool {
+        let mut routes = self.routes();
+        let Some(pending) = routes.pending.remove(&upstream_id) else {
+            return false;
+        };
+        routes
+            .by_downstream
+            .remove(&(pending.session, jsonrpc::id_key(&pending.original_id)));
+        true
+    }
+
+    /// Runs a request of Airlock's own (the handshake) and returns its result.
+    pub(super) async fn internal_request(
+        self: &Arc<Self>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, UpstreamError> {
+        let upstream_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.routes().pending.insert(
+            upstream_id,
+            Pending {
+                session: Arc::from(INTERNAL),
+                original_id: json!(upstream_id),
+                original_token: None,
+                reply: tx,
+            },
+        );
+        let msg = jsonrpc::request(json!(upstream_id), method, params);
+        if let Err(e) = self.send(&msg, Some(upstream_id)).await {
+            self.forget(upstream_id);
+            return Err(e);
+        }
+        let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+            while let Some(item) = rx.recv().await {
+                match item {
+                    Inbound::Failed(e) => return Err(e),
+                    Inbound::Message(m) if m.get("method").is_none() => return Ok(m),
+                    Inbound::Message(_) => {}
+                }
+            }
+            Err(self.unavailable("connection closed during the handshake".to_owned()))
+        })
+        .await
+        .unwrap_or_else(|_| Err(self.unavailable(format!("no answer to {method} within 30 s"))));
+        self.forget(upstream_id);
+        let answer = answer?;
+        match (answer.get("result"), answer.get("error")) {
+            (Some(result), _) => Ok(result.clone()),
+            (_, error) => Err(self.unavailable(format!(
+                "{method} failed: {}",
+                error.map(Value::to_string).unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// Runs the MCP handshake with the stored `initialize` params and marks the link up.
+    pub(super) async fn handshake(self: &Arc<Self>) -> Result<Arc<Value>, UpstreamError> {
+        let result = self
+            .internal_request("initialize", self.init_params.clone())
+            .await?;
+        let initialized = jsonrpc::notification("notifications/initialized", json!({}));
+        self.send(&initialized, None).await?;
+        let result = Arc::new(result);
+        self.set_state(LinkState::Up(result.clone()));
+        Ok(result)
+    }
+
+    /// Fails every pending request: the connection is gone and their answers will never come.
+    pub(super) fn fail_all(&self, cause: &str) {
+        let mut routes = self.routes();
+        routes.by_downstream.clear();
+        routes.server_requests.clear();
+        for (_, pending) in routes.pending.drain() {
+            let _ = pending
+                .reply
+                .send(Inbound::Failed(self.unavailable(cause.to_owned())));
+        }
+    }
+
+    /// Fails one pending request (e.g. its HTTP stream broke).
+    pub(super) fn fail_one(&self, upstream_id: u64, error: UpstreamError) {
+        let pending = {
+            let mut routes = self.routes();
+            let pending = routes.pending.remove(&upstream_id);
+            if let Some(p) = &pending {
+                routes
+                    .by_downstream
+                    .remove(&(p.session.clone(), jsonrpc::id_key(&p.original_id)));
+            }
+            pending
+        };
+        if let Some(p) = pending {
+            let _ = p.reply.send(Inbound::Failed(error));
+        }
+    }
+
+    /// Routes one message from the upstream. `related` names the request whose HTTP response
+    /// stream carried it, when it came on one.
+    pub(super) fn on_inbound(self: &Arc<Self>, mut msg: Value, related: Option<u64>) {
+        let kind = match jsonrpc::classify(&msg) {
+            Ok(Kind::Response { .. }) => 0,
+            Ok(Kind::Notification { .. }) => 1,
+            Ok(Kind::Request { .. }) => 2,
+            Err(why) => {
+                tracing::warn!(upstream = %self.upstream, why, "dropping an invalid message from upstream");
+                return;
+            }
+        };
+        let mut routes = self.routes();
+        match kind {
+            0 => {
+                let Some(pending) = msg
+                    .get("id")
+                    .and_then(Value::as_u64)
+                    .and_then(|id| routes.pending.remove(&id))
+                else {
+                    tracing::debug!(upstream = %self.upstream, "dropping a response nobody awaits");
+                    return;
+                };
+                routes.by_downstream.remove(&(
+                    pending.session.clone(),
+                    jsonrpc::id_key(&pending.original_id),
+                ));
+                msg["id"] = pending.original_id;
+                let _ = pending.reply.send(Inbound::Message(msg));
+            }
+            1 if msg.get("method").and_then(Value::as_str) == Some("notifications/progress") => {
+                let pending = msg
+                    .pointer("/params/progressToken")
+                    .and_then(Value::as_u64)
+                    .and_then(|token| routes.pending.get(&token));
+                let Some(pending) = pending else {
+                    tracing::debug!(upstream = %self.upstream, "dropping progress for no pending call");
+                    return;
+                };
+                if let Some(token) = &pending.original_token {
+                    msg["params"]["progressToken"] = token.clone();
+                }
+                let _ = pending.reply.send(Inbound::Message(msg));
+            }
+            1 => {
+                let cancelled_key = (msg.get("method").and_then(Value::as_str)
+                    == Some("notifications/cancelled"))
+                .then(|| msg.pointer("/params/requestId").map(jsonrpc::id_key))
+                .flatten();
+                let targets = match cancelled_key {
+                    Some(key) => routes.server_requests.remove(&key).unwrap_or_default(),
+                    None => match related.and_then(|id| routes.pending.get(&id)) {
+                        Some(pending) => {
+                            let _ = pending.reply.send(Inbound::Message(msg));
+                            return;
+                        }
+                        None => routes.sessions.keys().cloned().collect(),
+                    },
+                };
+                routes.deliver(&targets, &msg);
+            }
+            _ => {
+                let targets = routes.server_request_targets(related);
+                if targets.is_empty() {
+                    drop(routes);
+                    self.refuse_server_request(&msg);
+                    return;
+                }
+                if let Some(id) = msg.get("id") {
+                    routes
+                        .server_requests
+                        .insert(jsonrpc::id_key(id), targets.clone());
+                }
+                match related.and_then(|id| routes.pending.get(&id)) {
+                    Some(pending) => {
+                        let _ = pending.reply.send(Inbound::Message(msg));
+                    }
+                    None => routes.deliver(&targets, &msg),
+                }
+            }
+        }
+    }
+
+    /// Answers a server-to-client request no client can take (no session is connected).
+    fn refuse_server_request(self: &Arc<Self>, msg: &Value) {
+        let Some(id) = msg.get("id").cloned() else {
+            return;
+        };
+        let answer = jsonrpc::error_response(
+            id,
+            jsonrpc::INTERNAL_ERROR,
+            "no client is connected to answer this request",
+        );
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.send(&answer, None).await {
+                tracing::debug!(upstream = %this.upstream, error = %e, "refusal not delivered");
+            }
+        });
+    }
+}
+
+impl Routes {
+    /// Which sessions a server-to-client request goes to: the session of the call it arrived with;
+    /// else the only session; else the sessions with calls in flight; else all of them.
+    fn server_request_targets(&self, related: Option<u64>) -> Vec<SessionKey> {
+        if let Some(pending) = related.and_then(|id| self.pending.get(&id)) {
+            return vec![pending.session.clone()];
+        }
+        if self.sessions.len() <= 1 {
+            return self.sessions.keys().cloned().collect();
+        }
+        let mut busy: Vec<SessionKey> = self
+            .pending
+            .values()
+            .map(|p| p.session.clone())
+            .filter(|s| self.sessions.contains_key(s))
+            .collect();
+        busy.sort();
+        busy.dedup();
+        if busy.is_empty() {
+            self.sessions.keys().cloned().collect()
+        } else {
+            busy
+        }
+    }
+
+    /// Hands a message to sessions. Within a session with exactly one call in flight, the message
+    /// rides on that call's stream (as a server would send it); otherwise it goes to the session's
+    /// sink (its GET stream).
+    fn deliver(&self, targets: &[SessionKey], msg: &Value) {
+        for session in targets {
+            let mut calls = self.pending.values().filter(|p| &p.session == session);
+            if let (Some(only), None) = (calls.next(), calls.next())
+                && only.reply.send(Inbound::Message(msg.clone())).is_ok()
+            {
+                continue;
+            }
+            if let Some(sink) = self.sessions.get(session)
+                && sink.try_send(msg.clone()).is_err()
+            {
+                tracing::warn!(%session, "session queue full or closed; dropping a server message");
+            }
+        }
+    }
+}

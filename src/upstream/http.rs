@@ -1,0 +1,285 @@
+//! A Streamable HTTP upstream: one upstream MCP session per connection.
+//!
+//! Each message is a POST; the answer is `202`, one JSON body, or an SSE stream whose events are
+//! routed as messages related to the request that opened it. After the handshake a GET stream
+//! carries the server's unrelated messages (a `405` means the server offers none). An upstream that
+//! forgot the session (`404`) is initialized again and the message sent once more.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use futures_util::StreamExt;
+use serde_json::Value;
+use sse_stream::SseStream;
+use tokio::sync::Mutex;
+
+use super::UpstreamError;
+use super::connection::{LinkState, Shared};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+pub(super) struct HttpWire {
+    client: reqwest::Client,
+    url: url::Url,
+    headers: HeaderMap,
+    session: std::sync::Mutex<Option<HeaderValue>>,
+    /// Serializes handshakes so concurrent first calls initialize once.
+    handshake: Mutex<()>,
+}
+
+impl HttpWire {
+    pub(super) fn new(client: reqwest::Client, url: url::Url, headers: HeaderMap) -> Self {
+        Self {
+            client,
+            url,
+            headers,
+            session: std::sync::Mutex::new(None),
+            handshake: Mutex::new(()),
+        }
+    }
+
+    fn session(&self) -> Option<HeaderValue> {
+        self.session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_session(&self, value: Option<HeaderValue>) {
+        *self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+    }
+
+    fn post(&self, shared: &Shared, msg: &Value) -> reqwest::RequestBuilder {
+        let mut request = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .json(msg);
+        if let Some(session) = self.session() {
+            request = request.header(SESSION_HEADER, session);
+        }
+        if let Some(version) = negotiated_version(shared) {
+            request = request.header(VERSION_HEADER, version);
+        }
+        request
+    }
+
+    pub(super) async fn send(
+        &self,
+        shared: &Arc<Shared>,
+        msg: &Value,
+        related: Option<u64>,
+    ) -> Result<(), UpstreamError> {
+        let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
+        let mut response = self.post(shared, msg).send().await.map_err(|e| {
+            shared.unavailable(format!("cannot reach {}: {}", self.url, error_chain(&e)))
+        })?;
+        if response.status() == StatusCode::NOT_FOUND && self.session().is_some() && !is_initialize
+        {
+            tracing::info!(upstream = %shared.upstream, "upstream session expired; initializing again");
+            self.set_session(None);
+            shared.set_state(LinkState::Starting);
+            Box::pin(ensure_up(shared)).await?;
+            response = self.post(shared, msg).send().await.map_err(|e| {
+                shared.unavailable(format!("cannot reach {}: {}", self.url, error_chain(&e)))
+            })?;
+        }
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            let snippet: String = body.chars().take(200).collect();
+            return Err(shared.unavailable(format!("HTTP {status}: {snippet}")));
+        }
+        if is_initialize && let Some(session) = response.headers().get(SESSION_HEADER) {
+            self.set_session(Some(session.clone()));
+        }
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if content_type.starts_with("text/event-stream") {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                read_events(&shared, response, related).await;
+                if let Some(id) = related {
+                    shared.fail_one(
+                        id,
+                        shared
+                            .unavailable("the response stream ended without an answer".to_owned()),
+                    );
+                }
+            });
+        } else if content_type.starts_with("application/json") {
+            let body = response.bytes().await.map_err(|e| {
+                shared.unavailable(format!("reading the response failed: {}", error_chain(&e)))
+            })?;
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Array(messages)) => {
+                    for m in messages {
+                        shared.on_inbound(m, related);
+                    }
+                }
+                Ok(message) => shared.on_inbound(message, related),
+                Err(e) => {
+                    return Err(shared.unavailable(format!("invalid JSON from upstream: {e}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Listens on the GET stream for the server's own messages, reconnecting while the session lives.
+    async fn listen(shared: Arc<Shared>) {
+        let super::connection::Wire::Http(wire) = &shared.wire else {
+            return;
+        };
+        let mut delay = Duration::from_millis(500);
+        while !shared.stop.is_cancelled() {
+            let Some(session) = wire.session() else {
+                return;
+            };
+            let mut request = wire
+                .client
+                .get(wire.url.clone())
+                .headers(wire.headers.clone())
+                .header(header::ACCEPT, "text/event-stream")
+                .header(SESSION_HEADER, session);
+            if let Some(version) = negotiated_version(&shared) {
+                request = request.header(VERSION_HEADER, version);
+            }
+            let opened = tokio::select! {
+                r = request.send() => r,
+                () = shared.stop.cancelled() => return,
+            };
+            match opened {
+                Ok(r) if r.status().is_success() => {
+                    delay = Duration::from_millis(500);
+                    tokio::select! {
+                        () = read_events(&shared, r, None) => {}
+                        () = shared.stop.cancelled() => return,
+                    }
+                }
+                Ok(r) if r.status() == StatusCode::METHOD_NOT_ALLOWED => return,
+                Ok(r) if r.status() == StatusCode::NOT_FOUND => return,
+                Ok(r) => {
+                    tracing::debug!(upstream = %shared.upstream, status = %r.status(), "GET stream refused")
+                }
+                Err(e) => {
+                    tracing::debug!(upstream = %shared.upstream, error = %error_chain(&e), "GET stream failed")
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shared.stop.cancelled() => return,
+            }
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Ends the upstream session, as a polite client does.
+    pub(super) async fn close(&self) {
+        if let Some(session) = self.session() {
+            let _ = self
+                .client
+                .delete(self.url.clone())
+                .headers(self.headers.clone())
+                .header(SESSION_HEADER, session)
+                .send()
+                .await;
+        }
+    }
+}
+
+/// Initializes the upstream session unless it is up; concurrent callers share one handshake.
+pub(super) async fn ensure_up(shared: &Arc<Shared>) -> Result<Arc<Value>, UpstreamError> {
+    let super::connection::Wire::Http(wire) = &shared.wire else {
+        return Err(shared.unavailable("not an HTTP upstream".to_owned()));
+    };
+    if let LinkState::Up(result) = &*shared.state.borrow() {
+        return Ok(result.clone());
+    }
+    if shared.stop.is_cancelled() {
+        return Err(shared.unavailable("stopped".to_owned()));
+    }
+    let _guard = wire.handshake.lock().await;
+    if let LinkState::Up(result) = &*shared.state.borrow() {
+        return Ok(result.clone());
+    }
+    match shared.handshake().await {
+        Ok(result) => {
+            tokio::spawn(HttpWire::listen(shared.clone()));
+            Ok(result)
+        }
+        Err(e) => {
+            shared.set_state(LinkState::Down(e.to_string()));
+            Err(e)
+        }
+    }
+}
+
+fn negotiated_version(shared: &Shared) -> Option<HeaderValue> {
+    match &*shared.state.borrow() {
+        LinkState::Up(result) => result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .and_then(|v| HeaderValue::from_str(v).ok()),
+        _ => None,
+    }
+}
+
+async fn read_events(shared: &Arc<Shared>, response: reqwest::Response, related: Option<u64>) {
+    let mut events = SseStream::from_bytes_stream(response.bytes_stream());
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::debug!(upstream = %shared.upstream, error = %e, "upstream event stream broke");
+                return;
+            }
+        };
+        let Some(data) = event.data.filter(|d| !d.trim().is_empty()) else {
+            continue;
+        };
+        match serde_json::from_str::<Value>(&data) {
+            Ok(msg) => shared.on_inbound(msg, related),
+            Err(e) => {
+                tracing::warn!(upstream = %shared.upstream, error = %e, "upstream sent an event that is not JSON")
+            }
+        }
+    }
+}
+
+/// Builds the header map for an HTTP upstream from its configured headers.
+pub(super) fn header_map(
+    headers: &std::collections::BTreeMap<String, crate::config::Secret>,
+) -> HeaderMap {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((
+                HeaderName::from_bytes(name.as_bytes()).ok()?,
+                HeaderValue::from_str(value.expose()).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// A reqwest error with its causes, e.g. "error sending request: connection refused".
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

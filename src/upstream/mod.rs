@@ -1,0 +1,164 @@
+//! Upstream MCP servers: how Airlock reaches them (stdio children, Streamable HTTP) and how their
+//! connections are shared between downstream sessions.
+//!
+//! Each upstream has one *service connection* that Airlock initializes itself: for a stdio upstream
+//! with `isolation = "shared"` (the default) it is the one child every handshake-era session uses;
+//! otherwise it serves only 2026-07-28 (stateless) clients and is opened on first use. With
+//! `isolation = "session"`, and for every HTTP upstream, each downstream session gets its own
+//! connection, initialized with that client's own `initialize` params.
+
+mod connection;
+mod http;
+mod stdio;
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub use connection::{Connection, Inbound, LinkState, ReplyRx, SessionKey};
+
+use crate::config::{Isolation, UpstreamConfig};
+use crate::policy::PolicyHandle;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("Upstream {upstream} unavailable: {cause}")]
+    Unavailable { upstream: String, cause: String },
+}
+
+/// How to reach an upstream.
+#[derive(Debug, Clone)]
+enum Transport {
+    Stdio {
+        argv: Vec<String>,
+        env: std::collections::BTreeMap<String, String>,
+    },
+    Http {
+        url: url::Url,
+        headers: axum::http::HeaderMap,
+    },
+}
+
+/// One configured upstream at run time: its transport, policy and service connection.
+pub struct Upstream {
+    pub name: Arc<str>,
+    pub policy: PolicyHandle,
+    transport: Transport,
+    isolation: Isolation,
+    http_client: reqwest::Client,
+    service: OnceLock<Connection>,
+    shutdown: CancellationToken,
+}
+
+impl Upstream {
+    /// Prepares an upstream; a shared stdio child is started at once, so `/readyz` can tell.
+    pub fn new(
+        config: &UpstreamConfig,
+        policy: PolicyHandle,
+        http_client: reqwest::Client,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, url::ParseError> {
+        let transport = match (&config.command, &config.url) {
+            (Some(argv), _) => Transport::Stdio {
+                argv: argv.clone(),
+                env: config.env.clone(),
+            },
+            (None, url) => Transport::Http {
+                url: url::Url::parse(url.as_deref().unwrap_or_default())?,
+                headers: http::header_map(&config.headers),
+            },
+        };
+        let isolation = match transport {
+            Transport::Http { .. } => Isolation::Session,
+            Transport::Stdio { .. } => config.isolation.unwrap_or(Isolation::Shared),
+        };
+        let upstream = Arc::new(Self {
+            name: Arc::from(config.name.as_str()),
+            policy,
+            transport,
+            isolation,
+            http_client,
+            service: OnceLock::new(),
+            shutdown,
+        });
+        if upstream.shares_service_connection() {
+            upstream.service();
+        }
+        Ok(upstream)
+    }
+
+    /// Whether handshake-era sessions share the service connection.
+    pub fn shares_service_connection(&self) -> bool {
+        self.isolation == Isolation::Shared
+    }
+
+    /// The connection Airlock holds itself (see the module docs), opened on first use.
+    pub fn service(&self) -> &Connection {
+        self.service
+            .get_or_init(|| self.open(airlock_initialize_params(), self.shutdown.child_token()))
+    }
+
+    /// The state of the service connection, if it has been opened.
+    pub fn service_state(&self) -> Option<LinkState> {
+        self.service.get().map(Connection::state)
+    }
+
+    /// A new connection of its own for one downstream session, initialized with `init_params`.
+    pub fn open_session_connection(&self, init_params: Value) -> Connection {
+        self.open(init_params, self.shutdown.child_token())
+    }
+
+    fn open(&self, init_params: Value, stop: CancellationToken) -> Connection {
+        match &self.transport {
+            Transport::Stdio { argv, env } => {
+                let conn = Connection::new(
+                    self.name.clone(),
+                    init_params,
+                    connection::Wire::Stdio(stdio::StdioWire::default()),
+                    stop,
+                );
+                let spec = stdio::ChildSpec {
+                    argv: argv.clone(),
+                    env: env.clone(),
+                };
+                tokio::spawn(stdio::supervise(conn.0.clone(), spec));
+                conn
+            }
+            Transport::Http { url, headers } => {
+                let wire =
+                    http::HttpWire::new(self.http_client.clone(), url.clone(), headers.clone());
+                let conn = Connection::new(
+                    self.name.clone(),
+                    init_params,
+                    connection::Wire::Http(wire),
+                    stop.clone(),
+                );
+                let shared = conn.0.clone();
+                tokio::spawn(async move {
+                    stop.cancelled().await;
+                    if let connection::Wire::Http(wire) = &shared.wire {
+                        wire.close().await;
+                    }
+                    shared.set_state(LinkState::Stopped);
+                    shared.fail_all("stopped");
+                });
+                conn
+            }
+        }
+    }
+}
+
+/// The `initialize` params Airlock sends for connections it holds itself. It declares every client
+/// capability, because it will route server requests to whichever agent can answer them.
+fn airlock_initialize_params() -> Value {
+    json!({
+        "protocolVersion": crate::mcp::LATEST_HANDSHAKE_VERSION,
+        "capabilities": {
+            "roots": {"listChanged": true},
+            "sampling": {},
+            "elicitation": {},
+        },
+        "clientInfo": {"name": "airlock", "version": env!("CARGO_PKG_VERSION")},
+    })
+}

@@ -1,0 +1,184 @@
+//! A stdio upstream: a supervised child process speaking newline-delimited JSON-RPC.
+//!
+//! The supervisor spawns the child, runs the handshake, and waits for it to exit; then it fails the
+//! calls in flight (their agents get a clear error), waits with exponential backoff, and starts it
+//! again. The child's stderr goes into Airlock's log, one line per event, never to the agent.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::Mutex;
+
+use super::UpstreamError;
+use super::connection::{HANDSHAKE_TIMEOUT, LinkState, Shared};
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A child that stayed up this long is healthy again: the next crash restarts it quickly.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+/// Lines longer than this from a child are refused rather than buffered without bound.
+const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The writing half of the child's stdin, present while a child is running.
+#[derive(Default)]
+pub(super) struct StdioWire {
+    stdin: Mutex<Option<ChildStdin>>,
+}
+
+/// How to start the child.
+pub(super) struct ChildSpec {
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+impl StdioWire {
+    pub(super) async fn send(&self, shared: &Shared, msg: &Value) -> Result<(), UpstreamError> {
+        let mut line = serde_json::to_vec(msg).map_err(|e| shared.unavailable(e.to_string()))?;
+        line.push(b'\n');
+        let mut stdin = self.stdin.lock().await;
+        let Some(pipe) = stdin.as_mut() else {
+            return Err(shared.unavailable("not running".to_owned()));
+        };
+        let written = async {
+            pipe.write_all(&line).await?;
+            pipe.flush().await
+        };
+        written
+            .await
+            .map_err(|e| shared.unavailable(format!("cannot write to the child: {e}")))
+    }
+}
+
+/// Keeps the child running until the connection is stopped.
+pub(super) async fn supervise(shared: Arc<Shared>, spec: ChildSpec) {
+    let mut backoff = FIRST_BACKOFF;
+    while !shared.stop.is_cancelled() {
+        shared.set_state(LinkState::Starting);
+        let started = Instant::now();
+        let cause = run_once(&shared, &spec).await;
+        shared.fail_all(&cause);
+        if shared.stop.is_cancelled() {
+            break;
+        }
+        if started.elapsed() > HEALTHY_AFTER {
+            backoff = FIRST_BACKOFF;
+        }
+        tracing::warn!(upstream = %shared.upstream, %cause, retry_in_ms = backoff.as_millis() as u64, "upstream down");
+        shared.set_state(LinkState::Down(cause));
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shared.stop.cancelled() => break,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    shared.set_state(LinkState::Stopped);
+}
+
+/// Runs one child from spawn to exit; returns why it is gone.
+async fn run_once(shared: &Arc<Shared>, spec: &ChildSpec) -> String {
+    let super::connection::Wire::Stdio(wire) = &shared.wire else {
+        return "not a stdio upstream".to_owned();
+    };
+    let mut child = match spawn(spec) {
+        Ok(child) => child,
+        Err(e) => return format!("cannot start {:?}: {e}", spec.argv[0]),
+    };
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return "child has no stdio pipes".to_owned();
+    };
+    *wire.stdin.lock().await = Some(stdin);
+    let reader = tokio::spawn(read_stdout(shared.clone(), stdout));
+    tokio::spawn(log_stderr(shared.upstream.clone(), stderr));
+    tracing::info!(upstream = %shared.upstream, pid = child.id(), "upstream child started");
+
+    let cause = tokio::select! {
+        handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, shared.handshake()) => match handshake {
+            Ok(Ok(_)) => {
+                tracing::info!(upstream = %shared.upstream, "upstream initialized");
+                tokio::select! {
+                    status = child.wait() => exit_cause(status),
+                    () = shared.stop.cancelled() => "stopped".to_owned(),
+                }
+            }
+            Ok(Err(e)) => format!("handshake failed: {e}"),
+            Err(_) => "no answer to initialize within 30 s".to_owned(),
+        },
+        status = child.wait() => exit_cause(status),
+        () = shared.stop.cancelled() => "stopped".to_owned(),
+    };
+    *wire.stdin.lock().await = None;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    // Let the reader hand over what the child wrote before it died (its last answers).
+    let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+    cause
+}
+
+fn spawn(spec: &ChildSpec) -> std::io::Result<Child> {
+    let mut command = Command::new(&spec.argv[0]);
+    command
+        .args(&spec.argv[1..])
+        .envs(&spec.env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command.spawn()
+}
+
+fn exit_cause(status: std::io::Result<std::process::ExitStatus>) -> String {
+    match status {
+        Ok(status) => format!("process exited ({status})"),
+        Err(e) => format!("cannot wait for the process: {e}"),
+    }
+}
+
+async fn read_stdout(shared: Arc<Shared>, stdout: ChildStdout) {
+    let mut reader = BufReader::new(stdout);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut reader)
+            .take(MAX_LINE_BYTES as u64)
+            .read_until(b'\n', &mut line)
+            .await
+        {
+            Ok(0) => return,
+            Ok(_) if line.last() != Some(&b'\n') && line.len() >= MAX_LINE_BYTES => {
+                tracing::error!(upstream = %shared.upstream, "a message over {MAX_LINE_BYTES} bytes; closing the pipe");
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(upstream = %shared.upstream, error = %e, "reading the child's stdout failed");
+                return;
+            }
+        }
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<Value>(text) {
+            Ok(msg) => shared.on_inbound(msg, None),
+            Err(e) => tracing::warn!(
+                upstream = %shared.upstream,
+                error = %e,
+                "the child wrote a line that is not JSON-RPC to stdout; ignored"
+            ),
+        }
+    }
+}
+
+async fn log_stderr(upstream: Arc<str>, stderr: tokio::process::ChildStderr) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(target: "airlock::upstream::stderr", upstream = %upstream, "{line}");
+    }
+}
