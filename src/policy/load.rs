@@ -76,6 +76,8 @@ impl Policy {
     /// Validates the policy document `text`; `path` names the format (by its extension) and is
     /// quoted in errors and kept as the policy's origin.
     pub fn parse(path: &Path, text: &str) -> Result<Self, PolicyError> {
+        // Some Windows editors start UTF-8 files with a byte-order mark; it is not content.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let format =
             PolicyFormat::from_path(path).ok_or_else(|| PolicyError::UnsupportedFormat {
                 path: path.to_path_buf(),
@@ -111,19 +113,22 @@ impl Failure {
     }
 }
 
-/// `serde_path_to_error` writes the root as `.`; the error message leaves the root unnamed.
+/// The key path in `serde_path_to_error` notation, without its placeholders: it writes the root
+/// as `.` and a key it could not read (a syntax error) as `?`; the message leaves those unnamed.
 fn key_path(path: &serde_path_to_error::Path) -> String {
-    let rendered = path.to_string();
-    if rendered == "." {
-        String::new()
-    } else {
-        rendered
+    let mut rendered = path.to_string();
+    if rendered == "." || rendered == "?" {
+        return String::new();
     }
+    while let Some(known) = rendered.strip_suffix(".?") {
+        rendered.truncate(known.len());
+    }
+    rendered
 }
 
 fn parse_json(text: &str) -> Result<RawPolicy, Failure> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let raw = serde_path_to_error::deserialize(&mut deserializer)
+    let Table(raw) = serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|error| json_failure(key_path(error.path()), error.into_inner()))?;
     // Trailing content after the document is an error too, not silently dropped.
     deserializer
@@ -159,6 +164,7 @@ fn parse_toml(text: &str) -> Result<RawPolicy, Failure> {
     let deserializer = toml::Deserializer::parse(text)
         .map_err(|error| toml_failure(String::new(), &error, text))?;
     serde_path_to_error::deserialize(deserializer)
+        .map(|Table(raw)| raw)
         .map_err(|error| toml_failure(key_path(error.path()), error.inner(), text))
 }
 
@@ -180,10 +186,7 @@ fn toml_failure(key_path: String, error: &toml::de::Error, text: &str) -> Failur
 // ---- The document as written ------------------------------------------------------------------
 
 #[derive(serde::Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a policy with the keys \"version\", \"default\" and \"tools\""
-)]
+#[serde(deny_unknown_fields)]
 struct RawPolicy {
     #[serde(default, deserialize_with = "present")]
     version: Option<Version>,
@@ -196,17 +199,14 @@ struct RawPolicy {
 }
 
 #[derive(serde::Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a rule: {} to allow, or keys such as \"action\", \"reason\", \"rate_limit\""
-)]
+#[serde(deny_unknown_fields)]
 struct RawRule {
     #[serde(default, deserialize_with = "present")]
     action: Option<Action>,
     #[serde(default, deserialize_with = "present")]
     reason: Option<Text>,
     #[serde(default, deserialize_with = "present")]
-    rate_limit: Option<RawRateLimit>,
+    rate_limit: Option<Table<RawRateLimit>>,
     #[serde(default, deserialize_with = "present")]
     approvals: Option<Approvals>,
     #[serde(default, deserialize_with = "present")]
@@ -218,13 +218,54 @@ struct RawRule {
 }
 
 #[derive(serde::Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a rate limit with the keys \"max\" (calls) and \"window\" (seconds)"
-)]
+#[serde(deny_unknown_fields)]
 struct RawRateLimit {
     max: Calls,
     window: Seconds,
+}
+
+/// An object (a JSON object, a TOML table) and nothing else. Derived struct deserializers also
+/// accept an array and read its items by position, so `"rate_limit": [10, 60]` would load; the
+/// format has no such form, so it is refused like any other unknown shape.
+struct Table<T>(T);
+
+/// What a [`Table`] holds, in words for the error when something else is found.
+trait Described {
+    const EXPECTING: &'static str;
+}
+
+impl Described for RawPolicy {
+    const EXPECTING: &'static str = "a policy with the keys \"version\", \"default\" and \"tools\"";
+}
+
+impl Described for RawRule {
+    const EXPECTING: &'static str =
+        "a rule: {} to allow, or keys such as \"action\", \"reason\", \"rate_limit\"";
+}
+
+impl Described for RawRateLimit {
+    const EXPECTING: &'static str =
+        "a rate limit with the keys \"max\" (calls) and \"window\" (seconds)";
+}
+
+impl<'de, T: Deserialize<'de> + Described> Deserialize<'de> for Table<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TableVisitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de> + Described> Visitor<'de> for TableVisitor<T> {
+            type Value = Table<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(T::EXPECTING)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Table<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Table)
+            }
+        }
+
+        deserializer.deserialize_map(TableVisitor(std::marker::PhantomData))
+    }
 }
 
 /// Deserializes an optional key that, when present, must hold a value: `null` is an error rather
@@ -455,9 +496,9 @@ struct ToolTable(BTreeMap<String, RawRule>);
 
 impl<'de> Deserialize<'de> for ToolTable {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TableVisitor;
+        struct ToolsVisitor;
 
-        impl<'de> Visitor<'de> for TableVisitor {
+        impl<'de> Visitor<'de> for ToolsVisitor {
             type Value = ToolTable;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -486,7 +527,7 @@ impl<'de> Deserialize<'de> for ToolTable {
                             )));
                         }
                         Entry::Vacant(entry) => {
-                            entry.insert(map.next_value::<RawRule>()?);
+                            entry.insert(map.next_value::<Table<RawRule>>()?.0);
                         }
                     }
                 }
@@ -494,7 +535,7 @@ impl<'de> Deserialize<'de> for ToolTable {
             }
         }
 
-        deserializer.deserialize_map(TableVisitor)
+        deserializer.deserialize_map(ToolsVisitor)
     }
 }
 
@@ -572,7 +613,7 @@ fn convert_rule(tool: &str, raw: RawRule) -> Result<Rule, Failure> {
                 None => None,
                 // The value checks above make `new` succeed; should they ever disagree, the file
                 // is refused rather than loaded without its limit.
-                Some(limit) => {
+                Some(Table(limit)) => {
                     Some(RateLimit::new(limit.max.0, limit.window.0).ok_or_else(|| {
                         Failure::at(
                             key("rate_limit"),
@@ -610,4 +651,507 @@ fn names(key_path: &str, list: Option<Vec<Text>>) -> Result<Vec<String>, Failure
         names.push(name);
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE_JSON: &str = r#"{ "version": "1", "default": "deny",
+  "tools": {
+    "get_chats":      {},
+    "send_message":   { "rate_limit": { "max": 10, "window": 60 } },
+    "delete_account": { "action": "deny", "reason": "never from an agent" },
+    "export_session": { "action": "require_approval", "approvals": 1, "timeout": 600,
+                        "reviewers": ["security"], "notify": ["security@example.org"] } } }"#;
+
+    const EXAMPLE_TOML: &str = r#"
+version = "1"
+default = "deny"
+
+[tools.get_chats]
+
+[tools.send_message]
+rate_limit = { max = 10, window = 60 }
+
+[tools.delete_account]
+action = "deny"
+reason = "never from an agent"
+
+[tools.export_session]
+action = "require_approval"
+approvals = 1
+timeout = 600
+reviewers = ["security"]
+notify = ["security@example.org"]
+"#;
+
+    fn parse(name: &str, text: &str) -> Policy {
+        match Policy::parse(Path::new(name), text) {
+            Ok(policy) => policy,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// The error line for an invalid document.
+    fn error(name: &str, text: &str) -> String {
+        match Policy::parse(Path::new(name), text) {
+            Ok(policy) => panic!("loaded: {policy:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    fn json_error(text: &str) -> String {
+        error("policies/telegram.json", text)
+    }
+
+    fn toml_error(text: &str) -> String {
+        error("policies/telegram.toml", text)
+    }
+
+    fn rule<'a>(policy: &'a Policy, tool: &str) -> &'a Rule {
+        match policy.tools.get(tool) {
+            Some(rule) => rule,
+            None => panic!("{tool} not listed"),
+        }
+    }
+
+    fn assert_example(policy: &Policy) {
+        assert_eq!(policy.default_action(), DefaultAction::Deny);
+        assert!(!policy.default_is_implicit());
+        assert_eq!(policy.tools().count(), 4);
+        assert_eq!(rule(policy, "get_chats"), &Rule::Allow { rate_limit: None });
+        assert_eq!(
+            rule(policy, "send_message"),
+            &Rule::Allow {
+                rate_limit: RateLimit::new(10, Duration::from_secs(60))
+            }
+        );
+        assert_eq!(
+            rule(policy, "delete_account"),
+            &Rule::Deny {
+                reason: Some("never from an agent".to_owned())
+            }
+        );
+        assert_eq!(
+            rule(policy, "export_session"),
+            &Rule::RequireApproval(ApprovalRule {
+                approvals: 1,
+                timeout: Duration::from_secs(600),
+                reviewers: vec!["security".to_owned()],
+                notify: vec!["security@example.org".to_owned()],
+                reason: None,
+            })
+        );
+    }
+
+    #[test]
+    fn the_design_example_loads_from_json() {
+        let policy = parse("policies/telegram.json", EXAMPLE_JSON);
+        assert_example(&policy);
+        assert_eq!(
+            policy.origin(),
+            &PolicyOrigin::File("policies/telegram.json".into())
+        );
+    }
+
+    #[test]
+    fn the_same_policy_loads_from_toml() {
+        let toml = parse("policies/telegram.toml", EXAMPLE_TOML);
+        assert_example(&toml);
+        let json = parse("policies/telegram.json", EXAMPLE_JSON);
+        assert_eq!(toml.tools, json.tools);
+    }
+
+    #[test]
+    fn the_format_follows_the_extension() {
+        assert_eq!(
+            PolicyFormat::from_path(Path::new("a/b.JSON")),
+            Some(PolicyFormat::Json)
+        );
+        assert_eq!(
+            PolicyFormat::from_path(Path::new("b.policy.toml")),
+            Some(PolicyFormat::Toml)
+        );
+        assert_eq!(PolicyFormat::from_path(Path::new("b.yaml")), None);
+        assert_eq!(
+            error("policies/telegram.yaml", "version: \"1\""),
+            "policies/telegram.yaml: cannot tell the policy file's format from its name; \
+             name it *.json or *.toml"
+        );
+    }
+
+    #[test]
+    fn omitted_settings_take_their_defaults() {
+        let policy = parse(
+            "p.json",
+            r#"{"version": "1", "tools": {"a": {}, "b": {"action": "allow"},
+                "c": {"action": "deny"}, "d": {"action": "require_approval"}}}"#,
+        );
+        assert_eq!(policy.default_action(), DefaultAction::Allow);
+        assert!(policy.default_is_implicit());
+        assert_eq!(policy.description(), None);
+        assert_eq!(rule(&policy, "a"), &Rule::Allow { rate_limit: None });
+        assert_eq!(rule(&policy, "b"), &Rule::Allow { rate_limit: None });
+        assert_eq!(rule(&policy, "c"), &Rule::Deny { reason: None });
+        assert_eq!(
+            rule(&policy, "d"),
+            &Rule::RequireApproval(ApprovalRule {
+                approvals: 1,
+                timeout: DEFAULT_APPROVAL_TIMEOUT,
+                reviewers: Vec::new(),
+                notify: Vec::new(),
+                reason: None,
+            })
+        );
+        assert_eq!(DEFAULT_APPROVAL_TIMEOUT, Duration::from_secs(600));
+
+        let bare = parse("p.json", r#"{"version": "1"}"#);
+        assert_eq!(bare.tools().count(), 0);
+        let defaults = parse("p.json", r#"{"version": 1, "default": "require_approval"}"#);
+        assert_eq!(defaults.default_action(), DefaultAction::RequireApproval);
+        assert_eq!(
+            defaults.default_rule,
+            Policy::require_approval_by_default().default_rule
+        );
+    }
+
+    #[test]
+    fn description_and_approval_notes_are_kept() {
+        let policy = parse(
+            "p.toml",
+            "version = \"1\"\ndescription = \"Telegram\"\n\
+             [tools.ban]\naction = \"require_approval\"\nreason = \"  affects others \"\n",
+        );
+        assert_eq!(policy.description(), Some("Telegram"));
+        match rule(&policy, "ban") {
+            Rule::RequireApproval(approval) => {
+                assert_eq!(approval.reason(), Some("affects others"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_at_the_top_is_an_error() {
+        assert_eq!(
+            json_error(r#"{"version": "1", "defualt": "deny"}"#),
+            "policies/telegram.json: defualt: unknown field `defualt`, expected one of `version`, \
+             `description`, `default`, `tools` (line 1, column 26)"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_rule_is_an_error() {
+        assert_eq!(
+            json_error(r#"{"version": "1", "tools": {"delete_chat": {"acton": "deny"}}}"#),
+            "policies/telegram.json: tools.delete_chat.acton: unknown field `acton`, expected one \
+             of `action`, `reason`, `rate_limit`, `approvals`, `timeout`, `reviewers`, `notify` \
+             (line 1, column 50)"
+        );
+        assert_eq!(
+            toml_error("version = \"1\"\n[tools.delete_chat]\nacton = \"deny\"\n"),
+            "policies/telegram.toml: tools.delete_chat.acton: unknown field `acton`, expected one \
+             of `action`, `reason`, `rate_limit`, `approvals`, `timeout`, `reviewers`, `notify` \
+             (line 3, column 1)"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_rate_limit_is_an_error() {
+        assert_eq!(
+            json_error(
+                r#"{"version": "1", "tools": {"send": {"rate_limit": {"max": 1, "window": 60, "burst": 5}}}}"#
+            ),
+            "policies/telegram.json: tools.send.rate_limit.burst: unknown field `burst`, \
+             expected `max` or `window` (line 1, column 82)"
+        );
+    }
+
+    #[test]
+    fn a_bad_action_is_an_error() {
+        assert_eq!(
+            json_error(r#"{"version": "1", "tools": {"x": {"action": "block"}}}"#),
+            "policies/telegram.json: tools.x.action: unknown action \"block\"; use \"allow\", \
+             \"deny\" or \"require_approval\" (line 1, column 50)"
+        );
+        assert_eq!(
+            toml_error("version = \"1\"\ndefault = \"ask\"\n"),
+            "policies/telegram.toml: default: unknown action \"ask\"; use \"allow\", \"deny\" \
+             or \"require_approval\" (line 2, column 11)"
+        );
+    }
+
+    #[test]
+    fn a_zero_max_is_an_error() {
+        assert_eq!(
+            json_error(
+                r#"{"version": "1", "tools": {"send_message": {"rate_limit": {"max": 0, "window": 60}}}}"#
+            ),
+            "policies/telegram.json: tools.send_message.rate_limit.max: expected a positive whole \
+             number of calls, found 0 (line 1, column 67)"
+        );
+    }
+
+    #[test]
+    fn a_negative_window_is_an_error() {
+        assert_eq!(
+            json_error(
+                r#"{"version": "1", "tools": {"send_message": {"rate_limit": {"max": 10, "window": -5}}}}"#
+            ),
+            "policies/telegram.json: tools.send_message.rate_limit.window: expected a positive \
+             whole number of seconds, found -5 (line 1, column 82)"
+        );
+        assert_eq!(
+            toml_error(
+                "version = \"1\"\n[tools.send_message]\nrate_limit = { max = 10, window = -5 }\n"
+            ),
+            "policies/telegram.toml: tools.send_message.rate_limit.window: expected a positive \
+             whole number of seconds, found -5 (line 3, column 35)"
+        );
+    }
+
+    #[test]
+    fn numbers_must_be_whole_and_in_range() {
+        let cases = [
+            (
+                r#""window": 1.5"#,
+                "window: expected a positive whole number of seconds, found 1.5",
+            ),
+            (
+                r#""window": 60.0"#,
+                "window: expected a positive whole number of seconds, found 60.0",
+            ),
+            (
+                r#""window": "60""#,
+                "window: invalid type: string \"60\", expected a positive whole number of seconds",
+            ),
+            (
+                r#""window": 0"#,
+                "window: expected a positive whole number of seconds, found 0",
+            ),
+            (
+                r#""window": 31536001"#,
+                "window: expected at most 31536000 seconds, found 31536001",
+            ),
+        ];
+        for (window, expected) in cases {
+            let text = format!(
+                r#"{{"version": "1", "tools": {{"s": {{"rate_limit": {{"max": 1, {window}}}}}}}}}"#
+            );
+            let message = json_error(&text);
+            assert!(
+                message.contains(&format!("tools.s.rate_limit.{expected}")),
+                "{message}"
+            );
+        }
+        let message = json_error(
+            r#"{"version": "1", "tools": {"s": {"rate_limit": {"max": 100001, "window": 1}}}}"#,
+        );
+        assert!(
+            message.contains("max: expected at most 100000 calls, found 100001"),
+            "{message}"
+        );
+        let message = json_error(
+            r#"{"version": "1", "tools": {"s": {"action": "require_approval", "approvals": 0}}}"#,
+        );
+        assert!(
+            message.contains(
+                "tools.s.approvals: expected a positive whole number of approvals, found 0"
+            ),
+            "{message}"
+        );
+        let message = json_error(
+            r#"{"version": "1", "tools": {"s": {"action": "require_approval", "timeout": 0}}}"#,
+        );
+        assert!(
+            message
+                .contains("tools.s.timeout: expected a positive whole number of seconds, found 0"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_rate_limit_needs_both_keys() {
+        let message = json_error(r#"{"version": "1", "tools": {"s": {"rate_limit": {"max": 1}}}}"#);
+        assert!(
+            message.contains("tools.s.rate_limit: missing field `window`"),
+            "{message}"
+        );
+        let message = json_error(r#"{"version": "1", "tools": {"s": {"rate_limit": "5/hour"}}}"#);
+        assert!(
+            message.contains("tools.s.rate_limit: invalid type: string \"5/hour\", expected a rate limit with the keys \"max\" (calls) and \"window\" (seconds)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_unsupported_or_missing_version_is_an_error() {
+        assert_eq!(
+            json_error(r#"{"version": "2", "tools": {}}"#),
+            "policies/telegram.json: version: unsupported policy version \"2\"; this Airlock \
+             reads version \"1\" (line 1, column 15)"
+        );
+        assert!(json_error(r#"{"version": 2}"#).contains("unsupported policy version 2;"));
+        assert_eq!(
+            json_error(r#"{"default": "deny", "tools": {}}"#),
+            "policies/telegram.json: version: missing; add \"version\": \"1\" at the top of the file"
+        );
+        assert_eq!(
+            toml_error("default = \"deny\"\n"),
+            "policies/telegram.toml: version: missing; add version = \"1\" at the top of the file"
+        );
+    }
+
+    #[test]
+    fn settings_that_do_not_fit_the_action_are_errors() {
+        let cases = [
+            (
+                r#"{"action": "deny", "approvals": 2}"#,
+                "tools.x.approvals: `approvals` applies only to \"action\": \"require_approval\"",
+            ),
+            (
+                r#"{"timeout": 60}"#,
+                "tools.x.timeout: `timeout` applies only to \"action\": \"require_approval\"",
+            ),
+            (
+                r#"{"action": "allow", "reviewers": ["a@b"]}"#,
+                "tools.x.reviewers: `reviewers` applies only",
+            ),
+            (
+                r#"{"action": "deny", "notify": ["a@b"]}"#,
+                "tools.x.notify: `notify` applies only",
+            ),
+            (
+                r#"{"action": "deny", "rate_limit": {"max": 1, "window": 1}}"#,
+                "tools.x.rate_limit: `rate_limit` applies only to allowed tools",
+            ),
+            (
+                r#"{"action": "require_approval", "rate_limit": {"max": 1, "window": 1}}"#,
+                "tools.x.rate_limit: `rate_limit` applies only to allowed tools",
+            ),
+            (
+                r#"{"reason": "why not"}"#,
+                "tools.x.reason: `reason` applies only to \"action\": \"deny\"",
+            ),
+        ];
+        for (rule, expected) in cases {
+            let message = json_error(&format!(r#"{{"version": "1", "tools": {{"x": {rule}}}}}"#));
+            assert!(
+                message.starts_with(&format!("policies/telegram.json: {expected}")),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn nulls_blanks_and_repeats_are_errors() {
+        let message = json_error(r#"{"version": "1", "default": null}"#);
+        assert!(message.contains("default: invalid type: null"), "{message}");
+        let message =
+            json_error(r#"{"version": "1", "tools": {"x": {"action": "deny", "reason": " "}}}"#);
+        assert!(
+            message.contains("tools.x.reason: expected a non-empty string"),
+            "{message}"
+        );
+        let message = json_error(
+            r#"{"version": "1", "tools": {"x": {"action": "require_approval", "reviewers": ["a@b", "a@b"]}}}"#,
+        );
+        assert!(
+            message.contains("tools.x.reviewers: \"a@b\" is listed twice"),
+            "{message}"
+        );
+        let message =
+            json_error(r#"{"version": "1", "tools": {"x": {"action": "deny"}, "x": {}}}"#);
+        assert!(
+            message.contains("tools: tool \"x\" is listed twice"),
+            "{message}"
+        );
+        let message = json_error(
+            r#"{"version": "1", "tools": {"x": {"action": "deny", "action": "allow"}}}"#,
+        );
+        assert!(
+            message.contains("tools.x: duplicate field `action`"),
+            "{message}"
+        );
+        let message = toml_error("version = \"1\"\nversion = \"1\"\n");
+        assert!(message.contains("duplicate key"), "{message}");
+    }
+
+    #[test]
+    fn wildcards_and_empty_tool_names_are_refused() {
+        let message = json_error(r#"{"version": "1", "tools": {"*": {"action": "deny"}}}"#);
+        assert!(
+            message.contains("\"*\" is not a tool name: wildcard rules are not supported yet"),
+            "{message}"
+        );
+        let message = json_error(r#"{"version": "1", "tools": {"": {}}}"#);
+        assert!(message.contains("\"\" is not a tool name"), "{message}");
+    }
+
+    #[test]
+    fn syntax_errors_and_trailing_content_name_the_position() {
+        assert_eq!(
+            json_error("{\"version\": \"1\",\n  \"tools\": {\n}"),
+            "policies/telegram.json: EOF while parsing an object (line 3, column 1)"
+        );
+        let message = json_error(r#"{"version": "1"} {}"#);
+        assert_eq!(
+            message,
+            "policies/telegram.json: trailing characters (line 1, column 18)"
+        );
+        let message = toml_error("version = \"1\"\n[tools\n");
+        assert!(message.starts_with("policies/telegram.toml: "), "{message}");
+        assert!(message.ends_with("(line 2, column 7)"), "{message}");
+        let message = json_error("");
+        assert!(message.contains("EOF while parsing a value"), "{message}");
+    }
+
+    #[test]
+    fn only_objects_are_read_as_objects() {
+        assert_eq!(
+            json_error(r#"["1", null, "allow", {}]"#),
+            "policies/telegram.json: invalid type: sequence, expected a policy with the keys \
+             \"version\", \"default\" and \"tools\" (line 1, column 1)"
+        );
+        let message = json_error(r#"{"version": "1", "tools": {"s": {"rate_limit": [10, 60]}}}"#);
+        assert!(
+            message.contains("tools.s.rate_limit: invalid type: sequence, expected a rate limit"),
+            "{message}"
+        );
+        let message = json_error(r#"{"version": "1", "tools": {"s": ["deny"]}}"#);
+        assert!(
+            message.contains("tools.s: invalid type: sequence, expected a rule"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_content() {
+        let policy = parse(
+            "p.json",
+            "\u{feff}{\"version\": \"1\", \"default\": \"deny\"}",
+        );
+        assert_eq!(policy.default_action(), DefaultAction::Deny);
+    }
+
+    #[test]
+    fn an_unreadable_file_names_the_file_and_the_cause() {
+        let message = match Policy::load(Path::new("/nonexistent/telegram.json")) {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("loaded a missing file"),
+        };
+        assert!(
+            message.starts_with("/nonexistent/telegram.json: cannot read the policy file: "),
+            "{message}"
+        );
+        let message = match Policy::from_bytes(Path::new("p.json"), vec![0xff, 0xfe]) {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("loaded garbage"),
+        };
+        assert_eq!(
+            message,
+            "p.json: cannot read the policy file: the file is not UTF-8"
+        );
+    }
 }

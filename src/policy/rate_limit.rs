@@ -348,12 +348,13 @@ mod tests {
         for i in 0..4 {
             let _slot = acquire(&limiter, &send("s1"), limit(10, 60), t0 + secs(i));
         }
-        // 4 counted, now at most 2: two must leave, the second (t0 + 1 s) leaves at t0 + 61 s.
+        // 4 counted, now at most 2: three must leave for a fifth to fit, the third (counted at
+        // t0 + 2 s) leaves at t0 + 62 s.
         assert_eq!(
             limiter
                 .try_acquire(&send("s1"), limit(2, 60), t0 + secs(10))
                 .err(),
-            Some(secs(51))
+            Some(secs(52))
         );
         let _slot = acquire(&limiter, &send("s1"), limit(2, 60), t0 + secs(62));
     }
