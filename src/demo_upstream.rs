@@ -84,8 +84,9 @@ pub enum DemoError {
     // crate does not enable, so it is shown rather than chained.
     #[error("the operating system gave no random bytes for the fake session string: {0}")]
     Random(getrandom::Error),
+    // Boxed: rmcp's handshake error carries a whole JSON-RPC message.
     #[error("the MCP handshake on stdio failed")]
-    Handshake(#[source] ServerInitializeError),
+    Handshake(#[source] Box<ServerInitializeError>),
     #[error("the MCP service task failed")]
     Service(#[source] tokio::task::JoinError),
     #[error("cannot read the address the HTTP listener is bound to")]
@@ -104,7 +105,7 @@ pub async fn serve_stdio(opts: DemoOptions) -> Result<(), DemoError> {
     let running = server
         .serve(rmcp::transport::stdio_pipes())
         .await
-        .map_err(DemoError::Handshake)?;
+        .map_err(|error| DemoError::Handshake(Box::new(error)))?;
     running.waiting().await.map_err(DemoError::Service)?;
     Ok(())
 }
@@ -135,7 +136,7 @@ pub async fn serve_http_until(
     let local = listener.local_addr().map_err(DemoError::LocalAddr)?;
     let config = http_config(local);
     let sessions_end = config.cancellation_token.clone();
-    // Dropping this (the caller aborting us) ends every session, so no session task outlives us.
+    // Dropping this (the caller aborting us) tells every session task to end, not just ctrl-c.
     let _end_sessions_on_drop = sessions_end.clone().drop_guard();
     let service: StreamableHttpService<DemoServer, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(server.clone()), Arc::default(), config);

@@ -1,0 +1,391 @@
+//! The test harness: a real Airlock on a random loopback port, a temporary SQLite file, the real
+//! `airlock demo-upstream` binary as a stdio child (with a call log that proves what it received),
+//! and real rmcp clients connecting over Streamable HTTP with a bearer token.
+//!
+//! Tests read like a user's story: `let app = TestApp::spawn(POLICY).await; let agent =
+//! app.agent().await; agent.call("get_chats", json!({})).await; app.upstream_calls()`.
+
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use airlock::app::Application;
+use airlock::config::{Config, UpstreamConfig};
+use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How long any single expected event may take before a test gives up.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The path of the binary under test, built by cargo for the integration tests.
+pub const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
+
+/// A policy that exercises every rule kind on the demo upstream.
+pub const DEMO_POLICY: &str = r#"{
+  "version": "1",
+  "default": "deny",
+  "tools": {
+    "get_chats": {},
+    "get_messages": {},
+    "slow_task": {},
+    "send_message": { "rate_limit": { "max": 2, "window": 3 } },
+    "delete_chat": { "action": "deny", "reason": "never from an agent" },
+    "export_session": { "action": "require_approval" }
+  }
+}"#;
+
+/// A running Airlock with one stdio upstream, `telegram`, served by the demo upstream.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub token: String,
+    pub dir: TempDir,
+    pub policy_path: PathBuf,
+    pub call_log: CallLog,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Options for `TestApp::spawn_with`.
+pub struct Setup {
+    pub policy: String,
+    /// Extra `[server]` and other top-level TOML appended to the generated config.
+    pub extra_toml: String,
+    /// More upstreams besides `telegram`.
+    pub upstreams: Vec<UpstreamConfig>,
+    pub isolation: Option<airlock::config::Isolation>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            policy: DEMO_POLICY.to_owned(),
+            extra_toml: String::new(),
+            upstreams: Vec::new(),
+            isolation: None,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Setup::default()).await
+    }
+
+    pub async fn spawn_with_policy(policy: &str) -> Self {
+        Self::spawn_with(Setup {
+            policy: policy.to_owned(),
+            ..Setup::default()
+        })
+        .await
+    }
+
+    pub async fn spawn_with(setup: Setup) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let policy_path = dir.path().join("telegram.json");
+        std::fs::write(&policy_path, &setup.policy).expect("write the policy");
+        let call_log = CallLog(dir.path().join("telegram-calls.jsonl"));
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[database]\nurl = \"sqlite://{}\"\n",
+            setup.extra_toml,
+            dir.path().join("airlock.db").display()
+        );
+        let mut config = Config::from_toml(
+            &toml,
+            Some(&dir.path().join("airlock.toml")),
+            std::iter::empty(),
+        )
+        .expect("a valid test config");
+        config.upstreams.push(UpstreamConfig {
+            name: "telegram".to_owned(),
+            command: Some(vec![
+                AIRLOCK.to_owned(),
+                "demo-upstream".to_owned(),
+                "--call-log".to_owned(),
+                call_log.0.display().to_string(),
+            ]),
+            env: [("AIRLOCK_LOG".to_owned(), "warn".to_owned())].into(),
+            url: None,
+            headers: Default::default(),
+            policy: Some(policy_path.clone()),
+            isolation: setup.isolation,
+        });
+        config.upstreams.extend(setup.upstreams);
+        let app = Application::build(config).await.expect("airlock starts");
+        let addr = app.local_addr();
+        let token = airlock::secrets::generate_token().expect("randomness");
+        app.state()
+            .store
+            .add_agent_token(
+                "test-agent",
+                &airlock::secrets::sha256_hex(token.as_bytes()),
+            )
+            .await
+            .expect("store the agent token");
+        let shutdown = app.shutdown_token();
+        let server = tokio::spawn(app.run_until_stopped());
+        let app = Self {
+            addr,
+            token,
+            dir,
+            policy_path,
+            call_log,
+            shutdown,
+            server,
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn mcp_url(&self, upstream: &str) -> String {
+        self.url(&format!("/mcp/{upstream}"))
+    }
+
+    /// Waits until `/readyz` says ready (the shared upstream child is initialized).
+    pub async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(r) = client.get(self.url("/readyz")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "airlock never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn readyz(&self) -> (u16, Value) {
+        let r = reqwest::get(self.url("/readyz"))
+            .await
+            .expect("GET /readyz");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("readyz is JSON"))
+    }
+
+    /// An rmcp client (handshake era) connected through Airlock to `telegram`.
+    pub async fn agent(&self) -> Agent {
+        Agent::connect(&self.mcp_url("telegram"), &self.token).await
+    }
+
+    /// The `tools/call`s the demo upstream actually received.
+    pub fn upstream_calls(&self) -> Vec<Value> {
+        self.call_log.tool_calls()
+    }
+
+    /// A raw POST to `/mcp/{upstream}` with the agent's token and the given extra headers.
+    pub async fn post(
+        &self,
+        upstream: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> reqwest::Response {
+        let mut request = reqwest::Client::new()
+            .post(self.mcp_url(upstream))
+            .bearer_auth(&self.token)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("POST /mcp")
+    }
+
+    /// Opens a session by hand and returns its id.
+    pub async fn raw_session(&self, version: &str) -> String {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{version}","capabilities":{{}},"clientInfo":{{"name":"raw","version":"1"}}}}}}"#
+        );
+        let r = self.post("telegram", &[], &body).await;
+        assert_eq!(r.status(), 200, "initialize succeeds");
+        let id = r
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("a session id")
+            .to_owned();
+        let _ = r.text().await;
+        id
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(WAIT, &mut self.server).await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The messages of an SSE or JSON response body, as JSON values.
+pub async fn messages(response: reqwest::Response) -> Vec<Value> {
+    let is_sse = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let text = response.text().await.expect("a body");
+    if is_sse {
+        text.lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .map(|data| serde_json::from_str(data.trim()).expect("SSE data is JSON"))
+            .collect()
+    } else if text.is_empty() {
+        Vec::new()
+    } else {
+        vec![serde_json::from_str(&text).expect("a JSON body")]
+    }
+}
+
+/// The demo upstream's call log, read back as JSON values.
+pub struct CallLog(pub PathBuf);
+
+impl CallLog {
+    pub fn entries(&self) -> Vec<Value> {
+        read_jsonl(&self.0)
+    }
+
+    /// The `tools/call` entries, in arrival order.
+    pub fn tool_calls(&self) -> Vec<Value> {
+        self.entries()
+            .into_iter()
+            .filter(|entry| entry.get("event").is_none())
+            .collect()
+    }
+
+    pub fn calls_of(&self, tool: &str) -> usize {
+        self.tool_calls()
+            .iter()
+            .filter(|c| c["tool"] == tool)
+            .count()
+    }
+
+    /// Waits until an entry matching `wanted` has been written.
+    pub async fn wait_for(&self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(entry) = self.entries().into_iter().rev().find(&wanted) {
+                return entry;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the call log never showed {what}: {:#?}",
+                self.entries()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => panic!("cannot read {}: {e}", path.display()),
+    };
+    text.lines()
+        .map(|line| serde_json::from_str(line).expect("every call log line is JSON"))
+        .collect()
+}
+
+/// An MCP client handler that records every progress notification it receives.
+#[derive(Clone)]
+pub struct ProgressRecorder {
+    progress: mpsc::UnboundedSender<ProgressNotificationParam>,
+}
+
+impl ProgressRecorder {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<ProgressNotificationParam>) {
+        let (progress, received) = mpsc::unbounded_channel();
+        (Self { progress }, received)
+    }
+}
+
+impl ClientHandler for ProgressRecorder {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let _ = self.progress.send(params);
+    }
+}
+
+/// A connected rmcp client and the progress notifications it receives.
+pub struct Agent {
+    pub client: RunningService<RoleClient, ProgressRecorder>,
+    pub progress: mpsc::UnboundedReceiver<ProgressNotificationParam>,
+}
+
+impl Agent {
+    pub async fn connect(url: &str, token: &str) -> Self {
+        let (handler, progress) = ProgressRecorder::new();
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token),
+        );
+        let client = tokio::time::timeout(WAIT, handler.serve(transport))
+            .await
+            .expect("the handshake in time")
+            .expect("an MCP handshake through Airlock");
+        Self { client, progress }
+    }
+
+    /// Calls a tool and returns its result; a protocol-level error fails the test.
+    pub async fn call(&self, tool: &str, arguments: Value) -> CallToolResult {
+        tokio::time::timeout(WAIT, self.client.call_tool(call_params(tool, arguments)))
+            .await
+            .unwrap_or_else(|_| panic!("{tool} did not answer in time"))
+            .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"))
+    }
+
+    pub async fn next_progress(&mut self) -> ProgressNotificationParam {
+        tokio::time::timeout(WAIT, self.progress.recv())
+            .await
+            .expect("a progress notification in time")
+            .expect("the client is still running")
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.cancel().await;
+    }
+}
+
+pub fn call_params(tool: &str, arguments: Value) -> CallToolRequestParams {
+    let Value::Object(arguments) = arguments else {
+        panic!("tool arguments must be a JSON object, not {arguments}");
+    };
+    CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments)
+}
+
+/// The first text content of a tool result.
+pub fn text(result: &CallToolResult) -> &str {
+    result
+        .content
+        .first()
+        .and_then(|content| content.as_text())
+        .map(|content| content.text.as_str())
+        .expect("a text content block")
+}
+
+pub fn is_error(result: &CallToolResult) -> bool {
+    result.is_error == Some(true)
+}

@@ -1,0 +1,343 @@
+//! Bad input on `/mcp/{upstream}` gets a clear answer, in the order of the contract, and no panic:
+//! Origin 403, token 401, unknown upstream 404, oversize 413, not JSON -32700, not JSON-RPC -32600,
+//! sessions and routing headers. Raw HTTP, because a well-behaved client never sends these.
+
+mod common;
+
+use common::{Setup, TestApp, messages};
+use serde_json::{Value, json};
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+
+async fn error_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("a JSON-RPC error body");
+    (status, body["error"].clone())
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_is_401_and_never_echoed() {
+    let app = TestApp::spawn().await;
+    let client = reqwest::Client::new();
+
+    let missing = client
+        .post(app.mcp_url("telegram"))
+        .header("content-type", "application/json")
+        .body(INITIALIZE)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(missing.status(), 401);
+    assert!(missing.headers().contains_key("www-authenticate"));
+    assert!(
+        missing
+            .text()
+            .await
+            .unwrap_or_default()
+            .contains("airlock token create")
+    );
+
+    let wrong_token = "alk_0000000000000000000000000000000000000000000000000000000000000000";
+    let wrong = client
+        .post(app.mcp_url("telegram"))
+        .bearer_auth(wrong_token)
+        .body(INITIALIZE)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(wrong.status(), 401);
+    let body = wrong.text().await.unwrap_or_default();
+    assert!(!body.contains(wrong_token), "{body}");
+    assert!(app.upstream_calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_403_before_the_token_is_looked_at() {
+    let app = TestApp::spawn().await;
+
+    let foreign = app
+        .post(
+            "telegram",
+            &[("origin", "https://evil.example.com")],
+            INITIALIZE,
+        )
+        .await;
+    let (status, error) = error_of(foreign).await;
+    assert_eq!(status, 403);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Origin"),
+        "{error}"
+    );
+
+    // Without a token, the Origin check still comes first.
+    let anonymous = reqwest::Client::new()
+        .post(app.mcp_url("telegram"))
+        .header("origin", "https://evil.example.com")
+        .body(INITIALIZE)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(anonymous.status(), 403);
+
+    let local = app
+        .post(
+            "telegram",
+            &[("origin", "http://localhost:6274")],
+            INITIALIZE,
+        )
+        .await;
+    assert_eq!(local.status(), 200);
+}
+
+#[tokio::test]
+async fn an_unknown_upstream_is_404() {
+    let app = TestApp::spawn().await;
+    let (status, error) = error_of(app.post("nosuch", &[], INITIALIZE).await).await;
+    assert_eq!(status, 404);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nosuch"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    let app = TestApp::spawn_with(Setup {
+        extra_toml: "max_body_bytes = 2048\n".to_owned(),
+        ..Setup::default()
+    })
+    .await;
+    let session = app.raw_session("2025-06-18").await;
+    let big = json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
+        "params":{"name":"send_message","arguments":{"chat_id":1,"text":"x".repeat(4096)}}});
+
+    let response = app
+        .post(
+            "telegram",
+            &[("mcp-session-id", &session)],
+            &big.to_string(),
+        )
+        .await;
+
+    let (status, error) = error_of(response).await;
+    assert_eq!(status, 413);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2048"),
+        "{error}"
+    );
+    assert!(app.upstream_calls().is_empty());
+}
+
+#[tokio::test]
+async fn not_json_is_a_parse_error_and_not_json_rpc_is_an_invalid_request() {
+    let app = TestApp::spawn().await;
+    let session = app.raw_session("2025-06-18").await;
+    let with_session = [("mcp-session-id", session.as_str())];
+
+    let (status, error) = error_of(app.post("telegram", &with_session, "{not json").await).await;
+    assert_eq!((status, error["code"].as_i64()), (400, Some(-32700)));
+
+    for bad in [
+        r#"{"id":1,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"get_chats"}"#,
+        r#"{"jsonrpc":"2.0","id":{"a":1},"method":"tools/list"}"#,
+        r#"42"#,
+    ] {
+        let (status, error) = error_of(app.post("telegram", &with_session, bad).await).await;
+        assert_eq!(
+            (status, error["code"].as_i64()),
+            (400, Some(-32600)),
+            "{bad}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sessions_are_required_known_and_owned() {
+    let app = TestApp::spawn().await;
+
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let (status, _) = error_of(app.post("telegram", &[], list).await).await;
+    assert_eq!(status, 400, "a request without a session");
+
+    let (status, _) = error_of(
+        app.post("telegram", &[("mcp-session-id", "feedface")], list)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404, "an unknown session");
+
+    let session = app.raw_session("2025-06-18").await;
+    let (status, _) = error_of(
+        app.post(
+            "telegram",
+            &[
+                ("mcp-session-id", &session),
+                ("mcp-protocol-version", "1999-01-01"),
+            ],
+            list,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400, "an unsupported protocol version");
+
+    let deleted = reqwest::Client::new()
+        .delete(app.mcp_url("telegram"))
+        .bearer_auth(&app.token)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(deleted.status(), 200);
+    let (status, _) = error_of(
+        app.post("telegram", &[("mcp-session-id", &session)], list)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404, "a deleted session");
+}
+
+#[tokio::test]
+async fn an_old_client_is_offered_the_oldest_supported_version() {
+    let app = TestApp::spawn().await;
+    let body = INITIALIZE.replace("2025-06-18", "2024-11-05");
+    let answer = messages(app.post("telegram", &[], &body).await).await;
+    assert_eq!(answer[0]["result"]["protocolVersion"], "2025-03-26");
+    assert_eq!(
+        answer[0]["result"]["serverInfo"]["name"],
+        "airlock-demo-telegram"
+    );
+}
+
+#[tokio::test]
+async fn batches_are_policed_per_element_on_2025_03_26_and_refused_elsewhere() {
+    let app = TestApp::spawn().await;
+    let batch = json!([
+        {"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"get_chats","arguments":{}}},
+        {"jsonrpc":"2.0","id":"b","method":"tools/call","params":{"name":"delete_chat","arguments":{"chat_id":1}}},
+    ])
+    .to_string();
+
+    let newer = app.raw_session("2025-06-18").await;
+    let (status, error) = error_of(
+        app.post("telegram", &[("mcp-session-id", &newer)], &batch)
+            .await,
+    )
+    .await;
+    assert_eq!((status, error["code"].as_i64()), (400, Some(-32600)));
+
+    let older = app.raw_session("2025-03-26").await;
+    let response = app
+        .post("telegram", &[("mcp-session-id", &older)], &batch)
+        .await;
+    assert_eq!(response.status(), 200);
+    let answers: Value = response.json().await.expect("a JSON array");
+    let answers = answers.as_array().expect("an array of responses");
+    assert_eq!(answers.len(), 2);
+    assert_eq!(answers[0]["id"], "a");
+    assert_eq!(answers[0]["result"]["isError"], false);
+    assert_eq!(answers[1]["id"], "b");
+    assert_eq!(answers[1]["result"]["isError"], true);
+    assert_eq!(app.call_log.calls_of("get_chats"), 1);
+    assert_eq!(app.call_log.calls_of("delete_chat"), 0);
+}
+
+#[tokio::test]
+async fn stateless_routing_headers_must_match_the_body() {
+    let app = TestApp::spawn().await;
+    let call = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_chats","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let version = ("mcp-protocol-version", "2026-07-28");
+
+    let mismatched = app
+        .post(
+            "telegram",
+            &[
+                version,
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "delete_chat"),
+            ],
+            call,
+        )
+        .await;
+    let (status, error) = error_of(mismatched).await;
+    assert_eq!((status, error["code"].as_i64()), (400, Some(-32600)));
+
+    let wrong_method = app
+        .post(
+            "telegram",
+            &[
+                version,
+                ("mcp-method", "tools/list"),
+                ("mcp-name", "get_chats"),
+            ],
+            call,
+        )
+        .await;
+    assert_eq!(wrong_method.status(), 400);
+    assert_eq!(app.call_log.calls_of("get_chats"), 0);
+
+    let matching = app
+        .post(
+            "telegram",
+            &[
+                version,
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "get_chats"),
+            ],
+            call,
+        )
+        .await;
+    assert_eq!(matching.status(), 200);
+    let answer = messages(matching).await;
+    assert_eq!(
+        answer.last().map(|m| m["result"]["isError"].clone()),
+        Some(json!(false))
+    );
+    assert_eq!(app.call_log.calls_of("get_chats"), 1);
+}
+
+#[tokio::test]
+async fn ops_endpoints_report_health_readiness_and_metrics() {
+    let app = TestApp::spawn().await;
+    let agent = app.agent().await;
+    agent.call("get_chats", json!({})).await;
+    agent.call("delete_chat", json!({"chat_id": 1})).await;
+
+    let health = reqwest::get(app.url("/healthz"))
+        .await
+        .expect("GET /healthz");
+    assert_eq!(health.status(), 200);
+    let (status, ready) = app.readyz().await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["upstreams"]["telegram"]["link"], "up");
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(
+            r#"airlock_tool_calls_total{upstream="telegram",tool="get_chats",outcome="ok"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"airlock_tool_calls_total{upstream="telegram",tool="delete_chat",outcome="denied"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"airlock_proxy_request_duration_seconds_count{upstream="telegram",method="tools/call"} 1"#), "{metrics}");
+    agent.close().await;
+}
