@@ -188,7 +188,7 @@ Connect Claude Code:
   claude mcp add --transport http airlock-telegram {url} --header \"Authorization: Bearer {token}\"
 
 Or the MCP Inspector:
-  npx @modelcontextprotocol/inspector --cli {url} --transport http --header \"Authorization: Bearer {token}\" --method tools/list
+  npx -y @modelcontextprotocol/inspector-cli@0.16.8 --cli {url} --transport http --header \"Authorization: Bearer {token}\" --method tools/list
 
 Try get_chats (allowed), send_message (5 per minute), delete_chat (denied) and export_session
 (needs approval: refused until the approval queue lands). Ctrl-C stops.

@@ -1,17 +1,23 @@
 //! Logging: structured `tracing` events to stderr (stdout belongs to command output and, for
 //! `demo-upstream`, to JSON-RPC). The filter comes from `AIRLOCK_LOG` (or `RUST_LOG`), default
-//! `info`; `AIRLOCK_LOG_FORMAT=json` switches to one JSON object per line.
+//! `info` (rmcp's own chatter at `warn`); `AIRLOCK_LOG_FORMAT=json` switches to one JSON object per
+//! line. Colours only on a terminal: a stdio upstream's stderr lands in Airlock's log as text.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+
+const DEFAULT_FILTER: &str = "info,rmcp=warn";
 
 pub fn init() {
     let filter = std::env::var("AIRLOCK_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second init (tests calling in) is harmless: the first subscriber stays.
     let _ = if std::env::var("AIRLOCK_LOG_FORMAT").as_deref() == Ok("json") {

@@ -466,6 +466,14 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// An answer Airlock gives itself, in the revision the client speaks.
+    fn answer(&self, mut answer: Value, as_sse: bool) -> Response {
+        if self.stateless {
+            super::mark_complete(&mut answer);
+        }
+        reply::single(answer, as_sse)
+    }
+
     async fn forward(self, msg: Value, as_sse: bool) -> Response {
         let started = Instant::now();
         let original_id = msg.get("id").cloned().unwrap_or(Value::Null);
@@ -485,7 +493,7 @@ impl Call<'_> {
                     tool = Some(name);
                     slot = s;
                 }
-                Gate::Refuse(answer) => return reply::single(answer, as_sse),
+                Gate::Refuse(answer) => return self.answer(answer, as_sse),
             }
         }
         let (upstream_id, replies) = match self.conn.request(self.session, msg).await {
@@ -510,7 +518,7 @@ impl Call<'_> {
                         format!("{e}; try again later"),
                     )
                 };
-                return reply::single(answer, as_sse);
+                return self.answer(answer, as_sse);
             }
         };
         let forwarded = Forwarded {
@@ -523,6 +531,7 @@ impl Call<'_> {
             started,
             cancel_on_close: self.stateless.then(|| (self.conn.clone(), upstream_id)),
             overflow: self.overflow,
+            stateless: self.stateless,
         };
         if as_sse {
             reply::sse(forwarded, replies)

@@ -47,6 +47,16 @@ pub fn negotiate_version(requested: &str) -> &'static str {
     }
 }
 
+/// 2026-07-28 results say what they are (`resultType`); a handshake-era upstream's results do
+/// not, so Airlock, speaking that revision on the upstream's behalf, marks them complete.
+pub fn mark_complete(response: &mut Value) {
+    if let Some(result) = response.get_mut("result").and_then(Value::as_object_mut)
+        && !result.contains_key("resultType")
+    {
+        result.insert("resultType".to_owned(), json!("complete"));
+    }
+}
+
 /// A 2026-07-28 `server/discover` result built from the upstream's `InitializeResult`: Airlock holds
 /// the handshake-era upstream session and speaks the stateless revision on its behalf.
 pub fn discover_result(init: &Value) -> Value {

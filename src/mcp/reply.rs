@@ -40,11 +40,21 @@ pub struct Forwarded {
     pub cancel_on_close: Option<(Connection, u64)>,
     /// Where related messages go when the reply is one JSON body and cannot carry them.
     pub overflow: Option<mpsc::Sender<Value>>,
+    /// The client speaks 2026-07-28: its final result gets a `resultType`.
+    pub stateless: bool,
 }
 
 impl Forwarded {
     /// Turns a reply item into the message for the client; true when it is the final one.
     fn render(&mut self, item: Inbound) -> (Value, bool) {
+        let (mut msg, last) = self.classify(item);
+        if last && self.stateless {
+            super::mark_complete(&mut msg);
+        }
+        (msg, last)
+    }
+
+    fn classify(&mut self, item: Inbound) -> (Value, bool) {
         match item {
             Inbound::Message(msg) => {
                 let last = msg.get("method").is_none();

@@ -389,3 +389,27 @@ pub fn text(result: &CallToolResult) -> &str {
 pub fn is_error(result: &CallToolResult) -> bool {
     result.is_error == Some(true)
 }
+
+/// Whether an outside tool a test needs is here. Under `CI=true` a missing tool fails the test
+/// (`.ci/run` installs it); on a laptop without it the test is skipped with a note.
+pub fn outside_tool_available(what: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what} is missing: .ci/run should have installed it"
+    );
+    eprintln!("skipping: {what} is not installed here");
+    false
+}
+
+/// Whether `program args...` runs and exits successfully.
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

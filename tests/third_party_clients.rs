@@ -1,0 +1,135 @@
+//! Clients nobody here wrote, used the way people will: the official MCP Python SDK in each of its
+//! connection modes, and `airlock demo` followed by the very client command it prints (the MCP
+//! Inspector's CLI). These need Python's `mcp` package and `npx`; `.ci/run` installs them.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{AIRLOCK, TestApp, outside_tool_available, runs};
+use serde_json::Value;
+
+const PYTHON_CLIENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/clients/python_sdk_client.py"
+);
+
+fn python_sdk_available() -> bool {
+    outside_tool_available(
+        "the MCP Python SDK (pip install mcp)",
+        runs("python3", &["-c", "import mcp.client.client, httpx2"]),
+    )
+}
+
+#[tokio::test]
+async fn the_python_sdk_works_through_airlock_in_every_mode() {
+    if !python_sdk_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    for mode in ["legacy", "2026-07-28", "auto"] {
+        let output = tokio::process::Command::new("python3")
+            .args([PYTHON_CLIENT, &app.mcp_url("telegram"), &app.token, mode])
+            .output()
+            .await
+            .expect("run the Python client");
+        assert!(
+            output.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let seen: Value = serde_json::from_slice(&output.stdout).expect("the client prints JSON");
+        assert_eq!(
+            seen["tools"].as_array().map(Vec::len),
+            Some(6),
+            "{mode}: {seen}"
+        );
+        assert_eq!(seen["get_chats"]["is_error"], false, "{mode}: {seen}");
+        assert_eq!(seen["delete_chat"]["is_error"], true, "{mode}: {seen}");
+        assert_eq!(
+            seen["delete_chat"]["text"],
+            "Denied by policy (telegram.delete_chat): never from an agent"
+        );
+        assert_eq!(seen["slow_task"], "completed 2 steps", "{mode}: {seen}");
+    }
+    assert_eq!(app.call_log.calls_of("get_chats"), 3);
+    assert_eq!(app.call_log.calls_of("delete_chat"), 0);
+}
+
+/// Starts `airlock demo` and reads what it prints up to the end of its banner.
+fn start_demo(data_dir: &std::path::Path) -> (std::process::Child, Vec<String>) {
+    let mut child = Command::new(AIRLOCK)
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("AIRLOCK_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start airlock demo");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut banner = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("demo output");
+        let done = line.contains("Ctrl-C stops");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    (child, banner)
+}
+
+#[test]
+fn the_demo_prints_a_client_command_that_connects() {
+    if !outside_tool_available("npx (Node.js)", runs("npx", &["--version"])) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (mut demo, banner) = start_demo(dir.path());
+    let inspector = banner
+        .iter()
+        .find(|l| l.trim_start().starts_with("npx ") && l.contains("inspector"))
+        .unwrap_or_else(|| panic!("the demo prints an Inspector command: {banner:#?}"))
+        .trim()
+        .to_owned();
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains("claude mcp add --transport http")),
+        "{banner:#?}"
+    );
+
+    let listed = Command::new("sh")
+        .args(["-c", &inspector])
+        .output()
+        .expect("run the printed Inspector command");
+    let denied = Command::new("sh")
+        .args([
+            "-c",
+            &inspector.replace(
+                "--method tools/list",
+                "--method tools/call --tool-name delete_chat --tool-arg chat_id=777000",
+            ),
+        ])
+        .output()
+        .expect("run the Inspector for a tool call");
+    let _ = demo.kill();
+    let _ = demo.wait();
+
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let tools: Value = serde_json::from_slice(&listed.stdout).expect("the Inspector prints JSON");
+    assert_eq!(tools["tools"].as_array().map(Vec::len), Some(6), "{tools}");
+    let result: Value = serde_json::from_slice(&denied.stdout).expect("the Inspector prints JSON");
+    assert_eq!(result["isError"], true, "{result}");
+    assert_eq!(
+        result["content"][0]["text"],
+        "Denied by policy (telegram.delete_chat): never from an agent"
+    );
+    let policy = dir.path().join("telegram-policy.json");
+    assert!(policy.exists(), "the demo writes its policy for editing");
+}
