@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::app::{Application, StartupError};
 use crate::config::{Config, ConfigError, UpstreamConfig};
-use crate::policy::{Policy, PolicyHandle};
+use crate::policy::PolicyHandle;
 use crate::secrets;
 use crate::store::{Store, StoreError};
 
@@ -96,14 +96,10 @@ pub fn check(config_path: &Path) -> Result<String, CommandError> {
             report,
             "  {:<24} {}",
             "(any other tool)",
-            describe_default(&policy)
+            policy.describe_default()
         );
     }
     Ok(report)
-}
-
-fn describe_default(policy: &Policy) -> String {
-    policy.describe("\0 not a tool name")
 }
 
 fn transport(upstream: &UpstreamConfig) -> String {

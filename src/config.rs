@@ -201,10 +201,12 @@ impl Config {
                     .iter()
                     .find(|(k, _)| key.starts_with(k.as_str()))
                     .map_or_else(|| origin.clone(), |(_, var)| format!("environment {var}"));
+                // toml appends "in `section`" on a second line; the key path already says it.
+                let message = e.into_inner().to_string();
                 ConfigError::Invalid {
                     origin,
                     key,
-                    message: e.into_inner().to_string(),
+                    message: message.lines().next().unwrap_or_default().to_owned(),
                 }
             })?;
         config.source = path.map(Path::to_owned);

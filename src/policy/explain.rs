@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::evaluate::Secs;
+use super::evaluate::{ResolvedRule, Secs};
 use super::model::{ApprovalRule, Policy, PolicyOrigin, Rule};
 
 impl Policy {
@@ -16,48 +16,15 @@ impl Policy {
     /// `deny: never from an agent`, `require approval (1 of security; timeout 600 s)`,
     /// `deny (default: not listed)`.
     pub fn describe(&self, tool: &str) -> String {
-        let resolved = self.rule_for(tool);
-        let mut text = String::new();
-        let default_note = (!resolved.listed).then_some("default: not listed");
-        match resolved.rule {
-            Rule::Allow { rate_limit } => {
-                text.push_str("allow");
-                if let Some(limit) = rate_limit {
-                    let _ = write!(
-                        text,
-                        ", rate limit {} per {} s",
-                        limit.max(),
-                        Secs(limit.window())
-                    );
-                }
-                if let Some(note) = default_note {
-                    let _ = write!(text, " ({note})");
-                }
-            }
-            Rule::Deny { reason } => {
-                text.push_str("deny");
-                if let Some(note) = default_note {
-                    let _ = write!(text, " ({note})");
-                } else if let Some(reason) = reason {
-                    let _ = write!(text, ": {reason}");
-                }
-            }
-            Rule::RequireApproval(approval) => {
-                let details = approval_details(approval);
-                match default_note {
-                    Some(note) => {
-                        let _ = write!(text, "require approval ({note}; {details})");
-                    }
-                    None => {
-                        let _ = write!(text, "require approval ({details})");
-                    }
-                }
-                if let Some(reason) = approval.reason() {
-                    let _ = write!(text, ": {reason}");
-                }
-            }
-        }
-        text
+        describe_resolved(self.rule_for(tool))
+    }
+
+    /// What happens to a tool the policy does not list.
+    pub fn describe_default(&self) -> String {
+        describe_resolved(ResolvedRule {
+            rule: &self.default_rule,
+            listed: false,
+        })
     }
 
     /// Things about this policy worth a second look; `is_group` tells whether a name is a
@@ -143,6 +110,51 @@ fn check_approval(
             ));
         }
     }
+}
+
+/// A rule in a few words; `listed: false` marks the policy's default.
+fn describe_resolved(resolved: ResolvedRule<'_>) -> String {
+    let mut text = String::new();
+    let default_note = (!resolved.listed).then_some("default: not listed");
+    match resolved.rule {
+        Rule::Allow { rate_limit } => {
+            text.push_str("allow");
+            if let Some(limit) = rate_limit {
+                let _ = write!(
+                    text,
+                    ", rate limit {} per {} s",
+                    limit.max(),
+                    Secs(limit.window())
+                );
+            }
+            if let Some(note) = default_note {
+                let _ = write!(text, " ({note})");
+            }
+        }
+        Rule::Deny { reason } => {
+            text.push_str("deny");
+            if let Some(note) = default_note {
+                let _ = write!(text, " ({note})");
+            } else if let Some(reason) = reason {
+                let _ = write!(text, ": {reason}");
+            }
+        }
+        Rule::RequireApproval(approval) => {
+            let details = approval_details(approval);
+            match default_note {
+                Some(note) => {
+                    let _ = write!(text, "require approval ({note}; {details})");
+                }
+                None => {
+                    let _ = write!(text, "require approval ({details})");
+                }
+            }
+            if let Some(reason) = approval.reason() {
+                let _ = write!(text, ": {reason}");
+            }
+        }
+    }
+    text
 }
 
 #[cfg(test)]

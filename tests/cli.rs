@@ -1,0 +1,200 @@
+//! The operator's view: the real `airlock` binary with config files on disk. Bad config stops with
+//! a message that names the key and exit code 1, never a panic; `token create` prints only the
+//! token; `serve` accepts that token and stops cleanly on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::AIRLOCK;
+
+fn airlock(dir: &Path, args: &[&str]) -> Output {
+    Command::new(AIRLOCK)
+        .args(args)
+        .current_dir(dir)
+        .env("AIRLOCK_LOG", "warn")
+        .env_remove("AIRLOCK_CONFIG")
+        .output()
+        .expect("run airlock")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A folder with `airlock.toml` (the demo upstream under `policy`) and `policy.json`.
+fn project(config_extra: &str, policy: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{config_extra}\n[database]\nurl = \"sqlite://airlock.db\"\n\n\
+         [[upstream]]\nname = \"telegram\"\ncommand = [\"{AIRLOCK}\", \"demo-upstream\"]\npolicy = \"policy.json\"\n"
+    );
+    std::fs::write(dir.path().join("airlock.toml"), config).expect("write config");
+    std::fs::write(dir.path().join("policy.json"), policy).expect("write policy");
+    dir
+}
+
+const POLICY: &str = r#"{"version":"1","default":"deny","tools":{
+  "get_chats":{}, "send_message":{"rate_limit":{"max":10,"window":60}},
+  "delete_chat":{"action":"deny","reason":"never from an agent"},
+  "export_session":{"action":"require_approval"}}}"#;
+
+#[test]
+fn check_explains_each_tools_rule() {
+    let dir = project("", POLICY);
+    let output = airlock(dir.path(), &["check"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = stdout(&output);
+    for expected in [
+        "upstream telegram",
+        "get_chats",
+        "rate limit 10 per 60 s",
+        "deny: never from an agent",
+        "require approval",
+        "(any other tool)",
+    ] {
+        assert!(
+            report.contains(expected),
+            "{expected:?} missing from:\n{report}"
+        );
+    }
+}
+
+#[test]
+fn the_config_flag_works_after_the_subcommand() {
+    let dir = project("", POLICY);
+    let elsewhere = tempfile::tempdir().expect("another directory");
+    let config = dir.path().join("airlock.toml");
+    let output = airlock(
+        elsewhere.path(),
+        &["check", "--config", &config.display().to_string()],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn an_unknown_config_key_stops_with_its_name() {
+    let dir = project("listn = \"oops\"", POLICY);
+    for command in [&["check"][..], &["serve"][..]] {
+        let output = airlock(dir.path(), command);
+        assert_eq!(output.status.code(), Some(1), "{command:?}");
+        let message = stderr(&output);
+        assert!(message.contains("listn"), "{message}");
+        assert!(message.contains("airlock.toml"), "{message}");
+        assert!(!message.contains("panicked"), "{message}");
+    }
+}
+
+#[test]
+fn a_bad_value_or_missing_file_is_a_one_line_error() {
+    let dir = project("max_body_bytes = \"lots\"", POLICY);
+    let output = airlock(dir.path(), &["serve"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("server.max_body_bytes"),
+        "{}",
+        stderr(&output)
+    );
+
+    let empty = tempfile::tempdir().expect("a temporary directory");
+    let output = airlock(empty.path(), &["serve"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("not found"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_broken_policy_stops_start_up_naming_file_and_key() {
+    let dir = project(
+        "",
+        r#"{"version":"1","default":"deny","tools":{"send_message":{"rate_limit":{"max":0,"window":60}}}}"#,
+    );
+    let output = airlock(dir.path(), &["check"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("policy.json"), "{message}");
+    assert!(
+        message.contains("tools.send_message.rate_limit.max"),
+        "{message}"
+    );
+}
+
+#[test]
+fn token_create_prints_only_the_token_and_serve_accepts_it() {
+    let dir = project("", POLICY);
+    let created = airlock(dir.path(), &["token", "create", "--agent", "ci-bot"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let out = stdout(&created);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "stdout is the token alone: {out:?}");
+    let token = lines[0];
+    assert!(token.starts_with("alk_"), "{token}");
+    assert!(
+        !stderr(&created).contains(token),
+        "the token is not repeated on stderr"
+    );
+
+    let mut server = Command::new(AIRLOCK)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("AIRLOCK_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start airlock serve");
+    let log = server.stderr.take().expect("piped stderr");
+    let mut lines = BufReader::new(log).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("serve logs its address before anything fails")
+            .expect("a log line");
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+
+    let url = format!("http://{addr}/mcp/telegram");
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"cli-test","version":"1"}}}"#;
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let (good, bad) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let post = |token: &str| {
+            client
+                .post(&url)
+                .bearer_auth(token)
+                .header("accept", "application/json, text/event-stream")
+                .body(init)
+                .send()
+        };
+        (
+            post(token).await.expect("POST").status(),
+            post("alk_wrong").await.expect("POST").status(),
+        )
+    });
+    assert_eq!(good, 200);
+    assert_eq!(bad, 401);
+
+    let pid = server.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = server.wait().expect("serve exits");
+    assert!(status.success(), "SIGTERM is a clean stop: {status}");
+    let log = drain.join().expect("log drained").join("\n");
+    assert!(!log.contains(token), "the token never reaches the log");
+    assert!(log.contains("airlock stopped"), "{log}");
+}
