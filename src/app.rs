@@ -189,7 +189,9 @@ fn spawn_workers(state: &AppState) {
     let reaper = state.clone();
     tokio::spawn(async move {
         let idle = Duration::from_secs(reaper.config.server.session_idle_timeout);
-        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        let mut tick = tokio::time::interval(
+            (idle / 2).clamp(Duration::from_millis(100), Duration::from_secs(30)),
+        );
         loop {
             tokio::select! {
                 _ = tick.tick() => {}

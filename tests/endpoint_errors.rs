@@ -341,3 +341,128 @@ async fn ops_endpoints_report_health_readiness_and_metrics() {
     assert!(metrics.contains(r#"airlock_proxy_request_duration_seconds_count{upstream="telegram",method="tools/call"} 1"#), "{metrics}");
     agent.close().await;
 }
+
+#[tokio::test]
+async fn a_session_is_invisible_to_another_agent() {
+    let app = TestApp::spawn().await;
+    let session = app.raw_session("2025-06-18").await;
+    let other_token = airlock::secrets::generate_token().expect("randomness");
+    let store = airlock::store::Store::connect(&format!(
+        "sqlite://{}",
+        app.dir.path().join("airlock.db").display()
+    ))
+    .await
+    .expect("the same database");
+    store
+        .add_agent_token(
+            "intruder",
+            &airlock::secrets::sha256_hex(other_token.as_bytes()),
+        )
+        .await
+        .expect("a second agent");
+
+    let response = reqwest::Client::new()
+        .post(app.mcp_url("telegram"))
+        .bearer_auth(&other_token)
+        .header("mcp-session-id", &session)
+        .body(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_chats","arguments":{}}}"#)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 404);
+    assert!(app.upstream_calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_client_that_only_accepts_json_gets_one_json_body() {
+    let app = TestApp::spawn().await;
+    let session = app.raw_session("2025-06-18").await;
+    let response = reqwest::Client::new()
+        .post(app.mcp_url("telegram"))
+        .bearer_auth(&app.token)
+        .header("accept", "application/json")
+        .header("mcp-session-id", &session)
+        .body(r#"{"jsonrpc":"2.0","id":"j","method":"tools/call","params":{"name":"slow_task","arguments":{"steps":2,"step_ms":10},"_meta":{"progressToken":7}}}"#)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("application/json")
+    );
+    let answer: Value = response.json().await.expect("one JSON body");
+    assert_eq!(answer["id"], "j");
+    assert_eq!(answer["result"]["content"][0]["text"], "completed 2 steps");
+}
+
+#[tokio::test]
+async fn an_idle_session_is_closed() {
+    let app = TestApp::spawn_with(Setup {
+        extra_toml: "session_idle_timeout = 1\n".to_owned(),
+        ..Setup::default()
+    })
+    .await;
+    let session = app.raw_session("2025-06-18").await;
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    assert_eq!(
+        app.post("telegram", &[("mcp-session-id", &session)], list)
+            .await
+            .status(),
+        200
+    );
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let status = app
+            .post("telegram", &[("mcp-session-id", &session)], list)
+            .await
+            .status();
+        if status == 404 {
+            break;
+        }
+        // Each request counts as activity; poll slower than the timeout so idleness can happen.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the idle session was never closed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_2026_07_28_client_closing_its_stream_cancels_the_call() {
+    let app = TestApp::spawn().await;
+    let call = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"slow_task","arguments":{"steps":200,"step_ms":50},"_meta":{"progressToken":"p","io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let mut response = app
+        .post(
+            "telegram",
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "slow_task"),
+            ],
+            call,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    // Read until the first progress event, then hang up.
+    let mut seen = String::new();
+    while !seen.contains("notifications/progress") {
+        let chunk = tokio::time::timeout(common::WAIT, response.chunk())
+            .await
+            .expect("progress in time")
+            .expect("the stream")
+            .expect("more of the stream");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(response);
+
+    let cancelled = app
+        .call_log
+        .wait_for("the cancellation", |e| e["event"] == "cancelled")
+        .await;
+    assert_eq!(cancelled["tool"], "slow_task");
+}
