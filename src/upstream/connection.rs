@@ -53,7 +53,7 @@ pub enum LinkState {
 /// The transport underneath a connection.
 pub(super) enum Wire {
     Stdio(StdioWire),
-    Http(HttpWire),
+    Http(Box<HttpWire>),
 }
 
 /// A cheap handle on a connection; the connection stops when `stop` is called or Airlock shuts down.
@@ -270,7 +270,7 @@ impl Shared {
         related: Option<u64>,
     ) -> Result<(), UpstreamError> {
         match &self.wire {
-            Wire::Stdio(wire) => wire.send(self, msg).await,
+            Wire::Stdio(wire) => wire.send(self, msg),
             Wire::Http(wire) => wire.send(self, msg, related).await,
         }
     }

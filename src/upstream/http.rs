@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 use sse_stream::SseStream;
 use tokio::sync::Mutex;
@@ -70,7 +71,33 @@ impl HttpWire {
         request
     }
 
+    /// Sends a message. A request is posted from a task of its own, so that an agent hanging up
+    /// does not abort it halfway (for handshake-era agents a closed connection is no cancellation);
+    /// its failure reaches the caller through the reply stream.
     pub(super) async fn send(
+        &self,
+        shared: &Arc<Shared>,
+        msg: &Value,
+        related: Option<u64>,
+    ) -> Result<(), UpstreamError> {
+        let Some(id) = related else {
+            return self.post_and_route(shared, msg, None).await;
+        };
+        let shared = shared.clone();
+        let msg = msg.clone();
+        tokio::spawn(async move {
+            let super::connection::Wire::Http(wire) = &shared.wire else {
+                return;
+            };
+            if let Err(e) = wire.post_and_route(&shared, &msg, Some(id)).await {
+                shared.fail_one(id, e);
+            }
+        });
+        Ok(())
+    }
+
+    /// Posts one message and routes whatever comes back (a JSON body or an SSE stream).
+    async fn post_and_route(
         &self,
         shared: &Arc<Shared>,
         msg: &Value,
@@ -85,7 +112,7 @@ impl HttpWire {
             tracing::info!(upstream = %shared.upstream, "upstream session expired; initializing again");
             self.set_session(None);
             shared.set_state(LinkState::Starting);
-            Box::pin(ensure_up(shared)).await?;
+            ensure_up(shared).await?;
             response = self.post(shared, msg).send().await.map_err(|e| {
                 shared.unavailable(format!("cannot reach {}: {}", self.url, error_chain(&e)))
             })?;
@@ -132,6 +159,10 @@ impl HttpWire {
                     return Err(shared.unavailable(format!("invalid JSON from upstream: {e}")));
                 }
             }
+        } else if related.is_some() {
+            return Err(
+                shared.unavailable(format!("HTTP {status} without an answer to the request"))
+            );
         }
         Ok(())
     }
@@ -199,29 +230,40 @@ impl HttpWire {
 }
 
 /// Initializes the upstream session unless it is up; concurrent callers share one handshake.
-pub(super) async fn ensure_up(shared: &Arc<Shared>) -> Result<Arc<Value>, UpstreamError> {
-    let super::connection::Wire::Http(wire) = &shared.wire else {
-        return Err(shared.unavailable("not an HTTP upstream".to_owned()));
-    };
-    if let LinkState::Up(result) = &*shared.state.borrow() {
-        return Ok(result.clone());
-    }
-    if shared.stop.is_cancelled() {
-        return Err(shared.unavailable("stopped".to_owned()));
-    }
-    let _guard = wire.handshake.lock().await;
-    if let LinkState::Up(result) = &*shared.state.borrow() {
-        return Ok(result.clone());
-    }
-    match shared.handshake().await {
-        Ok(result) => {
-            tokio::spawn(HttpWire::listen(shared.clone()));
-            Ok(result)
+/// Boxed as `Send` because it is reached again from inside a send (an expired session), and a
+/// recursive async call has to name its future's type.
+pub(super) fn ensure_up(shared: &Arc<Shared>) -> BoxFuture<'_, Result<Arc<Value>, UpstreamError>> {
+    Box::pin(async move {
+        let super::connection::Wire::Http(wire) = &shared.wire else {
+            return Err(shared.unavailable("not an HTTP upstream".to_owned()));
+        };
+        if let Some(result) = up_result(shared) {
+            return Ok(result);
         }
-        Err(e) => {
-            shared.set_state(LinkState::Down(e.to_string()));
-            Err(e)
+        if shared.stop.is_cancelled() {
+            return Err(shared.unavailable("stopped".to_owned()));
         }
+        let _guard = wire.handshake.lock().await;
+        if let Some(result) = up_result(shared) {
+            return Ok(result);
+        }
+        match shared.handshake().await {
+            Ok(result) => {
+                tokio::spawn(HttpWire::listen(shared.clone()));
+                Ok(result)
+            }
+            Err(e) => {
+                shared.set_state(LinkState::Down(e.to_string()));
+                Err(e)
+            }
+        }
+    })
+}
+
+fn up_result(shared: &Shared) -> Option<Arc<Value>> {
+    match &*shared.state.borrow() {
+        LinkState::Up(result) => Some(result.clone()),
+        _ => None,
     }
 }
 

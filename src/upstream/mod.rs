@@ -131,7 +131,7 @@ impl Upstream {
                 let conn = Connection::new(
                     self.name.clone(),
                     init_params,
-                    connection::Wire::Http(wire),
+                    connection::Wire::Http(Box::new(wire)),
                     stop.clone(),
                 );
                 let shared = conn.0.clone();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::Mutex;
+use tokio::sync::mpsc;
 
 use super::UpstreamError;
 use super::connection::{HANDSHAKE_TIMEOUT, LinkState, Shared};
@@ -24,10 +24,12 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// Lines longer than this from a child are refused rather than buffered without bound.
 const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
 
-/// The writing half of the child's stdin, present while a child is running.
+/// The way into the child's stdin, present while a child is running. Lines go through a channel
+/// to one writer task: a caller that is cancelled mid-send (its agent hung up) can never leave half
+/// a line in the pipe, which would corrupt every message after it.
 #[derive(Default)]
 pub(super) struct StdioWire {
-    stdin: Mutex<Option<ChildStdin>>,
+    lines: std::sync::Mutex<Option<mpsc::UnboundedSender<Vec<u8>>>>,
 }
 
 /// How to start the child.
@@ -37,20 +39,42 @@ pub(super) struct ChildSpec {
 }
 
 impl StdioWire {
-    pub(super) async fn send(&self, shared: &Shared, msg: &Value) -> Result<(), UpstreamError> {
+    pub(super) fn send(&self, shared: &Shared, msg: &Value) -> Result<(), UpstreamError> {
         let mut line = serde_json::to_vec(msg).map_err(|e| shared.unavailable(e.to_string()))?;
         line.push(b'\n');
-        let mut stdin = self.stdin.lock().await;
-        let Some(pipe) = stdin.as_mut() else {
-            return Err(shared.unavailable("not running".to_owned()));
-        };
+        let lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match lines.as_ref().map(|tx| tx.send(line)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(shared.unavailable("not running".to_owned())),
+        }
+    }
+
+    fn set(&self, lines: Option<mpsc::UnboundedSender<Vec<u8>>>) {
+        *self
+            .lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = lines;
+    }
+}
+
+/// Writes queued lines to the child until the queue closes or the pipe breaks.
+async fn write_stdin(
+    upstream: Arc<str>,
+    mut stdin: ChildStdin,
+    mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    while let Some(line) = lines.recv().await {
         let written = async {
-            pipe.write_all(&line).await?;
-            pipe.flush().await
+            stdin.write_all(&line).await?;
+            stdin.flush().await
         };
-        written
-            .await
-            .map_err(|e| shared.unavailable(format!("cannot write to the child: {e}")))
+        if let Err(e) = written.await {
+            tracing::warn!(%upstream, error = %e, "cannot write to the child");
+            return;
+        }
     }
 }
 
@@ -93,7 +117,9 @@ async fn run_once(shared: &Arc<Shared>, spec: &ChildSpec) -> String {
     else {
         return "child has no stdio pipes".to_owned();
     };
-    *wire.stdin.lock().await = Some(stdin);
+    let (lines, queued) = mpsc::unbounded_channel();
+    wire.set(Some(lines));
+    tokio::spawn(write_stdin(shared.upstream.clone(), stdin, queued));
     let reader = tokio::spawn(read_stdout(shared.clone(), stdout));
     tokio::spawn(log_stderr(shared.upstream.clone(), stderr));
     tracing::info!(upstream = %shared.upstream, pid = child.id(), "upstream child started");
@@ -113,7 +139,7 @@ async fn run_once(shared: &Arc<Shared>, spec: &ChildSpec) -> String {
         status = child.wait() => exit_cause(status),
         () = shared.stop.cancelled() => "stopped".to_owned(),
     };
-    *wire.stdin.lock().await = None;
+    wire.set(None);
     let _ = child.start_kill();
     let _ = child.wait().await;
     // Let the reader hand over what the child wrote before it died (its last answers).
