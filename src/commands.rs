@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use crate::app::{Application, StartupError};
 use crate::config::{Config, ConfigError, UpstreamConfig};
-use crate::policy::PolicyHandle;
+use crate::policy::{Policy, PolicyHandle, Rule, risk};
 use crate::secrets;
 use crate::store::{Store, StoreError};
+use crate::upstream::Upstream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -59,47 +60,119 @@ pub async fn token_create(config_path: &Path, agent: &str) -> Result<String, Com
     Ok(token)
 }
 
-/// `airlock check`: validates the config and every policy, and explains each tool's rule.
-/// Returns the report; an invalid config or policy is an error (exit 1).
-pub fn check(config_path: &Path) -> Result<String, CommandError> {
+/// `airlock check`: validates the config and every policy, and explains each tool's rule. Unless
+/// `offline`, it also starts each upstream and explains the tools it actually offers, with risk
+/// hints. An invalid config or policy is an error (exit 1); an unreachable upstream is a warning.
+pub async fn check(config_path: &Path, offline: bool) -> Result<String, CommandError> {
     use std::fmt::Write;
     let config = Config::load(config_path)?;
     let mut report = format!("config {}: ok\n", config_path.display());
     if config.upstreams.is_empty() {
         report.push_str("warning: no [[upstream]] is configured; agents have nothing to reach\n");
     }
+    let http_client = reqwest::Client::new();
+    let shutdown = tokio_util::sync::CancellationToken::new();
     for upstream in &config.upstreams {
         let policy = PolicyHandle::load(upstream.policy.clone())
             .map_err(|e| CommandError::Invalid(format!("upstream {}: {e}", upstream.name)))?;
-        let policy = policy.current();
         let _ = writeln!(
             report,
             "\nupstream {} ({})",
             upstream.name,
             transport(upstream)
         );
-        match &upstream.policy {
-            Some(path) => {
-                let _ = writeln!(report, "  policy {}", path.display());
-            }
-            None => report.push_str(
-                "  policy: none given, so every tool call needs approval (default: require_approval)\n",
-            ),
-        }
-        for warning in policy.warnings(|name| config.groups.contains_key(name)) {
-            let _ = writeln!(report, "  warning: {warning}");
-        }
-        for (tool, _) in policy.tools() {
-            let _ = writeln!(report, "  {tool:<24} {}", policy.describe(tool));
-        }
         let _ = writeln!(
             report,
-            "  {:<24} {}",
-            "(any other tool)",
-            policy.describe_default()
+            "  policy {}",
+            upstream.policy.as_ref().map_or_else(
+                || "(none: the built-in default)".to_owned(),
+                |p| p.display().to_string()
+            )
         );
+        let current = policy.current();
+        for warning in current.warnings(|name| config.groups.contains_key(name)) {
+            let _ = writeln!(report, "  warning: {warning}");
+        }
+        let offered = if offline {
+            None
+        } else {
+            let runtime = Upstream::new(
+                upstream,
+                policy,
+                http_client.clone(),
+                shutdown.child_token(),
+            )
+            .map_err(|e| CommandError::Invalid(format!("upstream {}: {e}", upstream.name)))?;
+            match runtime.list_tools().await {
+                Ok(tools) => Some(tools),
+                Err(e) => {
+                    let _ = writeln!(
+                        report,
+                        "  warning: cannot list the upstream's tools ({e}); showing the policy only"
+                    );
+                    None
+                }
+            }
+        };
+        explain_tools(&mut report, &current, offered.as_deref());
     }
+    shutdown.cancel();
     Ok(report)
+}
+
+/// One line per tool: the upstream's own tools when known (plus policy entries it lacks), else the
+/// policy's entries; then what any other tool gets.
+fn explain_tools(report: &mut String, policy: &Policy, offered: Option<&[serde_json::Value]>) {
+    use std::fmt::Write;
+    match offered {
+        Some(tools) => {
+            let _ = writeln!(report, "  tools offered by the upstream ({}):", tools.len());
+            for tool in tools {
+                let name = tool
+                    .get("name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                let allows = matches!(policy.rule_for(name).rule, Rule::Allow { .. });
+                let _ = writeln!(report, "    {name:<24} {}", policy.describe(name));
+                for note in risk::notes(tool, allows) {
+                    let _ = writeln!(report, "    {:<24} ! {note}", "");
+                }
+            }
+            let missing: Vec<&str> = policy
+                .tools()
+                .map(|(name, _)| name)
+                .filter(|name| {
+                    !tools
+                        .iter()
+                        .any(|t| t.get("name").and_then(serde_json::Value::as_str) == Some(name))
+                })
+                .collect();
+            let _ = writeln!(
+                report,
+                "    {:<24} {}",
+                "(any other tool)",
+                policy.describe_default()
+            );
+            for name in missing {
+                let _ = writeln!(
+                    report,
+                    "  warning: the policy lists {name}, which the upstream does not offer"
+                );
+            }
+            return;
+        }
+        None => {
+            for (name, _) in policy.tools() {
+                let _ = writeln!(report, "    {name:<24} {}", policy.describe(name));
+            }
+        }
+    }
+    let _ = writeln!(
+        report,
+        "    {:<24} {}",
+        "(any other tool)",
+        policy.describe_default()
+    );
 }
 
 fn transport(upstream: &UpstreamConfig) -> String {

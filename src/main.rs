@@ -12,8 +12,15 @@ use airlock::commands::{self, CommandError};
 ///
 /// Agents connect to Airlock (http://HOST/mcp/UPSTREAM) instead of to their MCP servers; a
 /// per-tool policy allows, denies or rate-limits each tool call. Start with `airlock demo`.
+const EXAMPLES: &str = "\
+Examples:
+  airlock demo                                   try it: prints the URL, a token and a client command
+  airlock check                                  validate ./airlock.toml and its policies
+  TOKEN=$(airlock token create --agent claude)   a bearer token for an agent
+  airlock serve --config /etc/airlock/airlock.toml";
+
 #[derive(Parser)]
-#[command(version, propagate_version = true)]
+#[command(version, propagate_version = true, after_help = EXAMPLES)]
 struct Cli {
     /// Config file (TOML); settings can be overridden by AIRLOCK_SECTION__KEY variables.
     #[arg(long, global = true, env = "AIRLOCK_CONFIG", default_value = airlock::config::DEFAULT_CONFIG_PATH)]
@@ -37,8 +44,13 @@ enum Command {
     },
     /// Run the gateway from the config file (production).
     Serve,
-    /// Validate the config and every policy, and explain each tool's rule; exit 1 on error.
-    Check,
+    /// Validate the config and every policy, and explain the rule of each tool the upstreams
+    /// offer; exit 1 on error.
+    Check {
+        /// Do not start the upstreams: check the files only.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Manage agent bearer tokens.
     Token {
         #[command(subcommand)]
@@ -91,8 +103,8 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             commands::demo(commands::DemoArgs { listen, data_dir }).await
         }
         Command::Serve => commands::serve(&cli.config).await,
-        Command::Check => {
-            print!("{}", commands::check(&cli.config)?);
+        Command::Check { offline } => {
+            print!("{}", commands::check(&cli.config, offline).await?);
             Ok(())
         }
         Command::Token {

@@ -10,7 +10,8 @@
 //! - [`Policy::evaluate`] (`evaluate.rs`) turns a `tools/call` into a [`Verdict`] with the exact
 //!   text the agent sees, taking a [`Slot`] from the [`RateLimiter`] (`rate_limit.rs`) for
 //!   rate-limited tools.
-//! - [`Policy::describe`] and [`Policy::warnings`] (`explain.rs`) are what `airlock check` prints.
+//! - [`Policy::describe`] and [`Policy::warnings`] (`explain.rs`) are what `airlock check` prints,
+//!   with the hints of [`risk`] about the tools an upstream offers.
 //!
 //! Invariants: a [`Policy`] only exists validated (`load.rs` rejects unknown keys, bad values and
 //! settings that do not fit the rule's action, naming file, key path and fix), so evaluation never
@@ -24,6 +25,7 @@ mod load;
 mod model;
 mod rate_limit;
 mod reload;
+pub mod risk;
 
 pub use error::{Location, PolicyError};
 pub use evaluate::{CallSite, ResolvedRule, Verdict};

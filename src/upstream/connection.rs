@@ -145,6 +145,12 @@ impl Connection {
             .unwrap_or_else(|_| Err(self.0.unavailable("still starting".to_owned())))
     }
 
+    /// A request of Airlock's own (not an agent's), e.g. `tools/list` for `airlock check`.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, UpstreamError> {
+        self.ready().await?;
+        self.0.internal_request(method, params).await
+    }
+
     pub fn register_session(&self, session: SessionKey, sink: mpsc::Sender<Value>) {
         self.0.routes().sessions.insert(session, sink);
     }

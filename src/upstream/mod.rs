@@ -104,6 +104,28 @@ impl Upstream {
         self.service.get().map(Connection::state)
     }
 
+    /// The upstream's tools as it lists them (every page of `tools/list`).
+    pub async fn list_tools(&self) -> Result<Vec<Value>, UpstreamError> {
+        let mut tools = Vec::new();
+        let mut cursor: Option<Value> = None;
+        // A server that keeps handing out cursors is not followed forever.
+        for _ in 0..100 {
+            let params = match cursor.take() {
+                Some(cursor) => json!({ "cursor": cursor }),
+                None => json!({}),
+            };
+            let page = self.service().call("tools/list", params).await?;
+            if let Some(listed) = page.get("tools").and_then(Value::as_array) {
+                tools.extend(listed.iter().cloned());
+            }
+            cursor = page.get("nextCursor").filter(|c| !c.is_null()).cloned();
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(tools)
+    }
+
     /// A new connection of its own for one downstream session, initialized with `init_params`.
     pub fn open_session_connection(&self, init_params: Value) -> Connection {
         self.open(init_params, self.shutdown.child_token())
