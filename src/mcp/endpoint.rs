@@ -301,7 +301,7 @@ async fn session_message(
     };
     match kind {
         Kind::Response { .. } => {
-            if let Err(e) = session.conn.respond(msg).await {
+            if let Err(e) = session.conn.respond(&session.id, msg).await {
                 tracing::warn!(session = %session.id, error = %e, "answer to the upstream lost");
             }
             StatusCode::ACCEPTED.into_response()

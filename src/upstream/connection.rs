@@ -9,7 +9,7 @@
 //!   connection died first. After a cancellation it ends with nothing.
 //! - Server-to-client requests go to the session that caused them when that can be told (the HTTP
 //!   stream they arrived on, or the only session with calls in flight); otherwise to every candidate
-//!   session, and the first answer wins.
+//!   session, and the first answer wins. Only a session a request was sent to may answer it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -236,11 +236,22 @@ impl Connection {
 
     /// Forwards a downstream client's answer to a server-to-client request. When the request went
     /// to several sessions, the first answer wins and later ones are dropped.
-    pub async fn respond(&self, msg: Value) -> Result<(), UpstreamError> {
+    pub async fn respond(&self, session: &SessionKey, msg: Value) -> Result<(), UpstreamError> {
         let key = msg.get("id").map(jsonrpc::id_key).unwrap_or_default();
-        if self.0.routes().server_requests.remove(&key).is_none() {
-            tracing::debug!(upstream = %self.0.upstream, id = %key, "dropping an answer nobody awaits");
-            return Ok(());
+        {
+            let mut routes = self.0.routes();
+            // Only a session the request was sent to may answer it. Upstream ids are small
+            // counters, so on a shared child any other agent could otherwise guess one and answer
+            // for the user of another session: consent to its elicitation, write its sampling.
+            let asked = routes
+                .server_requests
+                .get(&key)
+                .is_some_and(|targets| targets.contains(session));
+            if !asked {
+                tracing::debug!(upstream = %self.0.upstream, id = %key, %session, "dropping an answer to a request this session was not sent");
+                return Ok(());
+            }
+            routes.server_requests.remove(&key);
         }
         self.0.send(&msg, None).await
     }

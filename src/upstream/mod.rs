@@ -179,7 +179,10 @@ fn airlock_initialize_params() -> Value {
         "capabilities": {
             "roots": {"listChanged": true},
             "sampling": {},
-            "elicitation": {},
+            // Both modes by name: since 2025-11-25 an empty `elicitation` object means form mode
+            // only, and servers (e.g. server-everything's `trigger-url-elicitation`) hide the
+            // tools that need URL mode, so agents on a shared child would never see them.
+            "elicitation": {"form": {}, "url": {}},
         },
         "clientInfo": {"name": "airlock", "version": env!("CARGO_PKG_VERSION")},
     })

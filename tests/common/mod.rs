@@ -209,10 +209,15 @@ impl TestApp {
 
     /// Opens a session by hand and returns its id.
     pub async fn raw_session(&self, version: &str) -> String {
+        self.raw_session_on("telegram", version).await
+    }
+
+    /// Opens a session by hand on the given upstream and returns its id.
+    pub async fn raw_session_on(&self, upstream: &str, version: &str) -> String {
         let body = format!(
             r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{version}","capabilities":{{}},"clientInfo":{{"name":"raw","version":"1"}}}}}}"#
         );
-        let r = self.post("telegram", &[], &body).await;
+        let r = self.post(upstream, &[], &body).await;
         assert_eq!(r.status(), 200, "initialize succeeds");
         let id = r
             .headers()
