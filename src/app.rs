@@ -77,12 +77,15 @@ impl AppState {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    upstream_stop: CancellationToken,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let store = Store::connect(&config.database.url).await?;
         let shutdown = CancellationToken::new();
+        // Upstreams outlive the shutdown signal by the grace period, so calls in flight can finish.
+        let upstream_stop = CancellationToken::new();
         let http_client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
@@ -95,11 +98,12 @@ impl Application {
                     source,
                 }
             })?;
-            let runtime = Upstream::new(upstream, policy, http_client.clone(), shutdown.clone())
-                .map_err(|source| StartupError::UpstreamUrl {
-                    upstream: upstream.name.clone(),
-                    source,
-                })?;
+            let runtime =
+                Upstream::new(upstream, policy, http_client.clone(), upstream_stop.clone())
+                    .map_err(|source| StartupError::UpstreamUrl {
+                        upstream: upstream.name.clone(),
+                        source,
+                    })?;
             upstreams.insert(upstream.name.clone(), runtime);
         }
         let listener = TcpListener::bind(config.server.listen)
@@ -118,7 +122,11 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             shutdown,
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            upstream_stop,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -140,28 +148,36 @@ impl Application {
         self.state.shutdown.clone()
     }
 
-    /// Serves until ctrl-c, SIGTERM or the shutdown token; then stops upstreams and drains.
+    /// Serves until ctrl-c, SIGTERM or the shutdown token; then stops taking requests, lets the
+    /// ones in flight finish for up to `SHUTDOWN_GRACE`, and only then ends sessions and stops the
+    /// upstreams (a call cut off by shutdown may have run: better to let it answer).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let Self { listener, state } = self;
+        let Self {
+            listener,
+            state,
+            upstream_stop,
+        } = self;
         let shutdown = state.shutdown.clone();
         spawn_workers(&state);
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let app = router(state.clone());
-        let serve = axum::serve(listener, app).with_graceful_shutdown({
-            let shutdown = shutdown.clone();
-            async move { shutdown.cancelled().await }
-        });
+        let serve =
+            axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let grace = async {
             shutdown.cancelled().await;
-            state.sessions.close_all();
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
-        tokio::select! {
-            served = serve => served?,
-            () = grace => tracing::warn!("requests still open after the grace period; stopping anyway"),
-        }
+        let served = tokio::select! {
+            served = serve => served,
+            () = grace => {
+                tracing::warn!("requests still open after the grace period; stopping anyway");
+                Ok(())
+            }
+        };
+        state.sessions.close_all();
+        upstream_stop.cancel();
         tracing::info!("airlock stopped");
-        Ok(())
+        served
     }
 }
 

@@ -66,8 +66,10 @@ pub struct ServerConfig {
     /// Browser origins allowed on `/mcp`, besides `public_url`'s origin and localhost origins.
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
-    /// A downstream session with no request and no open stream for this long is closed.
+    /// A downstream session with no request, call or open stream for this long is closed.
     pub session_idle_timeout: u64,
+    /// How many MCP sessions one agent may hold open (each may own an upstream child).
+    pub max_sessions_per_agent: usize,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +80,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             session_idle_timeout: 1800,
+            max_sessions_per_agent: 100,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! a histogram of the time each proxied request took end to end (Airlock plus upstream).
 //!
 //! Tool names come from agents, so they are attacker-controlled label values: after
-//! `MAX_SERIES` distinct series, new names are counted under `tool="_other"`.
+//! `MAX_SERIES` distinct series, new names are counted under `tool="_other"`, and a name is cut
+//! to `MAX_LABEL_CHARS`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -40,6 +41,8 @@ impl Outcome {
 }
 
 const MAX_SERIES: usize = 5000;
+/// Longer tool names are cut: a label is no place for an agent's 4 MiB string.
+const MAX_LABEL_CHARS: usize = 64;
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
@@ -64,7 +67,8 @@ impl Metrics {
             .calls
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut key = (upstream.to_owned(), tool.to_owned(), outcome);
+        let tool: String = tool.chars().take(MAX_LABEL_CHARS).collect();
+        let mut key = (upstream.to_owned(), tool, outcome);
         if calls.len() >= MAX_SERIES && !calls.contains_key(&key) {
             key.1 = "_other".to_owned();
         }

@@ -212,23 +212,14 @@ async fn sessions_on_a_shared_child_do_not_see_each_others_answers() {
     let app = TestApp::spawn().await;
     let a = app.agent().await;
     let b = app.agent().await;
-    // Both clients number their requests the same way; the rewritten ids must not collide.
+    // Both clients number their requests the same way and their calls overlap on the one child;
+    // the rewritten ids must not collide, and each gets its own answer.
     let (ra, rb) = tokio::join!(
-        a.call("get_messages", json!({"chat_id": ALICE, "limit": 1})),
-        b.call("get_chats", json!({"limit": 1})),
+        a.call("slow_task", json!({"steps": 3, "step_ms": 60})),
+        b.call("slow_task", json!({"steps": 5, "step_ms": 30})),
     );
-    assert!(
-        ra.structured_content
-            .as_ref()
-            .is_some_and(|v| v.get("messages").is_some()),
-        "{ra:?}"
-    );
-    assert!(
-        rb.structured_content
-            .as_ref()
-            .is_some_and(|v| v.get("chats").is_some()),
-        "{rb:?}"
-    );
+    assert_eq!(text(&ra), "completed 3 steps");
+    assert_eq!(text(&rb), "completed 5 steps");
     let pids: std::collections::BTreeSet<_> = app
         .upstream_calls()
         .iter()

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::app::AppState;
 use crate::jsonrpc::{self, Kind};
-use crate::upstream::{SessionKey, Upstream};
+use crate::upstream::{SessionKey, Upstream, UpstreamError};
 
 /// An early refusal: HTTP status plus a JSON-RPC error body (id null) the client can show.
 fn refuse(status: StatusCode, code: i64, message: impl Into<String>) -> Response {
@@ -154,7 +154,10 @@ pub async fn post(
         );
     }
 
-    if let Some(session_id) = header_str(&headers, SESSION_HEADER) {
+    // 2026-07-28 has no sessions: such a request is stateless even if it carries a session id.
+    if let Some(session_id) = header_str(&headers, SESSION_HEADER)
+        && version != Some(STATELESS_VERSION)
+    {
         let Some(session) = find_session(&app, session_id, &upstream, &agent) else {
             return refuse(
                 StatusCode::NOT_FOUND,
@@ -193,6 +196,16 @@ pub async fn post(
     )
 }
 
+/// A message without an id gets no answer, so a `tools/call` sent that way would run unseen by the
+/// policy gate (a generic JSON-RPC server executes such "notifications"). Only MCP's own
+/// notification methods may travel without an id.
+fn is_notification_method(method: &str) -> bool {
+    method.starts_with("notifications/")
+}
+
+const NOT_A_NOTIFICATION: &str =
+    "only notifications/* may be sent without an id; a request needs an id";
+
 fn invalid(why: &str) -> Response {
     refuse(
         StatusCode::BAD_REQUEST,
@@ -221,6 +234,17 @@ async fn initialize(
     msg: &Value,
     as_sse: bool,
 ) -> Response {
+    let limit = app.config.server.max_sessions_per_agent;
+    if app.sessions.count_for_agent(&agent.name) >= limit {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            jsonrpc::INVALID_REQUEST,
+            format!(
+                "agent {} has {limit} sessions open (server.max_sessions_per_agent); end some with DELETE or let idle ones expire",
+                agent.name
+            ),
+        );
+    }
     let requested = msg
         .pointer("/params/protocolVersion")
         .and_then(Value::as_str)
@@ -306,6 +330,9 @@ async fn session_message(
             }
             StatusCode::ACCEPTED.into_response()
         }
+        Kind::Notification { method } if !is_notification_method(method) => {
+            invalid(NOT_A_NOTIFICATION)
+        }
         Kind::Notification { .. } => {
             if let Err(e) = session.conn.notify(&session.id, msg).await {
                 tracing::warn!(session = %session.id, error = %e, "notification to the upstream lost");
@@ -325,6 +352,7 @@ async fn session_message(
                 rate_key: &session.id,
                 overflow: Some(session.sink_tx.clone()),
                 stateless: false,
+                in_flight: Some(session.call_started()),
             };
             call.forward(msg, as_sse).await
         }
@@ -438,8 +466,12 @@ async fn stateless(
                 rate_key: &agent.token_sha256,
                 overflow: None,
                 stateless: true,
+                in_flight: None,
             };
             call.forward(msg, as_sse).await
+        }
+        Ok(Kind::Notification { method }) if !is_notification_method(method) => {
+            invalid(NOT_A_NOTIFICATION)
         }
         Ok(Kind::Notification { .. }) => {
             let key: SessionKey = Arc::from("stateless");
@@ -463,6 +495,7 @@ struct Call<'a> {
     rate_key: &'a str,
     overflow: Option<tokio::sync::mpsc::Sender<Value>>,
     stateless: bool,
+    in_flight: Option<super::session::InFlight>,
 }
 
 impl Call<'_> {
@@ -509,7 +542,9 @@ impl Call<'_> {
                         crate::metrics::Outcome::Unavailable,
                     );
                 }
-                let answer = if tool.is_some() {
+                let answer = if let UpstreamError::DuplicateRequestId { .. } = e {
+                    jsonrpc::error_response(original_id, jsonrpc::INVALID_REQUEST, e.to_string())
+                } else if tool.is_some() {
                     jsonrpc::tool_error_result(original_id, format!("{e}; try again later"))
                 } else {
                     jsonrpc::error_response(
@@ -532,6 +567,7 @@ impl Call<'_> {
             cancel_on_close: self.stateless.then(|| (self.conn.clone(), upstream_id)),
             overflow: self.overflow,
             stateless: self.stateless,
+            _in_flight: self.in_flight,
         };
         if as_sse {
             reply::sse(forwarded, replies)
@@ -586,9 +622,14 @@ pub async fn get(
             sink,
         ))
     });
-    Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
-        .into_response()
+    // The stream ends with the session's sink, or when Airlock shuts down.
+    let stream =
+        futures_util::StreamExt::take_until(stream, app.shutdown.clone().cancelled_owned());
+    reply::unbuffered(
+        Sse::new(stream)
+            .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+            .into_response(),
+    )
 }
 
 pub async fn delete(

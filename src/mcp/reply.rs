@@ -36,12 +36,14 @@ pub struct Forwarded {
     pub metrics: Arc<Metrics>,
     pub slot: Option<Slot>,
     pub started: Instant,
-    /// Set for 2026-07-28 requests: closing the stream cancels the upstream call.
+    /// Set for 2026-07-28 requests until the answer is in: closing the stream cancels the call.
     pub cancel_on_close: Option<(Connection, u64)>,
     /// Where related messages go when the reply is one JSON body and cannot carry them.
     pub overflow: Option<mpsc::Sender<Value>>,
     /// The client speaks 2026-07-28: its final result gets a `resultType`.
     pub stateless: bool,
+    /// Keeps the session counted as busy while the call is open.
+    pub _in_flight: Option<crate::mcp::session::InFlight>,
 }
 
 impl Forwarded {
@@ -64,8 +66,8 @@ impl Forwarded {
                 (msg, last)
             }
             Inbound::Failed(e) => {
+                // The call was sent; whether it ran is unknown, so it keeps its rate-limit slot.
                 self.record(Outcome::Unavailable);
-                self.release_slot();
                 let id = self.original_id.clone();
                 let msg = if self.tool.is_some() {
                     jsonrpc::tool_error_result(id, format!("{e}; try again later"))
@@ -107,9 +109,10 @@ impl Forwarded {
 }
 
 impl Drop for Forwarded {
+    /// A 2026-07-28 client that closes its stream cancels the call. The call was already sent, so
+    /// it keeps its rate-limit slot: hanging up must not be a way around the limit.
     fn drop(&mut self) {
         if let Some((conn, upstream_id)) = self.cancel_on_close.take() {
-            self.release_slot();
             tokio::spawn(async move {
                 conn.cancel(upstream_id, "the client closed the response stream")
                     .await;
@@ -120,9 +123,20 @@ impl Drop for Forwarded {
 
 /// Streams the reply as SSE until the final message.
 pub fn sse(forwarded: Forwarded, replies: ReplyRx) -> Response {
-    Sse::new(events(forwarded, replies))
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response()
+    unbuffered(
+        Sse::new(events(forwarded, replies))
+            .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+            .into_response(),
+    )
+}
+
+/// Asks reverse proxies (nginx) not to buffer an event stream, so progress arrives as it happens.
+pub fn unbuffered(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::HeaderName::from_static("x-accel-buffering"),
+        axum::http::HeaderValue::from_static("no"),
+    );
+    response
 }
 
 fn events(forwarded: Forwarded, replies: ReplyRx) -> impl Stream<Item = Result<Event, Infallible>> {

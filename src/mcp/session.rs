@@ -5,7 +5,7 @@
 //! the queue of server messages not tied to one of its calls, drained by its GET stream.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,17 @@ pub struct Session {
     created: Instant,
     /// Milliseconds after `created` of the last request.
     last_active_ms: AtomicU64,
+    /// Calls forwarded and not yet answered: a session waiting on a long call is not idle.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts one call in flight for as long as it lives.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// How many server messages wait for a session's GET stream before newer ones are dropped.
@@ -45,7 +56,7 @@ impl Session {
         protocol_version: &'static str,
     ) -> Arc<Self> {
         let (sink_tx, sink_rx) = mpsc::channel(SINK_CAPACITY);
-        conn.register_session(id.clone(), sink_tx.clone());
+        conn.register_session(id.clone(), Arc::from(agent.name.as_str()), sink_tx.clone());
         Arc::new(Self {
             id,
             upstream,
@@ -57,12 +68,19 @@ impl Session {
             owns_conn,
             created: Instant::now(),
             last_active_ms: AtomicU64::new(0),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         })
     }
 
     pub fn touch(&self) {
         let ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_active_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Marks a call in flight until the returned guard is dropped.
+    pub fn call_started(&self) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.in_flight.clone())
     }
 
     fn idle_for(&self) -> Duration {
@@ -105,6 +123,14 @@ impl SessionRegistry {
         self.map().get(id).cloned()
     }
 
+    /// How many sessions an agent has open.
+    pub fn count_for_agent(&self, agent: &str) -> usize {
+        self.map()
+            .values()
+            .filter(|s| s.agent.name == agent)
+            .count()
+    }
+
     pub fn len(&self) -> usize {
         self.map().len()
     }
@@ -125,7 +151,11 @@ impl SessionRegistry {
         let stale: Vec<SessionKey> = self
             .map()
             .values()
-            .filter(|s| s.idle_for() > idle && !s.has_open_stream())
+            .filter(|s| {
+                s.idle_for() > idle
+                    && !s.has_open_stream()
+                    && s.in_flight.load(Ordering::Relaxed) == 0
+            })
             .map(|s| s.id.clone())
             .collect();
         for id in &stale {

@@ -72,14 +72,21 @@ pub(super) struct Shared {
 
 #[derive(Default)]
 struct Routes {
-    /// Sessions using this connection, with the sink for messages not tied to one of their calls.
-    sessions: HashMap<SessionKey, mpsc::Sender<Value>>,
+    /// Sessions using this connection.
+    sessions: HashMap<SessionKey, SessionRoute>,
     /// Requests sent upstream and not yet answered, by upstream id.
     pending: HashMap<u64, Pending>,
     /// (session, downstream id key) → upstream id, to translate cancellations.
     by_downstream: HashMap<(SessionKey, String), u64>,
     /// Server-to-client requests awaiting an answer: id key → sessions it was sent to.
     server_requests: HashMap<String, Vec<SessionKey>>,
+}
+
+struct SessionRoute {
+    /// Where messages not tied to one of the session's calls go (its GET stream).
+    sink: mpsc::Sender<Value>,
+    /// The agent the session belongs to: a server request is never shown to two agents.
+    agent: Arc<str>,
 }
 
 struct Pending {
@@ -123,7 +130,11 @@ impl Connection {
     /// A connection that is down fails at once: the agent is told rather than kept waiting.
     pub async fn ready(&self) -> Result<Arc<Value>, UpstreamError> {
         if let Wire::Http(_) = self.0.wire {
-            return super::http::ensure_up(&self.0).await;
+            return tokio::time::timeout(READY_WAIT, super::http::ensure_up(&self.0))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(self.0.unavailable("no handshake within 15 s".to_owned()))
+                });
         }
         let mut rx = self.0.state.subscribe();
         let wait = async {
@@ -151,14 +162,65 @@ impl Connection {
         self.0.internal_request(method, params).await
     }
 
-    pub fn register_session(&self, session: SessionKey, sink: mpsc::Sender<Value>) {
-        self.0.routes().sessions.insert(session, sink);
+    pub fn register_session(
+        &self,
+        session: SessionKey,
+        agent: Arc<str>,
+        sink: mpsc::Sender<Value>,
+    ) {
+        self.0
+            .routes()
+            .sessions
+            .insert(session, SessionRoute { sink, agent });
     }
 
+    /// Ends a session's use of the connection: its calls still in flight are cancelled upstream
+    /// (nobody is left to receive their answers), and server requests only it could answer are
+    /// refused, so the upstream does not wait for them forever.
     pub fn unregister_session(&self, session: &SessionKey) {
-        let mut routes = self.0.routes();
-        routes.sessions.remove(session);
-        routes.by_downstream.retain(|(s, _), _| s != session);
+        let (cancelled, orphaned) = {
+            let mut routes = self.0.routes();
+            routes.sessions.remove(session);
+            routes.by_downstream.retain(|(s, _), _| s != session);
+            let cancelled: Vec<u64> = routes
+                .pending
+                .iter()
+                .filter(|(_, p)| &p.session == session)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in &cancelled {
+                routes.pending.remove(id);
+            }
+            let mut orphaned = Vec::new();
+            routes.server_requests.retain(|id, targets| {
+                targets.retain(|t| t != session);
+                if targets.is_empty() {
+                    orphaned.push(id.clone());
+                }
+                !targets.is_empty()
+            });
+            (cancelled, orphaned)
+        };
+        if cancelled.is_empty() && orphaned.is_empty() {
+            return;
+        }
+        let shared = self.0.clone();
+        tokio::spawn(async move {
+            for id in cancelled {
+                let note = jsonrpc::notification(
+                    "notifications/cancelled",
+                    json!({"requestId": id, "reason": "the agent's session ended"}),
+                );
+                let _ = shared.send(&note, None).await;
+            }
+            for key in orphaned {
+                if let Ok(id) = serde_json::from_str::<Value>(&key) {
+                    shared
+                        .refuse(id, "the client this request was for has gone")
+                        .await;
+                }
+            }
+        });
     }
 
     /// Sends a downstream request upstream; returns the upstream id and the reply stream.
@@ -178,10 +240,11 @@ impl Connection {
         let (tx, rx) = mpsc::unbounded_channel();
         {
             let mut routes = self.0.routes();
-            routes.by_downstream.insert(
-                (session.clone(), jsonrpc::id_key(&original_id)),
-                upstream_id,
-            );
+            let key = (session.clone(), jsonrpc::id_key(&original_id));
+            if routes.by_downstream.contains_key(&key) {
+                return Err(UpstreamError::DuplicateRequestId { id: key.1 });
+            }
+            routes.by_downstream.insert(key, upstream_id);
             routes.pending.insert(
                 upstream_id,
                 Pending {
@@ -366,10 +429,11 @@ impl Shared {
         let mut routes = self.routes();
         routes.by_downstream.clear();
         routes.server_requests.clear();
+        let cause = format!("{cause}; the call was in flight and may have run");
         for (_, pending) in routes.pending.drain() {
             let _ = pending
                 .reply
-                .send(Inbound::Failed(self.unavailable(cause.to_owned())));
+                .send(Inbound::Failed(self.unavailable(cause.clone())));
         }
     }
 
@@ -446,18 +510,24 @@ impl Shared {
                             let _ = pending.reply.send(Inbound::Message(msg));
                             return;
                         }
-                        None => routes.sessions.keys().cloned().collect(),
+                        None => routes.sessions.keys().cloned().collect::<Vec<_>>(),
                     },
                 };
                 routes.deliver(&targets, &msg);
             }
             _ => {
-                let targets = routes.server_request_targets(related);
-                if targets.is_empty() {
-                    drop(routes);
-                    self.refuse_server_request(&msg);
-                    return;
-                }
+                let targets = match routes.server_request_targets(related) {
+                    Ok(targets) => targets,
+                    Err(why) => {
+                        drop(routes);
+                        tracing::warn!(upstream = %self.upstream, why, "refusing a server request");
+                        if let Some(id) = msg.get("id").cloned() {
+                            let this = self.clone();
+                            tokio::spawn(async move { this.refuse(id, why).await });
+                        }
+                        return;
+                    }
+                };
                 if let Some(id) = msg.get("id") {
                     routes
                         .server_requests
@@ -473,48 +543,56 @@ impl Shared {
         }
     }
 
-    /// Answers a server-to-client request no client can take (no session is connected).
-    fn refuse_server_request(self: &Arc<Self>, msg: &Value) {
-        let Some(id) = msg.get("id").cloned() else {
-            return;
-        };
-        let answer = jsonrpc::error_response(
-            id,
-            jsonrpc::INTERNAL_ERROR,
-            "no client is connected to answer this request",
-        );
-        let this = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = this.send(&answer, None).await {
-                tracing::debug!(upstream = %this.upstream, error = %e, "refusal not delivered");
-            }
-        });
+    /// Answers a server-to-client request that no client will take.
+    async fn refuse(self: &Arc<Self>, id: Value, why: &str) {
+        let answer = jsonrpc::error_response(id, jsonrpc::INTERNAL_ERROR, why);
+        if let Err(e) = self.send(&answer, None).await {
+            tracing::debug!(upstream = %self.upstream, error = %e, "refusal not delivered");
+        }
     }
 }
 
 impl Routes {
     /// Which sessions a server-to-client request goes to: the session of the call it arrived with;
-    /// else the only session; else the sessions with calls in flight; else all of them.
-    fn server_request_targets(&self, related: Option<u64>) -> Vec<SessionKey> {
+    /// else the sessions with calls in flight; else every session. Over stdio nothing in the
+    /// request names its call, so when the candidates belong to different agents Airlock refuses
+    /// rather than show one agent's sampling or elicitation to another (`isolation = "session"`
+    /// avoids the question).
+    fn server_request_targets(
+        &self,
+        related: Option<u64>,
+    ) -> Result<Vec<SessionKey>, &'static str> {
         if let Some(pending) = related.and_then(|id| self.pending.get(&id)) {
-            return vec![pending.session.clone()];
+            return if self.sessions.contains_key(&pending.session) {
+                Ok(vec![pending.session.clone()])
+            } else {
+                Err("a 2026-07-28 client cannot answer server requests")
+            };
         }
-        if self.sessions.len() <= 1 {
-            return self.sessions.keys().cloned().collect();
-        }
-        let mut busy: Vec<SessionKey> = self
+        let mut candidates: Vec<SessionKey> = self
             .pending
             .values()
             .map(|p| p.session.clone())
             .filter(|s| self.sessions.contains_key(s))
             .collect();
-        busy.sort();
-        busy.dedup();
-        if busy.is_empty() {
-            self.sessions.keys().cloned().collect()
-        } else {
-            busy
+        if candidates.is_empty() {
+            candidates = self.sessions.keys().cloned().collect();
         }
+        candidates.sort();
+        candidates.dedup();
+        let mut agents = candidates
+            .iter()
+            .filter_map(|s| self.sessions.get(s))
+            .map(|route| &route.agent);
+        let Some(first) = agents.next() else {
+            return Err("no client is connected to answer this request");
+        };
+        if agents.any(|agent| agent != first) {
+            return Err(
+                "sessions of several agents could be meant; set isolation = \"session\" on this upstream",
+            );
+        }
+        Ok(candidates)
     }
 
     /// Hands a message to sessions. Within a session with exactly one call in flight, the message
@@ -528,8 +606,8 @@ impl Routes {
             {
                 continue;
             }
-            if let Some(sink) = self.sessions.get(session)
-                && sink.try_send(msg.clone()).is_err()
+            if let Some(route) = self.sessions.get(session)
+                && route.sink.try_send(msg.clone()).is_err()
             {
                 tracing::warn!(%session, "session queue full or closed; dropping a server message");
             }

@@ -48,6 +48,30 @@ impl HttpWire {
             .clone()
     }
 
+    /// Forgets the session if it is still `expected`; true if it was.
+    fn clear_session_if(&self, expected: Option<&HeaderValue>) -> bool {
+        let mut session = self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if session.as_ref() == expected {
+            *session = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// "cannot reach http://host/path: connection refused", with no credentials of the URL in it:
+    /// this text reaches agents and `/readyz`.
+    fn unreachable(&self, shared: &Shared, e: reqwest::Error) -> UpstreamError {
+        shared.unavailable(format!(
+            "cannot reach {}: {}",
+            display_url(&self.url),
+            error_chain(&e.without_url())
+        ))
+    }
+
     fn set_session(&self, value: Option<HeaderValue>) {
         *self
             .session
@@ -103,24 +127,37 @@ impl HttpWire {
         msg: &Value,
         related: Option<u64>,
     ) -> Result<(), UpstreamError> {
-        let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
-        let mut response = self.post(shared, msg).send().await.map_err(|e| {
-            shared.unavailable(format!("cannot reach {}: {}", self.url, error_chain(&e)))
-        })?;
-        if response.status() == StatusCode::NOT_FOUND && self.session().is_some() && !is_initialize
-        {
-            tracing::info!(upstream = %shared.upstream, "upstream session expired; initializing again");
-            self.set_session(None);
-            shared.set_state(LinkState::Starting);
+        let method = msg.get("method").and_then(Value::as_str);
+        let is_initialize = method == Some("initialize");
+        // A 404 during the handshake itself is a failure, not an expired session: initializing
+        // again from inside the handshake would wait on its own lock.
+        let in_handshake = is_initialize || method == Some("notifications/initialized");
+        let sent_with = self.session();
+        let mut response = self
+            .post(shared, msg)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(shared, e))?;
+        if response.status() == StatusCode::NOT_FOUND && sent_with.is_some() && !in_handshake {
+            // Only the first call to see the old session expire resets it; later ones find the
+            // new session already there and just send again.
+            if self.clear_session_if(sent_with.as_ref()) {
+                tracing::info!(upstream = %shared.upstream, "upstream session expired; initializing again");
+                shared.set_state(LinkState::Starting);
+            }
             ensure_up(shared).await?;
-            response = self.post(shared, msg).send().await.map_err(|e| {
-                shared.unavailable(format!("cannot reach {}: {}", self.url, error_chain(&e)))
-            })?;
+            response = self
+                .post(shared, msg)
+                .send()
+                .await
+                .map_err(|e| self.unreachable(shared, e))?;
         }
         let status = response.status();
         if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            let snippet: String = body.chars().take(200).collect();
+            let body = read_capped(response, ERROR_SNIPPET_BYTES, true)
+                .await
+                .unwrap_or_default();
+            let snippet: String = String::from_utf8_lossy(&body).chars().take(200).collect();
             return Err(shared.unavailable(format!("HTTP {status}: {snippet}")));
         }
         if is_initialize && let Some(session) = response.headers().get(SESSION_HEADER) {
@@ -145,9 +182,9 @@ impl HttpWire {
                 }
             });
         } else if content_type.starts_with("application/json") {
-            let body = response.bytes().await.map_err(|e| {
-                shared.unavailable(format!("reading the response failed: {}", error_chain(&e)))
-            })?;
+            let body = read_capped(response, MAX_BODY_BYTES, false)
+                .await
+                .map_err(|why| shared.unavailable(why))?;
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Array(messages)) => {
                     for m in messages {
@@ -172,17 +209,19 @@ impl HttpWire {
         let super::connection::Wire::Http(wire) = &shared.wire else {
             return;
         };
+        // One listener per upstream session: when the session is replaced, its listener ends and
+        // the new handshake starts another.
+        let Some(session) = wire.session() else {
+            return;
+        };
         let mut delay = Duration::from_millis(500);
-        while !shared.stop.is_cancelled() {
-            let Some(session) = wire.session() else {
-                return;
-            };
+        while !shared.stop.is_cancelled() && wire.session().as_ref() == Some(&session) {
             let mut request = wire
                 .client
                 .get(wire.url.clone())
                 .headers(wire.headers.clone())
                 .header(header::ACCEPT, "text/event-stream")
-                .header(SESSION_HEADER, session);
+                .header(SESSION_HEADER, session.clone());
             if let Some(version) = negotiated_version(&shared) {
                 request = request.header(VERSION_HEADER, version);
             }
@@ -312,6 +351,46 @@ pub(super) fn header_map(
             ))
         })
         .collect()
+}
+
+/// The most an upstream may send as one JSON answer; more is refused, not buffered.
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// How much of an error page is read for the message.
+const ERROR_SNIPPET_BYTES: usize = 4096;
+
+/// Reads a response body of at most `limit` bytes: past it, the body is cut (`truncate`, for
+/// error pages) or refused.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+    truncate: bool,
+) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        format!(
+            "reading the response failed: {}",
+            error_chain(&e.without_url())
+        )
+    })? {
+        if body.len() + chunk.len() > limit {
+            if truncate {
+                body.extend_from_slice(&chunk[..limit - body.len()]);
+                return Ok(body);
+            }
+            return Err(format!("the upstream's answer is over {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A URL as it may be shown: no user, password or query (where API keys tend to live).
+fn display_url(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.to_string()
 }
 
 /// A reqwest error with its causes, e.g. "error sending request: connection refused".

@@ -25,6 +25,9 @@ use crate::policy::PolicyHandle;
 pub enum UpstreamError {
     #[error("Upstream {upstream} unavailable: {cause}")]
     Unavailable { upstream: String, cause: String },
+    /// The agent reused the id of one of its calls still in flight.
+    #[error("request id {id} is already used by a call in flight")]
+    DuplicateRequestId { id: String },
 }
 
 /// How to reach an upstream.
@@ -95,8 +98,10 @@ impl Upstream {
 
     /// The connection Airlock holds itself (see the module docs), opened on first use.
     pub fn service(&self) -> &Connection {
-        self.service
-            .get_or_init(|| self.open(airlock_initialize_params(), self.shutdown.child_token()))
+        self.service.get_or_init(|| {
+            let params = airlock_initialize_params(self.shares_service_connection());
+            self.open(params, self.shutdown.child_token())
+        })
     }
 
     /// The state of the service connection, if it has been opened.
@@ -171,19 +176,26 @@ impl Upstream {
     }
 }
 
-/// The `initialize` params Airlock sends for connections it holds itself. It declares every client
-/// capability, because it will route server requests to whichever agent can answer them.
-fn airlock_initialize_params() -> Value {
-    json!({
-        "protocolVersion": crate::mcp::LATEST_HANDSHAKE_VERSION,
-        "capabilities": {
+/// The `initialize` params Airlock sends for connections it holds itself. A shared child serves
+/// handshake-era agents, so Airlock declares every client capability and routes server requests to
+/// whichever agent can answer them. A service connection that serves only 2026-07-28 clients
+/// declares none: those clients cannot answer server requests at all.
+fn airlock_initialize_params(serves_sessions: bool) -> Value {
+    let capabilities = if serves_sessions {
+        json!({
             "roots": {"listChanged": true},
             "sampling": {},
             // Both modes by name: since 2025-11-25 an empty `elicitation` object means form mode
             // only, and servers (e.g. server-everything's `trigger-url-elicitation`) hide the
             // tools that need URL mode, so agents on a shared child would never see them.
             "elicitation": {"form": {}, "url": {}},
-        },
+        })
+    } else {
+        json!({})
+    };
+    json!({
+        "protocolVersion": crate::mcp::LATEST_HANDSHAKE_VERSION,
+        "capabilities": capabilities,
         "clientInfo": {"name": "airlock", "version": env!("CARGO_PKG_VERSION")},
     })
 }

@@ -120,7 +120,16 @@ async fn run_once(shared: &Arc<Shared>, spec: &ChildSpec) -> String {
     let (lines, queued) = mpsc::unbounded_channel();
     wire.set(Some(lines));
     tokio::spawn(write_stdin(shared.upstream.clone(), stdin, queued));
-    let reader = tokio::spawn(read_stdout(shared.clone(), stdout));
+    // The reader ends at EOF, on a read error or an oversized line; then the child is of no use
+    // even if it is still running, so its end is watched like the child's exit.
+    let (reader_ended, mut reader_done) = tokio::sync::oneshot::channel::<()>();
+    let reader = tokio::spawn({
+        let shared = shared.clone();
+        async move {
+            read_stdout(shared, stdout).await;
+            let _ = reader_ended.send(());
+        }
+    });
     tokio::spawn(log_stderr(shared.upstream.clone(), stderr));
     tracing::info!(upstream = %shared.upstream, pid = child.id(), "upstream child started");
 
@@ -130,6 +139,12 @@ async fn run_once(shared: &Arc<Shared>, spec: &ChildSpec) -> String {
                 tracing::info!(upstream = %shared.upstream, "upstream initialized");
                 tokio::select! {
                     status = child.wait() => exit_cause(status),
+                    _ = &mut reader_done => {
+                        match tokio::time::timeout(Duration::from_millis(200), child.wait()).await {
+                            Ok(status) => exit_cause(status),
+                            Err(_) => "its stdout closed or carried an unreadable message".to_owned(),
+                        }
+                    }
                     () = shared.stop.cancelled() => "stopped".to_owned(),
                 }
             }
