@@ -614,3 +614,77 @@ impl Routes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes(sessions: &[(&str, &str)], busy: &[&str]) -> Routes {
+        let mut routes = Routes::default();
+        for (session, agent) in sessions {
+            let (sink, _) = mpsc::channel(1);
+            routes.sessions.insert(
+                Arc::from(*session),
+                SessionRoute {
+                    sink,
+                    agent: Arc::from(*agent),
+                },
+            );
+        }
+        for (i, session) in busy.iter().enumerate() {
+            let (reply, _) = mpsc::unbounded_channel();
+            routes.pending.insert(
+                i as u64 + 1,
+                Pending {
+                    session: Arc::from(*session),
+                    original_id: json!(i),
+                    original_token: None,
+                    reply,
+                },
+            );
+        }
+        routes
+    }
+
+    fn names(targets: Result<Vec<SessionKey>, &'static str>) -> Result<Vec<String>, &'static str> {
+        targets.map(|t| t.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn a_server_request_goes_to_the_busy_session_of_one_agent() {
+        let r = routes(&[("a1", "alice"), ("b1", "bob")], &["a1"]);
+        assert_eq!(
+            names(r.server_request_targets(None)),
+            Ok(vec!["a1".to_owned()])
+        );
+        let r = routes(
+            &[("a1", "alice"), ("a2", "alice"), ("b1", "bob")],
+            &["a1", "a2"],
+        );
+        assert_eq!(
+            names(r.server_request_targets(None)),
+            Ok(vec!["a1".to_owned(), "a2".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_server_request_is_never_shown_to_two_agents() {
+        let r = routes(&[("a1", "alice"), ("b1", "bob")], &["a1", "b1"]);
+        assert!(r.server_request_targets(None).is_err());
+        let idle = routes(&[("a1", "alice"), ("b1", "bob")], &[]);
+        assert!(idle.server_request_targets(None).is_err());
+        let nobody = routes(&[], &[]);
+        assert!(nobody.server_request_targets(None).is_err());
+    }
+
+    #[test]
+    fn a_server_request_on_a_stateless_calls_stream_is_refused() {
+        let r = routes(&[("a1", "alice")], &["stateless:x"]);
+        assert!(r.server_request_targets(Some(1)).is_err());
+        let r = routes(&[("a1", "alice")], &["a1"]);
+        assert_eq!(
+            names(r.server_request_targets(Some(1))),
+            Ok(vec!["a1".to_owned()])
+        );
+    }
+}
