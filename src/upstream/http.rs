@@ -317,7 +317,8 @@ fn negotiated_version(shared: &Shared) -> Option<HeaderValue> {
 }
 
 async fn read_events(shared: &Arc<Shared>, response: reqwest::Response, related: Option<u64>) {
-    let mut events = SseStream::from_bytes_stream(response.bytes_stream());
+    let mut events =
+        SseStream::from_bytes_stream(bounded_events(response.bytes_stream(), MAX_BODY_BYTES));
     while let Some(event) = events.next().await {
         let event = match event {
             Ok(event) => event,
@@ -384,6 +385,37 @@ async fn read_capped(
     Ok(body)
 }
 
+/// Passes an SSE byte stream through, but ends it with an error once one event runs past `limit`
+/// bytes without the blank line that ends it: the event parser would otherwise buffer whatever an
+/// upstream sends.
+fn bounded_events<E: std::error::Error + Send + Sync + 'static>(
+    bytes: impl futures_util::Stream<Item = Result<bytes::Bytes, E>>,
+    limit: usize,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    let mut in_event = 0usize;
+    let mut at_line_start = true;
+    bytes.map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        for byte in chunk.iter() {
+            match byte {
+                b'\n' if at_line_start => in_event = 0,
+                b'\n' => at_line_start = true,
+                b'\r' => {}
+                _ => {
+                    at_line_start = false;
+                    in_event += 1;
+                }
+            }
+        }
+        if in_event > limit {
+            return Err(std::io::Error::other(format!(
+                "an event over {limit} bytes"
+            )));
+        }
+        Ok(chunk)
+    })
+}
+
 /// A URL as it may be shown: no user, password or query (where API keys tend to live).
 fn display_url(url: &url::Url) -> String {
     let mut shown = url.clone();
@@ -403,4 +435,30 @@ fn error_chain(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_endless_event_is_cut_off_and_normal_events_pass() {
+        let chunks = |parts: Vec<&'static str>| {
+            futures_util::stream::iter(
+                parts
+                    .into_iter()
+                    .map(|p| Ok::<_, std::io::Error>(bytes::Bytes::from_static(p.as_bytes()))),
+            )
+        };
+        let fine: Vec<_> =
+            bounded_events(chunks(vec!["data: 12345\n\n", "data: 678", "90\n\n"]), 10)
+                .collect()
+                .await;
+        assert!(fine.iter().all(Result::is_ok));
+        let endless: Vec<_> =
+            bounded_events(chunks(vec!["data: 12345", "678901234\n", "data: x"]), 10)
+                .collect()
+                .await;
+        assert!(endless.iter().any(Result::is_err));
+    }
 }
