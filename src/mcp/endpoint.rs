@@ -577,28 +577,39 @@ impl Call<'_> {
     }
 }
 
+/// The session a GET or DELETE names, after the shared checks; `missing` is the answer when the
+/// request names none.
+async fn named_session(
+    app: &AppState,
+    headers: &HeaderMap,
+    upstream: &str,
+    missing: (StatusCode, &str),
+) -> Result<Arc<Session>, Response> {
+    let (agent, upstream) = admit(app, headers, upstream).await?;
+    let Some(session_id) = header_str(headers, SESSION_HEADER) else {
+        return Err(refuse(missing.0, jsonrpc::INVALID_REQUEST, missing.1));
+    };
+    find_session(app, session_id, &upstream, &agent).ok_or_else(|| {
+        refuse(
+            StatusCode::NOT_FOUND,
+            jsonrpc::INVALID_REQUEST,
+            "Session not found",
+        )
+    })
+}
+
 pub async fn get(
     State(app): State<AppState>,
     Path(upstream): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let (agent, upstream) = match admit(&app, &headers, &upstream).await {
-        Ok(admitted) => admitted,
+    let missing = (
+        StatusCode::METHOD_NOT_ALLOWED,
+        "GET needs an Mcp-Session-Id (2026-07-28 has no GET stream)",
+    );
+    let session = match named_session(&app, &headers, &upstream, missing).await {
+        Ok(session) => session,
         Err(response) => return response,
-    };
-    let Some(session_id) = header_str(&headers, SESSION_HEADER) else {
-        return refuse(
-            StatusCode::METHOD_NOT_ALLOWED,
-            jsonrpc::INVALID_REQUEST,
-            "GET needs an Mcp-Session-Id (2026-07-28 has no GET stream)",
-        );
-    };
-    let Some(session) = find_session(&app, session_id, &upstream, &agent) else {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            jsonrpc::INVALID_REQUEST,
-            "Session not found",
-        );
     };
     if accepts_sse(&headers) != Some(true) {
         return refuse(
@@ -637,24 +648,15 @@ pub async fn delete(
     Path(upstream): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let (agent, upstream) = match admit(&app, &headers, &upstream).await {
-        Ok(admitted) => admitted,
-        Err(response) => return response,
-    };
-    let Some(session_id) = header_str(&headers, SESSION_HEADER) else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            jsonrpc::INVALID_REQUEST,
-            "Bad Request: Mcp-Session-Id header is required",
-        );
-    };
-    if find_session(&app, session_id, &upstream, &agent).is_none() {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            jsonrpc::INVALID_REQUEST,
-            "Session not found",
-        );
+    let missing = (
+        StatusCode::BAD_REQUEST,
+        "Bad Request: Mcp-Session-Id header is required",
+    );
+    match named_session(&app, &headers, &upstream, missing).await {
+        Ok(session) => {
+            app.close_session(&session.id);
+            StatusCode::OK.into_response()
+        }
+        Err(response) => response,
     }
-    app.close_session(session_id);
-    StatusCode::OK.into_response()
 }
