@@ -109,7 +109,7 @@ async fn require_approval_fails_closed_until_the_queue_exists() {
 
 #[tokio::test]
 async fn the_rate_limit_refuses_the_extra_call_in_the_window_and_allows_it_after() {
-    // DEMO_POLICY: send_message at most 2 calls per 3 s.
+    // TEST_POLICY: send_message at most 2 calls per 3 s.
     let app = TestApp::spawn().await;
     let agent = app.agent().await;
     let send = |n: u32| json!({"chat_id": 1297381004, "text": format!("message {n}")});

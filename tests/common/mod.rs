@@ -28,8 +28,9 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// The path of the binary under test, built by cargo for the integration tests.
 pub const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
 
-/// A policy that exercises every rule kind on the demo upstream.
-pub const DEMO_POLICY: &str = r#"{
+/// A policy that exercises every rule kind on the demo upstream (like `airlock demo`'s, with a
+/// rate limit small enough to hit in a test).
+pub const TEST_POLICY: &str = r#"{
   "version": "1",
   "default": "deny",
   "tools": {
@@ -66,7 +67,7 @@ pub struct Setup {
 impl Default for Setup {
     fn default() -> Self {
         Self {
-            policy: DEMO_POLICY.to_owned(),
+            policy: TEST_POLICY.to_owned(),
             extra_toml: String::new(),
             upstreams: Vec::new(),
             isolation: None,
