@@ -660,3 +660,49 @@ async fn progress_for_a_json_only_request_arrives_on_the_get_stream() {
     }
     assert!(seen.contains(r#""progressToken":7"#), "{seen}");
 }
+
+#[tokio::test]
+async fn an_upstream_that_cannot_start_is_a_clear_error_and_not_ready() {
+    let app = Setup {
+        upstreams: vec![airlock::config::UpstreamConfig {
+            name: "broken".to_owned(),
+            command: Some(vec!["/nonexistent/mcp-server".to_owned()]),
+            env: Default::default(),
+            url: None,
+            headers: Default::default(),
+            policy: None,
+            isolation: None,
+        }],
+        ..Setup::default()
+    }
+    .await_unready()
+    .await;
+
+    let answer = messages(app.post("broken", &[], INITIALIZE).await).await;
+    let message = answer[0]["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(answer[0]["error"]["code"], -32603, "{answer:?}");
+    assert!(
+        message
+            .starts_with("Upstream broken unavailable: cannot start \"/nonexistent/mcp-server\""),
+        "{message}"
+    );
+    assert!(message.ends_with("try again later"), "{message}");
+
+    // The supervisor keeps retrying; between attempts the link reads as down, with the cause.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let (status, ready) = app.readyz().await;
+        assert_eq!(status, 503, "{ready}");
+        let link = ready["upstreams"]["broken"]["link"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if link.starts_with("down: cannot start") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The healthy upstream beside it is unaffected.
+    assert_eq!(app.post("telegram", &[], INITIALIZE).await.status(), 200);
+}

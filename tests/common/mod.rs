@@ -64,6 +64,13 @@ pub struct Setup {
     pub isolation: Option<airlock::config::Isolation>,
 }
 
+impl Setup {
+    /// Starts Airlock with this setup without waiting for it to be ready.
+    pub async fn await_unready(self) -> TestApp {
+        TestApp::start(self).await
+    }
+}
+
 impl Default for Setup {
     fn default() -> Self {
         Self {
@@ -89,6 +96,13 @@ impl TestApp {
     }
 
     pub async fn spawn_with(setup: Setup) -> Self {
+        let app = Self::start(setup).await;
+        app.wait_ready().await;
+        app
+    }
+
+    /// Starts Airlock without waiting for `/readyz` (for setups that are meant not to be ready).
+    async fn start(setup: Setup) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let policy_path = dir.path().join("telegram.json");
         std::fs::write(&policy_path, &setup.policy).expect("write the policy");
@@ -132,7 +146,7 @@ impl TestApp {
             .expect("store the agent token");
         let shutdown = app.shutdown_token();
         let server = tokio::spawn(app.run_until_stopped());
-        let app = Self {
+        Self {
             addr,
             token,
             dir,
@@ -140,9 +154,7 @@ impl TestApp {
             call_log,
             shutdown,
             server,
-        };
-        app.wait_ready().await;
-        app
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
