@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::mcp::auth::OriginPolicy;
+use crate::mcp::auth::{OriginPolicy, TokenCache};
 use crate::mcp::session::SessionRegistry;
 use crate::metrics::Metrics;
 use crate::policy::{PolicyError, PolicyHandle, RateLimiter};
@@ -61,6 +61,7 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     pub metrics: Arc<Metrics>,
     pub origins: Arc<OriginPolicy>,
+    pub tokens: Arc<TokenCache>,
     pub shutdown: CancellationToken,
 }
 
@@ -115,6 +116,7 @@ impl Application {
             })?;
         let state = AppState {
             origins: Arc::new(OriginPolicy::from_config(&config)),
+            tokens: Arc::new(TokenCache::default()),
             config: Arc::new(config),
             store,
             upstreams: Arc::new(upstreams),

@@ -70,10 +70,53 @@ impl OriginPolicy {
     }
 }
 
+/// Recently verified tokens, so that a busy agent's every request is not a database query (it
+/// was the largest part of Airlock's own cost per call in `benches/proxy.rs`). Entries live
+/// `TOKEN_CACHE_TTL`: a token removed from the database stops working within that time, the same
+/// bound DESIGN.md allows for decisions made elsewhere. Unknown tokens are never cached, so a new
+/// token works at once.
+#[derive(Default)]
+pub struct TokenCache {
+    verified:
+        std::sync::Mutex<std::collections::HashMap<String, (AgentIdentity, std::time::Instant)>>,
+}
+
+const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Past this many entries the cache starts over rather than grow.
+const TOKEN_CACHE_MAX: usize = 10_000;
+
+impl TokenCache {
+    fn get(&self, digest: &str) -> Option<AgentIdentity> {
+        let verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        verified
+            .get(digest)
+            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(agent, _)| agent.clone())
+    }
+
+    fn put(&self, agent: &AgentIdentity) {
+        let mut verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if verified.len() >= TOKEN_CACHE_MAX {
+            verified.clear();
+        }
+        verified.insert(
+            agent.token_sha256.clone(),
+            (agent.clone(), std::time::Instant::now()),
+        );
+    }
+}
+
 /// Finds the agent behind the request's bearer token.
 pub async fn authenticate(
     config: &Config,
     store: &Store,
+    cache: &TokenCache,
     headers: &HeaderMap,
 ) -> Result<AgentIdentity, AuthError> {
     let token = headers
@@ -97,11 +140,18 @@ pub async fn authenticate(
             token_sha256: digest,
         });
     }
+    if let Some(agent) = cache.get(&digest) {
+        return Ok(agent);
+    }
     match store.agent_by_token(&digest).await? {
-        Some(agent) => Ok(AgentIdentity {
-            name: agent.name,
-            token_sha256: digest,
-        }),
+        Some(agent) => {
+            let agent = AgentIdentity {
+                name: agent.name,
+                token_sha256: digest,
+            };
+            cache.put(&agent);
+            Ok(agent)
+        }
         None => Err(AuthError::Invalid),
     }
 }

@@ -50,7 +50,7 @@ async fn admit(
             "Forbidden: Origin not allowed (add it to server.allowed_origins)",
         ));
     }
-    let agent = match auth::authenticate(&app.config, &app.store, headers).await {
+    let agent = match auth::authenticate(&app.config, &app.store, &app.tokens, headers).await {
         Ok(agent) => agent,
         Err(AuthError::Store(e)) => {
             tracing::error!(error = %e, "token check failed");
