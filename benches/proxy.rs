@@ -42,9 +42,9 @@
 //!
 //! Reading a run: `Airlock → stdio` against `direct stdio` is mostly the price of the agent
 //! speaking HTTP instead of a pipe (compare it with `Airlock denied`), not of Airlock's checks.
-//! `Airlock denied` is Airlock's own cost per request; of that, looking the bearer token up in
-//! SQLite on every request was 70-100 µs at p50 on a 2-CPU machine (measured by giving the agent
-//! as an `[[agent]]` in the config instead, which is checked in memory).
+//! `Airlock denied` is Airlock's own cost per request. Looking the bearer token up in SQLite on
+//! every request was 70-100 µs of it at p50 on a 2-CPU machine; verified tokens are now cached
+//! for a second (`TokenCache`), which took `Airlock denied` from 0.94× to 0.73× of a direct call.
 
 use std::error::Error;
 use std::path::Path;
