@@ -3,25 +3,25 @@
 //! stdio protocol over an in-memory pipe, plus raw JSON-RPC where rmcp's client would hide the
 //! detail under test. The call log is read back to prove what the server saw.
 //!
-//! The helpers at the top (`ProgressRecorder`, `HttpUpstream`, `CallLogFile`) are meant to be
+//! The helpers at the top (`ProgressRecorder`, `HttpUpstream`, `CallLog`) are meant to be
 //! imitated by the gateway's tests.
 
-use std::{path::PathBuf, time::Duration};
+mod common;
+
+use std::time::Duration;
+
+use common::{CallLog, ProgressRecorder, WAIT, call_params as call, text};
 
 use airlock::demo_upstream::{
     DemoError, DemoOptions, DemoServer, PROFILE_URI, SERVER_NAME, serve_http, serve_http_until,
 };
 use rmcp::{
-    ClientHandler, RoleClient, ServiceExt,
+    RoleClient, ServiceExt,
     model::{
-        CallToolRequestParams, CallToolResult, ClientRequest, GetPromptRequestParams,
-        ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams, Request,
-        ResourceContents,
+        CallToolResult, ClientRequest, GetPromptRequestParams, ProgressNotificationParam,
+        ProtocolVersion, ReadResourceRequestParams, Request, ResourceContents,
     },
-    service::{
-        ClientLifecycleMode, ClientServiceExt, NotificationContext, PeerRequestOptions,
-        RunningService,
-    },
+    service::{ClientLifecycleMode, ClientServiceExt, PeerRequestOptions, RunningService},
     transport::StreamableHttpClientTransport,
 };
 use serde_json::{Value, json};
@@ -32,34 +32,6 @@ use tokio::{
     sync::{mpsc, oneshot},
     task::JoinHandle,
 };
-
-/// How long any single expected event may take before a test gives up.
-const WAIT: Duration = Duration::from_secs(10);
-
-/// An MCP client handler that forwards every `notifications/progress` it receives to a channel,
-/// so a test can count them and check their order.
-#[derive(Clone)]
-struct ProgressRecorder {
-    progress: mpsc::UnboundedSender<ProgressNotificationParam>,
-}
-
-impl ProgressRecorder {
-    fn new() -> (Self, mpsc::UnboundedReceiver<ProgressNotificationParam>) {
-        let (progress, received) = mpsc::unbounded_channel();
-        (Self { progress }, received)
-    }
-}
-
-impl ClientHandler for ProgressRecorder {
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        // A test that has stopped listening does not care about late progress.
-        let _ = self.progress.send(params);
-    }
-}
 
 type Client = RunningService<RoleClient, ProgressRecorder>;
 
@@ -93,7 +65,7 @@ impl Connection {
 /// The demo upstream serving Streamable HTTP on a free loopback port, with its own call log.
 struct HttpUpstream {
     url: String,
-    log: CallLogFile,
+    log: CallLog,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), DemoError>>,
     _dir: TempDir,
@@ -102,7 +74,7 @@ struct HttpUpstream {
 impl HttpUpstream {
     async fn spawn() -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory for the call log");
-        let log = CallLogFile(dir.path().join("calls.jsonl"));
+        let log = CallLog(dir.path().join("calls.jsonl"));
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free loopback port");
@@ -166,46 +138,6 @@ impl Drop for HttpUpstream {
     }
 }
 
-/// The demo upstream's call log, read back as JSON values.
-struct CallLogFile(PathBuf);
-
-impl CallLogFile {
-    fn entries(&self) -> Vec<Value> {
-        let text = match std::fs::read_to_string(&self.0) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(error) => panic!("cannot read the call log: {error}"),
-        };
-        text.lines()
-            .map(|line| serde_json::from_str(line).expect("every call log line is JSON"))
-            .collect()
-    }
-
-    /// The `tools/call` entries, in arrival order.
-    fn tool_calls(&self) -> Vec<Value> {
-        self.entries()
-            .into_iter()
-            .filter(|entry| entry.get("event").is_none())
-            .collect()
-    }
-
-    /// Waits until an entry matching `wanted` has been written.
-    async fn wait_for(&self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(entry) = self.entries().into_iter().find(&wanted) {
-                return entry;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the call log never showed {what}: {:#?}",
-                self.entries()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
 /// Serves a fresh demo server over an in-memory pipe, the way a stdio child would be served.
 async fn connect_in_memory(opts: DemoOptions) -> Connection {
     let (server_io, client_io) = tokio::io::duplex(64 * 1024);
@@ -221,22 +153,6 @@ async fn connect_in_memory(opts: DemoOptions) -> Connection {
         .expect("the handshake in time")
         .expect("an MCP handshake over the pipe");
     Connection { client, progress }
-}
-
-fn call(tool: &'static str, arguments: Value) -> CallToolRequestParams {
-    let Value::Object(arguments) = arguments else {
-        panic!("tool arguments must be a JSON object, not {arguments}");
-    };
-    CallToolRequestParams::new(tool).with_arguments(arguments)
-}
-
-fn text(result: &CallToolResult) -> &str {
-    result
-        .content
-        .first()
-        .and_then(|content| content.as_text())
-        .map(|content| content.text.as_str())
-        .expect("a text content block")
 }
 
 fn structured(result: &CallToolResult) -> &Value {
@@ -628,7 +544,7 @@ async fn stateless_2026_clients_get_the_same_server() {
 #[tokio::test]
 async fn the_stdio_protocol_works_over_a_pipe() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let log = CallLogFile(dir.path().join("calls.jsonl"));
+    let log = CallLog(dir.path().join("calls.jsonl"));
     let mut connection = connect_in_memory(DemoOptions {
         call_log: Some(log.0.clone()),
     })
