@@ -190,13 +190,7 @@ async fn sessions_are_required_known_and_end_with_delete() {
     .await;
     assert_eq!(status, 400, "an unsupported protocol version");
 
-    let deleted = reqwest::Client::new()
-        .delete(app.mcp_url("telegram"))
-        .bearer_auth(&app.token)
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .expect("DELETE");
+    let deleted = app.delete_session(&session).await;
     assert_eq!(deleted.status(), 200);
     let (status, _) = error_of(
         app.post("telegram", &[("mcp-session-id", &session)], list)
@@ -370,31 +364,6 @@ async fn a_session_is_invisible_to_another_agent() {
         .expect("POST");
     assert_eq!(response.status(), 404);
     assert!(app.upstream_calls().is_empty());
-}
-
-#[tokio::test]
-async fn a_client_that_only_accepts_json_gets_one_json_body() {
-    let app = TestApp::spawn().await;
-    let session = app.raw_session("2025-06-18").await;
-    let response = reqwest::Client::new()
-        .post(app.mcp_url("telegram"))
-        .bearer_auth(&app.token)
-        .header("accept", "application/json")
-        .header("mcp-session-id", &session)
-        .body(r#"{"jsonrpc":"2.0","id":"j","method":"tools/call","params":{"name":"slow_task","arguments":{"steps":2,"step_ms":10},"_meta":{"progressToken":7}}}"#)
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap_or_default()
-            .starts_with("application/json")
-    );
-    let answer: Value = response.json().await.expect("one JSON body");
-    assert_eq!(answer["id"], "j");
-    assert_eq!(answer["result"]["content"][0]["text"], "completed 2 steps");
 }
 
 #[tokio::test]
@@ -583,13 +552,7 @@ async fn an_agent_cannot_open_sessions_without_limit() {
             .contains("max_sessions_per_agent")
     );
 
-    let deleted = reqwest::Client::new()
-        .delete(app.mcp_url("telegram"))
-        .bearer_auth(&app.token)
-        .header("mcp-session-id", &second)
-        .send()
-        .await
-        .expect("DELETE");
+    let deleted = app.delete_session(&second).await;
     assert_eq!(deleted.status(), 200);
     assert_eq!(app.post("telegram", &[], INITIALIZE).await.status(), 200);
 }
@@ -606,13 +569,7 @@ async fn ending_a_session_cancels_its_calls_upstream() {
         .wait_for("the call", |e| e["tool"] == "slow_task")
         .await;
 
-    let deleted = reqwest::Client::new()
-        .delete(app.mcp_url("telegram"))
-        .bearer_auth(&app.token)
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .expect("DELETE");
+    let deleted = app.delete_session(&session).await;
     assert_eq!(deleted.status(), 200);
 
     let cancelled = app
@@ -624,7 +581,7 @@ async fn ending_a_session_cancels_its_calls_upstream() {
 }
 
 #[tokio::test]
-async fn progress_for_a_json_only_request_arrives_on_the_get_stream() {
+async fn a_json_only_client_gets_one_body_and_its_progress_on_the_get_stream() {
     let app = TestApp::spawn().await;
     let session = app.raw_session("2025-06-18").await;
     let mut stream = reqwest::Client::new()
@@ -646,7 +603,14 @@ async fn progress_for_a_json_only_request_arrives_on_the_get_stream() {
         .send()
         .await
         .expect("POST");
+    assert!(
+        answer.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("application/json")
+    );
     let answer: Value = answer.json().await.expect("one JSON body");
+    assert_eq!(answer["id"], "j");
     assert_eq!(answer["result"]["content"][0]["text"], "completed 2 steps");
 
     let mut seen = String::new();

@@ -220,6 +220,17 @@ impl TestApp {
         request.send().await.expect("POST /mcp")
     }
 
+    /// Ends a session with DELETE.
+    pub async fn delete_session(&self, session: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .delete(self.mcp_url("telegram"))
+            .bearer_auth(&self.token)
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .expect("DELETE /mcp")
+    }
+
     /// Opens a session by hand and returns its id.
     pub async fn raw_session(&self, version: &str) -> String {
         self.raw_session_on("telegram", version).await
