@@ -12,7 +12,7 @@
 //!   session, and the first answer wins. Only a session a request was sent to may answer it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,7 +38,63 @@ pub enum Inbound {
     Failed(UpstreamError),
 }
 
-pub type ReplyRx = mpsc::UnboundedReceiver<Inbound>;
+/// Notifications one call may have waiting for a slow client; past this, more are dropped (with a
+/// warning) rather than held in memory. Responses and server requests are never dropped.
+const MAX_QUEUED_NOTIFICATIONS: usize = 1024;
+
+/// The sending end of a request's reply stream.
+#[derive(Clone)]
+struct ReplyTx {
+    tx: mpsc::UnboundedSender<Inbound>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The receiving end of a request's reply stream.
+pub struct ReplyRx {
+    rx: mpsc::UnboundedReceiver<Inbound>,
+    queued: Arc<AtomicUsize>,
+}
+
+fn reply_channel() -> (ReplyTx, ReplyRx) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    (
+        ReplyTx {
+            tx,
+            queued: queued.clone(),
+        },
+        ReplyRx { rx, queued },
+    )
+}
+
+fn is_notification(item: &Inbound) -> bool {
+    matches!(item, Inbound::Message(m) if m.get("id").is_none())
+}
+
+impl ReplyTx {
+    /// Sends a message; a notification is dropped when too many wait unread. False if the
+    /// receiver is gone.
+    fn send(&self, item: Inbound) -> bool {
+        if is_notification(&item) {
+            if self.queued.load(Ordering::Relaxed) >= MAX_QUEUED_NOTIFICATIONS {
+                tracing::warn!("a client reads too slowly; dropping a notification for its call");
+                return !self.tx.is_closed();
+            }
+            self.queued.fetch_add(1, Ordering::Relaxed);
+        }
+        self.tx.send(item).is_ok()
+    }
+}
+
+impl ReplyRx {
+    pub async fn recv(&mut self) -> Option<Inbound> {
+        let item = self.rx.recv().await?;
+        if is_notification(&item) {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(item)
+    }
+}
 
 /// The state of the link, as `/readyz` and callers see it.
 #[derive(Debug, Clone)]
@@ -93,7 +149,7 @@ struct Pending {
     session: SessionKey,
     original_id: Value,
     original_token: Option<Value>,
-    reply: mpsc::UnboundedSender<Inbound>,
+    reply: ReplyTx,
 }
 
 /// The session key of requests Airlock makes itself (initialize, ...).
@@ -237,7 +293,7 @@ impl Connection {
             Some(token) => Some(std::mem::replace(token, json!(upstream_id))),
             None => None,
         };
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = reply_channel();
         {
             let mut routes = self.0.routes();
             let key = (session.clone(), jsonrpc::id_key(&original_id));
@@ -374,7 +430,7 @@ impl Shared {
         params: Value,
     ) -> Result<Value, UpstreamError> {
         let upstream_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = reply_channel();
         self.routes().pending.insert(
             upstream_id,
             Pending {
@@ -431,7 +487,7 @@ impl Shared {
         routes.server_requests.clear();
         let cause = format!("{cause}; the call was in flight and may have run");
         for (_, pending) in routes.pending.drain() {
-            let _ = pending
+            pending
                 .reply
                 .send(Inbound::Failed(self.unavailable(cause.clone())));
         }
@@ -450,7 +506,7 @@ impl Shared {
             pending
         };
         if let Some(p) = pending {
-            let _ = p.reply.send(Inbound::Failed(error));
+            p.reply.send(Inbound::Failed(error));
         }
     }
 
@@ -482,7 +538,7 @@ impl Shared {
                     jsonrpc::id_key(&pending.original_id),
                 ));
                 msg["id"] = pending.original_id;
-                let _ = pending.reply.send(Inbound::Message(msg));
+                pending.reply.send(Inbound::Message(msg));
             }
             1 if msg.get("method").and_then(Value::as_str) == Some("notifications/progress") => {
                 let pending = msg
@@ -496,7 +552,7 @@ impl Shared {
                 if let Some(token) = &pending.original_token {
                     msg["params"]["progressToken"] = token.clone();
                 }
-                let _ = pending.reply.send(Inbound::Message(msg));
+                pending.reply.send(Inbound::Message(msg));
             }
             1 => {
                 let cancelled_key = (msg.get("method").and_then(Value::as_str)
@@ -507,7 +563,7 @@ impl Shared {
                     Some(key) => routes.server_requests.remove(&key).unwrap_or_default(),
                     None => match related.and_then(|id| routes.pending.get(&id)) {
                         Some(pending) => {
-                            let _ = pending.reply.send(Inbound::Message(msg));
+                            pending.reply.send(Inbound::Message(msg));
                             return;
                         }
                         None => routes.sessions.keys().cloned().collect::<Vec<_>>(),
@@ -535,7 +591,7 @@ impl Shared {
                 }
                 match related.and_then(|id| routes.pending.get(&id)) {
                     Some(pending) => {
-                        let _ = pending.reply.send(Inbound::Message(msg));
+                        pending.reply.send(Inbound::Message(msg));
                     }
                     None => routes.deliver(&targets, &msg),
                 }
@@ -602,7 +658,7 @@ impl Routes {
         for session in targets {
             let mut calls = self.pending.values().filter(|p| &p.session == session);
             if let (Some(only), None) = (calls.next(), calls.next())
-                && only.reply.send(Inbound::Message(msg.clone())).is_ok()
+                && only.reply.send(Inbound::Message(msg.clone()))
             {
                 continue;
             }
@@ -632,7 +688,7 @@ mod tests {
             );
         }
         for (i, session) in busy.iter().enumerate() {
-            let (reply, _) = mpsc::unbounded_channel();
+            let (reply, _) = reply_channel();
             routes.pending.insert(
                 i as u64 + 1,
                 Pending {
@@ -648,6 +704,29 @@ mod tests {
 
     fn names(targets: Result<Vec<SessionKey>, &'static str>) -> Result<Vec<String>, &'static str> {
         targets.map(|t| t.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[tokio::test]
+    async fn a_slow_client_loses_surplus_notifications_but_never_its_answer() {
+        let (tx, mut rx) = reply_channel();
+        let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {}});
+        for _ in 0..MAX_QUEUED_NOTIFICATIONS + 10 {
+            assert!(tx.send(Inbound::Message(progress.clone())));
+        }
+        assert!(tx.send(Inbound::Message(
+            json!({"jsonrpc": "2.0", "id": 1, "result": {}})
+        )));
+        drop(tx);
+        let mut notifications = 0;
+        let mut answers = 0;
+        while let Some(item) = rx.recv().await {
+            match item {
+                Inbound::Message(m) if m.get("id").is_some() => answers += 1,
+                _ => notifications += 1,
+            }
+        }
+        assert_eq!(notifications, MAX_QUEUED_NOTIFICATIONS);
+        assert_eq!(answers, 1);
     }
 
     #[test]
