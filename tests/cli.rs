@@ -198,3 +198,22 @@ fn token_create_prints_only_the_token_and_serve_accepts_it() {
     assert!(!log.contains(token), "the token never reaches the log");
     assert!(log.contains("airlock stopped"), "{log}");
 }
+
+#[test]
+fn the_example_config_and_policies_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = airlock(
+        root,
+        &["check", "--offline", "--config", "examples/airlock.toml"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = stdout(&output);
+    assert!(
+        report.contains("require approval (2 of security"),
+        "{report}"
+    );
+    assert!(
+        report.contains("deny: deleting files is done by people"),
+        "{report}"
+    );
+}
