@@ -235,7 +235,7 @@ async fn initialize(
     as_sse: bool,
 ) -> Response {
     let limit = app.config.server.max_sessions_per_agent;
-    if app.sessions.count_for_agent(&agent.name) >= limit {
+    let Some(_opening) = app.sessions.reserve(&agent.name, limit) else {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             jsonrpc::INVALID_REQUEST,
@@ -244,7 +244,7 @@ async fn initialize(
                 agent.name
             ),
         );
-    }
+    };
     let requested = msg
         .pointer("/params/protocolVersion")
         .and_then(Value::as_str)

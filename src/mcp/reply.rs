@@ -65,8 +65,15 @@ impl Forwarded {
                 }
                 (msg, last)
             }
-            Inbound::Failed(e) => {
-                // The call was sent; whether it ran is unknown, so it keeps its rate-limit slot.
+            Inbound::Failed {
+                error: e,
+                may_have_run,
+            } => {
+                // A call that may have run keeps its rate-limit slot; one that surely did not
+                // (the upstream refused or was unreachable) gives it back.
+                if !may_have_run {
+                    self.release_slot();
+                }
                 self.record(Outcome::Unavailable);
                 let id = self.original_id.clone();
                 let msg = if self.tool.is_some() {

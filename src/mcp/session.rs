@@ -106,6 +106,31 @@ impl Session {
 #[derive(Default)]
 pub struct SessionRegistry {
     sessions: Mutex<HashMap<SessionKey, Arc<Session>>>,
+    /// Sessions being opened, per agent (see `reserve`). Locked after `sessions`, never before.
+    opening: Mutex<HashMap<String, usize>>,
+}
+
+/// Room reserved for a session being opened; dropping it (after the session is inserted, or when
+/// opening failed) gives the reservation back.
+pub struct Opening {
+    registry: Arc<SessionRegistry>,
+    agent: String,
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        let mut opening = self
+            .registry
+            .opening
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = opening.get_mut(&self.agent) {
+            *n -= 1;
+            if *n == 0 {
+                opening.remove(&self.agent);
+            }
+        }
+    }
 }
 
 impl SessionRegistry {
@@ -123,12 +148,25 @@ impl SessionRegistry {
         self.map().get(id).cloned()
     }
 
-    /// How many sessions an agent has open.
-    pub fn count_for_agent(&self, agent: &str) -> usize {
-        self.map()
-            .values()
-            .filter(|s| s.agent.name == agent)
-            .count()
+    /// Reserves room for one more session of `agent` within `limit` (sessions open plus sessions
+    /// being opened), or `None` when it has no room. Checked and counted under one lock, so
+    /// parallel `initialize`s cannot all slip past the limit while their upstreams start.
+    pub fn reserve(self: &Arc<Self>, agent: &str, limit: usize) -> Option<Opening> {
+        let sessions = self.map();
+        let mut opening = self
+            .opening
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let open = sessions.values().filter(|s| s.agent.name == agent).count();
+        let starting = opening.get(agent).copied().unwrap_or(0);
+        if open + starting >= limit {
+            return None;
+        }
+        *opening.entry(agent.to_owned()).or_default() += 1;
+        Some(Opening {
+            registry: self.clone(),
+            agent: agent.to_owned(),
+        })
     }
 
     pub fn len(&self) -> usize {

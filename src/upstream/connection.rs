@@ -34,8 +34,13 @@ pub enum Inbound {
     /// A message for the downstream client: a related notification or server request, or (last)
     /// the response itself, with the downstream's ids restored.
     Message(Value),
-    /// The connection failed before the response arrived.
-    Failed(UpstreamError),
+    /// The connection failed before the response arrived. `may_have_run` is false when the request
+    /// surely never reached the upstream (it was refused or unreachable), so it can be retried and
+    /// gives its rate-limit slot back.
+    Failed {
+        error: UpstreamError,
+        may_have_run: bool,
+    },
 }
 
 /// Notifications one call may have waiting for a slow client; past this, more are dropped (with a
@@ -186,11 +191,10 @@ impl Connection {
     /// A connection that is down fails at once: the agent is told rather than kept waiting.
     pub async fn ready(&self) -> Result<Arc<Value>, UpstreamError> {
         if let Wire::Http(_) = self.0.wire {
-            return tokio::time::timeout(READY_WAIT, super::http::ensure_up(&self.0))
+            // The handshake bounds itself (HANDSHAKE_TIMEOUT); this only guards against a hang.
+            return tokio::time::timeout(HANDSHAKE_TIMEOUT * 2, super::http::ensure_up(&self.0))
                 .await
-                .unwrap_or_else(|_| {
-                    Err(self.0.unavailable("no handshake within 15 s".to_owned()))
-                });
+                .unwrap_or_else(|_| Err(self.0.unavailable("the handshake hung".to_owned())));
         }
         let mut rx = self.0.state.subscribe();
         let wait = async {
@@ -411,6 +415,11 @@ impl Shared {
         }
     }
 
+    /// Whether a request Airlock sent is still waiting for its answer.
+    pub(super) fn is_pending(&self, upstream_id: u64) -> bool {
+        self.routes().pending.contains_key(&upstream_id)
+    }
+
     /// Drops a pending request; true if it was still pending.
     fn forget(&self, upstream_id: u64) -> bool {
         let mut routes = self.routes();
@@ -448,7 +457,7 @@ impl Shared {
         let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
             while let Some(item) = rx.recv().await {
                 match item {
-                    Inbound::Failed(e) => return Err(e),
+                    Inbound::Failed { error, .. } => return Err(error),
                     Inbound::Message(m) if m.get("method").is_none() => return Ok(m),
                     Inbound::Message(_) => {}
                 }
@@ -487,14 +496,15 @@ impl Shared {
         routes.server_requests.clear();
         let cause = format!("{cause}; the call was in flight and may have run");
         for (_, pending) in routes.pending.drain() {
-            pending
-                .reply
-                .send(Inbound::Failed(self.unavailable(cause.clone())));
+            pending.reply.send(Inbound::Failed {
+                error: self.unavailable(cause.clone()),
+                may_have_run: true,
+            });
         }
     }
 
     /// Fails one pending request (e.g. its HTTP stream broke).
-    pub(super) fn fail_one(&self, upstream_id: u64, error: UpstreamError) {
+    pub(super) fn fail_one(&self, upstream_id: u64, error: UpstreamError, may_have_run: bool) {
         let pending = {
             let mut routes = self.routes();
             let pending = routes.pending.remove(&upstream_id);
@@ -506,7 +516,10 @@ impl Shared {
             pending
         };
         if let Some(p) = pending {
-            p.reply.send(Inbound::Failed(error));
+            p.reply.send(Inbound::Failed {
+                error,
+                may_have_run,
+            });
         }
     }
 
@@ -571,6 +584,19 @@ impl Shared {
                 };
                 routes.deliver(&targets, &msg);
             }
+            _ if msg.get("method").and_then(Value::as_str) == Some("ping") => {
+                // A liveness check of Airlock's own link: Airlock answers, no agent needed.
+                drop(routes);
+                if let Some(id) = msg.get("id").cloned() {
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        let pong = json!({"jsonrpc": "2.0", "id": id, "result": {}});
+                        if let Err(e) = this.send(&pong, None).await {
+                            tracing::debug!(upstream = %this.upstream, error = %e, "pong not delivered");
+                        }
+                    });
+                }
+            }
             _ => {
                 let targets = match routes.server_request_targets(related) {
                     Ok(targets) => targets,
@@ -625,12 +651,16 @@ impl Routes {
                 Err("a 2026-07-28 client cannot answer server requests")
             };
         }
-        let mut candidates: Vec<SessionKey> = self
+        let busy = self
             .pending
             .values()
-            .map(|p| p.session.clone())
-            .filter(|s| self.sessions.contains_key(s))
-            .collect();
+            .map(|p| &p.session)
+            .filter(|s| s.as_ref() != INTERNAL);
+        // A 2026-07-28 call has no session to route to, and its agent may be anyone's.
+        if busy.clone().any(|s| !self.sessions.contains_key(s)) {
+            return Err("a 2026-07-28 call is in flight and cannot take server requests");
+        }
+        let mut candidates: Vec<SessionKey> = busy.cloned().collect();
         if candidates.is_empty() {
             candidates = self.sessions.keys().cloned().collect();
         }
@@ -754,6 +784,14 @@ mod tests {
         assert!(idle.server_request_targets(None).is_err());
         let nobody = routes(&[], &[]);
         assert!(nobody.server_request_targets(None).is_err());
+    }
+
+    #[test]
+    fn no_server_request_is_routed_while_a_stateless_call_is_in_flight() {
+        let r = routes(&[("a1", "alice")], &["stateless:x"]);
+        assert!(r.server_request_targets(None).is_err());
+        let r = routes(&[("a1", "alice")], &["a1", "stateless:x"]);
+        assert!(r.server_request_targets(None).is_err());
     }
 
     #[test]

@@ -19,6 +19,31 @@ use super::UpstreamError;
 use super::connection::{LinkState, Shared};
 
 const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Why a POST failed, and whether the upstream had accepted it (then the tool may have run).
+struct PostError {
+    error: UpstreamError,
+    accepted: bool,
+}
+
+impl PostError {
+    fn accepted(error: UpstreamError) -> Self {
+        Self {
+            error,
+            accepted: true,
+        }
+    }
+}
+
+/// Failures before the upstream answered with a success status: the message never got in.
+impl From<UpstreamError> for PostError {
+    fn from(error: UpstreamError) -> Self {
+        Self {
+            error,
+            accepted: false,
+        }
+    }
+}
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
 pub(super) struct HttpWire {
@@ -48,14 +73,17 @@ impl HttpWire {
             .clone()
     }
 
-    /// Forgets the session if it is still `expected`; true if it was.
-    fn clear_session_if(&self, expected: Option<&HeaderValue>) -> bool {
+    /// Forgets the session if it is still `expected` and marks the link as starting, both under the
+    /// session lock, so a concurrent call that saw the same 404 finds the link not up and waits
+    /// for the new handshake. True if this call did it.
+    fn clear_session_if(&self, shared: &Shared, expected: Option<&HeaderValue>) -> bool {
         let mut session = self
             .session
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if session.as_ref() == expected {
             *session = None;
+            shared.set_state(LinkState::Starting);
             true
         } else {
             false
@@ -105,7 +133,10 @@ impl HttpWire {
         related: Option<u64>,
     ) -> Result<(), UpstreamError> {
         let Some(id) = related else {
-            return self.post_and_route(shared, msg, None).await;
+            return self
+                .post_and_route(shared, msg, None)
+                .await
+                .map_err(|e| e.error);
         };
         let shared = shared.clone();
         let msg = msg.clone();
@@ -114,7 +145,7 @@ impl HttpWire {
                 return;
             };
             if let Err(e) = wire.post_and_route(&shared, &msg, Some(id)).await {
-                shared.fail_one(id, e);
+                shared.fail_one(id, e.error, e.accepted);
             }
         });
         Ok(())
@@ -126,7 +157,7 @@ impl HttpWire {
         shared: &Arc<Shared>,
         msg: &Value,
         related: Option<u64>,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<(), PostError> {
         let method = msg.get("method").and_then(Value::as_str);
         let is_initialize = method == Some("initialize");
         // A 404 during the handshake itself is a failure, not an expired session: initializing
@@ -141,9 +172,8 @@ impl HttpWire {
         if response.status() == StatusCode::NOT_FOUND && sent_with.is_some() && !in_handshake {
             // Only the first call to see the old session expire resets it; later ones find the
             // new session already there and just send again.
-            if self.clear_session_if(sent_with.as_ref()) {
+            if self.clear_session_if(shared, sent_with.as_ref()) {
                 tracing::info!(upstream = %shared.upstream, "upstream session expired; initializing again");
-                shared.set_state(LinkState::Starting);
             }
             ensure_up(shared).await?;
             response = self
@@ -158,9 +188,16 @@ impl HttpWire {
                 .await
                 .unwrap_or_default();
             let snippet: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-            return Err(shared.unavailable(format!("HTTP {status}: {snippet}")));
+            return Err(shared
+                .unavailable(format!("HTTP {status}: {snippet}"))
+                .into());
         }
-        if is_initialize && let Some(session) = response.headers().get(SESSION_HEADER) {
+        // A late answer to an initialize the handshake already gave up on must not install its
+        // session over a newer one.
+        if is_initialize
+            && related.is_some_and(|id| shared.is_pending(id))
+            && let Some(session) = response.headers().get(SESSION_HEADER)
+        {
             self.set_session(Some(session.clone()));
         }
         let content_type = response
@@ -178,13 +215,14 @@ impl HttpWire {
                         id,
                         shared
                             .unavailable("the response stream ended without an answer".to_owned()),
+                        true,
                     );
                 }
             });
         } else if content_type.starts_with("application/json") {
             let body = read_capped(response, MAX_BODY_BYTES, false)
                 .await
-                .map_err(|why| shared.unavailable(why))?;
+                .map_err(|why| PostError::accepted(shared.unavailable(why)))?;
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Array(messages)) => {
                     for m in messages {
@@ -193,13 +231,15 @@ impl HttpWire {
                 }
                 Ok(message) => shared.on_inbound(message, related),
                 Err(e) => {
-                    return Err(shared.unavailable(format!("invalid JSON from upstream: {e}")));
+                    return Err(PostError::accepted(
+                        shared.unavailable(format!("invalid JSON from upstream: {e}")),
+                    ));
                 }
             }
         } else if related.is_some() {
-            return Err(
-                shared.unavailable(format!("HTTP {status} without an answer to the request"))
-            );
+            return Err(PostError::accepted(shared.unavailable(format!(
+                "HTTP {status} without an answer to the request"
+            ))));
         }
         Ok(())
     }
@@ -286,12 +326,15 @@ pub(super) fn ensure_up(shared: &Arc<Shared>) -> BoxFuture<'_, Result<Arc<Value>
         if let Some(result) = up_result(shared) {
             return Ok(result);
         }
+        // A new handshake starts without a session; a failed one leaves none behind.
+        wire.set_session(None);
         match shared.handshake().await {
             Ok(result) => {
                 tokio::spawn(HttpWire::listen(shared.clone()));
                 Ok(result)
             }
             Err(e) => {
+                wire.set_session(None);
                 shared.set_state(LinkState::Down(e.to_string()));
                 Err(e)
             }
@@ -416,13 +459,10 @@ fn bounded_events<E: std::error::Error + Send + Sync + 'static>(
     })
 }
 
-/// A URL as it may be shown: no user, password or query (where API keys tend to live).
+/// A URL as it may be shown to agents and on `/readyz`: scheme, host and port only. Credentials
+/// hide in user info, queries and even paths (`/mcp/<key>/...`).
 fn display_url(url: &url::Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    shown.set_query(None);
-    shown.to_string()
+    url.origin().ascii_serialization()
 }
 
 /// A reqwest error with its causes, e.g. "error sending request: connection refused".
