@@ -410,7 +410,7 @@ impl Shared {
         related: Option<u64>,
     ) -> Result<(), UpstreamError> {
         match &self.wire {
-            Wire::Stdio(wire) => wire.send(self, msg),
+            Wire::Stdio(wire) => wire.send(self, msg).await,
             Wire::Http(wire) => wire.send(self, msg, related).await,
         }
     }

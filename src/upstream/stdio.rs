@@ -26,11 +26,15 @@ const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The way into the child's stdin, present while a child is running. Lines go through a channel
 /// to one writer task: a caller that is cancelled mid-send (its agent hung up) can never leave half
-/// a line in the pipe, which would corrupt every message after it.
+/// a line in the pipe, which would corrupt every message after it. The channel is bounded, so a
+/// child that stops reading holds senders back instead of filling memory.
 #[derive(Default)]
 pub(super) struct StdioWire {
-    lines: std::sync::Mutex<Option<mpsc::UnboundedSender<Vec<u8>>>>,
+    lines: std::sync::Mutex<Option<mpsc::Sender<Vec<u8>>>>,
 }
+
+/// Lines that may wait for a child that is slow to read its stdin.
+const STDIN_QUEUE: usize = 256;
 
 /// How to start the child.
 pub(super) struct ChildSpec {
@@ -39,20 +43,22 @@ pub(super) struct ChildSpec {
 }
 
 impl StdioWire {
-    pub(super) fn send(&self, shared: &Shared, msg: &Value) -> Result<(), UpstreamError> {
+    pub(super) async fn send(&self, shared: &Shared, msg: &Value) -> Result<(), UpstreamError> {
         let mut line = serde_json::to_vec(msg).map_err(|e| shared.unavailable(e.to_string()))?;
         line.push(b'\n');
         let lines = self
             .lines
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match lines.as_ref().map(|tx| tx.send(line)) {
-            Some(Ok(())) => Ok(()),
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        // `Sender::send` is cancel-safe: a line is queued whole or not at all.
+        match lines {
+            Some(tx) if tx.send(line).await.is_ok() => Ok(()),
             _ => Err(shared.unavailable("not running".to_owned())),
         }
     }
 
-    fn set(&self, lines: Option<mpsc::UnboundedSender<Vec<u8>>>) {
+    fn set(&self, lines: Option<mpsc::Sender<Vec<u8>>>) {
         *self
             .lines
             .lock()
@@ -64,7 +70,7 @@ impl StdioWire {
 async fn write_stdin(
     upstream: Arc<str>,
     mut stdin: ChildStdin,
-    mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut lines: mpsc::Receiver<Vec<u8>>,
 ) {
     while let Some(line) = lines.recv().await {
         let written = async {
@@ -117,7 +123,7 @@ async fn run_once(shared: &Arc<Shared>, spec: &ChildSpec) -> String {
     else {
         return "child has no stdio pipes".to_owned();
     };
-    let (lines, queued) = mpsc::unbounded_channel();
+    let (lines, queued) = mpsc::channel(STDIN_QUEUE);
     wire.set(Some(lines));
     tokio::spawn(write_stdin(shared.upstream.clone(), stdin, queued));
     // The reader ends at EOF, on a read error or an oversized line; then the child is of no use
