@@ -22,6 +22,8 @@ use crate::upstream::Upstream;
 
 /// How often policy files are checked for edits.
 const POLICY_POLL: Duration = Duration::from_secs(1);
+/// How long upstream connections get to close politely once stopped.
+const UPSTREAM_CLOSE: Duration = Duration::from_millis(300);
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -179,6 +181,9 @@ impl Application {
         };
         state.sessions.close_all();
         upstream_stop.cancel();
+        // Children are killed and HTTP upstream sessions ended by their own tasks; give those a
+        // moment to run before the process exits under them.
+        tokio::time::sleep(UPSTREAM_CLOSE).await;
         tracing::info!("airlock stopped");
         served
     }

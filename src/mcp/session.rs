@@ -186,20 +186,21 @@ impl SessionRegistry {
 
     /// Ends sessions idle for longer than `idle` with no stream open; returns their ids.
     pub fn reap_idle(&self, idle: Duration) -> Vec<SessionKey> {
-        let stale: Vec<SessionKey> = self
-            .map()
-            .values()
-            .filter(|s| {
-                s.idle_for() > idle
-                    && !s.has_open_stream()
-                    && s.in_flight.load(Ordering::Relaxed) == 0
-            })
-            .map(|s| s.id.clone())
-            .collect();
-        for id in &stale {
-            self.remove(id);
+        // Judged and removed under one lock, so a request that finds the session first keeps it.
+        let mut reaped = Vec::new();
+        self.map().retain(|_, s| {
+            let stale = s.idle_for() > idle
+                && !s.has_open_stream()
+                && s.in_flight.load(Ordering::Relaxed) == 0;
+            if stale {
+                reaped.push(s.clone());
+            }
+            !stale
+        });
+        for session in &reaped {
+            session.close();
         }
-        stale
+        reaped.into_iter().map(|s| s.id.clone()).collect()
     }
 
     pub fn close_all(&self) {

@@ -158,6 +158,7 @@ async fn run_once(shared: &Arc<Shared>, spec: &ChildSpec) -> String {
             Err(_) => "no answer to initialize within 30 s".to_owned(),
         },
         status = child.wait() => exit_cause(status),
+        _ = &mut reader_done => "its stdout closed during the handshake".to_owned(),
         () = shared.stop.cancelled() => "stopped".to_owned(),
     };
     wire.set(None);
