@@ -176,7 +176,7 @@ async fn sessions_are_required_known_and_end_with_delete() {
     assert_eq!(status, 404, "an unknown session");
 
     let session = app.raw_session("2025-06-18").await;
-    let (status, _) = error_of(
+    let (status, error) = error_of(
         app.post(
             "telegram",
             &[
@@ -189,6 +189,14 @@ async fn sessions_are_required_known_and_end_with_delete() {
     )
     .await;
     assert_eq!(status, 400, "an unsupported protocol version");
+    assert_eq!(error["code"], -32022);
+    assert_eq!(error["data"]["requested"], "1999-01-01");
+    assert!(
+        error["data"]["supported"]
+            .as_array()
+            .is_some_and(|v| v.contains(&json!("2025-06-18"))),
+        "{error}"
+    );
 
     let deleted = app.delete_session(&session).await;
     assert_eq!(deleted.status(), 200);

@@ -28,6 +28,9 @@ use crate::app::AppState;
 use crate::jsonrpc::{self, Kind};
 use crate::upstream::{SessionKey, Upstream, UpstreamError};
 
+/// The 2026-07-28 error code for a protocol version the server does not speak.
+const UNSUPPORTED_VERSION: i64 = -32022;
+
 /// An early refusal: HTTP status plus a JSON-RPC error body (id null) the client can show.
 fn refuse(status: StatusCode, code: i64, message: impl Into<String>) -> Response {
     (
@@ -144,14 +147,19 @@ pub async fn post(
         && v != STATELESS_VERSION
         && !HANDSHAKE_VERSIONS.contains(&v)
     {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            jsonrpc::INVALID_REQUEST,
+        // 2026-07-28's UnsupportedProtocolVersion, with the list a client can pick from.
+        let mut supported = vec![STATELESS_VERSION];
+        supported.extend(HANDSHAKE_VERSIONS.iter().rev());
+        let mut answer = jsonrpc::error_response(
+            Value::Null,
+            UNSUPPORTED_VERSION,
             format!(
-                "Unsupported MCP-Protocol-Version {v:?}; supported: {}, {STATELESS_VERSION}",
-                HANDSHAKE_VERSIONS.join(", ")
+                "Unsupported MCP-Protocol-Version {v:?}; supported: {}",
+                supported.join(", ")
             ),
         );
+        answer["error"]["data"] = json!({"supported": supported, "requested": v});
+        return (StatusCode::BAD_REQUEST, axum::Json(answer)).into_response();
     }
 
     // 2026-07-28 has no sessions: such a request is stateless even if it carries a session id.
