@@ -10,18 +10,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{CallLog, ProgressRecorder, WAIT, call_params as call, text};
+use common::{Agent, CallLog, ProgressRecorder, WAIT, call_params as call, text};
 
 use airlock::demo_upstream::{
     DemoError, DemoOptions, DemoServer, PROFILE_URI, SERVER_NAME, serve_http, serve_http_until,
 };
 use rmcp::{
-    RoleClient, ServiceExt,
+    ServiceExt,
     model::{
-        CallToolResult, ClientRequest, GetPromptRequestParams, ProgressNotificationParam,
-        ProtocolVersion, ReadResourceRequestParams, Request, ResourceContents,
+        CallToolResult, ClientRequest, GetPromptRequestParams, ProtocolVersion,
+        ReadResourceRequestParams, Request, ResourceContents,
     },
-    service::{ClientLifecycleMode, ClientServiceExt, PeerRequestOptions, RunningService},
+    service::{ClientLifecycleMode, ClientServiceExt, PeerRequestOptions},
     transport::StreamableHttpClientTransport,
 };
 use serde_json::{Value, json};
@@ -29,38 +29,9 @@ use tempfile::TempDir;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader, Lines},
     net::TcpListener,
-    sync::{mpsc, oneshot},
+    sync::oneshot,
     task::JoinHandle,
 };
-
-type Client = RunningService<RoleClient, ProgressRecorder>;
-
-/// A connected rmcp client and the progress notifications it receives.
-struct Connection {
-    client: Client,
-    progress: mpsc::UnboundedReceiver<ProgressNotificationParam>,
-}
-
-impl Connection {
-    async fn call(&self, tool: &'static str, arguments: Value) -> CallToolResult {
-        tokio::time::timeout(WAIT, self.client.call_tool(call(tool, arguments)))
-            .await
-            .unwrap_or_else(|_| panic!("{tool} did not answer in time"))
-            .unwrap_or_else(|error| panic!("{tool} failed at the protocol level: {error}"))
-    }
-
-    async fn next_progress(&mut self) -> ProgressNotificationParam {
-        tokio::time::timeout(WAIT, self.progress.recv())
-            .await
-            .expect("a progress notification in time")
-            .expect("the client is still running")
-    }
-
-    async fn close(self) {
-        // Ending the session is best effort: the server may already be gone.
-        let _ = self.client.cancel().await;
-    }
-}
 
 /// The demo upstream serving Streamable HTTP on a free loopback port, with its own call log.
 struct HttpUpstream {
@@ -97,18 +68,18 @@ impl HttpUpstream {
     }
 
     /// Connects with the `initialize` handshake (protocol revisions up to 2025-11-25).
-    async fn connect(&self) -> Connection {
+    async fn connect(&self) -> Agent {
         let (handler, progress) = ProgressRecorder::new();
         let transport = StreamableHttpClientTransport::from_uri(self.url.clone());
         let client = tokio::time::timeout(WAIT, handler.serve(transport))
             .await
             .expect("the handshake in time")
             .expect("an MCP handshake over HTTP");
-        Connection { client, progress }
+        Agent { client, progress }
     }
 
     /// Connects with `server/discover` and per-request metadata (2026-07-28, no session).
-    async fn connect_stateless(&self) -> Connection {
+    async fn connect_stateless(&self) -> Agent {
         let (handler, progress) = ProgressRecorder::new();
         let transport = StreamableHttpClientTransport::from_uri(self.url.clone());
         let lifecycle = ClientLifecycleMode::Discover {
@@ -118,7 +89,7 @@ impl HttpUpstream {
             .await
             .expect("discovery in time")
             .expect("server/discover over HTTP");
-        Connection { client, progress }
+        Agent { client, progress }
     }
 
     async fn stop(mut self) -> Result<(), DemoError> {
@@ -139,7 +110,7 @@ impl Drop for HttpUpstream {
 }
 
 /// Serves a fresh demo server over an in-memory pipe, the way a stdio child would be served.
-async fn connect_in_memory(opts: DemoOptions) -> Connection {
+async fn connect_in_memory(opts: DemoOptions) -> Agent {
     let (server_io, client_io) = tokio::io::duplex(64 * 1024);
     let server = DemoServer::new(opts).expect("the demo server starts");
     tokio::spawn(async move {
@@ -152,7 +123,7 @@ async fn connect_in_memory(opts: DemoOptions) -> Connection {
         .await
         .expect("the handshake in time")
         .expect("an MCP handshake over the pipe");
-    Connection { client, progress }
+    Agent { client, progress }
 }
 
 fn structured(result: &CallToolResult) -> &Value {
