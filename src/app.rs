@@ -12,6 +12,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::approval::ApprovalQueue;
 use crate::config::Config;
 use crate::mcp::auth::{OriginPolicy, TokenCache};
 use crate::mcp::session::SessionRegistry;
@@ -58,6 +59,7 @@ pub enum StartupError {
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
+    pub approvals: Arc<ApprovalQueue>,
     pub upstreams: Arc<BTreeMap<String, Arc<Upstream>>>,
     pub sessions: Arc<SessionRegistry>,
     pub limiter: Arc<RateLimiter>,
@@ -68,8 +70,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Ends a downstream session and forgets its rate-limit history.
+    /// Ends a downstream session, withdraws the calls it has parked, and forgets its rate-limit
+    /// history.
     pub fn close_session(&self, id: &str) {
+        self.approvals.withdraw_session(id);
         if self.sessions.remove(id).is_some() {
             self.limiter.forget_key(id);
             tracing::info!(session = id, "session closed");
@@ -116,7 +120,12 @@ impl Application {
                 addr: config.server.listen,
                 source,
             })?;
+        let metrics = Arc::new(Metrics::default());
+        let approvals = Arc::new(ApprovalQueue::new(store.clone(), metrics.clone()));
+        // Before serving: what an earlier run left waiting can never be delivered now.
+        approvals.recover().await?;
         let state = AppState {
+            approvals,
             origins: Arc::new(OriginPolicy::from_config(&config)),
             tokens: Arc::new(TokenCache::default()),
             config: Arc::new(config),
@@ -124,7 +133,7 @@ impl Application {
             upstreams: Arc::new(upstreams),
             sessions: Arc::new(SessionRegistry::default()),
             limiter: Arc::new(RateLimiter::default()),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             shutdown,
         };
         Ok(Self {
@@ -194,6 +203,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::mcp::router())
         .merge(crate::ops::router())
+        .merge(crate::web::router())
         .with_state(state)
 }
 
@@ -210,6 +220,7 @@ fn spawn_workers(state: &AppState) {
         shutdown.cancelled().await;
         let _ = stop_watchers.send(true);
     });
+    state.approvals.clone().spawn_poller(state.shutdown.clone());
     let reaper = state.clone();
     tokio::spawn(async move {
         let idle = Duration::from_secs(reaper.config.server.session_idle_timeout);

@@ -3,6 +3,7 @@
 //! invariants each part keeps.
 
 pub mod app;
+pub mod approval;
 pub mod commands;
 pub mod config;
 pub mod demo_upstream;
@@ -15,3 +16,4 @@ pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod upstream;
+pub mod web;

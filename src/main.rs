@@ -17,6 +17,9 @@ Examples:
   airlock demo                                   try it: prints the URL, a token and a client command
   airlock check                                  validate ./airlock.toml and its policies
   TOKEN=$(airlock token create --agent claude)   a bearer token for an agent
+  airlock user add alice@example.org --role approver
+  airlock pending                                calls waiting for a decision
+  airlock approve ID --reason \"checked\"          or: airlock reject ID --reason \"not now\"
   airlock serve --config /etc/airlock/airlock.toml";
 
 #[derive(Parser)]
@@ -56,6 +59,39 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage reviewers (dashboard and API users) and their API tokens.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// List the calls waiting for a decision, newest first.
+    Pending {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a waiting call (one approval toward its rule's quorum).
+    Approve {
+        /// The call's id (from `airlock pending`).
+        id: String,
+        /// Why, for the history.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Record the decision as this user (who must be allowed to decide); default: `cli`.
+        #[arg(long = "as", value_name = "EMAIL")]
+        as_user: Option<String>,
+    },
+    /// Reject a waiting call; the agent is shown the reason.
+    Reject {
+        /// The call's id (from `airlock pending`).
+        id: String,
+        /// Why; the agent reads it.
+        #[arg(long)]
+        reason: String,
+        /// Record the decision as this user (who must be allowed to decide); default: `cli`.
+        #[arg(long = "as", value_name = "EMAIL")]
+        as_user: Option<String>,
+    },
     /// The demo MCP server (Telegram-like tools) on stdio; with --listen, on Streamable HTTP.
     DemoUpstream {
         /// Serve MCP Streamable HTTP at http://ADDR/mcp instead of stdio.
@@ -76,6 +112,19 @@ enum TokenCommand {
         #[arg(long)]
         agent: String,
     },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user. Roles: admin (everything), approver (decide calls), viewer (read only).
+    Add {
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Create a personal API token for a user. Prints only the token, once:
+    /// `TOKEN=$(airlock user token alice@example.org)`.
+    Token { email: String },
 }
 
 fn main() -> ExitCode {
@@ -113,6 +162,46 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             let token = commands::token_create(&cli.config, &agent).await?;
             eprintln!("created a token for agent {agent:?}; it is shown only this once:");
             println!("{token}");
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Add { email, role },
+        } => {
+            commands::user_add(&cli.config, &email, &role).await?;
+            eprintln!(
+                "added {email} as {role}; create an API token with: airlock user token {email}"
+            );
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Token { email },
+        } => {
+            let token = commands::user_token(&cli.config, &email).await?;
+            eprintln!("created an API token for {email}; it is shown only this once:");
+            println!("{token}");
+            Ok(())
+        }
+        Command::Pending { json } => {
+            print!("{}", commands::pending(&cli.config, json).await?);
+            Ok(())
+        }
+        Command::Approve {
+            id,
+            reason,
+            as_user,
+        } => {
+            let done =
+                commands::approve(&cli.config, &id, reason.as_deref(), as_user.as_deref()).await?;
+            eprintln!("{done}");
+            Ok(())
+        }
+        Command::Reject {
+            id,
+            reason,
+            as_user,
+        } => {
+            let done = commands::reject(&cli.config, &id, &reason, as_user.as_deref()).await?;
+            eprintln!("{done}");
             Ok(())
         }
         Command::DemoUpstream { listen, call_log } => {

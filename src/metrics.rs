@@ -1,5 +1,6 @@
-//! Prometheus metrics, rendered as text on `/metrics`: tool calls by upstream, tool and outcome, and
-//! a histogram of the time each proxied request took end to end (Airlock plus upstream).
+//! Prometheus metrics, rendered as text on `/metrics`: tool calls by upstream, tool and outcome, a
+//! histogram of the time each proxied request took end to end (Airlock plus upstream), and the
+//! approval queue's decisions by outcome with a histogram of how long calls waited for them.
 //!
 //! Tool names come from agents, so they are attacker-controlled label values: after
 //! `MAX_SERIES` distinct series, new names are counted under `tool="_other"`, and a name is cut
@@ -23,7 +24,8 @@ pub enum Outcome {
     Unavailable,
     Denied,
     RateLimited,
-    ApprovalRequired,
+    /// Parked for approval and not forwarded: rejected, expired, withdrawn or abandoned.
+    NotApproved,
 }
 
 impl Outcome {
@@ -35,7 +37,7 @@ impl Outcome {
             Self::Unavailable => "unavailable",
             Self::Denied => "denied",
             Self::RateLimited => "rate_limited",
-            Self::ApprovalRequired => "approval_required",
+            Self::NotApproved => "not_approved",
         }
     }
 }
@@ -48,17 +50,80 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
 ];
 
-#[derive(Default)]
+/// Upper bounds of the time-to-decision buckets, in seconds (people take seconds to hours).
+const DECISION_BUCKETS: [f64; 10] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
 struct Histogram {
-    counts: [u64; BUCKETS.len()],
+    bounds: &'static [f64],
+    counts: Vec<u64>,
     count: u64,
     sum: f64,
 }
 
-#[derive(Default)]
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: vec![0; bounds.len()],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+
+    fn observe(&mut self, value: f64) {
+        for (bound, n) in self.bounds.iter().zip(&mut self.counts) {
+            if value <= *bound {
+                *n += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += value;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (bound, n) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braced = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braced} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braced} {}", self.count);
+    }
+}
+
 pub struct Metrics {
     calls: Mutex<BTreeMap<(String, String, Outcome), u64>>,
     latency: Mutex<BTreeMap<(String, &'static str), Histogram>>,
+    decisions: Mutex<BTreeMap<&'static str, u64>>,
+    time_to_decision: Mutex<Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            calls: Mutex::default(),
+            latency: Mutex::default(),
+            decisions: Mutex::default(),
+            time_to_decision: Mutex::new(Histogram::new(&DECISION_BUCKETS)),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Metrics {
@@ -78,18 +143,21 @@ impl Metrics {
     pub fn observe_latency(&self, upstream: &str, method: &str, elapsed: Duration) {
         let method = method_label(method);
         let secs = elapsed.as_secs_f64();
-        let mut latency = self
-            .latency
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let h = latency.entry((upstream.to_owned(), method)).or_default();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.counts[i] += 1;
-            }
+        lock(&self.latency)
+            .entry((upstream.to_owned(), method))
+            .or_insert_with(|| Histogram::new(&BUCKETS))
+            .observe(secs);
+    }
+
+    /// A parked call's fate as its request learned it (`approved`, `rejected`, `expired`, ...);
+    /// `waited` is the time from parking to a reviewer's decision, when a reviewer decided.
+    pub fn approval_decision(&self, outcome: &'static str, waited: Option<f64>) {
+        *lock(&self.decisions).entry(outcome).or_default() += 1;
+        if let Some(secs) = waited
+            && matches!(outcome, "approved" | "rejected")
+        {
+            lock(&self.time_to_decision).observe(secs);
         }
-        h.count += 1;
-        h.sum += secs;
     }
 
     /// The Prometheus text exposition; `gauges` are point-in-time values added by the caller.
@@ -120,28 +188,21 @@ impl Metrics {
             .iter()
         {
             let labels = format!("upstream=\"{}\",method=\"{method}\"", escape(upstream));
-            for (bound, n) in BUCKETS.iter().zip(h.counts) {
-                let _ = writeln!(
-                    out,
-                    "airlock_proxy_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}"
-                );
-            }
+            h.render(&mut out, "airlock_proxy_request_duration_seconds", &labels);
+        }
+        out.push_str(
+            "# HELP airlock_approval_decisions_total Parked calls by how they left the queue.\n",
+        );
+        out.push_str("# TYPE airlock_approval_decisions_total counter\n");
+        for (outcome, n) in lock(&self.decisions).iter() {
             let _ = writeln!(
                 out,
-                "airlock_proxy_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "airlock_proxy_request_duration_seconds_sum{{{labels}}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "airlock_proxy_request_duration_seconds_count{{{labels}}} {}",
-                h.count
+                "airlock_approval_decisions_total{{outcome=\"{outcome}\"}} {n}"
             );
         }
+        out.push_str("# HELP airlock_approval_decision_seconds Time from parking a call to a reviewer's approval or rejection.\n");
+        out.push_str("# TYPE airlock_approval_decision_seconds histogram\n");
+        lock(&self.time_to_decision).render(&mut out, "airlock_approval_decision_seconds", "");
         for (name, help, value) in gauges {
             let _ = writeln!(
                 out,
@@ -207,5 +268,16 @@ mod tests {
         assert!(text.contains("method=\"tools/call\",le=\"0.0025\"} 0"));
         assert!(text.contains("method=\"other\""));
         assert!(text.contains("airlock_sessions 2"));
+        m.approval_decision("approved", Some(12.0));
+        m.approval_decision("expired", Some(600.0));
+        let text = m.render(&[]);
+        assert!(text.contains("airlock_approval_decisions_total{outcome=\"approved\"} 1"));
+        assert!(text.contains("airlock_approval_decisions_total{outcome=\"expired\"} 1"));
+        assert!(text.contains("airlock_approval_decision_seconds_bucket{le=\"15\"} 1"));
+        assert!(text.contains("airlock_approval_decision_seconds_bucket{le=\"5\"} 0"));
+        assert!(
+            text.contains("airlock_approval_decision_seconds_count 1"),
+            "expiry is no reviewer's decision"
+        );
     }
 }

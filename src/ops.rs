@@ -74,10 +74,18 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let sessions = app.sessions.len() as f64;
-    let text = app.metrics.render(&[(
-        "airlock_sessions",
-        "Open downstream MCP sessions.",
-        sessions,
-    )]);
+    let waiting = app.approvals.waiting() as f64;
+    let text = app.metrics.render(&[
+        (
+            "airlock_sessions",
+            "Open downstream MCP sessions.",
+            sessions,
+        ),
+        (
+            "airlock_approvals_pending",
+            "Calls parked in this process, waiting for a decision.",
+            waiting,
+        ),
+    ]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

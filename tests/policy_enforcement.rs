@@ -90,24 +90,6 @@ async fn an_unlisted_tool_under_default_deny_is_denied_before_the_upstream() {
 }
 
 #[tokio::test]
-async fn require_approval_fails_closed_until_the_queue_exists() {
-    let app = TestApp::spawn().await;
-    let agent = app.agent().await;
-
-    let result = agent.call("export_session", json!({})).await;
-
-    assert!(is_error(&result));
-    assert!(
-        text(&result).contains("telegram.export_session"),
-        "{}",
-        text(&result)
-    );
-    assert!(text(&result).contains("not run"), "{}", text(&result));
-    assert_eq!(app.call_log.calls_of("export_session"), 0);
-    agent.close().await;
-}
-
-#[tokio::test]
 async fn the_rate_limit_refuses_the_extra_call_in_the_window_and_allows_it_after() {
     // TEST_POLICY: send_message at most 2 calls per 3 s.
     let app = TestApp::spawn().await;

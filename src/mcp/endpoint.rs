@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{self, AuthError};
+use super::parked::{self, ParkedCall};
 use super::reply::{self, Forwarded};
 use super::session::Session;
 use super::tools_call::{self, Gate};
@@ -341,7 +342,15 @@ async fn session_message(
         Kind::Notification { method } if !is_notification_method(method) => {
             invalid(NOT_A_NOTIFICATION)
         }
-        Kind::Notification { .. } => {
+        Kind::Notification { method } => {
+            if method == "notifications/cancelled"
+                && let Some(request) = msg.pointer("/params/requestId")
+                && app
+                    .approvals
+                    .withdraw_request(&session.id, &jsonrpc::id_key(request))
+            {
+                tracing::debug!(session = %session.id, "the agent cancelled a parked call");
+            }
             if let Err(e) = session.conn.notify(&session.id, msg).await {
                 tracing::warn!(session = %session.id, error = %e, "notification to the upstream lost");
             }
@@ -357,6 +366,7 @@ async fn session_message(
                 upstream: &session.upstream,
                 conn: &session.conn,
                 session: &session.id,
+                agent: &session.agent.name,
                 rate_key: &session.id,
                 overflow: Some(session.sink_tx.clone()),
                 stateless: false,
@@ -471,6 +481,7 @@ async fn stateless(
                 upstream: &upstream,
                 conn: &conn,
                 session: &key,
+                agent: &agent.name,
                 rate_key: &agent.token_sha256,
                 overflow: None,
                 stateless: true,
@@ -500,6 +511,7 @@ struct Call<'a> {
     upstream: &'a Arc<Upstream>,
     conn: &'a crate::upstream::Connection,
     session: &'a SessionKey,
+    agent: &'a str,
     rate_key: &'a str,
     overflow: Option<tokio::sync::mpsc::Sender<Value>>,
     stateless: bool,
@@ -533,6 +545,22 @@ impl Call<'_> {
                 } => {
                     tool = Some(name);
                     slot = s;
+                }
+                Gate::Park { tool, rule } => {
+                    let call = ParkedCall {
+                        app: self.app.clone(),
+                        upstream: self.upstream.clone(),
+                        conn: self.conn.clone(),
+                        session: self.session.clone(),
+                        agent: self.agent.to_owned(),
+                        stateless: self.stateless,
+                        overflow: self.overflow,
+                        in_flight: self.in_flight,
+                        msg,
+                        tool,
+                        rule,
+                    };
+                    return parked::respond(call, as_sse).await;
                 }
                 Gate::Refuse(answer) => return self.answer(answer, as_sse),
             }

@@ -1,9 +1,10 @@
 //! The MCP face: the downstream Streamable HTTP endpoint agents connect to, their sessions, and the
-//! policy gate on `tools/call`. Messages pass through as JSON values; only `initialize`,
-//! `server/discover` and `tools/call` are looked into.
+//! policy gate on `tools/call`, and the wait of a call parked for approval. Messages pass through as
+//! JSON values; only `initialize`, `server/discover` and `tools/call` are looked into.
 
 pub mod auth;
 mod endpoint;
+mod parked;
 mod reply;
 pub mod session;
 mod tools_call;

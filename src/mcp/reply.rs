@@ -48,7 +48,7 @@ pub struct Forwarded {
 
 impl Forwarded {
     /// Turns a reply item into the message for the client; true when it is the final one.
-    fn render(&mut self, item: Inbound) -> (Value, bool) {
+    pub fn render(&mut self, item: Inbound) -> (Value, bool) {
         let (mut msg, last) = self.classify(item);
         if last && self.stateless {
             super::mark_complete(&mut msg);

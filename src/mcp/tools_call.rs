@@ -1,5 +1,6 @@
 //! The policy gate on `tools/call`: the one place a call is judged before it may reach an upstream.
-//! A refused call is answered here, as an `isError` result the model can read, and never forwarded.
+//! A refused call is answered here, as an `isError` result the model can read, and never forwarded;
+//! a call that needs a human is handed to the approval queue (`parked.rs`).
 
 use std::time::Instant;
 
@@ -8,14 +9,14 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::jsonrpc;
 use crate::metrics::Outcome;
-use crate::policy::{CallSite, Slot, Verdict};
+use crate::policy::{ApprovalRule, CallSite, Slot, Verdict};
 use crate::upstream::Upstream;
-
-const INVALID_PARAMS: i64 = -32602;
 
 pub enum Gate {
     /// Forward the call; give the slot back if the upstream does not carry it out.
     Forward { tool: String, slot: Option<Slot> },
+    /// Park the call until reviewers decide under this rule.
+    Park { tool: String, rule: ApprovalRule },
     /// Answer with this message instead.
     Refuse(Value),
 }
@@ -27,7 +28,7 @@ pub fn gate(app: &AppState, upstream: &Upstream, rate_key: &str, msg: &Value) ->
     let Some(tool) = msg.pointer("/params/name").and_then(Value::as_str) else {
         return Gate::Refuse(jsonrpc::error_response(
             id,
-            INVALID_PARAMS,
+            jsonrpc::INVALID_PARAMS,
             "tools/call needs params.name, the tool's name",
         ));
     };
@@ -46,13 +47,12 @@ pub fn gate(app: &AppState, upstream: &Upstream, rate_key: &str, msg: &Value) ->
         }
         Verdict::Deny { message } => (Outcome::Denied, message),
         Verdict::RateLimited { message, .. } => (Outcome::RateLimited, message),
-        Verdict::RequireApproval(_) => (
-            Outcome::ApprovalRequired,
-            format!(
-                "Approval required by policy ({}.{tool}), but this Airlock cannot hold calls for approval yet; not run",
-                upstream.name
-            ),
-        ),
+        Verdict::RequireApproval(rule) => {
+            return Gate::Park {
+                tool: tool.to_owned(),
+                rule,
+            };
+        }
     };
     tracing::info!(upstream = %upstream.name, tool, outcome = ?outcome, "tool call refused");
     app.metrics.tool_call(&upstream.name, tool, outcome);

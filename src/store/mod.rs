@@ -4,6 +4,8 @@
 //! Migrations run at start-up; times are stored as RFC 3339 UTC text.
 
 mod agents;
+mod calls;
+mod users;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,6 +13,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use agents::Agent;
+pub use calls::{Actor, ApprovalRow, CallRow, EventRow, NewCall, ResultSummary, Vote};
+pub use users::{Role, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -83,7 +87,16 @@ fn query(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
 }
 
 fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+    timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// Times are stored as RFC 3339 UTC text with exactly three fractional digits, so that comparing
+/// them as text (`expires_at < $1`) orders them as times.
+pub fn timestamp(at: time::OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
         .unwrap_or_default()
 }

@@ -48,6 +48,9 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub token: String,
     pub dir: TempDir,
+    /// The config file the CLI commands read (the same database as the running app).
+    pub config_path: PathBuf,
+    pub store: airlock::store::Store,
     pub policy_path: PathBuf,
     pub call_log: CallLog,
     shutdown: CancellationToken,
@@ -112,12 +115,10 @@ impl TestApp {
             setup.extra_toml,
             dir.path().join("airlock.db").display()
         );
-        let mut config = Config::from_toml(
-            &toml,
-            Some(&dir.path().join("airlock.toml")),
-            std::iter::empty(),
-        )
-        .expect("a valid test config");
+        let config_path = dir.path().join("airlock.toml");
+        std::fs::write(&config_path, &toml).expect("write the config");
+        let mut config = Config::from_toml(&toml, Some(&config_path), std::iter::empty())
+            .expect("a valid test config");
         config.upstreams.push(UpstreamConfig {
             name: "telegram".to_owned(),
             command: Some(vec![
@@ -145,11 +146,14 @@ impl TestApp {
             .await
             .expect("store the agent token");
         let shutdown = app.shutdown_token();
+        let store = app.state().store.clone();
         let server = tokio::spawn(app.run_until_stopped());
         Self {
             addr,
             token,
             dir,
+            config_path,
+            store,
             policy_path,
             call_log,
             shutdown,
@@ -253,6 +257,50 @@ impl TestApp {
         id
     }
 
+    /// A reviewer with this role and a personal API token.
+    pub async fn reviewer(&self, email: &str, role: &str) -> Reviewer {
+        let role = airlock::store::Role::parse(role).expect("a known role");
+        let user = self
+            .store
+            .add_user(email, role)
+            .await
+            .expect("add a user")
+            .expect("a new user");
+        let token = airlock::secrets::generate_token().expect("randomness");
+        self.store
+            .add_user_token(&user, &airlock::secrets::sha256_hex(token.as_bytes()))
+            .await
+            .expect("store the user's token");
+        Reviewer {
+            email: email.to_owned(),
+            token,
+            base: self.url(""),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Runs `airlock ARGS --config <this app's config>` and returns its output.
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(AIRLOCK)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("AIRLOCK_LOG", "warn")
+            .output()
+            .await
+            .expect("run the airlock CLI")
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(WAIT, &mut self.server).await;
@@ -262,6 +310,97 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// A reviewer on the JSON API, with a personal API token.
+pub struct Reviewer {
+    pub email: String,
+    pub token: String,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Reviewer {
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("an API request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("API answers are JSON"))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.client.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// `POST /api/v1/calls/{id}/{action}` with `{"reason": reason}` (no body when `None`).
+    pub async fn decide(&self, id: &str, action: &str, reason: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/api/v1/calls/{id}/{action}", self.base));
+        if let Some(reason) = reason {
+            request = request.json(&serde_json::json!({ "reason": reason }));
+        }
+        self.send(request).await
+    }
+
+    pub async fn approve(&self, id: &str) -> (u16, Value) {
+        self.decide(id, "approve", Some("looks right")).await
+    }
+
+    pub async fn reject(&self, id: &str, reason: &str) -> (u16, Value) {
+        self.decide(id, "reject", Some(reason)).await
+    }
+
+    pub async fn call(&self, id: &str) -> Value {
+        let (status, call) = self.get(&format!("/api/v1/calls/{id}")).await;
+        assert_eq!(status, 200, "{call}");
+        call
+    }
+
+    pub async fn calls(&self, status: &str) -> Vec<Value> {
+        let (code, page) = self
+            .get(&format!("/api/v1/calls?status={status}&limit=500"))
+            .await;
+        assert_eq!(code, 200, "{page}");
+        page["calls"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until at least `n` calls are pending and returns them, newest first.
+    pub async fn wait_pending(&self, n: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let pending = self.calls("pending").await;
+            if pending.len() >= n {
+                return pending;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {n} calls were parked in time",
+                pending.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until call `id` has `status`, and returns it.
+    pub async fn wait_status(&self, id: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let call = self.call(id).await;
+            if call["status"] == status {
+                return call;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "call {id} never became {status}: {call:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -386,6 +525,18 @@ impl Agent {
             .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"))
     }
 
+    /// Starts a tool call in the background (it may wait for approval); await the handle for its
+    /// result.
+    pub fn spawn_call(
+        &self,
+        tool: &str,
+        arguments: Value,
+    ) -> tokio::task::JoinHandle<Result<CallToolResult, rmcp::ServiceError>> {
+        let peer = self.client.peer().clone();
+        let params = call_params(tool, arguments);
+        tokio::spawn(async move { peer.call_tool(params).await })
+    }
+
     pub async fn next_progress(&mut self) -> ProgressNotificationParam {
         tokio::time::timeout(WAIT, self.progress.recv())
             .await
@@ -396,6 +547,18 @@ impl Agent {
     pub async fn close(self) {
         let _ = self.client.cancel().await;
     }
+}
+
+/// The result of a call started with `Agent::spawn_call`; a protocol error or no answer in time
+/// fails the test.
+pub async fn result_of(
+    call: tokio::task::JoinHandle<Result<CallToolResult, rmcp::ServiceError>>,
+) -> CallToolResult {
+    tokio::time::timeout(WAIT, call)
+        .await
+        .expect("the call answered in time")
+        .expect("the call task ran")
+        .expect("no protocol error")
 }
 
 pub fn call_params(tool: &str, arguments: Value) -> CallToolRequestParams {

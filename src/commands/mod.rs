@@ -2,6 +2,10 @@
 //! Commands that create a secret print it alone on stdout and everything else on stderr, so
 //! `TOKEN=$(airlock token create --agent claude)` works.
 
+mod review;
+
+pub use review::{approve, pending, reject, user_add, user_token};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +38,8 @@ pub enum CommandError {
     Serve(#[source] std::io::Error),
     #[error(transparent)]
     Demo(#[from] crate::demo_upstream::DemoError),
+    #[error(transparent)]
+    Decide(#[from] crate::approval::DecideError),
 }
 
 /// `airlock serve`: production.

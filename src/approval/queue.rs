@@ -1,0 +1,452 @@
+//! Parked calls of this process: parking, waking, withdrawing, expiring, releasing, and the sweeps
+//! that keep the store honest (decisions made elsewhere, calls left behind by a crash).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{CallStatus, POLL};
+use crate::metrics::Metrics;
+use crate::policy::ApprovalRule;
+use crate::store::{Actor, CallRow, NewCall, ResultSummary, Store, StoreError};
+use crate::upstream::SessionKey;
+
+const SYSTEM: Actor<'static> = Actor {
+    name: "system",
+    via: "system",
+};
+
+/// How long past its expiry a pending call nobody is waiting on is left before the sweep expires
+/// it (its own request expires it on time; the sweep is for calls whose request is gone).
+const SWEEP_GRACE: time::Duration = time::Duration::seconds(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParkError {
+    #[error("the approval queue cannot record the call")]
+    Store(#[from] StoreError),
+    #[error("the call's arguments cannot be stored")]
+    Encode(#[source] serde_json::Error),
+}
+
+/// The rule a call was parked under, stored with it: later policy edits do not change how a
+/// waiting call is decided.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RuleSnapshot {
+    /// `upstream.tool`, as messages name rules.
+    pub rule: String,
+    pub approvals: u32,
+    pub timeout_secs: u64,
+    pub reviewers: Vec<String>,
+    pub notify: Vec<String>,
+    pub reason: Option<String>,
+}
+
+impl RuleSnapshot {
+    pub fn new(upstream: &str, tool: &str, rule: &ApprovalRule) -> Self {
+        Self {
+            rule: format!("{upstream}.{tool}"),
+            approvals: rule.approvals(),
+            timeout_secs: rule.timeout().as_secs(),
+            reviewers: rule.reviewers().to_vec(),
+            notify: rule.notify().to_vec(),
+            reason: rule.reason().map(str::to_owned),
+        }
+    }
+}
+
+/// A `tools/call` to park.
+pub struct ParkRequest<'a> {
+    pub upstream: &'a str,
+    pub tool: &'a str,
+    pub agent: &'a str,
+    /// The downstream session (or stateless request key) the call came on.
+    pub session: &'a SessionKey,
+    /// The JSON-RPC id of the agent's request, as `jsonrpc::id_key` spells it.
+    pub request_key: String,
+    pub arguments: &'a Value,
+    pub rule: &'a ApprovalRule,
+}
+
+struct Waiter {
+    wake: Arc<Notify>,
+    withdraw: CancellationToken,
+    session: SessionKey,
+    request_key: String,
+}
+
+/// The calls parked in this process, and the handle on the store they live in.
+pub struct ApprovalQueue {
+    store: Store,
+    /// Names this process in `tool_calls.instance_id`; calls held by other ids are not its own.
+    instance_id: String,
+    metrics: Arc<Metrics>,
+    waiters: Mutex<HashMap<String, Waiter>>,
+}
+
+/// One parked call, held by the agent's open request. Dropping it stops waiting for the call (the
+/// store keeps its row and history).
+pub struct Parked {
+    pub id: String,
+    pub digest: String,
+    pub rule: RuleSnapshot,
+    /// When the call expires (the rule's timeout after it was parked).
+    pub deadline: Instant,
+    wake: Arc<Notify>,
+    withdraw: CancellationToken,
+    queue: Arc<ApprovalQueue>,
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        self.queue.waiters().remove(&self.id);
+    }
+}
+
+impl Parked {
+    /// Resolves when the call may have been decided (by this process or, via the poll, another).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Resolves when the agent withdrew the call (cancel, or its session ended).
+    pub async fn withdrawn(&self) {
+        self.withdraw.cancelled().await;
+    }
+}
+
+impl ApprovalQueue {
+    pub fn new(store: Store, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            instance_id: uuid::Uuid::new_v4().to_string(),
+            metrics,
+            waiters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn waiters(&self) -> MutexGuard<'_, HashMap<String, Waiter>> {
+        self.waiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Calls parked in this process right now.
+    pub fn waiting(&self) -> usize {
+        self.waiters().len()
+    }
+
+    /// Commits the call as `pending`, then starts waiting for it. Nothing about the call is told
+    /// to anyone before the commit.
+    pub async fn park(self: &Arc<Self>, request: ParkRequest<'_>) -> Result<Parked, ParkError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let digest = super::args_digest(request.arguments);
+        let args_json = serde_json::to_string(request.arguments).map_err(ParkError::Encode)?;
+        let rule = RuleSnapshot::new(request.upstream, request.tool, request.rule);
+        let rule_json = serde_json::to_string(&rule).map_err(ParkError::Encode)?;
+        let timeout = request.rule.timeout();
+        let created_at = time::OffsetDateTime::now_utc();
+        let deadline = Instant::now() + timeout;
+        let session_label = crate::secrets::sha256_hex(request.session.as_bytes());
+        let wake = Arc::new(Notify::new());
+        let withdraw = CancellationToken::new();
+        // Waiting starts before the commit, so a decision made right after it cannot be missed.
+        self.waiters().insert(
+            id.clone(),
+            Waiter {
+                wake: wake.clone(),
+                withdraw: withdraw.clone(),
+                session: request.session.clone(),
+                request_key: request.request_key,
+            },
+        );
+        let parked = Parked {
+            id,
+            digest,
+            rule,
+            deadline,
+            wake,
+            withdraw,
+            queue: self.clone(),
+        };
+        self.store
+            .insert_call(&NewCall {
+                id: &parked.id,
+                upstream: request.upstream,
+                tool: request.tool,
+                agent: request.agent,
+                agent_session: &session_label[..16],
+                instance_id: &self.instance_id,
+                args_json: &args_json,
+                args_sha256: &parked.digest,
+                rule_json: &rule_json,
+                approvals_needed: request.rule.approvals(),
+                created_at,
+                expires_at: created_at + timeout,
+            })
+            .await?;
+        Ok(parked)
+    }
+
+    /// Wakes the request waiting on call `id`, if it is parked here.
+    pub fn wake(&self, id: &str) {
+        if let Some(waiter) = self.waiters().get(id) {
+            waiter.wake.notify_one();
+        }
+    }
+
+    /// Withdraws the call parked by `session`'s request `request_key` (a `notifications/cancelled`);
+    /// true if there was one.
+    pub fn withdraw_request(&self, session: &str, request_key: &str) -> bool {
+        let waiters = self.waiters();
+        let found = waiters
+            .values()
+            .find(|w| &*w.session == session && w.request_key == request_key);
+        if let Some(waiter) = found {
+            waiter.withdraw.cancel();
+        }
+        found.is_some()
+    }
+
+    /// Withdraws every call parked by `session` (it was deleted or closed).
+    pub fn withdraw_session(&self, session: &str) {
+        for waiter in self.waiters().values() {
+            if &*waiter.session == session {
+                waiter.withdraw.cancel();
+            }
+        }
+    }
+
+    pub async fn current(&self, parked: &Parked) -> Result<Option<CallRow>, StoreError> {
+        self.store.call(&parked.id).await
+    }
+
+    /// Moves the call along `from → to` as `actor`; true if this caller won.
+    async fn step(
+        &self,
+        id: &str,
+        from: CallStatus,
+        to: CallStatus,
+        actor: Actor<'_>,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        match from.to(to) {
+            Some(transition) => self.store.transition(id, transition, actor, detail).await,
+            None => Ok(false),
+        }
+    }
+
+    /// The timeout passed: `pending → expired`, a system denial. True if this caller expired it.
+    pub async fn expire(&self, parked: &Parked) -> Result<bool, StoreError> {
+        let why = expiry_text(parked.rule.timeout_secs);
+        self.step(
+            &parked.id,
+            CallStatus::Pending,
+            CallStatus::Expired,
+            SYSTEM,
+            Some(&why),
+        )
+        .await
+    }
+
+    /// The agent went away or cancelled: the call leaves the queue unless it is already on its way.
+    pub async fn withdraw(
+        &self,
+        parked: &Parked,
+        agent: &str,
+        why: &str,
+    ) -> Result<bool, StoreError> {
+        let actor = format!("agent:{agent}");
+        let actor = Actor {
+            name: &actor,
+            via: "mcp",
+        };
+        for from in [CallStatus::Pending, CallStatus::Approved] {
+            if self
+                .step(&parked.id, from, CallStatus::Withdrawn, actor, Some(why))
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Airlock is stopping while the call waits: it is abandoned, never forwarded later.
+    pub async fn abandon(&self, parked: &Parked, why: &str) -> Result<bool, StoreError> {
+        for from in [CallStatus::Pending, CallStatus::Approved] {
+            if self
+                .step(&parked.id, from, CallStatus::Abandoned, SYSTEM, Some(why))
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Claims an approved call for sending (`approved → forwarding`, one winner) and returns the
+    /// stored arguments, after checking they still hash to the digest that was approved. `None`
+    /// when this caller did not win or the arguments were tampered with (the call then fails).
+    pub async fn begin_forward(&self, parked: &Parked) -> Result<Option<Value>, StoreError> {
+        let system = SYSTEM;
+        if !self
+            .step(
+                &parked.id,
+                CallStatus::Approved,
+                CallStatus::Forwarding,
+                system,
+                None,
+            )
+            .await?
+        {
+            return Ok(None);
+        }
+        let stored = self.store.call(&parked.id).await?;
+        let args = stored.as_ref().and_then(|row| {
+            let args: Value = serde_json::from_str(&row.args_json).ok()?;
+            let digest = super::args_digest(&args);
+            (digest == row.args_sha256 && digest == parked.digest).then_some(args)
+        });
+        if args.is_none() {
+            tracing::error!(call = %parked.id, "stored arguments do not match the approved digest; not forwarding");
+            self.finish(
+                parked,
+                CallStatus::Failed,
+                None,
+                Some("the stored arguments no longer match the approved digest; not run"),
+            )
+            .await?;
+        }
+        Ok(args)
+    }
+
+    /// Records how a forwarded call ended (`forwarding → completed | failed | outcome_unknown`).
+    pub async fn finish(
+        &self,
+        parked: &Parked,
+        to: CallStatus,
+        result: Option<&ResultSummary>,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        match CallStatus::Forwarding.to(to) {
+            Some(transition) => {
+                self.store
+                    .finish(&parked.id, transition, result, detail)
+                    .await
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Counts how a waiting call was decided, for `/metrics`.
+    pub fn observe_decision(&self, row: &CallRow) {
+        let waited = row
+            .decided_at
+            .as_deref()
+            .zip(Some(row.created_at.as_str()))
+            .and_then(|(decided, created)| seconds_between(created, decided));
+        self.metrics
+            .approval_decision(row.status().as_str(), waited);
+    }
+
+    /// Marks what an earlier run of Airlock left behind: waiting calls are abandoned (their agents'
+    /// requests died with it), calls it was sending become `outcome_unknown` (never re-sent).
+    pub async fn recover(&self) -> Result<(), StoreError> {
+        let restarted = "Airlock restarted while the call waited; its agent connection is gone";
+        for from in [CallStatus::Pending, CallStatus::Approved] {
+            for id in self.store.orphaned(from, &self.instance_id).await? {
+                if self
+                    .step(&id, from, CallStatus::Abandoned, SYSTEM, Some(restarted))
+                    .await?
+                {
+                    tracing::warn!(call = %id, "abandoned a call parked before the restart");
+                }
+            }
+        }
+        let unknown = "Airlock stopped while the call was being forwarded; it may have run";
+        for id in self
+            .store
+            .orphaned(CallStatus::Forwarding, &self.instance_id)
+            .await?
+        {
+            if let Some(transition) = CallStatus::Forwarding.to(CallStatus::OutcomeUnknown) {
+                self.store
+                    .finish(&id, transition, None, Some(unknown))
+                    .await?;
+                tracing::warn!(call = %id, "a call was cut off mid-forward by the restart; outcome unknown");
+            }
+        }
+        Ok(())
+    }
+
+    /// Wakes waiting calls decided outside this process, and expires pending calls nobody waits
+    /// for, until `stop`.
+    pub fn spawn_poller(self: Arc<Self>, stop: CancellationToken) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = stop.cancelled() => return,
+                }
+                if let Err(e) = self.poll_once().await {
+                    tracing::warn!(error = %crate::telemetry::error_chain(&e), "approval queue poll failed; retrying");
+                }
+            }
+        });
+    }
+
+    async fn poll_once(&self) -> Result<(), StoreError> {
+        let ids: Vec<String> = self.waiters().keys().cloned().collect();
+        if !ids.is_empty() {
+            for id in self.store.decided_among(&ids).await? {
+                self.wake(&id);
+            }
+        }
+        let cutoff = time::OffsetDateTime::now_utc() - SWEEP_GRACE;
+        for id in self.store.overdue(CallStatus::Pending, cutoff).await? {
+            if self.waiters().contains_key(&id) {
+                continue;
+            }
+            let why = "not approved in time, and no request was waiting for it any more";
+            self.step(
+                &id,
+                CallStatus::Pending,
+                CallStatus::Expired,
+                SYSTEM,
+                Some(why),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What the agent is told when nobody decided in time.
+pub fn expiry_text(timeout_secs: u64) -> String {
+    format!("Not approved within {timeout_secs} s; not run")
+}
+
+fn seconds_between(from: &str, to: &str) -> Option<f64> {
+    use time::format_description::well_known::Rfc3339;
+    let from = time::OffsetDateTime::parse(from, &Rfc3339).ok()?;
+    let to = time::OffsetDateTime::parse(to, &Rfc3339).ok()?;
+    Some((to - from).as_seconds_f64().max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_time_is_measured_between_stored_timestamps() {
+        let waited = seconds_between("2026-11-25T10:00:00.000Z", "2026-11-25T10:01:30.500Z");
+        assert_eq!(waited, Some(90.5));
+        assert_eq!(seconds_between("garbage", "2026-11-25T10:01:30.500Z"), None);
+    }
+}

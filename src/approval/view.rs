@@ -1,0 +1,74 @@
+//! A parked call as reviewers see it, in the API and `airlock pending --json`: what was asked, under
+//! which rule, the votes so far, and how it ended. A result is never part of it (only its size and
+//! digest): `export_session` returns a credential.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::RuleSnapshot;
+use crate::store::{ApprovalRow, CallRow, EventRow};
+
+#[derive(Debug, Serialize)]
+pub struct CallView {
+    pub id: String,
+    pub status: &'static str,
+    pub upstream: String,
+    pub tool: String,
+    pub agent: String,
+    /// A digest of the agent's session id: calls from one session share it.
+    pub agent_session: String,
+    pub created_at: String,
+    pub expires_at: String,
+    /// SHA-256 of the canonical arguments: what an approval binds to.
+    pub args_digest: String,
+    pub arguments: Value,
+    pub rule: Option<RuleSnapshot>,
+    pub approvals_needed: i64,
+    pub approvals: Vec<ApprovalRow>,
+    pub decided_at: Option<String>,
+    pub decided_by: Option<String>,
+    pub reason: Option<String>,
+    pub finished_at: Option<String>,
+    pub result: Option<ResultView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<EventRow>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResultView {
+    pub bytes: i64,
+    pub sha256: Option<String>,
+    pub is_error: Option<bool>,
+}
+
+impl CallView {
+    pub fn new(row: CallRow, approvals: Vec<ApprovalRow>, events: Option<Vec<EventRow>>) -> Self {
+        let arguments = serde_json::from_str(&row.args_json).unwrap_or(Value::Null);
+        let rule = serde_json::from_str(&row.rule_json).ok();
+        Self {
+            status: row.status().as_str(),
+            id: row.id,
+            upstream: row.upstream,
+            tool: row.tool,
+            agent: row.agent,
+            agent_session: row.agent_session,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            args_digest: row.args_sha256,
+            arguments,
+            rule,
+            approvals_needed: row.approvals_needed,
+            approvals,
+            decided_at: row.decided_at,
+            decided_by: row.decided_by,
+            reason: row.reason,
+            finished_at: row.finished_at,
+            result: row.result_bytes.map(|bytes| ResultView {
+                bytes,
+                sha256: row.result_sha256,
+                is_error: row.result_is_error,
+            }),
+            events,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Reviewer commands: users and their API tokens, and deciding calls from the command line.
+//! Decisions write to the store directly (the operator has the config and the database); a
+//! running Airlock notices them within `approval::POLL`.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use super::CommandError;
+use crate::approval::decide::{self, Approved};
+use crate::approval::{CallStatus, CallView, Decision, Reviewer};
+use crate::config::Config;
+use crate::secrets;
+use crate::store::{Role, Store, User};
+
+/// How many characters of a call's arguments `airlock pending` shows.
+const ARGS_PREVIEW: usize = 60;
+
+async fn open(config_path: &Path) -> Result<(Config, Store), CommandError> {
+    let config = Config::load(config_path)?;
+    let store = Store::connect(&config.database.url).await?;
+    Ok((config, store))
+}
+
+/// A plausible email address: one `@` with text on both sides, no spaces or control characters.
+fn check_email(email: &str) -> Result<(), CommandError> {
+    let plausible = email.len() <= 254
+        && email.split('@').count() == 2
+        && !email.starts_with('@')
+        && !email.ends_with('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if plausible {
+        Ok(())
+    } else {
+        Err(CommandError::Invalid(format!(
+            "{email:?} is not an email address"
+        )))
+    }
+}
+
+/// `airlock user add EMAIL --role ROLE`.
+pub async fn user_add(config_path: &Path, email: &str, role: &str) -> Result<(), CommandError> {
+    check_email(email)?;
+    let role = Role::parse(role).ok_or_else(|| {
+        CommandError::Invalid(format!("role {role:?}: use admin, approver or viewer"))
+    })?;
+    let (_, store) = open(config_path).await?;
+    match store.add_user(email, role).await? {
+        Some(_) => Ok(()),
+        None => Err(CommandError::Invalid(format!(
+            "a user {email} already exists"
+        ))),
+    }
+}
+
+async fn user(store: &Store, email: &str) -> Result<User, CommandError> {
+    store.user_by_email(email).await?.ok_or_else(|| {
+        CommandError::Invalid(format!(
+            "no user {email} (add one with: airlock user add {email} --role approver)"
+        ))
+    })
+}
+
+/// `airlock user token EMAIL`: a new reviewer API token, printed once.
+pub async fn user_token(config_path: &Path, email: &str) -> Result<String, CommandError> {
+    let (_, store) = open(config_path).await?;
+    let user = user(&store, email).await?;
+    let token = secrets::generate_token()?;
+    store
+        .add_user_token(&user, &secrets::sha256_hex(token.as_bytes()))
+        .await?;
+    Ok(token)
+}
+
+/// `airlock pending [--json]`: the calls waiting for a decision, newest first.
+pub async fn pending(config_path: &Path, json: bool) -> Result<String, CommandError> {
+    let (_, store) = open(config_path).await?;
+    let rows = store.calls(Some(CallStatus::Pending), None, 10_000).await?;
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        let approvals = store.approvals(&row.id).await?;
+        views.push(CallView::new(row, approvals, None));
+    }
+    if json {
+        let mut out = serde_json::to_string_pretty(&views)
+            .map_err(|e| CommandError::Invalid(format!("cannot print calls as JSON: {e}")))?;
+        out.push('\n');
+        return Ok(out);
+    }
+    if views.is_empty() {
+        return Ok("no calls are waiting for approval\n".to_owned());
+    }
+    let mut out = format!(
+        "{:<36}  {:<20}  {:<32}  {:<16}  {:<9}  ARGUMENTS\n",
+        "ID", "EXPIRES (UTC)", "CALL", "AGENT", "APPROVALS"
+    );
+    for view in &views {
+        let args = view.arguments.to_string();
+        let preview: String = if args.chars().count() > ARGS_PREVIEW {
+            args.chars().take(ARGS_PREVIEW - 1).chain(['…']).collect()
+        } else {
+            args
+        };
+        let expires = view
+            .expires_at
+            .get(..19)
+            .unwrap_or(&view.expires_at)
+            .replace('T', " ");
+        let _ = writeln!(
+            out,
+            "{:<36}  {:<20}  {:<32}  {:<16}  {:<9}  {preview}",
+            view.id,
+            expires,
+            format!("{}.{}", view.upstream, view.tool),
+            view.agent,
+            format!("{}/{}", view.approvals.len(), view.approvals_needed),
+        );
+    }
+    Ok(out)
+}
+
+/// Who a CLI decision is recorded as: the user named by `--as`, else the operator (`cli`).
+async fn reviewer_user(store: &Store, as_user: Option<&str>) -> Result<Option<User>, CommandError> {
+    match as_user {
+        Some(email) => Ok(Some(user(store, email).await?)),
+        None => Ok(None),
+    }
+}
+
+/// `airlock approve ID [--reason R] [--as EMAIL]`; returns what happened, for stderr.
+pub async fn approve(
+    config_path: &Path,
+    id: &str,
+    reason: Option<&str>,
+    as_user: Option<&str>,
+) -> Result<String, CommandError> {
+    let (config, store) = open(config_path).await?;
+    let user = reviewer_user(&store, as_user).await?;
+    let reviewer = user.as_ref().map_or(Reviewer::Operator, Reviewer::User);
+    let decision = Decision {
+        reviewer,
+        via: "cli",
+        reason,
+        args_digest: None,
+    };
+    Ok(
+        match decide::approve(&store, &config.groups, id, decision).await? {
+            Approved::Released => format!("approved call {id}; it is released to its agent"),
+            Approved::Counted { have, need } => format!(
+                "approval counted for call {id}: {have} of {need}; it still waits for {} more",
+                need.saturating_sub(have)
+            ),
+        },
+    )
+}
+
+/// `airlock reject ID --reason R [--as EMAIL]`.
+pub async fn reject(
+    config_path: &Path,
+    id: &str,
+    reason: &str,
+    as_user: Option<&str>,
+) -> Result<String, CommandError> {
+    let (config, store) = open(config_path).await?;
+    let user = reviewer_user(&store, as_user).await?;
+    let reviewer = user.as_ref().map_or(Reviewer::Operator, Reviewer::User);
+    let decision = Decision {
+        reviewer,
+        via: "cli",
+        reason: Some(reason),
+        args_digest: None,
+    };
+    decide::reject(&store, &config.groups, id, decision).await?;
+    Ok(format!("rejected call {id}"))
+}

@@ -1,0 +1,453 @@
+//! The approval queue's tables: parked calls, reviewers' votes, and the history of every
+//! transition. A status changes only through a [`Transition`] and only by a conditional update on
+//! the status it is expected to have, so concurrent deciders cannot both win.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError, query, timestamp};
+use crate::approval::{CallStatus, Transition};
+
+/// A call about to be parked.
+#[derive(Debug)]
+pub struct NewCall<'a> {
+    pub id: &'a str,
+    pub upstream: &'a str,
+    pub tool: &'a str,
+    pub agent: &'a str,
+    pub agent_session: &'a str,
+    pub instance_id: &'a str,
+    pub args_json: &'a str,
+    pub args_sha256: &'a str,
+    pub rule_json: &'a str,
+    pub approvals_needed: u32,
+    pub created_at: time::OffsetDateTime,
+    pub expires_at: time::OffsetDateTime,
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct CallRow {
+    pub id: String,
+    pub upstream: String,
+    pub tool: String,
+    pub agent: String,
+    pub agent_session: String,
+    pub instance_id: String,
+    pub args_json: String,
+    pub args_sha256: String,
+    pub rule_json: String,
+    pub approvals_needed: i64,
+    status: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub decided_at: Option<String>,
+    pub decided_by: Option<String>,
+    pub reason: Option<String>,
+    pub finished_at: Option<String>,
+    pub result_bytes: Option<i64>,
+    pub result_sha256: Option<String>,
+    pub result_is_error: Option<bool>,
+}
+
+impl CallRow {
+    /// The call's status; a value the code does not know (a hand-edited row) reads as abandoned,
+    /// which is final: such a call is never forwarded.
+    pub fn status(&self) -> CallStatus {
+        CallStatus::parse(&self.status).unwrap_or(CallStatus::Abandoned)
+    }
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq, Eq, serde::Serialize)]
+pub struct ApprovalRow {
+    pub reviewer: String,
+    pub via: String,
+    pub reason: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq, Eq, serde::Serialize)]
+pub struct EventRow {
+    pub seq: i64,
+    pub at: String,
+    pub kind: String,
+    pub actor: String,
+    pub via: String,
+    pub detail: Option<String>,
+}
+
+/// Who caused a change, and through which face.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub name: &'a str,
+    pub via: &'a str,
+}
+
+/// What one reviewer's approval did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vote {
+    /// Counted; the call still needs more approvals.
+    Counted {
+        have: u32,
+        need: u32,
+    },
+    /// Counted, and the quorum is reached: the call is now `approved`.
+    Released,
+    /// This reviewer had already approved; nothing changed.
+    Duplicate {
+        have: u32,
+        need: u32,
+    },
+    /// The call is no longer pending.
+    NotPending(CallStatus),
+    NotFound,
+}
+
+/// What a forwarded call's upstream answer was, without the answer itself.
+#[derive(Debug, Clone)]
+pub struct ResultSummary {
+    pub bytes: usize,
+    pub sha256: String,
+    pub is_error: bool,
+}
+
+/// `SELECT <every column of CallRow> FROM tool_calls <rest>`, as one literal string.
+macro_rules! select_calls {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, upstream, tool, agent, agent_session, instance_id, args_json, \
+             args_sha256, rule_json, approvals_needed, status, created_at, expires_at, decided_at, \
+             decided_by, reason, finished_at, result_bytes, result_sha256, result_is_error \
+             FROM tool_calls ",
+            $rest
+        )
+    };
+}
+
+/// How many ids one `IN (...)` query carries (SQLite allows 32766 parameters; stay far below).
+const IDS_PER_QUERY: usize = 500;
+
+impl Store {
+    /// Commits a new `pending` call and its first history row, in one transaction.
+    pub async fn insert_call(&self, call: &NewCall<'_>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query("begin"))?;
+        let created = timestamp(call.created_at);
+        sqlx::query(
+            "INSERT INTO tool_calls (id, upstream, tool, agent, agent_session, instance_id, \
+             args_json, args_sha256, rule_json, approvals_needed, status, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(call.id)
+        .bind(call.upstream)
+        .bind(call.tool)
+        .bind(call.agent)
+        .bind(call.agent_session)
+        .bind(call.instance_id)
+        .bind(call.args_json)
+        .bind(call.args_sha256)
+        .bind(call.rule_json)
+        .bind(i64::from(call.approvals_needed))
+        .bind(CallStatus::Pending.as_str())
+        .bind(&created)
+        .bind(timestamp(call.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(query("insert call"))?;
+        let agent = format!("agent:{}", call.agent);
+        insert_event(
+            &mut tx,
+            call.id,
+            &created,
+            CallStatus::Pending.as_str(),
+            Actor {
+                name: &agent,
+                via: "mcp",
+            },
+            None,
+        )
+        .await?;
+        tx.commit().await.map_err(query("commit"))
+    }
+
+    pub async fn call(&self, id: &str) -> Result<Option<CallRow>, StoreError> {
+        sqlx::query_as(select_calls!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query("select call"))
+    }
+
+    /// Calls newest first, optionally of one status, older than `before` (keyset pagination).
+    pub async fn calls(
+        &self,
+        status: Option<CallStatus>,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CallRow>, StoreError> {
+        sqlx::query_as(select_calls!(
+            "WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(status.map(CallStatus::as_str))
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("select calls"))
+    }
+
+    pub async fn approvals(&self, id: &str) -> Result<Vec<ApprovalRow>, StoreError> {
+        sqlx::query_as(
+            "SELECT reviewer, via, reason, at FROM call_approvals WHERE call_id = $1 ORDER BY at",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("select approvals"))
+    }
+
+    pub async fn events(&self, id: &str) -> Result<Vec<EventRow>, StoreError> {
+        sqlx::query_as(
+            "SELECT seq, at, kind, actor, via, detail FROM call_events WHERE call_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("select events"))
+    }
+
+    /// Moves a call along `transition` if it is still in the expected status, recording who and
+    /// why; a move out of `pending` is the call's decision. Returns whether this caller won.
+    pub async fn transition(
+        &self,
+        id: &str,
+        transition: Transition,
+        actor: Actor<'_>,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let at = super::now_rfc3339();
+        let update = if transition.decides() {
+            sqlx::query(
+                "UPDATE tool_calls SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
+                 WHERE id = $5 AND status = $6",
+            )
+            .bind(transition.to().as_str())
+            .bind(&at)
+            .bind(actor.name)
+            .bind(detail)
+        } else {
+            sqlx::query("UPDATE tool_calls SET status = $1 WHERE id = $2 AND status = $3")
+                .bind(transition.to().as_str())
+        };
+        let won = update
+            .bind(id)
+            .bind(transition.from().as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(query("update call status"))?
+            .rows_affected()
+            == 1;
+        if won {
+            insert_event(&mut tx, id, &at, transition.to().as_str(), actor, detail).await?;
+        }
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(won)
+    }
+
+    /// Records the upstream's answer to a forwarded call (its size and digest, never its content).
+    pub async fn finish(
+        &self,
+        id: &str,
+        transition: Transition,
+        result: Option<&ResultSummary>,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let at = super::now_rfc3339();
+        let won = sqlx::query(
+            "UPDATE tool_calls SET status = $1, finished_at = $3, result_bytes = $4, \
+             result_sha256 = $5, result_is_error = $6 WHERE id = $7 AND status = $2",
+        )
+        .bind(transition.to().as_str())
+        .bind(transition.from().as_str())
+        .bind(&at)
+        .bind(result.map(|r| i64::try_from(r.bytes).unwrap_or(i64::MAX)))
+        .bind(result.map(|r| r.sha256.as_str()))
+        .bind(result.map(|r| r.is_error))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(query("record call outcome"))?
+        .rows_affected()
+            == 1;
+        if won {
+            let system = Actor {
+                name: "system",
+                via: "system",
+            };
+            insert_event(&mut tx, id, &at, transition.to().as_str(), system, detail).await?;
+        }
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(won)
+    }
+
+    /// One reviewer's approval: counted once per reviewer, and when it completes the quorum the
+    /// call becomes `approved`, all in one write transaction.
+    pub async fn approve(
+        &self,
+        id: &str,
+        reviewer: Actor<'_>,
+        reason: Option<&str>,
+        release: Transition,
+    ) -> Result<Vote, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT status, approvals_needed FROM tool_calls WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query("select call for approval"))?;
+        let Some((status, need)) = row else {
+            return Ok(Vote::NotFound);
+        };
+        let status = CallStatus::parse(&status).unwrap_or(CallStatus::Abandoned);
+        if status != release.from() {
+            return Ok(Vote::NotPending(status));
+        }
+        let need = u32::try_from(need).unwrap_or(u32::MAX);
+        let at = super::now_rfc3339();
+        let counted = sqlx::query(
+            "INSERT INTO call_approvals (call_id, reviewer, via, reason, at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (call_id, reviewer) DO NOTHING",
+        )
+        .bind(id)
+        .bind(reviewer.name)
+        .bind(reviewer.via)
+        .bind(reason)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await
+        .map_err(query("insert approval"))?
+        .rows_affected()
+            == 1;
+        let (have,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM call_approvals WHERE call_id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(query("count approvals"))?;
+        let have = u32::try_from(have).unwrap_or(u32::MAX);
+        if !counted {
+            return Ok(Vote::Duplicate { have, need });
+        }
+        insert_event(&mut tx, id, &at, "approval", reviewer, reason).await?;
+        let vote = if have >= need {
+            sqlx::query(
+                "UPDATE tool_calls SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
+                 WHERE id = $5 AND status = $6",
+            )
+            .bind(release.to().as_str())
+            .bind(&at)
+            .bind(reviewer.name)
+            .bind(reason)
+            .bind(id)
+            .bind(release.from().as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(query("release call"))?;
+            insert_event(&mut tx, id, &at, release.to().as_str(), reviewer, reason).await?;
+            Vote::Released
+        } else {
+            Vote::Counted { have, need }
+        };
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(vote)
+    }
+
+    /// The statuses of those of `ids` that are no longer pending.
+    pub async fn decided_among(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut decided = Vec::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT id FROM tool_calls WHERE status <> 'pending' AND id IN (",
+            );
+            let mut ids = q.separated(", ");
+            for id in chunk {
+                ids.push_bind(id);
+            }
+            q.push(")");
+            let rows: Vec<(String,)> = q
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query("select decided calls"))?;
+            decided.extend(rows.into_iter().map(|(id,)| id));
+        }
+        Ok(decided)
+    }
+
+    /// Open calls in `status` whose `expires_at` has passed `cutoff`, oldest first.
+    pub async fn overdue(
+        &self,
+        status: CallStatus,
+        cutoff: time::OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM tool_calls WHERE status = $1 AND expires_at < $2 ORDER BY id LIMIT 1000",
+        )
+        .bind(status.as_str())
+        .bind(timestamp(cutoff))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("select overdue calls"))?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Ids of calls in `status` held by processes other than `instance_id` (for this instance
+    /// that means: by an earlier run of Airlock).
+    pub async fn orphaned(
+        &self,
+        status: CallStatus,
+        instance_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM tool_calls WHERE status = $1 AND instance_id <> $2 ORDER BY id",
+        )
+        .bind(status.as_str())
+        .bind(instance_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("select orphaned calls"))?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Starts a transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so two deciders queue up instead of both reading and then failing to upgrade.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query("begin write"))
+    }
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    call_id: &str,
+    at: &str,
+    kind: &str,
+    actor: Actor<'_>,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO call_events (call_id, at, kind, actor, via, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(call_id)
+    .bind(at)
+    .bind(kind)
+    .bind(actor.name)
+    .bind(actor.via)
+    .bind(detail)
+    .execute(&mut **tx)
+    .await
+    .map_err(query("insert call event"))?;
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! The reviewer JSON API: list and read calls (any user), approve and reject them (admins and
+//! approvers, within the rule's `reviewers`).
+//!
+//! ```text
+//! GET  /api/v1/calls?status=pending&limit=50&before=ID   newest first; `next_before` pages on
+//! GET  /api/v1/calls/{id}                                 one call with its history
+//! POST /api/v1/calls/{id}/approve  {"reason": "...", "args_digest": "..."}   both optional
+//! POST /api/v1/calls/{id}/reject   {"reason": "..."}                        reason required
+//! ```
+//! A decision that comes too late (the call is no longer pending), a second approval by the same
+//! reviewer, or an `args_digest` that is not the call's answers 409 and changes nothing.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppError;
+use super::reviewer::ApiUser;
+use crate::app::AppState;
+use crate::approval::decide::{self, Approved};
+use crate::approval::{CallStatus, CallView, Decision, Reviewer};
+
+/// The most calls one page lists.
+const MAX_PAGE: u32 = 500;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/calls", get(list))
+        .route("/api/v1/calls/{id}", get(show))
+        .route("/api/v1/calls/{id}/approve", post(approve))
+        .route("/api/v1/calls/{id}/reject", post(reject))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+    before: Option<String>,
+}
+
+async fn list(
+    State(app): State<AppState>,
+    _user: ApiUser,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, AppError> {
+    let status = match query.status.as_deref() {
+        None | Some("all") => None,
+        Some(text) => Some(CallStatus::parse(text).ok_or_else(|| {
+            let known: Vec<&str> = CallStatus::ALL.iter().map(|s| s.as_str()).collect();
+            AppError::BadRequest(format!(
+                "unknown status {text:?}; one of: all, {}",
+                known.join(", ")
+            ))
+        })?),
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let rows = app
+        .store
+        .calls(status, query.before.as_deref(), limit)
+        .await?;
+    let next_before = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|row| row.id.clone()))
+        .flatten();
+    let mut calls = Vec::with_capacity(rows.len());
+    for row in rows {
+        let approvals = app.store.approvals(&row.id).await?;
+        calls.push(CallView::new(row, approvals, None));
+    }
+    Ok(Json(json!({"calls": calls, "next_before": next_before})))
+}
+
+async fn show(
+    State(app): State<AppState>,
+    _user: ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<CallView>, AppError> {
+    view(&app, &id).await.map(Json)
+}
+
+async fn view(app: &AppState, id: &str) -> Result<CallView, AppError> {
+    let row = app
+        .store
+        .call(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no call with id {id}")))?;
+    let approvals = app.store.approvals(id).await?;
+    let events = app.store.events(id).await?;
+    Ok(CallView::new(row, approvals, Some(events)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    reason: Option<String>,
+    args_digest: Option<String>,
+}
+
+/// The body is optional (an approval needs no reason); when present it must be this JSON object.
+fn decision_body(body: &Bytes) -> Result<DecisionBody, AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DecisionBody::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        AppError::BadRequest(format!(
+            "the body must be JSON like {{\"reason\": \"...\"}}: {e}"
+        ))
+    })
+}
+
+async fn approve(
+    State(app): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, AppError> {
+    let body = decision_body(&body)?;
+    let decision = Decision {
+        reviewer: Reviewer::User(&user),
+        via: "api",
+        reason: body.reason.as_deref(),
+        args_digest: body.args_digest.as_deref(),
+    };
+    let approved = decide::approve(&app.store, &app.config.groups, &id, decision).await?;
+    if approved == Approved::Released {
+        app.approvals.wake(&id);
+    }
+    tracing::info!(call = %id, reviewer = %user.email, ?approved, "approval via the API");
+    let (have, need) = match approved {
+        Approved::Released => (None, None),
+        Approved::Counted { have, need } => (Some(have), Some(need)),
+    };
+    let call = view(&app, &id).await?;
+    Ok(Json(json!({
+        "released": approved == Approved::Released,
+        "approvals": have,
+        "approvals_needed": need,
+        "call": call,
+    })))
+}
+
+async fn reject(
+    State(app): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, AppError> {
+    let body = decision_body(&body)?;
+    let decision = Decision {
+        reviewer: Reviewer::User(&user),
+        via: "api",
+        reason: body.reason.as_deref(),
+        args_digest: body.args_digest.as_deref(),
+    };
+    decide::reject(&app.store, &app.config.groups, &id, decision).await?;
+    app.approvals.wake(&id);
+    tracing::info!(call = %id, reviewer = %user.email, "rejection via the API");
+    let call = view(&app, &id).await?;
+    Ok(Json(json!({"call": call})))
+}
