@@ -79,6 +79,11 @@ async fn a_parked_call_waits_for_approval_then_gets_the_upstreams_real_result() 
     assert!(table.contains(&id_of(parked)), "{table}");
     assert!(table.contains("telegram.export_session"), "{table}");
 
+    assert!(
+        app.metrics().await.contains("airlock_approvals_pending 1"),
+        "the gauge counts the waiting call"
+    );
+
     let (status, answer) = alice.approve(&id_of(parked)).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["released"], true);
@@ -667,4 +672,95 @@ async fn a_thousand_parked_calls_are_all_decided_and_delivered_to_their_own_requ
     for agent in agents {
         agent.close().await;
     }
+}
+
+#[tokio::test]
+async fn a_call_that_cannot_be_recorded_for_review_is_refused_and_not_run() {
+    let app = TestApp::spawn().await;
+    let agent = app.agent().await;
+    // Break the queue's history table: parking must fail, and fail closed.
+    let db = app.dir.path().join("airlock.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("open the database");
+    sqlx::query("DROP TABLE call_events")
+        .execute(&pool)
+        .await
+        .expect("drop a table");
+
+    let result = agent.call("export_session", json!({})).await;
+
+    assert!(is_error(&result));
+    assert_eq!(
+        text(&result),
+        "Approval required by policy (telegram.export_session), but the approval queue cannot record the call right now; not run"
+    );
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tool_calls")
+        .fetch_one(&pool)
+        .await
+        .expect("count calls");
+    assert_eq!(count, 0, "the half-written call was rolled back");
+    assert_eq!(app.call_log.calls_of("export_session"), 0);
+    assert!(
+        !is_error(&agent.call("get_chats", json!({})).await),
+        "allowed calls still run"
+    );
+    agent.close().await;
+}
+
+#[tokio::test]
+async fn a_client_that_takes_only_json_gets_the_released_result_as_one_body() {
+    let app = TestApp::spawn().await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let session = app.raw_session("2025-06-18").await;
+    let body = r#"{"jsonrpc":"2.0","id":"j1","method":"tools/call","params":{"name":"export_session","arguments":{}}}"#;
+    let post = {
+        let request = reqwest::Client::new()
+            .post(app.mcp_url("telegram"))
+            .bearer_auth(&app.token)
+            .header("accept", "application/json")
+            .header("content-type", "application/json")
+            .header("mcp-session-id", &session)
+            .body(body);
+        tokio::spawn(async move { request.send().await })
+    };
+    let id = id_of(&alice.wait_pending(1).await[0]);
+    let (status, _) = alice.approve(&id).await;
+    assert_eq!(status, 200);
+
+    let response = post.await.expect("the request task").expect("a response");
+    assert_eq!(
+        response.headers()["content-type"].to_str().ok(),
+        Some("application/json")
+    );
+    let answer: Value = response.json().await.expect("a JSON body");
+    assert_eq!(answer["id"], "j1");
+    assert!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("1BVtsOK")),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn stopping_airlock_abandons_waiting_calls_and_tells_their_agents() {
+    let app = TestApp::spawn().await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    let call = agent.spawn_call("export_session", json!({}));
+    let id = id_of(&alice.wait_pending(1).await[0]);
+    let store = app.store.clone();
+
+    app.stop().await;
+
+    let result = result_of(call).await;
+    assert!(is_error(&result));
+    assert!(
+        text(&result).starts_with("Airlock is shutting down"),
+        "{}",
+        text(&result)
+    );
+    let row = store.call(&id).await.expect("read").expect("a row");
+    assert_eq!(row.status(), airlock::approval::CallStatus::Abandoned);
 }

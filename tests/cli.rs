@@ -217,3 +217,61 @@ fn the_example_config_and_policies_are_valid() {
         "{report}"
     );
 }
+
+#[test]
+fn user_commands_add_reviewers_and_print_only_their_token() {
+    let dir = project("", POLICY);
+    let added = airlock(
+        dir.path(),
+        &["user", "add", "alice@example.org", "--role", "approver"],
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert!(stdout(&added).is_empty(), "no secret, nothing on stdout");
+
+    let again = airlock(
+        dir.path(),
+        &["user", "add", "alice@example.org", "--role", "viewer"],
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+    let bad_role = airlock(
+        dir.path(),
+        &["user", "add", "bob@example.org", "--role", "root"],
+    );
+    assert_eq!(bad_role.status.code(), Some(1));
+    assert!(
+        stderr(&bad_role).contains("use admin, approver or viewer"),
+        "{}",
+        stderr(&bad_role)
+    );
+    let bad_email = airlock(dir.path(), &["user", "add", "bob", "--role", "viewer"]);
+    assert_eq!(bad_email.status.code(), Some(1));
+    assert!(stderr(&bad_email).contains("not an email address"));
+
+    let token = airlock(dir.path(), &["user", "token", "alice@example.org"]);
+    assert!(token.status.success(), "{}", stderr(&token));
+    let out = stdout(&token);
+    assert_eq!(out.lines().count(), 1, "the token alone: {out:?}");
+    assert!(!stderr(&token).contains(out.trim()));
+    let unknown = airlock(dir.path(), &["user", "token", "nobody@example.org"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("airlock user add nobody@example.org"),
+        "{}",
+        stderr(&unknown)
+    );
+    let missing = airlock(
+        dir.path(),
+        &["approve", "0190c1d2-0000-7000-8000-000000000000"],
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("no call with id"),
+        "{}",
+        stderr(&missing)
+    );
+}

@@ -1,6 +1,7 @@
 //! Clients nobody here wrote, used the way people will: the official MCP Python SDK in each of its
 //! connection modes, and `airlock demo` followed by the very client command it prints (the MCP
-//! Inspector's CLI). These need Python's `mcp` package and `npx`; `.ci/run` installs them.
+//! Inspector's CLI), and the demo's printed approve command. Python's `mcp` package and `npx` are
+//! needed by some; `.ci/run` installs them.
 
 mod common;
 
@@ -132,4 +133,71 @@ fn the_demo_prints_a_client_command_that_connects() {
     );
     let policy = dir.path().join("telegram-policy.json");
     assert!(policy.exists(), "the demo writes its policy for editing");
+}
+
+/// The value after `label` on the banner line that starts with it.
+fn banner_value<'a>(banner: &'a [String], label: &str) -> &'a str {
+    banner
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("the demo prints {label}: {banner:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_parks_export_session_and_its_printed_commands_release_it() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (mut demo, banner) = start_demo(dir.path());
+    let url = banner_value(&banner, "MCP endpoint");
+    let token = banner_value(&banner, "agent token");
+    let reviewer_token = banner_value(&banner, "reviewer")
+        .rsplit(' ')
+        .next()
+        .expect("the reviewer's API token");
+    let cli_config = banner
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix("airlock --config "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the demo prints a CLI command: {banner:#?}"))
+        .to_owned();
+    let agent = common::Agent::connect(url, token).await;
+
+    let call = agent.spawn_call("export_session", serde_json::json!({}));
+    let api = url.replace("/mcp/telegram", "/api/v1/calls?status=pending");
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let id = loop {
+        let page: Value = reqwest::Client::new()
+            .get(&api)
+            .bearer_auth(reviewer_token)
+            .send()
+            .await
+            .expect("GET the queue")
+            .json()
+            .await
+            .expect("JSON");
+        if let Some(id) = page["calls"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never parked: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let approved = Command::new(AIRLOCK)
+        .args(["--config", &cli_config, "approve", &id])
+        .env("AIRLOCK_LOG", "warn")
+        .output()
+        .expect("run the printed approve command");
+    let result = common::result_of(call).await;
+    agent.close().await;
+    let _ = demo.kill();
+    let _ = demo.wait();
+
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    assert!(common::text(&result).starts_with("1BVtsOK"), "{result:?}");
 }

@@ -204,6 +204,9 @@ pub const DEMO_POLICY: &str = r#"{
 }
 "#;
 
+/// The reviewer `airlock demo` creates (an admin), with a fresh API token each run.
+pub const DEMO_REVIEWER: &str = "demo@airlock.local";
+
 /// Options of `airlock demo`.
 pub struct DemoArgs {
     pub listen: SocketAddr,
@@ -242,11 +245,31 @@ pub async fn demo(args: DemoArgs) -> Result<(), CommandError> {
         policy: Some(policy_path.clone()),
         isolation: None,
     });
+    // The CLI's view of the demo: the same database, so `airlock pending/approve` work on it.
+    let cli_config = dir.join("airlock.toml");
+    std::fs::write(
+        &cli_config,
+        "# Written by `airlock demo` so the CLI (pending, approve, reject, user) reaches the demo's\n\
+         # database: airlock --config airlock-demo/airlock.toml pending\n\
+         [database]\nurl = \"sqlite://airlock.db\"\n",
+    )
+    .map_err(io(format!("cannot write {}", cli_config.display())))?;
     let app = Application::build(config).await?;
+    let store = &app.state().store;
     let token = secrets::generate_token()?;
-    app.state()
-        .store
+    store
         .add_agent_token("demo-agent", &secrets::sha256_hex(token.as_bytes()))
+        .await?;
+    let reviewer = match store.user_by_email(DEMO_REVIEWER).await? {
+        Some(user) => user,
+        None => store
+            .add_user(DEMO_REVIEWER, crate::store::Role::Admin)
+            .await?
+            .ok_or_else(|| CommandError::Invalid(format!("cannot create {DEMO_REVIEWER}")))?,
+    };
+    let reviewer_token = secrets::generate_token()?;
+    store
+        .add_user_token(&reviewer, &secrets::sha256_hex(reviewer_token.as_bytes()))
         .await?;
     let url = format!("http://{}/mcp/telegram", app.local_addr());
     println!(
@@ -255,6 +278,7 @@ Airlock demo is running.
 
   MCP endpoint   {url}
   agent token    {token}
+  reviewer       {DEMO_REVIEWER}, API token {reviewer_token}
   health         http://{addr}/readyz    metrics http://{addr}/metrics
   policy         {policy}   (edit it: changes apply within a second)
   upstream log   {call_log}   (every call the demo upstream actually received)
@@ -266,11 +290,16 @@ Or the MCP Inspector:
   npx -y @modelcontextprotocol/inspector-cli@0.16.8 --cli {url} --transport http --header \"Authorization: Bearer {token}\" --method tools/list
 
 Try get_chats (allowed), send_message (5 per minute), delete_chat (denied) and export_session
-(needs approval: refused until the approval queue lands). Ctrl-C stops.
+(waits for a human). Decide on waiting calls from another terminal:
+  airlock --config {cli_config} pending
+  airlock --config {cli_config} approve ID        (or: reject ID --reason \"...\")
+  curl -H \"Authorization: Bearer {reviewer_token}\" http://{addr}/api/v1/calls?status=pending
+(With cargo: cargo run --release -- --config {cli_config} pending.) Ctrl-C stops.
 ",
         addr = app.local_addr(),
         policy = policy_path.display(),
         call_log = call_log.display(),
+        cli_config = cli_config.display(),
     );
     app.run_until_stopped().await.map_err(CommandError::Serve)
 }

@@ -1,0 +1,247 @@
+//! What a restart does to the queue: calls parked when Airlock died are abandoned (their agents'
+//! requests died with it) and never forwarded; a call cut off mid-forward becomes
+//! `outcome_unknown`, never re-sent. Driven with the real binary, killed with SIGKILL.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use airlock::approval::CallStatus;
+use airlock::store::{Actor, NewCall, Store};
+use common::{AIRLOCK, Agent, CallLog, WAIT};
+use serde_json::{Value, json};
+
+const POLICY: &str = r#"{"version": "1", "default": "deny",
+  "tools": {"get_chats": {}, "export_session": {"action": "require_approval"}}}"#;
+
+fn airlock(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(AIRLOCK)
+        .args(args)
+        .current_dir(dir)
+        .env("AIRLOCK_LOG", "warn")
+        .output()
+        .expect("run airlock")
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `airlock serve` in `dir`, and the address it listens on.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Self {
+        let mut child = Command::new(AIRLOCK)
+            .arg("serve")
+            .current_dir(dir)
+            .env("AIRLOCK_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start airlock serve");
+        let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("serve logs its address")
+                .expect("a log line");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        };
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        Self { child, addr }
+    }
+
+    fn kill_hard(mut self) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let _ = self.child.wait();
+    }
+
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn pending(dir: &Path) -> Vec<Value> {
+    let listed = airlock(dir, &["pending", "--json"]);
+    assert!(listed.status.success());
+    serde_json::from_slice(&listed.stdout).expect("a JSON array")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_parked_when_airlock_is_killed_are_abandoned_on_restart_and_never_forwarded() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let call_log = CallLog(dir.path().join("calls.jsonl"));
+    std::fs::write(dir.path().join("policy.json"), POLICY).expect("write the policy");
+    std::fs::write(
+        dir.path().join("airlock.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://airlock.db\"\n\
+             [[upstream]]\nname = \"telegram\"\ncommand = [\"{AIRLOCK}\", \"demo-upstream\", \"--call-log\", \"{}\"]\n\
+             policy = \"policy.json\"\n",
+            call_log.0.display()
+        ),
+    )
+    .expect("write the config");
+    let token = stdout(&airlock(
+        dir.path(),
+        &["token", "create", "--agent", "claude"],
+    ));
+    let added = airlock(
+        dir.path(),
+        &["user", "add", "alice@example.org", "--role", "approver"],
+    );
+    assert!(added.status.success());
+    let reviewer_token = stdout(&airlock(
+        dir.path(),
+        &["user", "token", "alice@example.org"],
+    ));
+
+    let first = Server::start(dir.path());
+    let agent = Agent::connect(&format!("http://{}/mcp/telegram", first.addr), token.trim()).await;
+    let calls: Vec<_> = (0..3)
+        .map(|_| agent.spawn_call("export_session", json!({})))
+        .collect();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while pending(dir.path()).len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "calls never parked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    first.kill_hard();
+    for call in calls {
+        let outcome = tokio::time::timeout(WAIT, call)
+            .await
+            .expect("the client notices");
+        assert!(
+            !matches!(outcome, Ok(Ok(ref r)) if r.is_error != Some(true)),
+            "no call succeeded: {outcome:?}"
+        );
+    }
+
+    let second = Server::start(dir.path());
+    assert!(pending(dir.path()).is_empty(), "nothing waits any more");
+    let abandoned: Value = reqwest::Client::new()
+        .get(format!(
+            "http://{}/api/v1/calls?status=abandoned",
+            second.addr
+        ))
+        .bearer_auth(reviewer_token.trim())
+        .send()
+        .await
+        .expect("GET calls")
+        .json()
+        .await
+        .expect("JSON");
+    let abandoned = abandoned["calls"].as_array().expect("calls").clone();
+    assert_eq!(abandoned.len(), 3, "{abandoned:#?}");
+    for call in &abandoned {
+        assert!(
+            call["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("restarted")),
+            "{call:#}"
+        );
+        let id = call["id"].as_str().expect("an id");
+        let late = airlock(dir.path(), &["approve", id]);
+        assert_eq!(late.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&late.stderr)
+                .contains(&format!("call {id} is not pending: abandoned")),
+            "{}",
+            String::from_utf8_lossy(&late.stderr)
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(call_log.calls_of("export_session"), 0);
+    second.stop();
+}
+
+#[tokio::test]
+async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("airlock.db").display());
+    let store = Store::connect(&url).await.expect("open the store");
+    let now = time::OffsetDateTime::now_utc();
+    let actor = Actor {
+        name: "system",
+        via: "system",
+    };
+    for (id, steps) in [
+        (
+            "forwarding-call",
+            &[CallStatus::Approved, CallStatus::Forwarding][..],
+        ),
+        ("approved-call", &[CallStatus::Approved][..]),
+        ("pending-call", &[][..]),
+    ] {
+        store
+            .insert_call(&NewCall {
+                id,
+                upstream: "telegram",
+                tool: "export_session",
+                agent: "claude",
+                agent_session: "s",
+                instance_id: "an-earlier-run",
+                args_json: "{}",
+                args_sha256: &airlock::approval::args_digest(&json!({})),
+                rule_json: "{}",
+                approvals_needed: 1,
+                created_at: now,
+                expires_at: now + time::Duration::minutes(10),
+            })
+            .await
+            .expect("insert a call");
+        let mut from = CallStatus::Pending;
+        for to in steps {
+            let step = from.to(*to).expect("a legal step");
+            assert!(store.transition(id, step, actor, None).await.expect("step"));
+            from = *to;
+        }
+    }
+
+    let config = airlock::config::Config::from_toml(
+        &format!("[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{url}\"\n"),
+        None,
+        std::iter::empty(),
+    )
+    .expect("a config");
+    let _app = airlock::app::Application::build(config)
+        .await
+        .expect("airlock starts");
+
+    let status = |id: &'static str| {
+        let store = store.clone();
+        async move { store.call(id).await.expect("read").expect("a row").status() }
+    };
+    assert_eq!(status("forwarding-call").await, CallStatus::OutcomeUnknown);
+    assert_eq!(status("approved-call").await, CallStatus::Abandoned);
+    assert_eq!(status("pending-call").await, CallStatus::Abandoned);
+    let events = store.events("forwarding-call").await.expect("events");
+    assert!(
+        events
+            .last()
+            .and_then(|e| e.detail.as_deref())
+            .is_some_and(|d| d.contains("may have run")),
+        "{events:?}"
+    );
+}
