@@ -90,7 +90,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let store = Store::connect(&config.database.url).await?;
+        let store = Store::open(&config.database).await?;
         let shutdown = CancellationToken::new();
         // Upstreams outlive the shutdown signal by the grace period, so calls in flight can finish.
         let upstream_stop = CancellationToken::new();

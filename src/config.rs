@@ -88,13 +88,21 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
+    /// `sqlite://PATH` (the default, embedded) or `postgres://USER:PASSWORD@HOST/DB` (shared by
+    /// several instances).
     pub url: String,
+    /// Connections in the pool.
+    pub max_connections: u32,
+    /// Seconds a query waits for a free connection (or a new one) before it fails.
+    pub acquire_timeout: u64,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: "sqlite://airlock.db".to_owned(),
+            max_connections: 10,
+            acquire_timeout: 5,
         }
     }
 }
@@ -268,14 +276,20 @@ impl Config {
                 "must be more than 0".to_owned(),
             ));
         }
-        let scheme_ok = self.database.url.starts_with("sqlite:");
-        if !scheme_ok {
+        if crate::store::Backend::of_url(&self.database.url).is_none() {
             return Err(invalid(
                 "database.url",
                 format!(
-                    "unsupported database URL {:?}; use \"sqlite://PATH\"",
+                    "unsupported database URL {:?}; use \"sqlite://PATH\" or \"postgres://USER:PASSWORD@HOST/DB\"",
                     redact_url(&self.database.url)
                 ),
+            ));
+        }
+        if self.database.max_connections == 0 || self.database.acquire_timeout == 0 {
+            return Err(invalid(
+                "database.max_connections",
+                "database.max_connections and database.acquire_timeout must be more than 0"
+                    .to_owned(),
             ));
         }
         let mut seen = std::collections::BTreeSet::new();

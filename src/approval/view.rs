@@ -66,7 +66,7 @@ impl CallView {
             result: row.result_bytes.map(|bytes| ResultView {
                 bytes,
                 sha256: row.result_sha256,
-                is_error: row.result_is_error,
+                is_error: row.result_is_error.map(|flag| flag != 0),
             }),
             events,
         }

@@ -58,7 +58,7 @@ pub async fn token_create(config_path: &Path, agent: &str) -> Result<String, Com
         )));
     }
     let config = Config::load(config_path)?;
-    let store = Store::connect(&config.database.url).await?;
+    let store = Store::open(&config.database).await?;
     let token = secrets::generate_token()?;
     store
         .add_agent_token(agent, &secrets::sha256_hex(token.as_bytes()))

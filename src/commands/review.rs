@@ -17,7 +17,7 @@ const ARGS_PREVIEW: usize = 60;
 
 async fn open(config_path: &Path) -> Result<(Config, Store), CommandError> {
     let config = Config::load(config_path)?;
-    let store = Store::connect(&config.database.url).await?;
+    let store = Store::open(&config.database).await?;
     Ok((config, store))
 }
 

@@ -4,7 +4,7 @@
 
 use sqlx::FromRow;
 
-use super::{Store, StoreError, query, timestamp};
+use super::{Backend, Store, StoreError, Tx, query, timestamp};
 use crate::approval::{CallStatus, Transition};
 
 /// A call about to be parked.
@@ -45,7 +45,8 @@ pub struct CallRow {
     pub finished_at: Option<String>,
     pub result_bytes: Option<i64>,
     pub result_sha256: Option<String>,
-    pub result_is_error: Option<bool>,
+    /// 1 when the upstream's result had `isError: true`.
+    pub result_is_error: Option<i64>,
 }
 
 impl CallRow {
@@ -271,7 +272,7 @@ impl Store {
         .bind(&at)
         .bind(result.map(|r| i64::try_from(r.bytes).unwrap_or(i64::MAX)))
         .bind(result.map(|r| r.sha256.as_str()))
-        .bind(result.map(|r| r.is_error))
+        .bind(result.map(|r| i64::from(r.is_error)))
         .bind(id)
         .execute(&mut *tx)
         .await
@@ -299,12 +300,18 @@ impl Store {
         release: Transition,
     ) -> Result<Vote, StoreError> {
         let mut tx = self.begin_write().await?;
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT status, approvals_needed FROM tool_calls WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(query("select call for approval"))?;
+        // Locks the call's row on PostgreSQL; SQLite holds the whole write lock already.
+        let select = match self.backend {
+            Backend::Sqlite => "SELECT status, approvals_needed FROM tool_calls WHERE id = $1",
+            Backend::Postgres => {
+                "SELECT status, approvals_needed FROM tool_calls WHERE id = $1 FOR UPDATE"
+            }
+        };
+        let row: Option<(String, i64)> = sqlx::query_as(select)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query("select call for approval"))?;
         let Some((status, need)) = row else {
             return Ok(Vote::NotFound);
         };
@@ -418,19 +425,10 @@ impl Store {
         .map_err(query("select orphaned calls"))?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
-
-    /// Starts a transaction that writes. On SQLite it takes the write lock at once (`BEGIN
-    /// IMMEDIATE`), so two deciders queue up instead of both reading and then failing to upgrade.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(query("begin write"))
-    }
 }
 
 async fn insert_event(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut Tx,
     call_id: &str,
     at: &str,
     kind: &str,

@@ -1,23 +1,36 @@
-//! All SQL lives here. `Store` is the one interface the rest of Airlock uses; it is backed by SQLite
-//! today and chosen by the database URL's scheme, so a PostgreSQL backend can be added beside it
-//! (`migrations/postgres`, portable `$1` placeholders) without touching callers.
-//! Migrations run at start-up; times are stored as RFC 3339 UTC text.
+//! All SQL lives here. `Store` is the one interface the rest of Airlock uses. The backend is chosen
+//! by the database URL's scheme: SQLite (`sqlite://PATH`, the default, embedded) or PostgreSQL
+//! (`postgres://…`, shared by several Airlock instances). Both run through sqlx's `Any` driver, so
+//! each query is written once, in portable SQL with `$1` placeholders; the few places where the
+//! engines differ (taking a write lock first) branch on [`Backend`]. Each backend has its own
+//! migrations (`migrations/sqlite`, `migrations/postgres`), run at start-up; on PostgreSQL sqlx
+//! holds an advisory lock while migrating, so instances starting together do not race.
+//!
+//! Portable types only: text, 64-bit integers (flags are 0/1), and times as RFC 3339 UTC text of a
+//! fixed width (see [`timestamp`]), so they compare correctly as text on both engines.
 
 mod agents;
 mod calls;
 mod users;
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Executor, Transaction};
 
 pub use agents::Agent;
 pub use calls::{Actor, ApprovalRow, CallRow, EventRow, NewCall, ResultSummary, Vote};
 pub use users::{Role, User};
 
+use crate::config::{DatabaseConfig, redact_url};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error(
+        "unsupported database URL {url}; use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB"
+    )]
+    Scheme { url: String },
     #[error("cannot open database {url}")]
     Open {
         url: String,
@@ -38,38 +51,95 @@ pub enum StoreError {
     },
 }
 
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, if Airlock supports it.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
+type Tx = Transaction<'static, sqlx::Any>;
+
 impl Store {
-    /// Opens (creating if needed) the database at `url` and runs pending migrations.
+    /// Opens the database at `url` with default pool settings and runs pending migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let open = |source| StoreError::Open {
+        Self::open(&DatabaseConfig {
             url: url.to_owned(),
+            ..DatabaseConfig::default()
+        })
+        .await
+    }
+
+    /// Opens (creating a SQLite file if needed) the configured database and runs pending
+    /// migrations.
+    pub async fn open(config: &DatabaseConfig) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let shown = redact_url(&config.url);
+        let backend = Backend::of_url(&config.url)
+            .ok_or_else(|| StoreError::Scheme { url: shown.clone() })?;
+        let open = |source| StoreError::Open {
+            url: shown.clone(),
             source,
         };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(open)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(open)?;
-        sqlx::migrate!("migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                url: url.to_owned(),
-                source,
-            })?;
-        Ok(Self { pool })
+        let options = AnyPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(Duration::from_secs(config.acquire_timeout));
+        let pool = match backend {
+            Backend::Sqlite => {
+                let pool = options
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
+                                .await
+                                .map(|_| ())
+                        })
+                    })
+                    .connect(&sqlite_url(&config.url))
+                    .await
+                    .map_err(open)?;
+                // WAL lets readers and the one writer proceed together; it is a property of the
+                // file, so setting it once is enough.
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&pool)
+                    .await
+                    .map_err(open)?;
+                pool
+            }
+            Backend::Postgres => options.connect(&config.url).await.map_err(open)?,
+        };
+        let migrated = match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await,
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await,
+        };
+        migrated.map_err(|source| StoreError::Migrate {
+            url: shown.clone(),
+            source,
+        })?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Readiness probe: the database answers a trivial query.
@@ -79,6 +149,28 @@ impl Store {
             .await
             .map(|_| ())
             .map_err(query("ping"))
+    }
+
+    /// Starts a transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so two writers queue up instead of both reading and then failing to upgrade;
+    /// on PostgreSQL the queries lock the rows they change (`FOR UPDATE`).
+    async fn begin_write(&self) -> Result<Tx, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(query("begin write"))
+    }
+}
+
+/// A SQLite URL that creates the file when it is missing.
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
     }
 }
 
