@@ -764,3 +764,72 @@ async fn stopping_airlock_abandons_waiting_calls_and_tells_their_agents() {
     let row = store.call(&id).await.expect("read").expect("a row");
     assert_eq!(row.status(), airlock::approval::CallStatus::Abandoned);
 }
+
+#[tokio::test]
+async fn long_decimal_arguments_survive_the_round_trip_through_the_store() {
+    let app = TestApp::spawn().await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let session = app.raw_session("2025-06-18").await;
+    // More digits than an f64 holds: parsing, storing and parsing again must agree on the digest.
+    let body = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"export_session","arguments":{"amount":27.039432827912286232,"n":[1e-7,0.1]}}}"#;
+    let response = app
+        .post(
+            "telegram",
+            &[
+                ("mcp-session-id", &session),
+                ("mcp-protocol-version", "2025-06-18"),
+            ],
+            body,
+        )
+        .await;
+    let waiting = tokio::spawn(common::messages(response));
+    let id = id_of(&alice.wait_pending(1).await[0]);
+
+    let (status, _) = alice.approve(&id).await;
+    assert_eq!(status, 200);
+    let messages = tokio::time::timeout(common::WAIT, waiting)
+        .await
+        .expect("answered in time")
+        .expect("the reader task");
+    let answer = messages.last().expect("an answer");
+    assert!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("1BVtsOK")),
+        "{answer}"
+    );
+    alice.wait_status(&id, "completed").await;
+}
+
+#[tokio::test]
+async fn the_cli_shows_agent_supplied_control_characters_escaped() {
+    let app =
+        TestApp::spawn_with_policy(r#"{"version": "1", "default": "require_approval"}"#).await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let session = app.raw_session("2025-06-18").await;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_chats\r\u001b[2Kexport_session","arguments":{"note":"\u001b]0;owned\u0007"}}}"#;
+    let response = app
+        .post(
+            "telegram",
+            &[
+                ("mcp-session-id", &session),
+                ("mcp-protocol-version", "2025-06-18"),
+            ],
+            body,
+        )
+        .await;
+    let _waiting = tokio::spawn(common::messages(response));
+    alice.wait_pending(1).await;
+
+    let listed = app.cli(&["pending"]).await;
+    assert!(listed.status.success());
+    let table = String::from_utf8(listed.stdout).expect("UTF-8");
+    assert!(
+        !table.chars().any(|c| c.is_control() && c != '\n'),
+        "no raw control characters reach the terminal: {table:?}"
+    );
+    assert!(
+        table.contains("get_chats\\r\\u{1b}[2Kexport_session"),
+        "{table}"
+    );
+}

@@ -238,6 +238,11 @@ fn user_commands_add_reviewers_and_print_only_their_token() {
         "{}",
         stderr(&again)
     );
+    let other_case = airlock(
+        dir.path(),
+        &["user", "add", "Alice@Example.org", "--role", "admin"],
+    );
+    assert_eq!(other_case.status.code(), Some(1), "one person, one user");
     let bad_role = airlock(
         dir.path(),
         &["user", "add", "bob@example.org", "--role", "root"],

@@ -116,10 +116,10 @@ pub async fn reject(
     id: &str,
     decision: Decision<'_>,
 ) -> Result<(), DecideError> {
+    check(store, groups, id, &decision).await?;
     let Some(reason) = non_blank(decision.reason) else {
         return Err(DecideError::ReasonRequired);
     };
-    check(store, groups, id, &decision).await?;
     let transition = CallStatus::Pending
         .to(CallStatus::Rejected)
         .ok_or_else(|| DecideError::NotFound(id.to_owned()))?;
@@ -167,6 +167,14 @@ async fn check(
         return Err(DecideError::NotPending {
             id: id.to_owned(),
             status: row.status(),
+        });
+    }
+    // Past its expiry a call is dead even before the expiry is written: approving it could only
+    // park an approval nobody is waiting for.
+    if row.expires_at <= crate::store::timestamp(time::OffsetDateTime::now_utc()) {
+        return Err(DecideError::NotPending {
+            id: id.to_owned(),
+            status: CallStatus::Expired,
         });
     }
     if let Some(digest) = decision.args_digest

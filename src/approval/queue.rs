@@ -116,6 +116,10 @@ impl Parked {
     pub async fn withdrawn(&self) {
         self.withdraw.cancelled().await;
     }
+
+    pub fn is_withdrawn(&self) -> bool {
+        self.withdraw.is_cancelled()
+    }
 }
 
 impl ApprovalQueue {
@@ -143,8 +147,10 @@ impl ApprovalQueue {
     /// to anyone before the commit.
     pub async fn park(self: &Arc<Self>, request: ParkRequest<'_>) -> Result<Parked, ParkError> {
         let id = uuid::Uuid::now_v7().to_string();
-        let digest = super::args_digest(request.arguments);
         let args_json = serde_json::to_string(request.arguments).map_err(ParkError::Encode)?;
+        // The digest is taken over the stored text, read back, exactly as the release will.
+        let stored: Value = serde_json::from_str(&args_json).map_err(ParkError::Encode)?;
+        let digest = super::args_digest(&stored);
         let rule = RuleSnapshot::new(request.upstream, request.tool, request.rule);
         let rule_json = serde_json::to_string(&rule).map_err(ParkError::Encode)?;
         let timeout = request.rule.timeout();
@@ -305,7 +311,22 @@ impl ApprovalQueue {
         {
             return Ok(None);
         }
-        let stored = self.store.call(&parked.id).await?;
+        // The waiting is over: the gauge counts calls waiting for a decision, not ones on their way.
+        self.waiters().remove(&parked.id);
+        let stored = match self.store.call(&parked.id).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                // Not sent: say so now rather than leave it `forwarding` ("may have run").
+                let why = "the approved arguments could not be read back; not run";
+                if let Err(again) = self
+                    .finish(parked, CallStatus::Failed, None, Some(why))
+                    .await
+                {
+                    tracing::error!(call = %parked.id, error = %crate::telemetry::error_chain(&again), "cannot record a failed release");
+                }
+                return Err(e);
+            }
+        };
         let args = stored.as_ref().and_then(|row| {
             let args: Value = serde_json::from_str(&row.args_json).ok()?;
             let digest = super::args_digest(&args);

@@ -37,8 +37,23 @@ fn check_email(email: &str) -> Result<(), CommandError> {
     }
 }
 
+/// Agent-controlled text (tool names, arguments) shown on a terminal, with control characters
+/// escaped: a name carrying `\r` or an ANSI sequence must not redraw the table the operator reads.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 /// `airlock user add EMAIL --role ROLE`.
 pub async fn user_add(config_path: &Path, email: &str, role: &str) -> Result<(), CommandError> {
+    let email = &email.to_lowercase();
     check_email(email)?;
     let role = Role::parse(role).ok_or_else(|| {
         CommandError::Invalid(format!("role {role:?}: use admin, approver or viewer"))
@@ -94,7 +109,7 @@ pub async fn pending(config_path: &Path, json: bool) -> Result<String, CommandEr
         "ID", "EXPIRES (UTC)", "CALL", "AGENT", "APPROVALS"
     );
     for view in &views {
-        let args = view.arguments.to_string();
+        let args = printable(&view.arguments.to_string());
         let preview: String = if args.chars().count() > ARGS_PREVIEW {
             args.chars().take(ARGS_PREVIEW - 1).chain(['…']).collect()
         } else {
@@ -110,8 +125,8 @@ pub async fn pending(config_path: &Path, json: bool) -> Result<String, CommandEr
             "{:<36}  {:<20}  {:<32}  {:<16}  {:<9}  {preview}",
             view.id,
             expires,
-            format!("{}.{}", view.upstream, view.tool),
-            view.agent,
+            printable(&format!("{}.{}", view.upstream, view.tool)),
+            printable(&view.agent),
             format!("{}/{}", view.approvals.len(), view.approvals_needed),
         );
     }

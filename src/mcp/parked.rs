@@ -160,7 +160,9 @@ async fn wait(call: ParkedCall, parked: Parked, tx: mpsc::Sender<Value>) {
     let started = Instant::now();
     let mut progress = tokio::time::interval(PROGRESS_EVERY);
     loop {
+        // Biased: a cancel or a hang-up that arrives with a decision wins over it.
         let row = tokio::select! {
+            biased;
             () = parked.withdrawn() => {
                 withdraw(&call, &parked, "the agent cancelled the call").await;
                 return;
@@ -286,9 +288,25 @@ async fn withdraw(call: &ParkedCall, parked: &Parked, why: &str) {
     }
 }
 
+/// Why the agent can no longer receive its call's result, if it cannot.
+fn agent_gone(parked: &Parked, tx: &mpsc::Sender<Value>) -> Option<&'static str> {
+    if parked.is_withdrawn() {
+        Some("the agent cancelled the call")
+    } else if tx.is_closed() {
+        Some("the agent closed its connection")
+    } else {
+        None
+    }
+}
+
 /// Sends the approved call upstream, once, with the stored arguments, and relays the answer.
 async fn release(mut call: ParkedCall, parked: Parked, tx: mpsc::Sender<Value>) {
     let queue = call.app.approvals.clone();
+    // The agent may have left between the decision and now: nobody could receive the result.
+    if let Some(why) = agent_gone(&parked, &tx) {
+        withdraw(&call, &parked, why).await;
+        return;
+    }
     let args = match queue.begin_forward(&parked).await {
         Ok(Some(args)) => args,
         Ok(None) => {
@@ -311,11 +329,31 @@ async fn release(mut call: ParkedCall, parked: Parked, tx: mpsc::Sender<Value>) 
             return;
         }
     };
-    tracing::info!(call = %parked.id, "approved call forwarded");
-    let mut msg = call.msg.clone();
-    msg["params"]["arguments"] = args;
+    // Waiting for the upstream link (it may be restarting) must not outlast the agent.
+    let link = tokio::select! {
+        biased;
+        () = parked.withdrawn() => Err("the agent cancelled the call before it could be sent; not run"),
+        () = tx.closed() => Err("the agent closed its connection before the call could be sent; not run"),
+        ready = call.conn.ready() => Ok(ready),
+    };
+    let link = match link {
+        Ok(link) => link,
+        Err(why) => {
+            record(&call, &parked, CallStatus::Failed, None, why).await;
+            call.count(Outcome::NotApproved);
+            return;
+        }
+    };
     let started = Instant::now();
-    let (upstream_id, mut replies) = match call.conn.request(&call.session, msg).await {
+    let sent = match link {
+        Ok(_) => {
+            let mut msg = call.msg.clone();
+            msg["params"]["arguments"] = args;
+            call.conn.request(&call.session, msg).await
+        }
+        Err(e) => Err(e),
+    };
+    let (upstream_id, mut replies) = match sent {
         Ok(sent) => sent,
         Err(e) => {
             let detail = e.to_string();
@@ -327,6 +365,14 @@ async fn release(mut call: ParkedCall, parked: Parked, tx: mpsc::Sender<Value>) 
             return;
         }
     };
+    tracing::info!(call = %parked.id, "approved call forwarded");
+    // A cancel that came while the call was being sent found no route upstream yet: send it now.
+    // The reply stream then ends, and the outcome is recorded as unknown.
+    if parked.is_withdrawn() || (call.stateless && tx.is_closed()) {
+        call.conn
+            .cancel(upstream_id, "the agent cancelled the call")
+            .await;
+    }
     let mut forwarded = Forwarded {
         upstream: call.upstream.name.clone(),
         method: "tools/call".to_owned(),
@@ -352,6 +398,8 @@ async fn release(mut call: ParkedCall, parked: Parked, tx: mpsc::Sender<Value>) 
                     record(&call, &parked, CallStatus::OutcomeUnknown, None, "the agent closed its stream mid-call; cancelled upstream").await;
                     return;
                 }
+                // The call runs on for its outcome, but the session is no longer kept busy by it.
+                forwarded._in_flight = None;
                 continue;
             }
         };

@@ -52,8 +52,10 @@ impl User {
 }
 
 impl Store {
-    /// Creates a user; `None` when a user with that email exists.
+    /// Creates a user; `None` when a user with that email exists. Emails are kept in lower case,
+    /// so one person cannot be two reviewers by changing the case.
     pub async fn add_user(&self, email: &str, role: Role) -> Result<Option<User>, StoreError> {
+        let email = &email.to_lowercase();
         let inserted = sqlx::query(
             "INSERT INTO users (id, email, role, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (email) DO NOTHING",
@@ -71,8 +73,9 @@ impl Store {
         self.user_by_email(email).await
     }
 
-    /// The enabled user with this email.
+    /// The enabled user with this email (in any case).
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let email = &email.to_lowercase();
         sqlx::query_as("SELECT id, email, role FROM users WHERE email = $1 AND disabled_at IS NULL")
             .bind(email)
             .fetch_optional(&self.pool)

@@ -10,6 +10,7 @@
 //! A decision that comes too late (the call is no longer pending), a second approval by the same
 //! reviewer, or an `args_digest` that is not the call's answers 409 and changes nothing.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -45,8 +46,9 @@ struct ListQuery {
 async fn list(
     State(app): State<AppState>,
     _user: ApiUser,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, AppError> {
+    let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let status = match query.status.as_deref() {
         None | Some("all") => None,
         Some(text) => Some(CallStatus::parse(text).ok_or_else(|| {
