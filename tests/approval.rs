@@ -512,15 +512,14 @@ async fn arguments_edited_in_the_store_after_parking_are_never_forwarded() {
     let id = id_of(&alice.wait_pending(1).await[0]);
 
     // Someone with database access swaps the arguments behind the reviewer's back.
-    let db = app.dir.path().join("airlock.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .expect("open the database");
-    sqlx::query("UPDATE tool_calls SET args_json = '{\"all\":true}' WHERE id = $1")
-        .bind(&id)
-        .execute(&pool)
-        .await
-        .expect("tamper");
+    let tampered = app
+        .db
+        .execute(
+            "UPDATE tool_calls SET args_json = '{\"all\":true}' WHERE id = $1",
+            &[&id],
+        )
+        .await;
+    assert_eq!(tampered, 1);
 
     let (status, body) = alice.approve(&id).await;
     assert_eq!(status, 200, "{body}");
@@ -679,14 +678,7 @@ async fn a_call_that_cannot_be_recorded_for_review_is_refused_and_not_run() {
     let app = TestApp::spawn().await;
     let agent = app.agent().await;
     // Break the queue's history table: parking must fail, and fail closed.
-    let db = app.dir.path().join("airlock.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .expect("open the database");
-    sqlx::query("DROP TABLE call_events")
-        .execute(&pool)
-        .await
-        .expect("drop a table");
+    app.db.execute("DROP TABLE call_events", &[]).await;
 
     let result = agent.call("export_session", json!({})).await;
 
@@ -695,10 +687,7 @@ async fn a_call_that_cannot_be_recorded_for_review_is_refused_and_not_run() {
         text(&result),
         "Approval required by policy (telegram.export_session), but the approval queue cannot record the call right now; not run"
     );
-    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tool_calls")
-        .fetch_one(&pool)
-        .await
-        .expect("count calls");
+    let count = app.db.count("SELECT COUNT(*) FROM tool_calls").await;
     assert_eq!(count, 0, "the half-written call was rolled back");
     assert_eq!(app.call_log.calls_of("export_session"), 0);
     assert!(
@@ -752,7 +741,7 @@ async fn stopping_airlock_abandons_waiting_calls_and_tells_their_agents() {
     let id = id_of(&alice.wait_pending(1).await[0]);
     let store = app.store.clone();
 
-    app.stop().await;
+    let _db = app.stop().await;
 
     let result = result_of(call).await;
     assert!(is_error(&result));

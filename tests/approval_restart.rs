@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use airlock::approval::CallStatus;
 use airlock::store::{Actor, NewCall, Store};
-use common::{AIRLOCK, Agent, CallLog, WAIT};
+use common::{AIRLOCK, Agent, CallLog, TestDatabase, WAIT};
 use serde_json::{Value, json};
 
 const POLICY: &str = r#"{"version": "1", "default": "deny",
@@ -91,13 +91,15 @@ fn pending(dir: &Path) -> Vec<Value> {
 async fn calls_parked_when_airlock_is_killed_are_abandoned_on_restart_and_never_forwarded() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let call_log = CallLog(dir.path().join("calls.jsonl"));
+    let db = TestDatabase::new(dir.path()).await;
     std::fs::write(dir.path().join("policy.json"), POLICY).expect("write the policy");
     std::fs::write(
         dir.path().join("airlock.toml"),
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://airlock.db\"\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n\
              [[upstream]]\nname = \"telegram\"\ncommand = [\"{AIRLOCK}\", \"demo-upstream\", \"--call-log\", \"{}\"]\n\
              policy = \"policy.json\"\n",
+            db.url,
             call_log.0.display()
         ),
     )
@@ -179,7 +181,8 @@ async fn calls_parked_when_airlock_is_killed_are_abandoned_on_restart_and_never_
 #[tokio::test]
 async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("airlock.db").display());
+    let db = TestDatabase::new(dir.path()).await;
+    let url = db.url.clone();
     let store = Store::connect(&url).await.expect("open the store");
     let now = time::OffsetDateTime::now_utc();
     let actor = Actor {

@@ -348,13 +348,7 @@ async fn a_session_is_invisible_to_another_agent() {
     let app = TestApp::spawn().await;
     let session = app.raw_session("2025-06-18").await;
     let other_token = airlock::secrets::generate_token().expect("randomness");
-    let store = airlock::store::Store::connect(&format!(
-        "sqlite://{}",
-        app.dir.path().join("airlock.db").display()
-    ))
-    .await
-    .expect("the same database");
-    store
+    app.store
         .add_agent_token(
             "intruder",
             &airlock::secrets::sha256_hex(other_token.as_bytes()),

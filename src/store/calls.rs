@@ -373,16 +373,18 @@ impl Store {
     pub async fn decided_among(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
         let mut decided = Vec::new();
         for chunk in ids.chunks(IDS_PER_QUERY) {
-            let mut q = sqlx::QueryBuilder::new(
-                "SELECT id FROM tool_calls WHERE status <> 'pending' AND id IN (",
+            // Only numbered placeholders are formatted in; the ids themselves are bound. (sqlx's
+            // QueryBuilder writes `?` for the Any driver, which PostgreSQL rejects.)
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id FROM tool_calls WHERE status <> 'pending' AND id IN ({})",
+                placeholders.join(", ")
             );
-            let mut ids = q.separated(", ");
+            let mut q = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql));
             for id in chunk {
-                ids.push_bind(id);
+                q = q.bind(id);
             }
-            q.push(")");
-            let rows: Vec<(String,)> = q
-                .build_query_as()
+            let rows = q
                 .fetch_all(&self.pool)
                 .await
                 .map_err(query("select decided calls"))?;

@@ -2,6 +2,10 @@
 //! `airlock demo-upstream` binary as a stdio child (with a call log that proves what it received),
 //! and real rmcp clients connecting over Streamable HTTP with a bearer token.
 //!
+//! The database is a temporary SQLite file, or, when `AIRLOCK_TEST_POSTGRES` names a PostgreSQL
+//! server (`postgres://USER:PASSWORD@HOST/postgres`), a fresh database on it for each test,
+//! dropped afterwards: the same suite runs on both backends.
+//!
 //! Tests read like a user's story: `let app = TestApp::spawn(POLICY).await; let agent =
 //! app.agent().await; agent.call("get_chats", json!({})).await; app.upstream_calls()`.
 
@@ -43,6 +47,114 @@ pub const TEST_POLICY: &str = r#"{
   }
 }"#;
 
+/// The variable naming a PostgreSQL server for the suite (see the module docs).
+pub const POSTGRES_VAR: &str = "AIRLOCK_TEST_POSTGRES";
+
+/// The PostgreSQL server named by `AIRLOCK_TEST_POSTGRES`, if any (empty means none).
+pub fn postgres_server() -> Option<String> {
+    std::env::var(POSTGRES_VAR).ok().filter(|url| !url.is_empty())
+}
+
+/// The database of one test: a SQLite file in the test's folder, or its own PostgreSQL database.
+pub struct TestDatabase {
+    pub url: String,
+    /// The server URL and database name to drop afterwards (PostgreSQL only).
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn new(dir: &Path) -> Self {
+        let Some(server) = postgres_server() else {
+            return Self {
+                url: format!("sqlite://{}", dir.join("airlock.db").display()),
+                postgres: None,
+            };
+        };
+        Self::on_postgres(&server).await
+    }
+
+    /// A fresh database on the PostgreSQL server at `server`.
+    pub async fn on_postgres(server: &str) -> Self {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let name = format!("airlock_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::AnyConnection::connect(server)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach {POSTGRES_VAR}: {e}"));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create a test database");
+        let mut url = url::Url::parse(server).expect("a PostgreSQL URL");
+        url.set_path(&name);
+        Self {
+            url: url.to_string(),
+            postgres: Some((server.to_owned(), name)),
+        }
+    }
+
+    /// Runs one SQL statement on the test's database, behind Airlock's back.
+    pub async fn execute(&self, sql: &'static str, binds: &[&str]) -> u64 {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .expect("open the test database");
+        let mut query = sqlx::query(sql);
+        for bind in binds {
+            query = query.bind(*bind);
+        }
+        query
+            .execute(&mut conn)
+            .await
+            .expect("run SQL on the test database")
+            .rows_affected()
+    }
+
+    /// One number from the test's database.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .expect("open the test database");
+        let (n,): (i64,) = sqlx::query_as(sql)
+            .fetch_one(&mut conn)
+            .await
+            .expect("a count");
+        n
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs outside any runtime guarantee: a short-lived one of its own does the work.
+        let dropped = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut admin = sqlx::AnyConnection::connect(&server).await.ok()?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await
+                .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("note: a test database was left behind on {POSTGRES_VAR}");
+        }
+    }
+}
+
 /// A running Airlock with one stdio upstream, `telegram`, served by the demo upstream.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
@@ -51,6 +163,7 @@ pub struct TestApp {
     /// The config file the CLI commands read (the same database as the running app).
     pub config_path: PathBuf,
     pub store: airlock::store::Store,
+    pub db: TestDatabase,
     pub policy_path: PathBuf,
     pub call_log: CallLog,
     shutdown: CancellationToken,
@@ -106,14 +219,22 @@ impl TestApp {
 
     /// Starts Airlock without waiting for `/readyz` (for setups that are meant not to be ready).
     async fn start(setup: Setup) -> Self {
+        // Airlock's warnings show in a failing test's output (AIRLOCK_LOG sets the filter).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rmcp=error")),
+            )
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let policy_path = dir.path().join("telegram.json");
         std::fs::write(&policy_path, &setup.policy).expect("write the policy");
         let call_log = CallLog(dir.path().join("telegram-calls.jsonl"));
+        let db = TestDatabase::new(dir.path()).await;
         let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[database]\nurl = \"sqlite://{}\"\n",
-            setup.extra_toml,
-            dir.path().join("airlock.db").display()
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[database]\nurl = \"{}\"\n",
+            setup.extra_toml, db.url
         );
         let config_path = dir.path().join("airlock.toml");
         std::fs::write(&config_path, &toml).expect("write the config");
@@ -154,6 +275,7 @@ impl TestApp {
             dir,
             config_path,
             store,
+            db,
             policy_path,
             call_log,
             shutdown,
@@ -301,9 +423,15 @@ impl TestApp {
             .expect("metrics text")
     }
 
-    pub async fn stop(mut self) {
+    /// Stops Airlock gracefully; the database outlives it, for a look at what it left.
+    pub async fn stop(mut self) -> TestDatabase {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(WAIT, &mut self.server).await;
+        let placeholder = TestDatabase {
+            url: String::new(),
+            postgres: None,
+        };
+        std::mem::replace(&mut self.db, placeholder)
     }
 }
 
