@@ -32,6 +32,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub enum StartupError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Recovery(#[from] crate::approval::RecoveryError),
     #[error("upstream {upstream}: {source}")]
     Policy {
         upstream: String,
@@ -121,9 +123,19 @@ impl Application {
                 source,
             })?;
         let metrics = Arc::new(Metrics::default());
-        let approvals = Arc::new(ApprovalQueue::new(store.clone(), metrics.clone()));
+        let instance_id = config
+            .server
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| crate::approval::default_instance_id(config.server.listen));
+        let approvals = Arc::new(ApprovalQueue::new(
+            store.clone(),
+            metrics.clone(),
+            instance_id,
+            Duration::from_secs(config.server.instance_timeout),
+        ));
         // Before serving: what an earlier run left waiting can never be delivered now.
-        approvals.recover().await?;
+        approvals.start().await?;
         let state = AppState {
             approvals,
             origins: Arc::new(OriginPolicy::from_config(&config)),
@@ -220,7 +232,10 @@ fn spawn_workers(state: &AppState) {
         shutdown.cancelled().await;
         let _ = stop_watchers.send(true);
     });
-    state.approvals.clone().spawn_poller(state.shutdown.clone());
+    state
+        .approvals
+        .clone()
+        .spawn_workers(state.shutdown.clone());
     let reaper = state.clone();
     tokio::spawn(async move {
         let idle = Duration::from_secs(reaper.config.server.session_idle_timeout);

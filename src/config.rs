@@ -70,6 +70,11 @@ pub struct ServerConfig {
     pub session_idle_timeout: u64,
     /// How many MCP sessions one agent may hold open (each may own an upstream child).
     pub max_sessions_per_agent: usize,
+    /// Names this instance in the shared queue; stable across restarts. Default: `HOSTNAME/LISTEN`.
+    pub instance_id: Option<String>,
+    /// Seconds without a heartbeat after which an instance counts as dead and the others abandon
+    /// the calls it held.
+    pub instance_timeout: u64,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +86,8 @@ impl Default for ServerConfig {
             max_body_bytes: 4 * 1024 * 1024,
             session_idle_timeout: 1800,
             max_sessions_per_agent: 100,
+            instance_id: None,
+            instance_timeout: 15,
         }
     }
 }
@@ -283,6 +290,12 @@ impl Config {
                     "unsupported database URL {:?}; use \"sqlite://PATH\" or \"postgres://USER:PASSWORD@HOST/DB\"",
                     redact_url(&self.database.url)
                 ),
+            ));
+        }
+        if self.server.instance_timeout < 2 {
+            return Err(invalid(
+                "server.instance_timeout",
+                "must be at least 2 seconds (instances beat every quarter of it)".to_owned(),
             ));
         }
         if self.database.max_connections == 0 || self.database.acquire_timeout == 0 {

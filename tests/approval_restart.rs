@@ -4,14 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use airlock::approval::CallStatus;
 use airlock::store::{Actor, NewCall, Store};
-use common::{AIRLOCK, Agent, CallLog, TestDatabase, WAIT};
+use common::{AIRLOCK, Agent, CallLog, Server, TestDatabase, WAIT};
 use serde_json::{Value, json};
 
 const POLICY: &str = r#"{"version": "1", "default": "deny",
@@ -28,57 +27,6 @@ fn airlock(dir: &Path, args: &[&str]) -> std::process::Output {
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// `airlock serve` in `dir`, and the address it listens on.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Self {
-        let mut child = Command::new(AIRLOCK)
-            .arg("serve")
-            .current_dir(dir)
-            .env("AIRLOCK_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start airlock serve");
-        let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("serve logs its address")
-                .expect("a log line");
-            if let Some(rest) = line.split("addr=").nth(1) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-            }
-        };
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-        Self { child, addr }
-    }
-
-    fn kill_hard(mut self) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
-        let _ = self.child.wait();
-    }
-
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let _ = self.child.wait();
-    }
 }
 
 fn pending(dir: &Path) -> Vec<Value> {
@@ -246,5 +194,31 @@ async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown() {
             .and_then(|e| e.detail.as_deref())
             .is_some_and(|d| d.contains("may have run")),
         "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_instance_on_the_same_sqlite_file_is_refused() {
+    if common::postgres_server().is_some() {
+        // PostgreSQL is meant to be shared: tests/scale_out.rs covers several instances on it.
+        return;
+    }
+    let first = common::TestApp::spawn().await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ninstance_id = \"another\"\n[database]\nurl = \"{}\"\n",
+        first.db.url
+    );
+    let config =
+        airlock::config::Config::from_toml(&toml, None, std::iter::empty()).expect("a config");
+
+    let second = airlock::app::Application::build(config).await;
+
+    let Err(error) = second else {
+        panic!("a second instance started on a shared SQLite file");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("another Airlock instance") && message.contains("use PostgreSQL"),
+        "{message}"
     );
 }

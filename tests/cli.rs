@@ -58,6 +58,8 @@ fn check_explains_each_tools_rule() {
         "deny: never from an agent",
         "require approval",
         "(any other tool)",
+        "database sqlite://",
+        "ok (reachable, migrations applied)",
     ] {
         assert!(
             report.contains(expected),
@@ -278,5 +280,30 @@ fn user_commands_add_reviewers_and_print_only_their_token() {
         stderr(&missing).contains("no call with id"),
         "{}",
         stderr(&missing)
+    );
+}
+
+#[test]
+fn check_says_when_the_database_cannot_be_reached() {
+    let dir = project("", POLICY);
+    let config = std::fs::read_to_string(dir.path().join("airlock.toml")).expect("config");
+    // Nothing listens on port 9 of localhost: the connection is refused at once.
+    let config = config.replace(
+        "url = \"sqlite://airlock.db\"",
+        "url = \"postgres://airlock:s3cret@127.0.0.1:9/airlock\"\nacquire_timeout = 2",
+    );
+    std::fs::write(dir.path().join("airlock.toml"), config).expect("write config");
+
+    let output = airlock(dir.path(), &["check"]);
+
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("database postgres://airlock:"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("s3cret"),
+        "the password is never shown: {message}"
     );
 }

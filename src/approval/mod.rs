@@ -20,12 +20,14 @@
 mod args;
 pub mod decide;
 mod queue;
+mod recovery;
 mod state;
 mod view;
 
 pub use args::digest as args_digest;
 pub use decide::{DecideError, Decision, Reviewer};
 pub use queue::{ApprovalQueue, ParkError, ParkRequest, Parked, RuleSnapshot, expiry_text};
+pub use recovery::{RecoveryError, default_instance_id};
 pub use state::{CallStatus, Transition};
 pub use view::CallView;
 

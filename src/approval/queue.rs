@@ -3,26 +3,23 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{CallStatus, POLL};
+use super::CallStatus;
 use crate::metrics::Metrics;
 use crate::policy::ApprovalRule;
 use crate::store::{Actor, CallRow, NewCall, ResultSummary, Store, StoreError};
 use crate::upstream::SessionKey;
 
-const SYSTEM: Actor<'static> = Actor {
+pub(super) const SYSTEM: Actor<'static> = Actor {
     name: "system",
     via: "system",
 };
-
-/// How long past its expiry a pending call nobody is waiting on is left before the sweep expires
-/// it (its own request expires it on time; the sweep is for calls whose request is gone).
-const SWEEP_GRACE: time::Duration = time::Duration::seconds(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParkError {
@@ -80,9 +77,11 @@ struct Waiter {
 
 /// The calls parked in this process, and the handle on the store they live in.
 pub struct ApprovalQueue {
-    store: Store,
-    /// Names this process in `tool_calls.instance_id`; calls held by other ids are not its own.
-    instance_id: String,
+    pub(super) store: Store,
+    /// Names this instance in `tool_calls.instance_id`; stable across restarts (see `recovery`).
+    pub(super) instance_id: String,
+    /// How long an instance may go without a heartbeat before its calls count as orphaned.
+    pub(super) instance_timeout: Duration,
     metrics: Arc<Metrics>,
     waiters: Mutex<HashMap<String, Waiter>>,
 }
@@ -123,19 +122,38 @@ impl Parked {
 }
 
 impl ApprovalQueue {
-    pub fn new(store: Store, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        store: Store,
+        metrics: Arc<Metrics>,
+        instance_id: String,
+        instance_timeout: Duration,
+    ) -> Self {
         Self {
             store,
-            instance_id: uuid::Uuid::new_v4().to_string(),
+            instance_id,
+            instance_timeout,
             metrics,
             waiters: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
     }
 
     fn waiters(&self) -> MutexGuard<'_, HashMap<String, Waiter>> {
         self.waiters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The ids of the calls parked in this process.
+    pub(super) fn waiting_ids(&self) -> Vec<String> {
+        self.waiters().keys().cloned().collect()
+    }
+
+    pub(super) fn is_waiting(&self, id: &str) -> bool {
+        self.waiters().contains_key(id)
     }
 
     /// Calls parked in this process right now.
@@ -231,7 +249,7 @@ impl ApprovalQueue {
     }
 
     /// Moves the call along `from → to` as `actor`; true if this caller won.
-    async fn step(
+    pub(super) async fn step(
         &self,
         id: &str,
         from: CallStatus,
@@ -372,79 +390,6 @@ impl ApprovalQueue {
             .and_then(|(decided, created)| seconds_between(created, decided));
         self.metrics
             .approval_decision(row.status().as_str(), waited);
-    }
-
-    /// Marks what an earlier run of Airlock left behind: waiting calls are abandoned (their agents'
-    /// requests died with it), calls it was sending become `outcome_unknown` (never re-sent).
-    pub async fn recover(&self) -> Result<(), StoreError> {
-        let restarted = "Airlock restarted while the call waited; its agent connection is gone";
-        for from in [CallStatus::Pending, CallStatus::Approved] {
-            for id in self.store.orphaned(from, &self.instance_id).await? {
-                if self
-                    .step(&id, from, CallStatus::Abandoned, SYSTEM, Some(restarted))
-                    .await?
-                {
-                    tracing::warn!(call = %id, "abandoned a call parked before the restart");
-                }
-            }
-        }
-        let unknown = "Airlock stopped while the call was being forwarded; it may have run";
-        for id in self
-            .store
-            .orphaned(CallStatus::Forwarding, &self.instance_id)
-            .await?
-        {
-            if let Some(transition) = CallStatus::Forwarding.to(CallStatus::OutcomeUnknown) {
-                self.store
-                    .finish(&id, transition, None, Some(unknown))
-                    .await?;
-                tracing::warn!(call = %id, "a call was cut off mid-forward by the restart; outcome unknown");
-            }
-        }
-        Ok(())
-    }
-
-    /// Wakes waiting calls decided outside this process, and expires pending calls nobody waits
-    /// for, until `stop`.
-    pub fn spawn_poller(self: Arc<Self>, stop: CancellationToken) {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(POLL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    () = stop.cancelled() => return,
-                }
-                if let Err(e) = self.poll_once().await {
-                    tracing::warn!(error = %crate::telemetry::error_chain(&e), "approval queue poll failed; retrying");
-                }
-            }
-        });
-    }
-
-    async fn poll_once(&self) -> Result<(), StoreError> {
-        let ids: Vec<String> = self.waiters().keys().cloned().collect();
-        if !ids.is_empty() {
-            for id in self.store.decided_among(&ids).await? {
-                self.wake(&id);
-            }
-        }
-        let cutoff = time::OffsetDateTime::now_utc() - SWEEP_GRACE;
-        for id in self.store.overdue(CallStatus::Pending, cutoff).await? {
-            if self.waiters().contains_key(&id) {
-                continue;
-            }
-            let why = "not approved in time, and no request was waiting for it any more";
-            self.step(
-                &id,
-                CallStatus::Pending,
-                CallStatus::Expired,
-                SYSTEM,
-                Some(why),
-            )
-            .await?;
-        }
-        Ok(())
     }
 }
 

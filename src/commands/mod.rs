@@ -73,6 +73,24 @@ pub async fn check(config_path: &Path, offline: bool) -> Result<String, CommandE
     use std::fmt::Write;
     let config = Config::load(config_path)?;
     let mut report = format!("config {}: ok\n", config_path.display());
+    if !offline {
+        let shown = crate::config::redact_url(&config.database.url);
+        match Store::open(&config.database).await {
+            Ok(store) => {
+                let _ = writeln!(
+                    report,
+                    "database {shown}: ok (reachable, migrations applied)"
+                );
+                drop(store);
+            }
+            Err(e) => {
+                return Err(CommandError::Invalid(format!(
+                    "database {shown}: {}",
+                    crate::telemetry::error_chain(&e)
+                )));
+            }
+        }
+    }
     if config.upstreams.is_empty() {
         report.push_str("warning: no [[upstream]] is configured; agents have nothing to reach\n");
     }

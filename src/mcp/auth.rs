@@ -82,18 +82,22 @@ pub struct TokenCache {
 }
 
 const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// While the database is unreachable, a token verified this recently is still accepted, so agents
+/// keep their allowed tools through an outage (a call that needs approval is refused anyway: it
+/// cannot be parked without the database).
+const TOKEN_CACHE_OUTAGE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 /// Past this many entries the cache starts over rather than grow.
 const TOKEN_CACHE_MAX: usize = 10_000;
 
 impl TokenCache {
-    fn get(&self, digest: &str) -> Option<AgentIdentity> {
+    fn get(&self, digest: &str, max_age: std::time::Duration) -> Option<AgentIdentity> {
         let verified = self
             .verified
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         verified
             .get(digest)
-            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .filter(|(_, at)| at.elapsed() < max_age)
             .map(|(agent, _)| agent.clone())
     }
 
@@ -140,10 +144,20 @@ pub async fn authenticate(
             token_sha256: digest,
         });
     }
-    if let Some(agent) = cache.get(&digest) {
+    if let Some(agent) = cache.get(&digest, TOKEN_CACHE_TTL) {
         return Ok(agent);
     }
-    match store.agent_by_token(&digest).await? {
+    let found = match store.agent_by_token(&digest).await {
+        Ok(found) => found,
+        Err(e) => {
+            if let Some(agent) = cache.get(&digest, TOKEN_CACHE_OUTAGE_TTL) {
+                tracing::warn!(agent = %agent.name, error = %e, "database unreachable; accepting a recently verified token");
+                return Ok(agent);
+            }
+            return Err(e.into());
+        }
+    };
+    match found {
         Some(agent) => {
             let agent = AgentIdentity {
                 name: agent.name,

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::auth::{self, AuthError};
 use super::parked::{self, ParkedCall};
 use super::reply::{self, Forwarded};
-use super::session::Session;
+use super::session::{self, Session};
 use super::tools_call::{self, Gate};
 use super::{
     HANDSHAKE_VERSIONS, METHOD_HEADER, NAME_HEADER, SESSION_HEADER, STATELESS_VERSION,
@@ -168,11 +168,14 @@ pub async fn post(
         && version != Some(STATELESS_VERSION)
     {
         let Some(session) = find_session(&app, session_id, &upstream, &agent) else {
-            return refuse(
-                StatusCode::NOT_FOUND,
-                jsonrpc::INVALID_REQUEST,
-                "Session not found: it ended or never existed; initialize again",
-            );
+            let why = if session::is_elsewhere(session_id, app.approvals.instance_id()) {
+                "Session not found on this Airlock instance: it was opened on another one; \
+                 the load balancer must route by Mcp-Session-Id (see README, \"Several instances\"), \
+                 or initialize again"
+            } else {
+                "Session not found: it ended or never existed; initialize again"
+            };
+            return refuse(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, why);
         };
         session.touch();
         return match msg {
@@ -292,7 +295,7 @@ async fn initialize(
     };
     result["protocolVersion"] = json!(version);
     let session_id: SessionKey = match crate::secrets::generate_session_id() {
-        Ok(id) => Arc::from(id),
+        Ok(id) => Arc::from(session::tagged_id(&id, app.approvals.instance_id())),
         Err(e) => {
             tracing::error!(error = %e, "no randomness for a session id");
             return refuse(

@@ -416,11 +416,12 @@ async fn release(mut call: ParkedCall, parked: Parked, tx: mpsc::Sender<Value>) 
         };
         let outcome = outcome_of(&item);
         let (msg, last) = forwarded.render(item);
-        if let Some((status, summary, detail)) = outcome {
-            record(&call, &parked, status, summary.as_ref(), &detail).await;
-        }
+        // The agent gets its answer first; recording the outcome is not on its path.
         if listening {
             let _ = tx.send(msg).await;
+        }
+        if let Some((status, summary, detail)) = outcome {
+            record(&call, &parked, status, summary.as_ref(), &detail).await;
         }
         if last {
             return;

@@ -3,6 +3,10 @@
 //!
 //! A session holds its upstream connection (shared or its own) and the receiving end of its sink:
 //! the queue of server messages not tied to one of its calls, drained by its GET stream.
+//!
+//! Sessions live in the instance that created them. Their ids end with a tag of that instance
+//! (`…-1a2b3c4d`), so a request that a load balancer sends to the wrong instance gets an answer
+//! that says so, and a balancer can route on the id.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -14,6 +18,22 @@ use tokio::sync::mpsc;
 
 use crate::mcp::auth::AgentIdentity;
 use crate::upstream::{Connection, SessionKey, Upstream};
+
+/// `random` with the tag of instance `instance_id` appended.
+pub fn tagged_id(random: &str, instance_id: &str) -> String {
+    format!("{random}-{}", instance_tag(instance_id))
+}
+
+/// Whether `session_id` carries the tag of an instance other than `instance_id`.
+pub fn is_elsewhere(session_id: &str, instance_id: &str) -> bool {
+    session_id
+        .rsplit_once('-')
+        .is_some_and(|(_, tag)| tag.len() == 8 && tag != instance_tag(instance_id))
+}
+
+fn instance_tag(instance_id: &str) -> String {
+    crate::secrets::sha256_hex(instance_id.as_bytes())[..8].to_owned()
+}
 
 pub struct Session {
     pub id: SessionKey,
@@ -208,5 +228,19 @@ impl SessionRegistry {
         for session in sessions {
             session.close();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_id_tells_which_instance_it_lives_on() {
+        let id = tagged_id("0123abcd", "host-a/10.0.0.1:8080");
+        assert!(id.starts_with("0123abcd-") && id.len() == 17);
+        assert!(!is_elsewhere(&id, "host-a/10.0.0.1:8080"));
+        assert!(is_elsewhere(&id, "host-b/10.0.0.2:8080"));
+        assert!(!is_elsewhere("untagged", "host-b/10.0.0.2:8080"));
     }
 }

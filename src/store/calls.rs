@@ -4,7 +4,7 @@
 
 use sqlx::FromRow;
 
-use super::{Backend, Store, StoreError, Tx, query, timestamp};
+use super::{Backend, Store, StoreError, Tx, announce_decision, query, timestamp};
 use crate::approval::{CallStatus, Transition};
 
 /// A call about to be parked.
@@ -248,6 +248,9 @@ impl Store {
             == 1;
         if won {
             insert_event(&mut tx, id, &at, transition.to().as_str(), actor, detail).await?;
+            if transition.decides() {
+                announce_decision(self.backend, &mut tx, id).await?;
+            }
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(won)
@@ -361,6 +364,7 @@ impl Store {
             .await
             .map_err(query("release call"))?;
             insert_event(&mut tx, id, &at, release.to().as_str(), reviewer, reason).await?;
+            announce_decision(self.backend, &mut tx, id).await?;
             Vote::Released
         } else {
             Vote::Counted { have, need }
@@ -410,18 +414,27 @@ impl Store {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    /// Ids of calls in `status` held by processes other than `instance_id` (for this instance
-    /// that means: by an earlier run of Airlock).
+    /// Ids of calls in `status` whose agent's request is gone: held by an instance that is not
+    /// alive (no heartbeat since `alive_since`) other than `me`, or, when `including_mine`, by
+    /// `me` (an earlier run of this instance).
     pub async fn orphaned(
         &self,
         status: CallStatus,
-        instance_id: &str,
+        me: &str,
+        including_mine: bool,
+        alive_since: time::OffsetDateTime,
     ) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM tool_calls WHERE status = $1 AND instance_id <> $2 ORDER BY id",
+            "SELECT id FROM tool_calls WHERE status = $1 AND ( \
+               ($2 = 1 AND instance_id = $3) \
+               OR (instance_id <> $3 AND instance_id NOT IN \
+                   (SELECT id FROM instances WHERE heartbeat_at >= $4))) \
+             ORDER BY id LIMIT 1000",
         )
         .bind(status.as_str())
-        .bind(instance_id)
+        .bind(i64::from(including_mine))
+        .bind(me)
+        .bind(timestamp(alive_since))
         .fetch_all(&self.pool)
         .await
         .map_err(query("select orphaned calls"))?;

@@ -11,6 +11,7 @@
 
 mod agents;
 mod calls;
+mod instances;
 mod users;
 
 use std::time::Duration;
@@ -21,6 +22,7 @@ use sqlx::{Executor, Transaction};
 
 pub use agents::Agent;
 pub use calls::{Actor, ApprovalRow, CallRow, EventRow, NewCall, ResultSummary, Vote};
+pub use instances::InstanceRow;
 pub use users::{Role, User};
 
 use crate::config::{DatabaseConfig, redact_url};
@@ -76,7 +78,12 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The URL, for the PostgreSQL notification listener's own connection.
+    url: String,
 }
+
+/// The PostgreSQL channel on which decisions are announced (payload: the call's id).
+const DECISIONS_CHANNEL: &str = "airlock_decisions";
 
 type Tx = Transaction<'static, sqlx::Any>;
 
@@ -135,11 +142,32 @@ impl Store {
             url: shown.clone(),
             source,
         })?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            url: config.url.clone(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// On PostgreSQL, a listener for decisions made by any instance (or the CLI), so the instance
+    /// holding the call wakes at once; `None` on SQLite, where the poll does the job.
+    pub async fn decision_listener(&self) -> Result<Option<DecisionListener>, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let open = |source| StoreError::Open {
+            url: redact_url(&self.url),
+            source,
+        };
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url)
+            .await
+            .map_err(open)?;
+        listener.listen(DECISIONS_CHANNEL).await.map_err(open)?;
+        Ok(Some(DecisionListener(listener)))
     }
 
     /// Readiness probe: the database answers a trivial query.
@@ -161,6 +189,34 @@ impl Store {
         }
         .map_err(query("begin write"))
     }
+}
+
+/// Decisions announced on PostgreSQL; see [`Store::decision_listener`].
+pub struct DecisionListener(sqlx::postgres::PgListener);
+
+impl DecisionListener {
+    /// The id of the next call decided anywhere. After a lost connection it reconnects (and
+    /// returns the error once: decisions made meanwhile are caught by the poll).
+    pub async fn next(&mut self) -> Result<String, StoreError> {
+        self.0
+            .recv()
+            .await
+            .map(|n| n.payload().to_owned())
+            .map_err(query("receive a decision notification"))
+    }
+}
+
+/// Announces, on PostgreSQL, that call `id` was decided; delivered when `tx` commits.
+async fn announce_decision(backend: Backend, tx: &mut Tx, id: &str) -> Result<(), StoreError> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(DECISIONS_CHANNEL)
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(query("announce a decision"))?;
+    }
+    Ok(())
 }
 
 /// A SQLite URL that creates the file when it is missing.

@@ -3,14 +3,17 @@
 //! and real rmcp clients connecting over Streamable HTTP with a bearer token.
 //!
 //! The database is a temporary SQLite file, or, when `AIRLOCK_TEST_POSTGRES` names a PostgreSQL
-//! server (`postgres://USER:PASSWORD@HOST/postgres`), a fresh database on it for each test,
-//! dropped afterwards: the same suite runs on both backends.
+//! database (`postgres://USER:PASSWORD@HOST/postgres`), a fresh schema in it for each test
+//! (Airlock connects with `search_path` set to it), dropped afterwards: the same suite runs on both
+//! backends. Schemas, not databases: `DROP DATABASE` waits for every backend of the server to
+//! answer a signal barrier, which took up to a minute per test here.
 //!
 //! Tests read like a user's story: `let app = TestApp::spawn(POLICY).await; let agent =
 //! app.agent().await; agent.call("get_chats", json!({})).await; app.upstream_calls()`.
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -52,13 +55,15 @@ pub const POSTGRES_VAR: &str = "AIRLOCK_TEST_POSTGRES";
 
 /// The PostgreSQL server named by `AIRLOCK_TEST_POSTGRES`, if any (empty means none).
 pub fn postgres_server() -> Option<String> {
-    std::env::var(POSTGRES_VAR).ok().filter(|url| !url.is_empty())
+    std::env::var(POSTGRES_VAR)
+        .ok()
+        .filter(|url| !url.is_empty())
 }
 
 /// The database of one test: a SQLite file in the test's folder, or its own PostgreSQL database.
 pub struct TestDatabase {
     pub url: String,
-    /// The server URL and database name to drop afterwards (PostgreSQL only).
+    /// The server URL and schema name to drop afterwards (PostgreSQL only).
     postgres: Option<(String, String)>,
 }
 
@@ -73,7 +78,15 @@ impl TestDatabase {
         Self::on_postgres(&server).await
     }
 
-    /// A fresh database on the PostgreSQL server at `server`.
+    /// A database another owner creates and drops.
+    pub fn shared(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            postgres: None,
+        }
+    }
+
+    /// A fresh schema in the PostgreSQL database at `server`, and a URL that uses it.
     pub async fn on_postgres(server: &str) -> Self {
         use sqlx::Connection;
         sqlx::any::install_default_drivers();
@@ -81,12 +94,14 @@ impl TestDatabase {
         let mut admin = sqlx::AnyConnection::connect(server)
             .await
             .unwrap_or_else(|e| panic!("cannot reach {POSTGRES_VAR}: {e}"));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
             .execute(&mut admin)
             .await
-            .expect("create a test database");
+            .expect("create a test schema");
         let mut url = url::Url::parse(server).expect("a PostgreSQL URL");
-        url.set_path(&name);
+        url.query_pairs_mut()
+            .append_pair("options[search_path]", &name)
+            .append_pair("application_name", &name);
         Self {
             url: url.to_string(),
             postgres: Some((server.to_owned(), name)),
@@ -140,8 +155,11 @@ impl Drop for TestDatabase {
                 .ok()?;
             runtime.block_on(async {
                 let mut admin = sqlx::AnyConnection::connect(&server).await.ok()?;
+                // The test's runtime is blocked in this drop, so a transaction the app had open
+                // can never finish: end the app's connections (named after the schema) first.
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = '{name}'; DROP SCHEMA IF EXISTS {name} CASCADE"
                 )))
                 .execute(&mut admin)
                 .await
@@ -150,7 +168,7 @@ impl Drop for TestDatabase {
         })
         .join();
         if !matches!(dropped, Ok(Some(_))) {
-            eprintln!("note: a test database was left behind on {POSTGRES_VAR}");
+            eprintln!("note: a test schema was left behind on {POSTGRES_VAR}");
         }
     }
 }
@@ -178,6 +196,8 @@ pub struct Setup {
     /// More upstreams besides `telegram`.
     pub upstreams: Vec<UpstreamConfig>,
     pub isolation: Option<airlock::config::Isolation>,
+    /// A database shared with other instances (its URL); by default each app gets its own.
+    pub database: Option<String>,
 }
 
 impl Setup {
@@ -194,6 +214,7 @@ impl Default for Setup {
             extra_toml: String::new(),
             upstreams: Vec::new(),
             isolation: None,
+            database: None,
         }
     }
 }
@@ -231,7 +252,10 @@ impl TestApp {
         let policy_path = dir.path().join("telegram.json");
         std::fs::write(&policy_path, &setup.policy).expect("write the policy");
         let call_log = CallLog(dir.path().join("telegram-calls.jsonl"));
-        let db = TestDatabase::new(dir.path()).await;
+        let db = match &setup.database {
+            Some(url) => TestDatabase::shared(url),
+            None => TestDatabase::new(dir.path()).await,
+        };
         let toml = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[database]\nurl = \"{}\"\n",
             setup.extra_toml, db.url
@@ -529,6 +553,61 @@ impl Reviewer {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// `airlock serve` run as its own process in `dir` (for crashes and restarts), and the address it listens on.
+pub struct Server {
+    child: std::process::Child,
+    pub addr: String,
+}
+
+impl Server {
+    pub fn start(dir: &Path) -> Self {
+        let mut child = std::process::Command::new(AIRLOCK)
+            .arg("serve")
+            .current_dir(dir)
+            .env("AIRLOCK_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start airlock serve");
+        let mut lines = std::io::BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("serve logs its address")
+                .expect("a log line");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        };
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        Self { child, addr }
+    }
+
+    /// SIGKILL: no shutdown, no cleanup, as in a crash.
+    pub fn kill_hard(mut self) {
+        let pid = self.child.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let _ = self.child.wait();
     }
 }
 

@@ -1,0 +1,330 @@
+//! Several Airlock instances on one PostgreSQL database behave as one gateway: a call parked on A
+//! is decided through B and delivered by A; decisions stay exactly-once across instances; a dead
+//! instance's calls are abandoned by the others; a database outage fails closed and heals.
+//!
+//! These need PostgreSQL (`AIRLOCK_TEST_POSTGRES`); without it they skip, except under `CI=true`.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{
+    AIRLOCK, Agent, CallLog, Server, Setup, TestApp, TestDatabase, WAIT, is_error, result_of, text,
+};
+use serde_json::{Value, json};
+
+/// A fresh shared database, or `None` (skip) without PostgreSQL.
+async fn shared_database() -> Option<TestDatabase> {
+    let server = common::postgres_server();
+    if !common::outside_tool_available("PostgreSQL (AIRLOCK_TEST_POSTGRES)", server.is_some()) {
+        return None;
+    }
+    Some(TestDatabase::on_postgres(&server?).await)
+}
+
+/// An instance on the shared database `db`, named `id`, that declares others dead after 3 s.
+async fn instance(db: &TestDatabase, id: &str) -> TestApp {
+    TestApp::spawn_with(Setup {
+        database: Some(db.url.clone()),
+        extra_toml: format!("instance_id = \"{id}\"\ninstance_timeout = 3\n"),
+        ..Setup::default()
+    })
+    .await
+}
+
+fn id_of(call: &Value) -> String {
+    call["id"].as_str().expect("a call id").to_owned()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_parked_on_one_instance_is_approved_through_another_and_delivered() {
+    let Some(db) = shared_database().await else {
+        return;
+    };
+    let a = instance(&db, "a").await;
+    let b = instance(&db, "b").await;
+    let reviewer_on_b = b.reviewer("alice@example.org", "approver").await;
+    let agent_on_a = a.agent().await;
+
+    const CALLS: usize = 200;
+    let mut latencies = Vec::with_capacity(CALLS);
+    for _ in 0..CALLS {
+        let call = agent_on_a.spawn_call("export_session", json!({}));
+        let pending = reviewer_on_b.wait_pending(1).await;
+        let id = id_of(&pending[0]);
+        let decided = Instant::now();
+        let (status, body) = reviewer_on_b.approve(&id).await;
+        assert_eq!(status, 200, "{body}");
+        let result = result_of(call).await;
+        latencies.push(decided.elapsed());
+        assert!(!is_error(&result), "{result:?}");
+        assert!(text(&result).starts_with("1BVtsOK"));
+    }
+    latencies.sort();
+    eprintln!(
+        "decision on B to result on A, over {CALLS} calls: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies[CALLS - 1].as_secs_f64() * 1e3,
+    );
+    assert_eq!(a.call_log.calls_of("export_session"), CALLS);
+    assert_eq!(
+        b.call_log.calls_of("export_session"),
+        0,
+        "A forwards its own calls"
+    );
+
+    // A session lives on the instance that opened it; the other one says so.
+    let session_on_a = a.raw_session("2025-06-18").await;
+    let misrouted = b
+        .post(
+            "telegram",
+            &[("mcp-session-id", &session_on_a)],
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        )
+        .await;
+    assert_eq!(misrouted.status(), 404);
+    let body: Value = misrouted.json().await.expect("a JSON error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("opened on another one") && m.contains("Mcp-Session-Id")),
+        "{body}"
+    );
+    agent_on_a.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_decisions_spread_over_two_instances_have_one_winner() {
+    let Some(db) = shared_database().await else {
+        return;
+    };
+    let a = instance(&db, "a").await;
+    let b = instance(&db, "b").await;
+    let mut reviewers = Vec::new();
+    for n in 0..4 {
+        let app = if n % 2 == 0 { &a } else { &b };
+        reviewers.push(app.reviewer(&format!("r{n}@example.org"), "approver").await);
+    }
+    let agent = a.agent().await;
+    let call = agent.spawn_call("export_session", json!({}));
+    let id = id_of(&reviewers[0].wait_pending(1).await[0]);
+
+    let reviewers = Arc::new(reviewers);
+    let decisions: Vec<_> = (0..50)
+        .map(|n| {
+            let reviewers = reviewers.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                let reviewer = &reviewers[n % 4];
+                if n % 3 == 0 {
+                    reviewer.reject(&id, &format!("no ({n})")).await.0
+                } else {
+                    reviewer.approve(&id).await.0
+                }
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for decision in decisions {
+        statuses.push(decision.await.expect("a decision"));
+    }
+
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 409),
+        "{statuses:?}"
+    );
+    let result = result_of(call).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let runs = a.call_log.calls_of("export_session") + b.call_log.calls_of("export_session");
+    assert!(runs <= 1, "the upstream saw the call {runs} times");
+    assert_eq!(runs == 1, !is_error(&result), "{result:?}");
+    agent.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_calls_of_a_killed_instance_are_abandoned_by_the_others_and_never_run() {
+    let Some(db) = shared_database().await else {
+        return;
+    };
+    let b = instance(&db, "b").await;
+    let reviewer = b.reviewer("alice@example.org", "approver").await;
+    // A is its own process, so it can die without warning.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let a_log = CallLog(dir.path().join("calls.jsonl"));
+    std::fs::write(dir.path().join("policy.json"), common::TEST_POLICY).expect("policy");
+    std::fs::write(
+        dir.path().join("airlock.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ninstance_id = \"a\"\ninstance_timeout = 3\n\
+             [database]\nurl = \"{}\"\n\
+             [[upstream]]\nname = \"telegram\"\ncommand = [\"{AIRLOCK}\", \"demo-upstream\", \"--call-log\", \"{}\"]\n\
+             policy = \"policy.json\"\n",
+            db.url,
+            a_log.0.display()
+        ),
+    )
+    .expect("config");
+    let a = Server::start(dir.path());
+    let agent = Agent::connect(&format!("http://{}/mcp/telegram", a.addr), &b.token).await;
+    let calls: Vec<_> = (0..3)
+        .map(|_| agent.spawn_call("export_session", json!({})))
+        .collect();
+    let parked = reviewer.wait_pending(3).await;
+
+    a.kill_hard();
+    let started = Instant::now();
+    for call in &parked {
+        let gone = reviewer.wait_status(&id_of(call), "abandoned").await;
+        assert!(
+            gone["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("connection is gone")),
+            "{gone:#}"
+        );
+    }
+    eprintln!(
+        "B abandoned A's calls {:.1} s after the kill",
+        started.elapsed().as_secs_f64()
+    );
+    for call in &parked {
+        let (status, _) = reviewer.approve(&id_of(call)).await;
+        assert_eq!(status, 409);
+    }
+    for call in calls {
+        let _ = tokio::time::timeout(WAIT, call).await;
+    }
+    assert_eq!(a_log.calls_of("export_session"), 0);
+    assert_eq!(b.call_log.calls_of("export_session"), 0);
+    let on_b = b.agent().await;
+    assert!(
+        !is_error(&on_b.call("get_chats", json!({})).await),
+        "B keeps serving"
+    );
+    on_b.close().await;
+}
+
+/// A TCP relay to PostgreSQL that a test can cut (dropping every connection and refusing new
+/// ones) and restore: a database outage for one instance, without stopping the shared server.
+struct Relay {
+    port: u16,
+    up: Arc<AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the relay");
+        let port = listener.local_addr().expect("an address").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let accepting = up.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let target = target.clone();
+                let mut cuts = cuts.clone();
+                // Only cuts after this connection opened end it.
+                cuts.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn losing_the_database_refuses_sensitive_calls_and_heals_without_a_restart() {
+    let Some(db) = shared_database().await else {
+        return;
+    };
+    let mut url = url::Url::parse(&db.url).expect("a URL");
+    let target = format!(
+        "{}:{}",
+        url.host_str().expect("a host"),
+        url.port().unwrap_or(5432)
+    );
+    let relay = Relay::start(target).await;
+    url.set_port(Some(relay.port)).expect("a port");
+    let app = TestApp::spawn_with(Setup {
+        database: Some(url.to_string()),
+        ..Setup::default()
+    })
+    .await;
+    let reviewer = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    assert!(!is_error(&agent.call("get_chats", json!({})).await));
+    let before = agent.spawn_call("export_session", json!({}));
+    let waiting = id_of(&reviewer.wait_pending(1).await[0]);
+
+    relay.cut();
+    let outage = Instant::now();
+    let refused = agent.call("export_session", json!({})).await;
+    assert!(is_error(&refused));
+    assert!(
+        text(&refused).contains("cannot record the call right now; not run"),
+        "{}",
+        text(&refused)
+    );
+    let allowed = agent.call("get_chats", json!({})).await;
+    assert!(
+        !is_error(&allowed),
+        "allowed tools keep working: {allowed:?}"
+    );
+    let (status, _) = app.readyz().await;
+    assert_eq!(status, 503, "/readyz reports the database");
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(outage.elapsed())).await;
+    relay.restore();
+
+    let deadline = Instant::now() + WAIT;
+    while app.readyz().await.0 != 200 {
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = reviewer.approve(&waiting).await;
+    assert_eq!(
+        status, 200,
+        "the call parked before the outage is still there: {body}"
+    );
+    assert!(!is_error(&result_of(before).await));
+    let after = agent.spawn_call("export_session", json!({}));
+    let parked = reviewer.wait_pending(1).await;
+    let (status, _) = reviewer.approve(&id_of(&parked[0])).await;
+    assert_eq!(status, 200);
+    assert!(!is_error(&result_of(after).await), "parking works again");
+    assert_eq!(app.call_log.calls_of("export_session"), 2);
+    agent.close().await;
+}
