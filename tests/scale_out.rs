@@ -328,3 +328,62 @@ async fn losing_the_database_refuses_sensitive_calls_and_heals_without_a_restart
     assert_eq!(app.call_log.calls_of("export_session"), 2);
     agent.close().await;
 }
+
+/// A 2026-07-28 `tools/call` of `send_message` (no session: any instance may take it).
+async fn stateless_send(app: &TestApp, n: u32) -> Value {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"send_message","arguments":{{"chat_id":1297381004,"text":"m{n}"}}}}}}"#
+    );
+    let response = app
+        .post(
+            "telegram",
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "send_message"),
+            ],
+            &body,
+        )
+        .await;
+    common::messages(response).await.pop().expect("an answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agents_rate_limit_holds_across_instances() {
+    let Some(db) = shared_database().await else {
+        return;
+    };
+    let a = instance(&db, "a").await;
+    let mut b = instance(&db, "b").await;
+    // TEST_POLICY: send_message at most 2 calls per 3 s, per agent token for stateless clients.
+    // The agent uses one token on both instances (both know it: they share the database).
+    b.token = a.token.clone();
+
+    let first = stateless_send(&a, 1).await;
+    let second = stateless_send(&b, 2).await;
+    let third = stateless_send(&a, 3).await;
+    let fourth = stateless_send(&b, 4).await;
+
+    for ok in [&first, &second] {
+        assert_ne!(ok["result"]["isError"], true, "{ok}");
+    }
+    for limited in [&third, &fourth] {
+        assert_eq!(limited["result"]["isError"], true, "{limited}");
+        assert!(
+            limited["result"]["content"][0]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(
+                    "Rate limit for telegram.send_message: 2 calls per 3 s; retry after"
+                )),
+            "{limited}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let later = stateless_send(&b, 5).await;
+    assert_ne!(
+        later["result"]["isError"], true,
+        "the window moved on: {later}"
+    );
+    let sent = a.call_log.calls_of("send_message") + b.call_log.calls_of("send_message");
+    assert_eq!(sent, 3);
+}

@@ -171,6 +171,7 @@ impl ApprovalQueue {
                     last_beat = tokio::time::Instant::now();
                     let beat = async {
                         queue.store.heartbeat(&queue.instance_id).await?;
+                        queue.store.prune_rate_slots().await?;
                         queue.recover(false).await
                     };
                     beats.record("heartbeat and sweep", beat.await);

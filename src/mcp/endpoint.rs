@@ -541,7 +541,9 @@ impl Call<'_> {
         let mut tool = None;
         let mut slot = None;
         if method == "tools/call" {
-            match tools_call::gate(self.app, self.upstream, self.rate_key, &msg) {
+            match tools_call::gate(self.app, self.upstream, self.rate_key, self.stateless, &msg)
+                .await
+            {
                 Gate::Forward {
                     tool: name,
                     slot: s,

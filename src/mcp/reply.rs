@@ -18,9 +18,9 @@ use futures_util::Stream;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::tools_call::Quota;
 use crate::jsonrpc;
 use crate::metrics::{Metrics, Outcome};
-use crate::policy::Slot;
 use crate::upstream::{Connection, Inbound, ReplyRx};
 
 /// Keep-alive comments keep idle proxies and clients from closing a long call's stream.
@@ -34,7 +34,7 @@ pub struct Forwarded {
     pub tool: Option<String>,
     pub original_id: Value,
     pub metrics: Arc<Metrics>,
-    pub slot: Option<Slot>,
+    pub slot: Option<Quota>,
     pub started: Instant,
     /// Set for 2026-07-28 requests until the answer is in: closing the stream cancels the call.
     pub cancel_on_close: Option<(Connection, u64)>,

@@ -1,6 +1,10 @@
 //! The policy gate on `tools/call`: the one place a call is judged before it may reach an upstream.
 //! A refused call is answered here, as an `isError` result the model can read, and never forwarded;
 //! a call that needs a human is handed to the approval queue (`parked.rs`).
+//!
+//! Rate limits count in this process's memory. A limit keyed by agent token (2026-07-28 clients,
+//! which a load balancer spreads over instances) is also counted in the database on PostgreSQL,
+//! so it holds across instances; if the database cannot count, the local count still applies.
 
 use std::time::Instant;
 
@@ -9,12 +13,33 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::jsonrpc;
 use crate::metrics::Outcome;
-use crate::policy::{ApprovalRule, CallSite, Slot, Verdict};
+use crate::policy::{ApprovalRule, CallSite, Rule, Slot, Verdict};
+use crate::store::{Backend, Store};
 use crate::upstream::Upstream;
 
+/// A call's place within its rate limit: the local slot, and the shared one when there is one.
+pub struct Quota {
+    local: Slot,
+    shared: Option<(Store, String)>,
+}
+
+impl Quota {
+    /// Gives the call back to the limit (the upstream did not carry it out).
+    pub fn release(self) {
+        self.local.release();
+        if let Some((store, id)) = self.shared {
+            tokio::spawn(async move {
+                if let Err(e) = store.release_rate_slot(&id).await {
+                    tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot give a shared rate slot back");
+                }
+            });
+        }
+    }
+}
+
 pub enum Gate {
-    /// Forward the call; give the slot back if the upstream does not carry it out.
-    Forward { tool: String, slot: Option<Slot> },
+    /// Forward the call; give the quota back if the upstream does not carry it out.
+    Forward { tool: String, slot: Option<Quota> },
     /// Park the call until reviewers decide under this rule.
     Park { tool: String, rule: ApprovalRule },
     /// Answer with this message instead.
@@ -22,8 +47,15 @@ pub enum Gate {
 }
 
 /// Judges a `tools/call` request under the upstream's current policy. `rate_key` names whose
-/// quota it counts against (the session, or the agent token for stateless clients).
-pub fn gate(app: &AppState, upstream: &Upstream, rate_key: &str, msg: &Value) -> Gate {
+/// quota it counts against (the session, or the agent token for stateless clients);
+/// `stateless` says it is the token, which other instances may count against too.
+pub async fn gate(
+    app: &AppState,
+    upstream: &Upstream,
+    rate_key: &str,
+    stateless: bool,
+    msg: &Value,
+) -> Gate {
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
     let Some(tool) = msg.pointer("/params/name").and_then(Value::as_str) else {
         return Gate::Refuse(jsonrpc::error_response(
@@ -39,11 +71,31 @@ pub fn gate(app: &AppState, upstream: &Upstream, rate_key: &str, msg: &Value) ->
         agent_key: rate_key,
     };
     let (outcome, text) = match policy.evaluate(&call, &app.limiter, Instant::now()) {
-        Verdict::Allow { slot } => {
+        Verdict::Allow { slot: None } => {
             return Gate::Forward {
                 tool: tool.to_owned(),
-                slot,
+                slot: None,
             };
+        }
+        Verdict::Allow { slot: Some(local) } => {
+            let shared = stateless && app.store.backend() == Backend::Postgres;
+            let quota = if shared {
+                shared_quota(app, policy.rule_for(tool).rule, &call, local).await
+            } else {
+                Ok(Quota {
+                    local,
+                    shared: None,
+                })
+            };
+            match quota {
+                Ok(quota) => {
+                    return Gate::Forward {
+                        tool: tool.to_owned(),
+                        slot: Some(quota),
+                    };
+                }
+                Err(message) => (Outcome::RateLimited, message),
+            }
         }
         Verdict::Deny { message } => (Outcome::Denied, message),
         Verdict::RateLimited { message, .. } => (Outcome::RateLimited, message),
@@ -57,4 +109,54 @@ pub fn gate(app: &AppState, upstream: &Upstream, rate_key: &str, msg: &Value) ->
     tracing::info!(upstream = %upstream.name, tool, outcome = ?outcome, "tool call refused");
     app.metrics.tool_call(&upstream.name, tool, outcome);
     Gate::Refuse(jsonrpc::tool_error_result(id, text))
+}
+
+/// Counts the call in the database too, so the agent's limit holds across instances. Refused: the
+/// local slot is given back and the refusal's text returned. If the database cannot count, the
+/// local limit alone applies (a rate limit is a budget, not a safety check: failing open here
+/// keeps allowed tools working through a database outage).
+async fn shared_quota(
+    app: &AppState,
+    rule: &Rule,
+    call: &CallSite<'_>,
+    local: Slot,
+) -> Result<Quota, String> {
+    let Rule::Allow {
+        rate_limit: Some(limit),
+    } = rule
+    else {
+        return Ok(Quota {
+            local,
+            shared: None,
+        });
+    };
+    let bucket = crate::secrets::sha256_hex(
+        format!(
+            "{}\u{1f}{}\u{1f}{}",
+            call.agent_key, call.upstream, call.tool
+        )
+        .as_bytes(),
+    );
+    match app
+        .store
+        .take_rate_slot(&bucket, limit.max(), limit.window())
+        .await
+    {
+        Ok(Ok(id)) => Ok(Quota {
+            local,
+            shared: Some((app.store.clone(), id)),
+        }),
+        Ok(Err(wait)) => {
+            local.release();
+            let name = format!("{}.{}", call.upstream, call.tool);
+            Err(crate::policy::rate_limited(&name, *limit, wait).0)
+        }
+        Err(e) => {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot count a shared rate limit; the local count applies");
+            Ok(Quota {
+                local,
+                shared: None,
+            })
+        }
+    }
 }

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::model::{ApprovalRule, Policy, Rule};
+use super::model::{ApprovalRule, Policy, RateLimit, Rule};
 use super::rate_limit::{RateLimiter, Slot};
 
 /// The call being judged.
@@ -81,15 +81,9 @@ impl Policy {
             } => match limiter.try_acquire(call, *limit, now) {
                 Ok(slot) => Verdict::Allow { slot: Some(slot) },
                 Err(wait) => {
-                    let retry_after = whole_seconds_up(wait);
-                    let calls = if limit.max() == 1 { "call" } else { "calls" };
+                    let (message, retry_after) = rate_limited(&name.to_string(), *limit, wait);
                     Verdict::RateLimited {
-                        message: format!(
-                            "Rate limit for {name}: {} {calls} per {} s; retry after {} s",
-                            limit.max(),
-                            Secs(limit.window()),
-                            retry_after.as_secs()
-                        ),
+                        message,
                         retry_after,
                     }
                 }
@@ -132,6 +126,20 @@ impl fmt::Display for Secs {
 }
 
 /// Rounds up to whole seconds, and to at least one: "retry after 0 s" would invite a busy loop.
+/// What the agent reads when a call of rule `name` (`upstream.tool`) is over `limit` and would be
+/// accepted after `wait`, and that wait in whole seconds (at least one, as the text says).
+pub fn rate_limited(name: &str, limit: RateLimit, wait: Duration) -> (String, Duration) {
+    let retry_after = whole_seconds_up(wait);
+    let calls = if limit.max() == 1 { "call" } else { "calls" };
+    let message = format!(
+        "Rate limit for {name}: {} {calls} per {} s; retry after {} s",
+        limit.max(),
+        Secs(limit.window()),
+        retry_after.as_secs()
+    );
+    (message, retry_after)
+}
+
 fn whole_seconds_up(wait: Duration) -> Duration {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     Duration::from_secs(secs.max(1))

@@ -28,7 +28,7 @@ mod reload;
 pub mod risk;
 
 pub use error::{Location, PolicyError};
-pub use evaluate::{CallSite, ResolvedRule, Verdict};
+pub use evaluate::{CallSite, ResolvedRule, Verdict, rate_limited};
 pub use load::PolicyFormat;
 pub use model::{
     ApprovalRule, DEFAULT_APPROVAL_TIMEOUT, DefaultAction, Policy, PolicyOrigin, RateLimit, Rule,

@@ -12,6 +12,7 @@
 mod agents;
 mod calls;
 mod instances;
+mod rate_slots;
 mod users;
 
 use std::time::Duration;
