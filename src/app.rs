@@ -34,6 +34,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Recovery(#[from] crate::approval::RecoveryError),
+    #[error(transparent)]
+    Mail(#[from] crate::notify::worker::MailError),
     #[error("upstream {upstream}: {source}")]
     Policy {
         upstream: String,
@@ -88,6 +90,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     upstream_stop: CancellationToken,
+    /// Sends the outbox; `None` without `[email]` (messages then stay in the outbox).
+    mailer: Option<crate::notify::worker::Mailer>,
 }
 
 impl Application {
@@ -123,16 +127,15 @@ impl Application {
                 source,
             })?;
         let metrics = Arc::new(Metrics::default());
-        let instance_id = config
-            .server
-            .instance_id
-            .clone()
-            .unwrap_or_else(|| crate::approval::default_instance_id(config.server.listen));
+        let mailer = match &config.email {
+            Some(email) => Some(crate::notify::worker::Mailer::new(email)?),
+            None => None,
+        };
+        let config = Arc::new(config);
         let approvals = Arc::new(ApprovalQueue::new(
             store.clone(),
             metrics.clone(),
-            instance_id,
-            Duration::from_secs(config.server.instance_timeout),
+            config.clone(),
         ));
         // Before serving: what an earlier run left waiting can never be delivered now.
         approvals.start().await?;
@@ -140,7 +143,7 @@ impl Application {
             approvals,
             origins: Arc::new(OriginPolicy::from_config(&config)),
             tokens: Arc::new(TokenCache::default()),
-            config: Arc::new(config),
+            config,
             store,
             upstreams: Arc::new(upstreams),
             sessions: Arc::new(SessionRegistry::default()),
@@ -152,6 +155,7 @@ impl Application {
             listener,
             state,
             upstream_stop,
+            mailer,
         })
     }
 
@@ -182,9 +186,19 @@ impl Application {
             listener,
             state,
             upstream_stop,
+            mailer,
         } = self;
         let shutdown = state.shutdown.clone();
         spawn_workers(&state);
+        if let Some(mailer) = mailer {
+            crate::notify::worker::spawn(
+                state.store.clone(),
+                mailer,
+                state.approvals.instance_id().to_owned(),
+                state.approvals.mail_queued.clone(),
+                shutdown.clone(),
+            );
+        }
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let app = router(state.clone());
         let serve = axum::serve(listener.tap_io(no_delay), app)

@@ -10,6 +10,7 @@ pub mod demo_upstream;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod metrics;
+pub mod notify;
 pub mod ops;
 pub mod policy;
 pub mod secrets;

@@ -146,20 +146,23 @@ async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown() {
         ("pending-call", &[][..]),
     ] {
         store
-            .insert_call(&NewCall {
-                id,
-                upstream: "telegram",
-                tool: "export_session",
-                agent: "claude",
-                agent_session: "s",
-                instance_id: "an-earlier-run",
-                args_json: "{}",
-                args_sha256: &airlock::approval::args_digest(&json!({})),
-                rule_json: "{}",
-                approvals_needed: 1,
-                created_at: now,
-                expires_at: now + time::Duration::minutes(10),
-            })
+            .insert_call(
+                &NewCall {
+                    id,
+                    upstream: "telegram",
+                    tool: "export_session",
+                    agent: "claude",
+                    agent_session: "s",
+                    instance_id: "an-earlier-run",
+                    args_json: "{}",
+                    args_sha256: &airlock::approval::args_digest(&json!({})),
+                    rule_json: "{}",
+                    approvals_needed: 1,
+                    created_at: now,
+                    expires_at: now + time::Duration::minutes(10),
+                },
+                &[],
+            )
             .await
             .expect("insert a call");
         let mut from = CallStatus::Pending;

@@ -26,9 +26,14 @@ async fn shared_database() -> Option<TestDatabase> {
 
 /// An instance on the shared database `db`, named `id`, that declares others dead after 3 s.
 async fn instance(db: &TestDatabase, id: &str) -> TestApp {
+    instance_with(db, id, "").await
+}
+
+/// [`instance`] with more config sections (`extra`).
+async fn instance_with(db: &TestDatabase, id: &str, extra: &str) -> TestApp {
     TestApp::spawn_with(Setup {
         database: Some(db.url.clone()),
-        extra_toml: format!("instance_id = \"{id}\"\ninstance_timeout = 3\n"),
+        extra_toml: format!("instance_id = \"{id}\"\ninstance_timeout = 3\n{extra}"),
         ..Setup::default()
     })
     .await
@@ -386,4 +391,55 @@ async fn an_agents_rate_limit_holds_across_instances() {
     );
     let sent = a.call_log.calls_of("send_message") + b.call_log.calls_of("send_message");
     assert_eq!(sent, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_parked_call_is_emailed_once_with_every_instance_sending() {
+    let Some(db) = shared_database().await else {
+        return;
+    };
+    let sink = common::smtp::SmtpSink::start().await;
+    let email = format!(
+        "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\nto = [\"ops@example.org\"]\n",
+        sink.url()
+    );
+    let a = instance_with(&db, "a", &email).await;
+    let b = instance_with(&db, "b", &email).await;
+    let reviewer = a.reviewer("alice@example.org", "approver").await;
+    let (on_a, on_b) = (a.agent().await, b.agent().await);
+
+    let mut calls = Vec::new();
+    for n in 0..30 {
+        let agent = if n % 2 == 0 { &on_a } else { &on_b };
+        calls.push(agent.spawn_call("export_session", json!({ "n": n })));
+    }
+    let parked = reviewer.wait_pending(30).await;
+    let mails = sink.wait_for(30, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mails_now = sink.mails();
+    assert_eq!(
+        mails_now.len(),
+        30,
+        "one email per parked call, not one per instance"
+    );
+    let mut linked: Vec<String> = mails
+        .iter()
+        .filter_map(|m| {
+            m.data
+                .split("/calls/")
+                .nth(1)
+                .map(|rest| rest.chars().take(36).collect())
+        })
+        .collect();
+    linked.sort();
+    linked.dedup();
+    assert_eq!(linked.len(), 30, "every call has its own email");
+    for call in &parked {
+        assert!(linked.contains(&id_of(call)));
+    }
+    for agent in [on_a, on_b] {
+        agent.close().await;
+    }
+    drop(calls);
 }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::CallStatus;
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::policy::ApprovalRule;
 use crate::store::{Actor, CallRow, NewCall, ResultSummary, Store, StoreError};
@@ -83,6 +84,10 @@ pub struct ApprovalQueue {
     /// How long an instance may go without a heartbeat before its calls count as orphaned.
     pub(super) instance_timeout: Duration,
     metrics: Arc<Metrics>,
+    /// Who is told of a parked call, and the links they get.
+    config: Arc<Config>,
+    /// Wakes the outbox worker when a parked call queued emails.
+    pub mail_queued: Arc<Notify>,
     waiters: Mutex<HashMap<String, Waiter>>,
 }
 
@@ -122,17 +127,19 @@ impl Parked {
 }
 
 impl ApprovalQueue {
-    pub fn new(
-        store: Store,
-        metrics: Arc<Metrics>,
-        instance_id: String,
-        instance_timeout: Duration,
-    ) -> Self {
+    pub fn new(store: Store, metrics: Arc<Metrics>, config: Arc<Config>) -> Self {
+        let instance_id = config
+            .server
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| super::default_instance_id(config.server.listen));
         Self {
             store,
             instance_id,
-            instance_timeout,
+            instance_timeout: Duration::from_secs(config.server.instance_timeout),
             metrics,
+            config,
+            mail_queued: Arc::new(Notify::new()),
             waiters: Mutex::new(HashMap::new()),
         }
     }
@@ -196,22 +203,41 @@ impl ApprovalQueue {
             withdraw,
             queue: self.clone(),
         };
+        let expires_at = created_at + timeout;
+        let notice = crate::notify::ParkedNotice {
+            call_id: &parked.id,
+            agent: request.agent,
+            upstream: request.upstream,
+            tool: request.tool,
+            arguments: &stored,
+            args_digest: &parked.digest,
+            rule: &parked.rule,
+            expires_at,
+            public_url: &self.config.server.public_url,
+        };
+        let mails = notice.mails(&crate::notify::recipients(&parked.rule, &self.config));
         self.store
-            .insert_call(&NewCall {
-                id: &parked.id,
-                upstream: request.upstream,
-                tool: request.tool,
-                agent: request.agent,
-                agent_session: &session_label[..16],
-                instance_id: &self.instance_id,
-                args_json: &args_json,
-                args_sha256: &parked.digest,
-                rule_json: &rule_json,
-                approvals_needed: request.rule.approvals(),
-                created_at,
-                expires_at: created_at + timeout,
-            })
+            .insert_call(
+                &NewCall {
+                    id: &parked.id,
+                    upstream: request.upstream,
+                    tool: request.tool,
+                    agent: request.agent,
+                    agent_session: &session_label[..16],
+                    instance_id: &self.instance_id,
+                    args_json: &args_json,
+                    args_sha256: &parked.digest,
+                    rule_json: &rule_json,
+                    approvals_needed: request.rule.approvals(),
+                    created_at,
+                    expires_at,
+                },
+                &mails,
+            )
             .await?;
+        if !mails.is_empty() {
+            self.mail_queued.notify_one();
+        }
         Ok(parked)
     }
 

@@ -127,8 +127,14 @@ macro_rules! select_calls {
 const IDS_PER_QUERY: usize = 500;
 
 impl Store {
-    /// Commits a new `pending` call and its first history row, in one transaction.
-    pub async fn insert_call(&self, call: &NewCall<'_>) -> Result<(), StoreError> {
+    /// Commits a new `pending` call, its first history row and its notifications, in one
+    /// transaction: a call is never waiting without its emails queued, nor announced without
+    /// existing.
+    pub async fn insert_call(
+        &self,
+        call: &NewCall<'_>,
+        mails: &[super::NewMail],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(query("begin"))?;
         let created = timestamp(call.created_at);
         sqlx::query(
@@ -165,6 +171,9 @@ impl Store {
             None,
         )
         .await?;
+        for mail in mails {
+            super::outbox::insert_mail(&mut tx, call.id, mail, &created).await?;
+        }
         tx.commit().await.map_err(query("commit"))
     }
 

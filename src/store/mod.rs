@@ -12,6 +12,7 @@
 mod agents;
 mod calls;
 mod instances;
+mod outbox;
 mod rate_slots;
 mod users;
 
@@ -24,6 +25,7 @@ use sqlx::{Executor, Transaction};
 pub use agents::Agent;
 pub use calls::{Actor, ApprovalRow, CallRow, EventRow, NewCall, ResultSummary, Vote};
 pub use instances::InstanceRow;
+pub use outbox::{ClaimedMail, MailRow, NewMail};
 pub use users::{Role, User};
 
 use crate::config::{DatabaseConfig, redact_url};

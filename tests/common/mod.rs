@@ -13,6 +13,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod smtp;
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,0 +1,174 @@
+//! The outbox worker: claims due messages, sends them over SMTP (lettre), marks them sent, or
+//! schedules a retry with exponential backoff (2 s doubling to 10 min; given up after
+//! [`MAX_ATTEMPTS`]). Every instance runs one; claims keep them from sending a message twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::EmailConfig;
+use crate::store::{ClaimedMail, Store};
+
+/// How often the outbox is checked when nothing wakes the worker.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Messages claimed at once.
+const BATCH: u32 = 20;
+/// After this many failed attempts a message is marked `failed`.
+const MAX_ATTEMPTS: i64 = 12;
+/// A message claimed this long ago and never marked was being sent by a worker that died.
+const STALE_CLAIM: time::Duration = time::Duration::minutes(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("invalid email.smtp_url: {0}")]
+    Url(#[source] lettre::transport::smtp::Error),
+    #[error("invalid email.from {0:?}: {1}")]
+    From(String, #[source] lettre::address::AddressError),
+}
+
+/// The SMTP side: a lettre transport and the sender address.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn new(config: &EmailConfig) -> Result<Self, MailError> {
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.smtp_url.expose())
+            .map_err(MailError::Url)?
+            .timeout(Some(Duration::from_secs(15)));
+        if let Some(password) = &config.password {
+            let user = url::Url::parse(config.smtp_url.expose())
+                .map(|u| u.username().to_owned())
+                .unwrap_or_default();
+            builder = builder.credentials(Credentials::new(user, password.expose().to_owned()));
+        }
+        let from = config
+            .from
+            .parse()
+            .map_err(|e| MailError::From(config.from.clone(), e))?;
+        Ok(Self {
+            transport: builder.build(),
+            from,
+        })
+    }
+
+    async fn send(&self, mail: &ClaimedMail) -> Result<(), String> {
+        let to: Mailbox = mail
+            .recipient
+            .parse()
+            .map_err(|e| format!("bad recipient {:?}: {e}", mail.recipient))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(&mail.subject)
+            .body(mail.body.clone())
+            .map_err(|e| format!("cannot build the message: {e}"))?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| explain(&e))
+    }
+}
+
+/// SMTP errors in plain words, with lettre's own text.
+fn explain(e: &lettre::transport::smtp::Error) -> String {
+    let hint = if e.is_permanent() {
+        "the server refused the message"
+    } else if e.is_transient() {
+        "the server asked to try later"
+    } else if e.is_timeout() {
+        "the server did not answer in time"
+    } else if e.is_tls() {
+        "TLS failed (is the port for smtps:// or for STARTTLS?)"
+    } else {
+        "cannot reach the SMTP server"
+    };
+    format!("{hint}: {e}")
+}
+
+/// The backoff after `attempts` failed sends: 2 s, 4 s, 8 s, ... at most 10 min.
+fn backoff(attempts: i64) -> time::Duration {
+    let exponent = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    let secs = 2i64.saturating_mul(1i64 << exponent.min(20)).min(600);
+    time::Duration::seconds(secs)
+}
+
+/// Sends the outbox until `stop`. `wake` is notified when messages are queued.
+pub fn spawn(
+    store: Store,
+    mailer: Mailer,
+    instance: String,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            if let Err(e) = store
+                .reclaim_stale_mail(time::OffsetDateTime::now_utc() - STALE_CLAIM)
+                .await
+            {
+                tracing::debug!(error = %e, "cannot reclaim stale emails");
+            }
+            let claimed = match store.claim_mail(&instance, BATCH).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot read the outbox; retrying");
+                    }
+                    failing = true;
+                    Vec::new()
+                }
+            };
+            let full = claimed.len() == BATCH as usize;
+            for mail in claimed {
+                failing = false;
+                match mailer.send(&mail).await {
+                    Ok(()) => {
+                        tracing::info!(to = %mail.recipient, "email sent");
+                        if let Err(e) = store.mark_mail_sent(&mail.id).await {
+                            tracing::warn!(error = %e, "sent an email but cannot mark it; it may be sent again");
+                        }
+                    }
+                    Err(why) => {
+                        let retry = (mail.attempts < MAX_ATTEMPTS)
+                            .then(|| time::OffsetDateTime::now_utc() + backoff(mail.attempts));
+                        tracing::warn!(to = %mail.recipient, attempt = mail.attempts, error = %why, "email not sent; {}", if retry.is_some() { "will retry" } else { "giving up" });
+                        if let Err(e) = store.mark_mail_failed(&mail.id, &why, retry).await {
+                            tracing::warn!(error = %e, "cannot record a failed email");
+                        }
+                    }
+                }
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(IDLE_POLL) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_two_seconds_to_ten_minutes() {
+        assert_eq!(backoff(1), time::Duration::seconds(2));
+        assert_eq!(backoff(2), time::Duration::seconds(4));
+        assert_eq!(backoff(5), time::Duration::seconds(32));
+        assert_eq!(backoff(30), time::Duration::seconds(600));
+    }
+}

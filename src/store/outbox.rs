@@ -1,0 +1,160 @@
+//! The email outbox: messages written in the same transaction as the event they announce (a
+//! parked call), sent later by a worker in every instance. A row is claimed before it is sent
+//! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two instances never claim the same row; SQLite's
+//! write lock serializes its one instance), and marked sent after. A worker that dies between the
+//! two leaves the row `sending`; after [`Store::reclaim_stale_mail`]'s timeout it is sent again.
+//! So a crash can cause a duplicate email, never a lost one.
+
+use super::{Backend, Store, StoreError, Tx, query, timestamp};
+
+/// A message to queue.
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// A message claimed for sending.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedMail {
+    pub id: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub attempts: i64,
+}
+
+/// A message as the outbox holds it.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct MailRow {
+    pub id: String,
+    pub call_id: Option<String>,
+    pub recipient: String,
+    pub subject: String,
+    pub status: String,
+    pub attempts: i64,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+pub(super) async fn insert_mail(
+    tx: &mut Tx,
+    call_id: &str,
+    mail: &NewMail,
+    at: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO outbox (id, call_id, recipient, subject, body, status, attempts, \
+         next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(call_id)
+    .bind(&mail.recipient)
+    .bind(&mail.subject)
+    .bind(&mail.body)
+    .bind(at)
+    .execute(&mut **tx)
+    .await
+    .map_err(query("queue an email"))?;
+    Ok(())
+}
+
+impl Store {
+    /// Claims up to `limit` messages that are due, for `instance`.
+    pub async fn claim_mail(
+        &self,
+        instance: &str,
+        limit: u32,
+    ) -> Result<Vec<ClaimedMail>, StoreError> {
+        let now = super::now_rfc3339();
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "UPDATE outbox SET status = 'sending', claimed_by = $1, claimed_at = $2, \
+                 attempts = attempts + 1 WHERE status = 'pending' AND id IN (SELECT id FROM outbox \
+                 WHERE status = 'pending' AND next_attempt_at <= $2 ORDER BY id LIMIT $3 \
+                 FOR UPDATE SKIP LOCKED) RETURNING id, recipient, subject, body, attempts"
+            }
+            Backend::Sqlite => {
+                "UPDATE outbox SET status = 'sending', claimed_by = $1, claimed_at = $2, \
+                 attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox \
+                 WHERE status = 'pending' AND next_attempt_at <= $2 ORDER BY id LIMIT $3) \
+                 RETURNING id, recipient, subject, body, attempts"
+            }
+        };
+        let mut tx = self.begin_write().await?;
+        let claimed = sqlx::query_as(sql)
+            .bind(instance)
+            .bind(&now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query("claim emails"))?;
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(claimed)
+    }
+
+    pub async fn mark_mail_sent(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2",
+        )
+        .bind(super::now_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(query("mark an email sent"))?;
+        Ok(())
+    }
+
+    /// A failed attempt: retried at `retry_at`, or given up (`failed`) when `retry_at` is `None`.
+    pub async fn mark_mail_failed(
+        &self,
+        id: &str,
+        error: &str,
+        retry_at: Option<time::OffsetDateTime>,
+    ) -> Result<(), StoreError> {
+        let (status, next) = match retry_at {
+            Some(at) => ("pending", timestamp(at)),
+            None => ("failed", super::now_rfc3339()),
+        };
+        sqlx::query(
+            "UPDATE outbox SET status = $1, next_attempt_at = $2, last_error = $3 WHERE id = $4",
+        )
+        .bind(status)
+        .bind(next)
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(query("mark an email failed"))?;
+        Ok(())
+    }
+
+    /// Puts back messages claimed before `cutoff` and never marked (their worker died mid-send).
+    pub async fn reclaim_stale_mail(
+        &self,
+        cutoff: time::OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'pending' WHERE status = 'sending' AND claimed_at < $1",
+        )
+        .bind(timestamp(cutoff))
+        .execute(&self.pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(query("reclaim stale emails"))
+    }
+
+    /// The outbox, newest first.
+    pub async fn mails(&self, limit: u32) -> Result<Vec<MailRow>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, call_id, recipient, subject, status, attempts, created_at, sent_at, \
+             last_error FROM outbox ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("select emails"))
+    }
+}
