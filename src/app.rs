@@ -194,7 +194,7 @@ impl Application {
             crate::notify::worker::spawn(
                 state.store.clone(),
                 mailer,
-                state.approvals.instance_id().to_owned(),
+                state.approvals.process_token().to_owned(),
                 state.approvals.mail_queued.clone(),
                 shutdown.clone(),
             );

@@ -225,3 +225,31 @@ async fn a_second_instance_on_the_same_sqlite_file_is_refused() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_live_process_with_the_same_instance_id_is_refused() {
+    let first = common::TestApp::spawn_with(common::Setup {
+        extra_toml: "instance_id = \"twin\"\n".to_owned(),
+        ..common::Setup::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(
+        dir.path().join("airlock.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ninstance_id = \"twin\"\n[database]\nurl = \"{}\"\n",
+            first.db.url
+        ),
+    )
+    .expect("config");
+
+    let second = airlock(dir.path(), &["serve"]);
+
+    assert_eq!(second.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        message.contains("instance id \"twin\" is in use by a live process"),
+        "{message}"
+    );
+    drop(first);
+}

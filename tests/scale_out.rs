@@ -443,3 +443,40 @@ async fn each_parked_call_is_emailed_once_with_every_instance_sending() {
     }
     drop(calls);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_an_outage_longer_than_the_timeout_instances_keep_each_others_calls() {
+    let Some(db) = shared_database().await else {
+        return;
+    };
+    let mut url = url::Url::parse(&db.url).expect("a URL");
+    let target = format!(
+        "{}:{}",
+        url.host_str().expect("a host"),
+        url.port().unwrap_or(5432)
+    );
+    let relay = Relay::start(target).await;
+    url.set_port(Some(relay.port)).expect("a port");
+    let through_relay = |id: &str| Setup {
+        database: Some(url.to_string()),
+        extra_toml: format!("instance_id = \"{id}\"\ninstance_timeout = 3\n"),
+        ..Setup::default()
+    };
+    let a = TestApp::spawn_with(through_relay("a")).await;
+    let b = TestApp::spawn_with(through_relay("b")).await;
+    let reviewer = a.reviewer("alice@example.org", "approver").await;
+    let agent_on_b = b.agent().await;
+    let call = agent_on_b.spawn_call("export_session", json!({}));
+    let id = id_of(&reviewer.wait_pending(1).await[0]);
+
+    // Both lose the database for twice the timeout: every heartbeat is stale when it returns.
+    relay.cut();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    relay.restore();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let (status, body) = reviewer.approve(&id).await;
+    assert_eq!(status, 200, "B's call survived A's return: {body}");
+    assert!(!is_error(&result_of(call).await));
+    agent_on_b.close().await;
+}

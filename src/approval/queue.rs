@@ -83,6 +83,8 @@ pub struct ApprovalQueue {
     pub(super) instance_id: String,
     /// How long an instance may go without a heartbeat before its calls count as orphaned.
     pub(super) instance_timeout: Duration,
+    /// Random, per process: tells this process from another one holding the same instance id.
+    pub(super) process_token: String,
     metrics: Arc<Metrics>,
     /// Who is told of a parked call, and the links they get.
     config: Arc<Config>,
@@ -137,6 +139,7 @@ impl ApprovalQueue {
             store,
             instance_id,
             instance_timeout: Duration::from_secs(config.server.instance_timeout),
+            process_token: uuid::Uuid::new_v4().to_string(),
             metrics,
             config,
             mail_queued: Arc::new(Notify::new()),
@@ -146,6 +149,11 @@ impl ApprovalQueue {
 
     pub fn instance_id(&self) -> &str {
         &self.instance_id
+    }
+
+    /// Unique to this process (the outbox worker claims messages with it).
+    pub fn process_token(&self) -> &str {
+        &self.process_token
     }
 
     fn waiters(&self) -> MutexGuard<'_, HashMap<String, Waiter>> {

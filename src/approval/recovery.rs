@@ -6,9 +6,15 @@
 //! - on start, an instance abandons the calls its own earlier run left waiting, and marks the ones
 //!   it was sending `outcome_unknown` (never re-sent);
 //! - every few seconds it beats, and does the same to the calls of any instance whose heartbeat is
-//!   older than `server.instance_timeout` (it died without saying so);
+//!   older than `server.instance_timeout` (it died without saying so), but only once its own
+//!   beats have succeeded for longer than that timeout: after a database outage every heartbeat
+//!   is old, and an instance that just reconnected must not take its live peers for dead;
+//! - heartbeats use the database's clock, so instances with skewed clocks agree on who is alive;
+//! - a process token tells a restart of an instance (its old process is gone) from a second live
+//!   process configured with the same id, which is refused at start;
 //! - a poll every [`POLL`] wakes waiting calls decided elsewhere (the CLI, another instance) and
-//!   expires pending calls nobody waits for; on PostgreSQL a `LISTEN` wakes them at once.
+//!   expires this instance's own pending calls that no request waits for; on PostgreSQL a
+//!   `LISTEN` wakes them at once.
 //!
 //! Every change goes through the state machine's conditional updates, so two instances sweeping
 //! the same call cannot both act on it. SQLite serves one instance: a second one starting on the
@@ -36,18 +42,36 @@ pub enum RecoveryError {
          SQLite serves one instance: stop the other, or use PostgreSQL (database.url = \"postgres://…\") for several"
     )]
     SqliteShared { other: String, seen: String },
+    #[error(
+        "instance id {id:?} is in use by a live process ({host}, pid {pid}, last heartbeat {seen}); \
+         give each instance its own server.instance_id"
+    )]
+    IdInUse {
+        id: String,
+        host: String,
+        pid: i64,
+        seen: String,
+    },
 }
 
 /// The default instance id: stable across restarts of the same deployment, distinct between
 /// hosts, and between instances on one host (they listen on different addresses).
 pub fn default_instance_id(listen: std::net::SocketAddr) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    format!("{}/{listen}", hostname())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_owned())
         .ok()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
-    format!("{host}/{listen}")
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Whether a process with this pid runs on this host (where `/proc` tells).
+fn process_exists(pid: i64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Logs the first of a run of failures as a warning and the rest quietly, then says when it
@@ -83,10 +107,11 @@ impl FailureLog {
 impl ApprovalQueue {
     /// Registers this instance and clears what its earlier run, or dead instances, left behind.
     pub async fn start(&self) -> Result<(), RecoveryError> {
+        let alive_since = self.alive_since().await?;
         if self.store.backend() == Backend::Sqlite {
             let others = self
                 .store
-                .other_live_instances(&self.instance_id, self.alive_since())
+                .other_live_instances(&self.instance_id, alive_since)
                 .await?;
             if let Some(other) = others.into_iter().next() {
                 return Err(RecoveryError::SqliteShared {
@@ -95,15 +120,44 @@ impl ApprovalQueue {
                 });
             }
         }
-        self.store.register_instance(&self.instance_id).await?;
+        let host = hostname();
+        if let Some(row) = self.store.instance(&self.instance_id).await? {
+            let fresh = row.heartbeat_at >= crate::store::timestamp(alive_since);
+            let pid = row.pid.unwrap_or_default();
+            // A fresh row of another process is a twin, unless that process is this host's
+            // earlier run and gone (a restart after a crash).
+            let earlier_run_of_this_host = row.host.as_deref() == Some(host.as_str())
+                && (pid == i64::from(std::process::id()) || !process_exists(pid));
+            if fresh && !earlier_run_of_this_host {
+                return Err(RecoveryError::IdInUse {
+                    id: self.instance_id.clone(),
+                    host: row.host.unwrap_or_default(),
+                    pid,
+                    seen: row.heartbeat_at,
+                });
+            }
+        }
+        self.register(&host).await?;
         self.recover(true).await?;
         Ok(())
     }
 
-    fn alive_since(&self) -> time::OffsetDateTime {
+    async fn register(&self, host: &str) -> Result<(), StoreError> {
+        let holder = crate::store::Holder {
+            host,
+            pid: std::process::id(),
+            token: &self.process_token,
+        };
+        self.store
+            .register_instance(&self.instance_id, holder)
+            .await
+    }
+
+    /// Heartbeats older than this (by the database's clock) are of dead instances.
+    async fn alive_since(&self) -> Result<time::OffsetDateTime, StoreError> {
         let timeout =
             time::Duration::try_from(self.instance_timeout).unwrap_or(time::Duration::seconds(30));
-        time::OffsetDateTime::now_utc() - timeout
+        Ok(self.store.db_now().await? - timeout)
     }
 
     /// Abandons waiting calls whose agent's request is gone, and marks calls cut off mid-send
@@ -112,7 +166,7 @@ impl ApprovalQueue {
     async fn recover(&self, including_mine: bool) -> Result<(), StoreError> {
         let gone =
             "Airlock restarted or stopped while the call waited; its agent connection is gone";
-        let alive_since = self.alive_since();
+        let alive_since = self.alive_since().await?;
         for from in [CallStatus::Pending, CallStatus::Approved] {
             for id in self
                 .store
@@ -158,27 +212,80 @@ impl ApprovalQueue {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(POLL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let beat_every = (queue.instance_timeout / 4).clamp(POLL, Duration::from_secs(10));
-            let mut last_beat = tokio::time::Instant::now();
-            let (mut polls, mut beats) = (FailureLog::default(), FailureLog::default());
+            let mut polls = FailureLog::default();
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     () = stopped.cancelled() => return,
                 }
                 polls.record("approval queue poll", queue.poll_once().await);
-                if last_beat.elapsed() >= beat_every {
-                    last_beat = tokio::time::Instant::now();
-                    let beat = async {
-                        queue.store.heartbeat(&queue.instance_id).await?;
-                        queue.store.prune_rate_slots().await?;
-                        queue.recover(false).await
-                    };
-                    beats.record("heartbeat and sweep", beat.await);
-                }
             }
         });
+        tokio::spawn(self.clone().beat(stop.clone()));
         tokio::spawn(self.listen(stop));
+    }
+
+    /// Beats, in its own task so a slow poll cannot delay it, and sweeps dead instances' calls
+    /// once this instance's own beats have held for longer than the timeout.
+    async fn beat(self: Arc<Self>, stop: CancellationToken) {
+        let every = (self.instance_timeout / 4).clamp(POLL, Duration::from_secs(10));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Started healthy: `start` just registered and swept.
+        let mut healthy_since = Some(tokio::time::Instant::now());
+        let mut beats = FailureLog::default();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            let beat = async {
+                if self
+                    .store
+                    .heartbeat(&self.instance_id, &self.process_token)
+                    .await?
+                {
+                    return Ok(true);
+                }
+                self.reclaim_id().await?;
+                Ok::<_, StoreError>(false)
+            };
+            match beat.await {
+                Ok(true) => {
+                    beats.record::<StoreError>("heartbeat", Ok(()));
+                    let since = *healthy_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= self.instance_timeout + every {
+                        let sweep = async {
+                            self.store.prune_rate_slots().await?;
+                            self.recover(false).await
+                        };
+                        beats.record("sweep of dead instances", sweep.await);
+                    }
+                }
+                Ok(false) => healthy_since = None,
+                Err(e) => {
+                    healthy_since = None;
+                    beats.record("heartbeat", Err(e));
+                }
+            }
+        }
+    }
+
+    /// The heartbeat found no row of ours: register again if the row is gone; if another
+    /// process holds the id, say so loudly (its sweeps and ours would fight).
+    async fn reclaim_id(&self) -> Result<(), StoreError> {
+        match self.store.instance(&self.instance_id).await? {
+            None => self.register(&hostname()).await,
+            Some(row) => {
+                tracing::error!(
+                    instance = %self.instance_id,
+                    other_host = row.host.as_deref().unwrap_or("?"),
+                    other_pid = row.pid.unwrap_or_default(),
+                    "another process uses this instance id; give each instance its own server.instance_id"
+                );
+                Ok(())
+            }
+        }
     }
 
     /// Wakes waiting calls as soon as PostgreSQL announces their decision.
@@ -225,8 +332,13 @@ impl ApprovalQueue {
                 self.wake(&id);
             }
         }
+        // Only this instance's own calls: a live peer expires its own, on its own clock.
         let cutoff = time::OffsetDateTime::now_utc() - SWEEP_GRACE;
-        for id in self.store.overdue(CallStatus::Pending, cutoff).await? {
+        for id in self
+            .store
+            .overdue(CallStatus::Pending, &self.instance_id, cutoff)
+            .await?
+        {
             if self.is_waiting(&id) {
                 continue;
             }

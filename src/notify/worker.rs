@@ -59,23 +59,35 @@ impl Mailer {
         })
     }
 
-    async fn send(&self, mail: &ClaimedMail) -> Result<(), String> {
-        let to: Mailbox = mail
-            .recipient
-            .parse()
-            .map_err(|e| format!("bad recipient {:?}: {e}", mail.recipient))?;
+    async fn send(&self, mail: &ClaimedMail) -> Result<(), Failure> {
+        let to: Mailbox = mail.recipient.parse().map_err(|e| Failure {
+            why: format!("bad recipient {:?}: {e}", mail.recipient),
+            permanent: true,
+        })?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(&mail.subject)
             .body(mail.body.clone())
-            .map_err(|e| format!("cannot build the message: {e}"))?;
+            .map_err(|e| Failure {
+                why: format!("cannot build the message: {e}"),
+                permanent: true,
+            })?;
         self.transport
             .send(message)
             .await
             .map(|_| ())
-            .map_err(|e| explain(&e))
+            .map_err(|e| Failure {
+                why: explain(&e),
+                permanent: e.is_permanent(),
+            })
     }
+}
+
+/// Why a message was not sent, and whether trying again could help.
+struct Failure {
+    why: String,
+    permanent: bool,
 }
 
 /// SMTP errors in plain words, with lettre's own text.
@@ -101,11 +113,12 @@ fn backoff(attempts: i64) -> time::Duration {
     time::Duration::seconds(secs)
 }
 
-/// Sends the outbox until `stop`. `wake` is notified when messages are queued.
+/// Sends the outbox until `stop`. `claimer` names this process in its claims (unique per
+/// process); `wake` is notified when messages are queued.
 pub fn spawn(
     store: Store,
     mailer: Mailer,
-    instance: String,
+    claimer: String,
     wake: Arc<Notify>,
     stop: CancellationToken,
 ) {
@@ -118,7 +131,7 @@ pub fn spawn(
             {
                 tracing::debug!(error = %e, "cannot reclaim stale emails");
             }
-            let claimed = match store.claim_mail(&instance, BATCH).await {
+            let claimed = match store.claim_mail(&claimer, BATCH).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     if !failing {
@@ -131,18 +144,31 @@ pub fn spawn(
             let full = claimed.len() == BATCH as usize;
             for mail in claimed {
                 failing = false;
+                // A batch can take long to send; a message whose claim went stale meanwhile was
+                // reclaimed by another worker, and is theirs now.
+                match store.renew_mail_claim(&mail.id, &claimer).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot renew an email claim; leaving it");
+                        continue;
+                    }
+                }
                 match mailer.send(&mail).await {
                     Ok(()) => {
                         tracing::info!(to = %mail.recipient, "email sent");
-                        if let Err(e) = store.mark_mail_sent(&mail.id).await {
+                        if let Err(e) = store.mark_mail_sent(&mail.id, &claimer).await {
                             tracing::warn!(error = %e, "sent an email but cannot mark it; it may be sent again");
                         }
                     }
-                    Err(why) => {
-                        let retry = (mail.attempts < MAX_ATTEMPTS)
+                    Err(failure) => {
+                        let retry = (!failure.permanent && mail.attempts < MAX_ATTEMPTS)
                             .then(|| time::OffsetDateTime::now_utc() + backoff(mail.attempts));
-                        tracing::warn!(to = %mail.recipient, attempt = mail.attempts, error = %why, "email not sent; {}", if retry.is_some() { "will retry" } else { "giving up" });
-                        if let Err(e) = store.mark_mail_failed(&mail.id, &why, retry).await {
+                        tracing::warn!(to = %mail.recipient, attempt = mail.attempts, error = %failure.why, "email not sent; {}", if retry.is_some() { "will retry" } else { "giving up" });
+                        if let Err(e) = store
+                            .mark_mail_failed(&mail.id, &claimer, &failure.why, retry)
+                            .await
+                        {
                             tracing::warn!(error = %e, "cannot record a failed email");
                         }
                     }

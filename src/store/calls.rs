@@ -406,16 +406,19 @@ impl Store {
         Ok(decided)
     }
 
-    /// Open calls in `status` whose `expires_at` has passed `cutoff`, oldest first.
+    /// Calls of `instance` in `status` whose `expires_at` has passed `cutoff`, oldest first.
     pub async fn overdue(
         &self,
         status: CallStatus,
+        instance: &str,
         cutoff: time::OffsetDateTime,
     ) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM tool_calls WHERE status = $1 AND expires_at < $2 ORDER BY id LIMIT 1000",
+            "SELECT id FROM tool_calls WHERE status = $1 AND instance_id = $2 AND expires_at < $3 \
+             ORDER BY id LIMIT 1000",
         )
         .bind(status.as_str())
+        .bind(instance)
         .bind(timestamp(cutoff))
         .fetch_all(&self.pool)
         .await

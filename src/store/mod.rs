@@ -24,7 +24,7 @@ use sqlx::{Executor, Transaction};
 
 pub use agents::Agent;
 pub use calls::{Actor, ApprovalRow, CallRow, EventRow, NewCall, ResultSummary, Vote};
-pub use instances::InstanceRow;
+pub use instances::{Holder, InstanceRow};
 pub use outbox::{ClaimedMail, MailRow, NewMail};
 pub use users::{Role, User};
 
@@ -77,12 +77,22 @@ impl Backend {
 }
 
 /// A handle on the database; cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
     /// The URL, for the PostgreSQL notification listener's own connection.
     url: String,
+}
+
+/// The URL may carry a password: `Debug` shows it redacted.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
 }
 
 /// The PostgreSQL channel on which decisions are announced (payload: the call's id).

@@ -3,7 +3,9 @@
 //! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two instances never claim the same row; SQLite's
 //! write lock serializes its one instance), and marked sent after. A worker that dies between the
 //! two leaves the row `sending`; after [`Store::reclaim_stale_mail`]'s timeout it is sent again.
-//! So a crash can cause a duplicate email, never a lost one.
+//! So a crash can cause a duplicate email, never a lost one. A worker renews its claim just before
+//! each send and marks only rows it still holds, so a slow worker and the one that reclaimed its
+//! row cannot both send it.
 
 use super::{Backend, Store, StoreError, Tx, query, timestamp};
 
@@ -95,12 +97,30 @@ impl Store {
         Ok(claimed)
     }
 
-    pub async fn mark_mail_sent(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2",
+    /// Renews `claimer`'s claim on a message just before sending it; false when the claim was
+    /// lost (another worker reclaimed it as stale), and the message must not be sent from here.
+    pub async fn renew_mail_claim(&self, id: &str, claimer: &str) -> Result<bool, StoreError> {
+        let renewed = sqlx::query(
+            "UPDATE outbox SET claimed_at = $1 WHERE id = $2 AND claimed_by = $3 AND status = 'sending'",
         )
         .bind(super::now_rfc3339())
         .bind(id)
+        .bind(claimer)
+        .execute(&self.pool)
+        .await
+        .map_err(query("renew an email claim"))?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    /// Marks a message `claimer` sent. Only the holder of the claim can mark it.
+    pub async fn mark_mail_sent(&self, id: &str, claimer: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL \
+             WHERE id = $2 AND claimed_by = $3 AND status = 'sending'",
+        )
+        .bind(super::now_rfc3339())
+        .bind(id)
+        .bind(claimer)
         .execute(&self.pool)
         .await
         .map_err(query("mark an email sent"))?;
@@ -111,6 +131,7 @@ impl Store {
     pub async fn mark_mail_failed(
         &self,
         id: &str,
+        claimer: &str,
         error: &str,
         retry_at: Option<time::OffsetDateTime>,
     ) -> Result<(), StoreError> {
@@ -119,12 +140,14 @@ impl Store {
             None => ("failed", super::now_rfc3339()),
         };
         sqlx::query(
-            "UPDATE outbox SET status = $1, next_attempt_at = $2, last_error = $3 WHERE id = $4",
+            "UPDATE outbox SET status = $1, next_attempt_at = $2, last_error = $3 \
+             WHERE id = $4 AND claimed_by = $5 AND status = 'sending'",
         )
         .bind(status)
         .bind(next)
         .bind(error)
         .bind(id)
+        .bind(claimer)
         .execute(&self.pool)
         .await
         .map_err(query("mark an email failed"))?;
