@@ -29,11 +29,21 @@ async fn the_python_sdk_works_through_airlock_in_every_mode() {
         return;
     }
     let app = TestApp::spawn().await;
+    let reviewer = app.reviewer("alice@example.org", "approver").await;
     for mode in ["legacy", "2026-07-28", "auto"] {
-        let output = tokio::process::Command::new("python3")
+        let client = tokio::process::Command::new("python3")
             .args([PYTHON_CLIENT, &app.mcp_url("telegram"), &app.token, mode])
-            .output()
+            .output();
+        let client = tokio::spawn(client);
+        // The client ends by calling export_session, which waits for this approval.
+        let parked = reviewer.wait_pending(1).await;
+        let (status, _) = reviewer
+            .approve(parked[0]["id"].as_str().expect("an id"))
+            .await;
+        assert_eq!(status, 200);
+        let output = client
             .await
+            .expect("the client task")
             .expect("run the Python client");
         assert!(
             output.status.success(),
@@ -53,6 +63,13 @@ async fn the_python_sdk_works_through_airlock_in_every_mode() {
             "Denied by policy (telegram.delete_chat): never from an agent"
         );
         assert_eq!(seen["slow_task"], "completed 2 steps", "{mode}: {seen}");
+        assert_eq!(seen["export_session"]["is_error"], false, "{mode}: {seen}");
+        assert!(
+            seen["export_session"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("1BVtsOK")),
+            "{mode}: the approved call's real result: {seen}"
+        );
     }
     assert_eq!(app.call_log.calls_of("get_chats"), 3);
     assert_eq!(app.call_log.calls_of("delete_chat"), 0);

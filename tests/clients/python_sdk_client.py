@@ -25,6 +25,12 @@ async def main(url: str, token: str, mode: str) -> None:
         seen["delete_chat"] = {"is_error": bool(denied.is_error), "text": denied.content[0].text}
         slow = await client.call_tool("slow_task", {"steps": 2, "step_ms": 10})
         seen["slow_task"] = slow.content[0].text
+        # Needs approval: waits until the test approves it through Airlock's API.
+        exported = await client.call_tool("export_session", {})
+        seen["export_session"] = {
+            "is_error": bool(exported.is_error),
+            "text": exported.content[0].text,
+        }
     print(json.dumps(seen))
 
 
