@@ -335,16 +335,7 @@ async fn deleting_the_session_withdraws_its_parked_calls() {
     let alice = app.reviewer("alice@example.org", "approver").await;
     let session = app.raw_session("2025-06-18").await;
     let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"export_session","arguments":{}}}"#;
-    let response = app
-        .post(
-            "telegram",
-            &[
-                ("mcp-session-id", &session),
-                ("mcp-protocol-version", "2025-06-18"),
-            ],
-            body,
-        )
-        .await;
+    let response = app.post_in_session(&session, body).await;
     let waiting = tokio::spawn(common::messages(response));
     let id = id_of(&alice.wait_pending(1).await[0]);
 
@@ -761,16 +752,7 @@ async fn long_decimal_arguments_survive_the_round_trip_through_the_store() {
     let session = app.raw_session("2025-06-18").await;
     // More digits than an f64 holds: parsing, storing and parsing again must agree on the digest.
     let body = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"export_session","arguments":{"amount":27.039432827912286232,"n":[1e-7,0.1]}}}"#;
-    let response = app
-        .post(
-            "telegram",
-            &[
-                ("mcp-session-id", &session),
-                ("mcp-protocol-version", "2025-06-18"),
-            ],
-            body,
-        )
-        .await;
+    let response = app.post_in_session(&session, body).await;
     let waiting = tokio::spawn(common::messages(response));
     let id = id_of(&alice.wait_pending(1).await[0]);
 
@@ -797,16 +779,7 @@ async fn the_cli_shows_agent_supplied_control_characters_escaped() {
     let alice = app.reviewer("alice@example.org", "approver").await;
     let session = app.raw_session("2025-06-18").await;
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_chats\r\u001b[2Kexport_session","arguments":{"note":"\u001b]0;owned\u0007"}}}"#;
-    let response = app
-        .post(
-            "telegram",
-            &[
-                ("mcp-session-id", &session),
-                ("mcp-protocol-version", "2025-06-18"),
-            ],
-            body,
-        )
-        .await;
+    let response = app.post_in_session(&session, body).await;
     let _waiting = tokio::spawn(common::messages(response));
     alice.wait_pending(1).await;
 

@@ -90,16 +90,7 @@ async fn agent_text_cannot_add_header_lines() {
     let app = spawn(r#"{"action": "require_approval"}"#, &sink.url()).await;
     let session = app.raw_session("2025-06-18").await;
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x\r\nBcc: thief@example.com\r\nX-Evil: 1","arguments":{}}}"#;
-    let response = app
-        .post(
-            "telegram",
-            &[
-                ("mcp-session-id", &session),
-                ("mcp-protocol-version", "2025-06-18"),
-            ],
-            body,
-        )
-        .await;
+    let response = app.post_in_session(&session, body).await;
     let _waiting = tokio::spawn(common::messages(response));
 
     let mails = sink.wait_for(1, Duration::from_secs(2)).await;

@@ -261,6 +261,19 @@ impl Relay {
         Self { port, up, cut }
     }
 
+    /// A relay to `db`'s server, and the URL of `db` through it.
+    async fn in_front_of(db: &TestDatabase) -> (Self, String) {
+        let mut url = url::Url::parse(&db.url).expect("a URL");
+        let target = format!(
+            "{}:{}",
+            url.host_str().expect("a host"),
+            url.port().unwrap_or(5432)
+        );
+        let relay = Self::start(target).await;
+        url.set_port(Some(relay.port)).expect("a port");
+        (relay, url.to_string())
+    }
+
     fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
         self.cut.send_modify(|n| *n += 1);
@@ -276,16 +289,9 @@ async fn losing_the_database_refuses_sensitive_calls_and_heals_without_a_restart
     let Some(db) = shared_database().await else {
         return;
     };
-    let mut url = url::Url::parse(&db.url).expect("a URL");
-    let target = format!(
-        "{}:{}",
-        url.host_str().expect("a host"),
-        url.port().unwrap_or(5432)
-    );
-    let relay = Relay::start(target).await;
-    url.set_port(Some(relay.port)).expect("a port");
+    let (relay, url) = Relay::in_front_of(&db).await;
     let app = TestApp::spawn_with(Setup {
-        database: Some(url.to_string()),
+        database: Some(url.clone()),
         ..Setup::default()
     })
     .await;
@@ -449,16 +455,9 @@ async fn after_an_outage_longer_than_the_timeout_instances_keep_each_others_call
     let Some(db) = shared_database().await else {
         return;
     };
-    let mut url = url::Url::parse(&db.url).expect("a URL");
-    let target = format!(
-        "{}:{}",
-        url.host_str().expect("a host"),
-        url.port().unwrap_or(5432)
-    );
-    let relay = Relay::start(target).await;
-    url.set_port(Some(relay.port)).expect("a port");
+    let (relay, url) = Relay::in_front_of(&db).await;
     let through_relay = |id: &str| Setup {
-        database: Some(url.to_string()),
+        database: Some(url.clone()),
         extra_toml: format!("instance_id = \"{id}\"\ninstance_timeout = 3\n"),
         ..Setup::default()
     };

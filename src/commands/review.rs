@@ -141,6 +141,16 @@ async fn reviewer_user(store: &Store, as_user: Option<&str>) -> Result<Option<Us
     }
 }
 
+/// A decision made at the command line, as `user` (`--as`) or as the operator.
+fn cli_decision<'a>(user: Option<&'a User>, reason: Option<&'a str>) -> Decision<'a> {
+    Decision {
+        reviewer: user.map_or(Reviewer::Operator, Reviewer::User),
+        via: "cli",
+        reason,
+        args_digest: None,
+    }
+}
+
 /// `airlock approve ID [--reason R] [--as EMAIL]`; returns what happened, for stderr.
 pub async fn approve(
     config_path: &Path,
@@ -150,13 +160,7 @@ pub async fn approve(
 ) -> Result<String, CommandError> {
     let (config, store) = open(config_path).await?;
     let user = reviewer_user(&store, as_user).await?;
-    let reviewer = user.as_ref().map_or(Reviewer::Operator, Reviewer::User);
-    let decision = Decision {
-        reviewer,
-        via: "cli",
-        reason,
-        args_digest: None,
-    };
+    let decision = cli_decision(user.as_ref(), reason);
     Ok(
         match decide::approve(&store, &config.groups, id, decision).await? {
             Approved::Released => format!("approved call {id}; it is released to its agent"),
@@ -177,13 +181,7 @@ pub async fn reject(
 ) -> Result<String, CommandError> {
     let (config, store) = open(config_path).await?;
     let user = reviewer_user(&store, as_user).await?;
-    let reviewer = user.as_ref().map_or(Reviewer::Operator, Reviewer::User);
-    let decision = Decision {
-        reviewer,
-        via: "cli",
-        reason: Some(reason),
-        args_digest: None,
-    };
+    let decision = cli_decision(user.as_ref(), Some(reason));
     decide::reject(&store, &config.groups, id, decision).await?;
     Ok(format!("rejected call {id}"))
 }

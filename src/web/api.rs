@@ -23,6 +23,7 @@ use super::reviewer::ApiUser;
 use crate::app::AppState;
 use crate::approval::decide::{self, Approved};
 use crate::approval::{CallStatus, CallView, Decision, Reviewer};
+use crate::store::User;
 
 /// The most calls one page lists.
 const MAX_PAGE: u32 = 500;
@@ -101,6 +102,18 @@ struct DecisionBody {
     args_digest: Option<String>,
 }
 
+impl DecisionBody {
+    /// `user`'s decision with this body's reason and digest.
+    fn decision<'a>(&'a self, user: &'a User) -> Decision<'a> {
+        Decision {
+            reviewer: Reviewer::User(user),
+            via: "api",
+            reason: self.reason.as_deref(),
+            args_digest: self.args_digest.as_deref(),
+        }
+    }
+}
+
 /// The body is optional (an approval needs no reason); when present it must be this JSON object.
 fn decision_body(body: &Bytes) -> Result<DecisionBody, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -120,12 +133,7 @@ async fn approve(
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
     let body = decision_body(&body)?;
-    let decision = Decision {
-        reviewer: Reviewer::User(&user),
-        via: "api",
-        reason: body.reason.as_deref(),
-        args_digest: body.args_digest.as_deref(),
-    };
+    let decision = body.decision(&user);
     let approved = decide::approve(&app.store, &app.config.groups, &id, decision).await?;
     if approved == Approved::Released {
         app.approvals.wake(&id);
@@ -151,12 +159,7 @@ async fn reject(
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
     let body = decision_body(&body)?;
-    let decision = Decision {
-        reviewer: Reviewer::User(&user),
-        via: "api",
-        reason: body.reason.as_deref(),
-        args_digest: body.args_digest.as_deref(),
-    };
+    let decision = body.decision(&user);
     decide::reject(&app.store, &app.config.groups, &id, decision).await?;
     app.approvals.wake(&id);
     tracing::info!(call = %id, reviewer = %user.email, "rejection via the API");

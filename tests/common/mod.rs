@@ -372,6 +372,19 @@ impl TestApp {
         request.send().await.expect("POST /mcp")
     }
 
+    /// A POST to `telegram` within a 2025-06-18 session opened with `raw_session`.
+    pub async fn post_in_session(&self, session: &str, body: &str) -> reqwest::Response {
+        self.post(
+            "telegram",
+            &[
+                ("mcp-session-id", session),
+                ("mcp-protocol-version", "2025-06-18"),
+            ],
+            body,
+        )
+        .await
+    }
+
     /// Ends a session with DELETE.
     pub async fn delete_session(&self, session: &str) -> reqwest::Response {
         reqwest::Client::new()
