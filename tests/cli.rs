@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::AIRLOCK;
 
@@ -141,31 +140,8 @@ fn token_create_prints_only_the_token_and_serve_accepts_it() {
         "the token is not repeated on stderr"
     );
 
-    let mut server = Command::new(AIRLOCK)
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("AIRLOCK_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start airlock serve");
-    let log = server.stderr.take().expect("piped stderr");
-    let mut lines = BufReader::new(log).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("serve logs its address before anything fails")
-            .expect("a log line");
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let server = common::Server::start(dir.path());
+    let addr = server.addr.clone();
 
     let url = format!("http://{addr}/mcp/telegram");
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"cli-test","version":"1"}}}"#;
@@ -188,15 +164,8 @@ fn token_create_prints_only_the_token_and_serve_accepts_it() {
     assert_eq!(good, 200);
     assert_eq!(bad, 401);
 
-    let pid = server.id().to_string();
-    let sent = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let status = server.wait().expect("serve exits");
+    let (status, log) = server.stop();
     assert!(status.success(), "SIGTERM is a clean stop: {status}");
-    let log = drain.join().expect("log drained").join("\n");
     assert!(!log.contains(token), "the token never reaches the log");
     assert!(log.contains("airlock stopped"), "{log}");
 }

@@ -347,16 +347,20 @@ impl ApprovalQueue {
     }
 
     /// Claims an approved call for sending (`approved → forwarding`, one winner) and returns the
-    /// stored arguments, after checking they still hash to the digest that was approved. `None`
-    /// when this caller did not win or the arguments were tampered with (the call then fails).
-    pub async fn begin_forward(&self, parked: &Parked) -> Result<Option<Value>, StoreError> {
-        let system = SYSTEM;
+    /// stored arguments of `row` (the call as read when its approval woke us), after checking they
+    /// still hash to the digest that was parked and approved. `None` when this caller did not win
+    /// or the arguments were tampered with (the call then fails).
+    pub async fn begin_forward(
+        &self,
+        parked: &Parked,
+        row: &CallRow,
+    ) -> Result<Option<Value>, StoreError> {
         if !self
             .step(
                 &parked.id,
                 CallStatus::Approved,
                 CallStatus::Forwarding,
-                system,
+                SYSTEM,
                 None,
             )
             .await?
@@ -365,25 +369,12 @@ impl ApprovalQueue {
         }
         // The waiting is over: the gauge counts calls waiting for a decision, not ones on their way.
         self.waiters().remove(&parked.id);
-        let stored = match self.store.call(&parked.id).await {
-            Ok(stored) => stored,
-            Err(e) => {
-                // Not sent: say so now rather than leave it `forwarding` ("may have run").
-                let why = "the approved arguments could not be read back; not run";
-                if let Err(again) = self
-                    .finish(parked, CallStatus::Failed, None, Some(why))
-                    .await
-                {
-                    tracing::error!(call = %parked.id, error = %crate::telemetry::error_chain(&again), "cannot record a failed release");
-                }
-                return Err(e);
-            }
-        };
-        let args = stored.as_ref().and_then(|row| {
-            let args: Value = serde_json::from_str(&row.args_json).ok()?;
-            let digest = super::args_digest(&args);
-            (digest == row.args_sha256 && digest == parked.digest).then_some(args)
-        });
+        let args = serde_json::from_str::<Value>(&row.args_json)
+            .ok()
+            .filter(|args| {
+                let digest = super::args_digest(args);
+                digest == row.args_sha256 && digest == parked.digest
+            });
         if args.is_none() {
             tracing::error!(call = %parked.id, "stored arguments do not match the approved digest; not forwarding");
             self.finish(

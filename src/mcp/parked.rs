@@ -228,7 +228,7 @@ async fn wait(call: ParkedCall, parked: Parked, tx: mpsc::Sender<Value>) {
         }
         queue.observe_decision(&row);
         if row.status() == CallStatus::Approved {
-            release(call, parked, tx).await;
+            release(call, parked, &row, tx).await;
         } else {
             call.count(Outcome::NotApproved);
             let _ = tx.send(call.refusal(fate_text(&row))).await;
@@ -300,14 +300,14 @@ fn agent_gone(parked: &Parked, tx: &mpsc::Sender<Value>) -> Option<&'static str>
 }
 
 /// Sends the approved call upstream, once, with the stored arguments, and relays the answer.
-async fn release(mut call: ParkedCall, parked: Parked, tx: mpsc::Sender<Value>) {
+async fn release(mut call: ParkedCall, parked: Parked, row: &CallRow, tx: mpsc::Sender<Value>) {
     let queue = call.app.approvals.clone();
     // The agent may have left between the decision and now: nobody could receive the result.
     if let Some(why) = agent_gone(&parked, &tx) {
         withdraw(&call, &parked, why).await;
         return;
     }
-    let args = match queue.begin_forward(&parked).await {
+    let args = match queue.begin_forward(&parked, row).await {
         Ok(Some(args)) => args,
         Ok(None) => {
             let _ = tx

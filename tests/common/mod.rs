@@ -575,6 +575,8 @@ impl Reviewer {
 pub struct Server {
     child: std::process::Child,
     pub addr: String,
+    /// Its log (stderr), drained so it never blocks on a full pipe; all of it once it exits.
+    log: std::thread::JoinHandle<Vec<String>>,
 }
 
 impl Server {
@@ -601,8 +603,8 @@ impl Server {
                     .to_owned();
             }
         };
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-        Self { child, addr }
+        let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+        Self { child, addr, log }
     }
 
     /// SIGKILL: no shutdown, no cleanup, as in a crash.
@@ -616,13 +618,17 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then wait for the exit.
-    pub fn stop(mut self) {
+    /// SIGTERM, then wait for the exit; returns how it exited and its whole log.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();
-        let _ = std::process::Command::new("kill")
+        let sent = std::process::Command::new("kill")
             .args(["-TERM", &pid])
-            .status();
-        let _ = self.child.wait();
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let status = self.child.wait().expect("serve exits");
+        let log = self.log.join().expect("log drained").join("\n");
+        (status, log)
     }
 }
 
