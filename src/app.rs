@@ -70,6 +70,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub origins: Arc<OriginPolicy>,
     pub tokens: Arc<TokenCache>,
+    /// The upstreams' tool lists, as the dashboard shows them.
+    pub catalogue: Arc<crate::web::catalogue::ToolCatalogue>,
+    /// The dashboard's live feed of queue changes.
+    pub feed: Arc<crate::web::live::QueueFeed>,
     pub shutdown: CancellationToken,
 }
 
@@ -143,6 +147,8 @@ impl Application {
             approvals,
             origins: Arc::new(OriginPolicy::from_config(&config)),
             tokens: Arc::new(TokenCache::default()),
+            catalogue: Arc::default(),
+            feed: Arc::default(),
             config,
             store,
             upstreams: Arc::new(upstreams),
@@ -250,6 +256,11 @@ fn spawn_workers(state: &AppState) {
         .approvals
         .clone()
         .spawn_workers(state.shutdown.clone());
+    state.feed.clone().spawn_watcher(
+        state.store.clone(),
+        state.approvals.changed.clone(),
+        state.shutdown.clone(),
+    );
     let reaper = state.clone();
     tokio::spawn(async move {
         let idle = Duration::from_secs(reaper.config.server.session_idle_timeout);

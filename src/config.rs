@@ -46,6 +46,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Read now so that a config written for the email notifications is not rejected as unknown.
     pub email: Option<EmailConfig>,
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
     /// Reviewer groups, usable in a rule's `reviewers`.
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
@@ -88,6 +90,28 @@ impl Default for ServerConfig {
             max_sessions_per_agent: 100,
             instance_id: None,
             instance_timeout: 15,
+        }
+    }
+}
+
+/// The reviewers' browser sessions and sign-in throttling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    /// Seconds a sign-in lasts; after that the reviewer signs in again.
+    pub session_ttl: u64,
+    /// Failed sign-ins for one account, within `login_lockout` seconds, after which further
+    /// attempts are refused until the oldest failure is that old.
+    pub login_max_failures: u32,
+    pub login_lockout: u64,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: 12 * 3600,
+            login_max_failures: 5,
+            login_lockout: 15 * 60,
         }
     }
 }
@@ -307,6 +331,15 @@ impl Config {
             return Err(invalid(
                 "server.instance_timeout",
                 "must be at least 2 seconds (instances beat every quarter of it)".to_owned(),
+            ));
+        }
+        if self.dashboard.session_ttl == 0
+            || self.dashboard.login_max_failures == 0
+            || self.dashboard.login_lockout == 0
+        {
+            return Err(invalid(
+                "dashboard",
+                "session_ttl, login_max_failures and login_lockout must be more than 0".to_owned(),
             ));
         }
         if self.database.max_connections == 0 || self.database.acquire_timeout == 0 {

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod notify;
 pub mod ops;
 pub mod policy;
+pub mod redact;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

@@ -117,14 +117,46 @@ enum TokenCommand {
 #[derive(Subcommand)]
 enum UserCommand {
     /// Add a user. Roles: admin (everything), approver (decide calls), viewer (read only).
+    /// Prints a generated dashboard password alone on stdout, once, unless --password-stdin.
     Add {
         email: String,
         #[arg(long)]
         role: String,
+        /// Read the dashboard password from the first line of stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new dashboard password (ends the user's browser sessions). Prints a generated one
+    /// alone on stdout, once, unless --password-stdin.
+    Password {
+        email: String,
+        /// Read the password from the first line of stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Create a personal API token for a user. Prints only the token, once:
     /// `TOKEN=$(airlock user token alice@example.org)`.
     Token { email: String },
+}
+
+/// The first line of stdin, without its line ending.
+fn read_password() -> Result<String, CommandError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|source| CommandError::Io {
+            context: "cannot read the password from stdin".to_owned(),
+            source,
+        })?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// A generated password: alone on stdout, so `PASSWORD=$(airlock user add ...)` works.
+fn show_password(email: &str, generated: Option<String>) {
+    if let Some(password) = generated {
+        eprintln!("{email} signs in to the dashboard with this password, shown only this once:");
+        println!("{password}");
+    }
 }
 
 fn main() -> ExitCode {
@@ -165,12 +197,32 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             Ok(())
         }
         Command::User {
-            command: UserCommand::Add { email, role },
+            command:
+                UserCommand::Add {
+                    email,
+                    role,
+                    password_stdin,
+                },
         } => {
-            commands::user_add(&cli.config, &email, &role).await?;
+            let chosen = password_stdin.then(read_password).transpose()?;
+            let generated = commands::user_add(&cli.config, &email, &role, chosen).await?;
             eprintln!(
                 "added {email} as {role}; create an API token with: airlock user token {email}"
             );
+            show_password(&email, generated);
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Password {
+                    email,
+                    password_stdin,
+                },
+        } => {
+            let chosen = password_stdin.then(read_password).transpose()?;
+            let generated = commands::user_password(&cli.config, &email, chosen).await?;
+            eprintln!("set a new dashboard password for {email}; their sessions are ended");
+            show_password(&email, generated);
             Ok(())
         }
         Command::User {

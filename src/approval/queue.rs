@@ -90,6 +90,9 @@ pub struct ApprovalQueue {
     config: Arc<Config>,
     /// Wakes the outbox worker when a parked call queued emails.
     pub mail_queued: Arc<Notify>,
+    /// Told when a call of this process is parked or changes, so the dashboard's live feed looks
+    /// at once instead of at its next poll.
+    pub changed: Arc<Notify>,
     waiters: Mutex<HashMap<String, Waiter>>,
 }
 
@@ -143,6 +146,7 @@ impl ApprovalQueue {
             metrics,
             config,
             mail_queued: Arc::new(Notify::new()),
+            changed: Arc::new(Notify::new()),
             waiters: Mutex::new(HashMap::new()),
         }
     }
@@ -246,11 +250,13 @@ impl ApprovalQueue {
         if !mails.is_empty() {
             self.mail_queued.notify_one();
         }
+        self.changed.notify_one();
         Ok(parked)
     }
 
     /// Wakes the request waiting on call `id`, if it is parked here.
     pub fn wake(&self, id: &str) {
+        self.changed.notify_one();
         if let Some(waiter) = self.waiters().get(id) {
             waiter.wake.notify_one();
         }
@@ -292,7 +298,13 @@ impl ApprovalQueue {
         detail: Option<&str>,
     ) -> Result<bool, StoreError> {
         match from.to(to) {
-            Some(transition) => self.store.transition(id, transition, actor, detail).await,
+            Some(transition) => {
+                let won = self.store.transition(id, transition, actor, detail).await?;
+                if won {
+                    self.changed.notify_one();
+                }
+                Ok(won)
+            }
             None => Ok(false),
         }
     }
@@ -398,9 +410,12 @@ impl ApprovalQueue {
     ) -> Result<bool, StoreError> {
         match CallStatus::Forwarding.to(to) {
             Some(transition) => {
-                self.store
+                let won = self
+                    .store
                     .finish(&parked.id, transition, result, detail)
-                    .await
+                    .await?;
+                self.changed.notify_one();
+                Ok(won)
             }
             None => Ok(false),
         }

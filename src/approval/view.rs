@@ -21,6 +21,7 @@ pub struct CallView {
     pub expires_at: String,
     /// SHA-256 of the canonical arguments: what an approval binds to.
     pub args_digest: String,
+    /// The arguments with secret-looking fields masked (see `crate::redact`).
     pub arguments: Value,
     pub rule: Option<RuleSnapshot>,
     pub approvals_needed: i64,
@@ -43,7 +44,9 @@ pub struct ResultView {
 
 impl CallView {
     pub fn new(row: CallRow, approvals: Vec<ApprovalRow>, events: Option<Vec<EventRow>>) -> Self {
-        let arguments = serde_json::from_str(&row.args_json).unwrap_or(Value::Null);
+        // Shown to people: secret-looking fields masked (the digest still covers the real ones).
+        let arguments = serde_json::from_str(&row.args_json)
+            .map_or(Value::Null, |args| crate::redact::redact(&args));
         let rule = serde_json::from_str(&row.rule_json).ok();
         Self {
             status: row.status().as_str(),

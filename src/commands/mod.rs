@@ -4,7 +4,9 @@
 
 mod review;
 
-pub use review::{approve, pending, reject, user_add, user_token};
+pub use review::{
+    approve, is_plausible_email, pending, reject, user_add, user_password, user_token,
+};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -289,11 +291,17 @@ pub async fn demo(args: DemoArgs) -> Result<(), CommandError> {
     store
         .add_user_token(&reviewer, &secrets::sha256_hex(reviewer_token.as_bytes()))
         .await?;
+    let password = secrets::generate_password()?;
+    store
+        .set_password_hash(&reviewer.id, &review::hash(password.clone()).await?)
+        .await?;
     let url = format!("http://{}/mcp/telegram", app.local_addr());
     println!(
         "\
 Airlock demo is running.
 
+  dashboard      http://{addr}/
+                 sign in as {DEMO_REVIEWER} with password {password}
   MCP endpoint   {url}
   agent token    {token}
   reviewer       {DEMO_REVIEWER}, API token {reviewer_token}

@@ -22,13 +22,16 @@ async fn open(config_path: &Path) -> Result<(Config, Store), CommandError> {
 }
 
 /// A plausible email address: one `@` with text on both sides, no spaces or control characters.
-fn check_email(email: &str) -> Result<(), CommandError> {
-    let plausible = email.len() <= 254
+pub fn is_plausible_email(email: &str) -> bool {
+    email.len() <= 254
         && email.split('@').count() == 2
         && !email.starts_with('@')
         && !email.ends_with('@')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if plausible {
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+fn check_email(email: &str) -> Result<(), CommandError> {
+    if is_plausible_email(email) {
         Ok(())
     } else {
         Err(CommandError::Invalid(format!(
@@ -51,20 +54,64 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
-/// `airlock user add EMAIL --role ROLE`.
-pub async fn user_add(config_path: &Path, email: &str, role: &str) -> Result<(), CommandError> {
+/// `airlock user add EMAIL --role ROLE [--password-stdin]`. The user signs in to the dashboard
+/// with the password read from `password` (stdin), or else with a generated one, returned to be
+/// shown once.
+pub async fn user_add(
+    config_path: &Path,
+    email: &str,
+    role: &str,
+    password: Option<String>,
+) -> Result<Option<String>, CommandError> {
     let email = &email.to_lowercase();
     check_email(email)?;
     let role = Role::parse(role).ok_or_else(|| {
         CommandError::Invalid(format!("role {role:?}: use admin, approver or viewer"))
     })?;
+    let (password, generated) = chosen_or_generated(password)?;
+    let hash = hash(password).await?;
     let (_, store) = open(config_path).await?;
-    match store.add_user(email, role).await? {
-        Some(_) => Ok(()),
-        None => Err(CommandError::Invalid(format!(
-            "a user {email} already exists"
-        ))),
+    let user = store.add_user(email, role).await?.ok_or_else(|| {
+        CommandError::Invalid(format!(
+            "a user {email} already exists (new password: airlock user password {email})"
+        ))
+    })?;
+    store.set_password_hash(&user.id, &hash).await?;
+    Ok(generated)
+}
+
+/// `airlock user password EMAIL [--password-stdin]`: a new dashboard password (ends the user's
+/// browser sessions); the generated one is returned to be shown once.
+pub async fn user_password(
+    config_path: &Path,
+    email: &str,
+    password: Option<String>,
+) -> Result<Option<String>, CommandError> {
+    let (password, generated) = chosen_or_generated(password)?;
+    let hash = hash(password).await?;
+    let (_, store) = open(config_path).await?;
+    let user = user(&store, email).await?;
+    store.set_password_hash(&user.id, &hash).await?;
+    Ok(generated)
+}
+
+/// The password given, or a generated one (then also returned second, to be shown).
+fn chosen_or_generated(password: Option<String>) -> Result<(String, Option<String>), CommandError> {
+    match password {
+        Some(password) => Ok((password, None)),
+        None => {
+            let password = secrets::generate_password()?;
+            Ok((password.clone(), Some(password)))
+        }
     }
+}
+
+/// The argon2id hash of `password`, computed off the async threads.
+pub async fn hash(password: String) -> Result<String, CommandError> {
+    tokio::task::spawn_blocking(move || secrets::hash_password(&password))
+        .await
+        .map_err(|e| CommandError::Invalid(format!("hashing the password failed: {e}")))?
+        .map_err(|e| CommandError::Invalid(e.to_string()))
 }
 
 async fn user(store: &Store, email: &str) -> Result<User, CommandError> {

@@ -102,6 +102,22 @@ pub enum Vote {
     NotFound,
 }
 
+/// What the history page filters calls by; `None` fields do not filter. Times are
+/// [`timestamp`](super::timestamp) text.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub status: Option<CallStatus>,
+    pub upstream: Option<String>,
+    pub tool: Option<String>,
+    pub agent: Option<String>,
+    /// Decided by, or approved by, this reviewer.
+    pub reviewer: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// Text anywhere in the arguments as stored.
+    pub text: Option<String>,
+}
+
 /// What a forwarded call's upstream answer was, without the answer itself.
 #[derive(Debug, Clone)]
 pub struct ResultSummary {
@@ -201,6 +217,104 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query("select calls"))
+    }
+
+    /// Calls matching `filter`, newest first, `limit` at a time after the id `before` (keyset
+    /// pages: each page is one index range, however deep). Only the given filters become SQL, so
+    /// the planner can use the index of the one that narrows most.
+    pub async fn history(
+        &self,
+        filter: &CallFilter,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CallRow>, StoreError> {
+        let mut binds: Vec<String> = Vec::new();
+        // Each value gets the next numbered placeholder.
+        let mut param = |value: String| {
+            binds.push(value);
+            format!("${}", binds.len())
+        };
+        let mut conditions: Vec<String> = Vec::new();
+        if let Some(status) = filter.status {
+            conditions.push(format!("status = {}", param(status.as_str().to_owned())));
+        }
+        for (column, value) in [
+            ("upstream", &filter.upstream),
+            ("tool", &filter.tool),
+            ("agent", &filter.agent),
+        ] {
+            if let Some(value) = value {
+                conditions.push(format!("{column} = {}", param(value.clone())));
+            }
+        }
+        if let Some(reviewer) = &filter.reviewer {
+            let (by, voted) = (
+                param(reviewer.to_lowercase()),
+                param(reviewer.to_lowercase()),
+            );
+            conditions.push(format!(
+                "(decided_by = {by} OR id IN (SELECT call_id FROM call_approvals WHERE reviewer = {voted}))"
+            ));
+        }
+        if let Some(since) = &filter.since {
+            conditions.push(format!("created_at >= {}", param(since.clone())));
+        }
+        if let Some(until) = &filter.until {
+            conditions.push(format!("created_at < {}", param(until.clone())));
+        }
+        if let Some(text) = &filter.text {
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            conditions.push(format!(
+                "args_json LIKE {} ESCAPE '\\'",
+                param(format!("%{escaped}%"))
+            ));
+        }
+        if let Some(before) = before {
+            conditions.push(format!("id < {}", param(before.to_owned())));
+        }
+        let limit_param = format!("${}", binds.len() + 1);
+        let mut sql = select_calls!("").to_owned();
+        if !conditions.is_empty() {
+            sql.push_str("WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit_param}"));
+        let mut query_rows = sqlx::query_as::<_, CallRow>(sqlx::AssertSqlSafe(sql));
+        for value in binds {
+            query_rows = query_rows.bind(value);
+        }
+        query_rows
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("select history"))
+    }
+
+    /// How many calls were decided each day since `since` (`YYYY-MM-DD` in UTC), by status.
+    pub async fn decisions_per_day(
+        &self,
+        since: time::OffsetDateTime,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        sqlx::query_as(
+            "SELECT substr(decided_at, 1, 10) AS day, status, COUNT(*) FROM tool_calls \
+             WHERE decided_at >= $1 GROUP BY substr(decided_at, 1, 10), status",
+        )
+        .bind(timestamp(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("count decisions per day"))
+    }
+
+    /// The newest history row's number: it changes whenever any call changes, on any instance.
+    pub async fn latest_event(&self) -> Result<i64, StoreError> {
+        let (seq,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM call_events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query("select the latest event"))?;
+        Ok(seq)
     }
 
     pub async fn approvals(&self, id: &str) -> Result<Vec<ApprovalRow>, StoreError> {

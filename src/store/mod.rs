@@ -14,6 +14,7 @@ mod calls;
 mod instances;
 mod outbox;
 mod rate_slots;
+mod sessions;
 mod users;
 
 use std::time::Duration;
@@ -23,10 +24,11 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{Executor, Transaction};
 
 pub use agents::Agent;
-pub use calls::{Actor, ApprovalRow, CallRow, EventRow, NewCall, ResultSummary, Vote};
+pub use calls::{Actor, ApprovalRow, CallFilter, CallRow, EventRow, NewCall, ResultSummary, Vote};
 pub use instances::{Holder, InstanceRow};
 pub use outbox::{ClaimedMail, MailRow, NewMail};
-pub use users::{Role, User};
+pub use sessions::BrowserSession;
+pub use users::{Role, TokenListing, User, UserListing};
 
 use crate::config::{DatabaseConfig, redact_url};
 

@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{Store, StoreError, now_rfc3339, query};
+use super::{Store, StoreError, Tx, now_rfc3339, query};
 
 /// What a user may do: admins everything, approvers decide, viewers only read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,38 @@ pub struct User {
     role: String,
 }
 
+/// A user as the admin's list shows it, disabled ones included.
+#[derive(Debug, Clone, FromRow)]
+pub struct UserListing {
+    pub id: String,
+    pub email: String,
+    role: String,
+    pub disabled_at: Option<String>,
+    pub created_at: String,
+    /// 1 when the user has a password (can sign in to the dashboard).
+    pub has_password: i64,
+}
+
+impl UserListing {
+    pub fn role(&self) -> Role {
+        Role::parse(&self.role).unwrap_or(Role::Viewer)
+    }
+}
+
+/// One of a user's API tokens, without the token.
+#[derive(Debug, Clone, FromRow)]
+pub struct TokenListing {
+    pub id: String,
+    pub label: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
 impl User {
+    pub(super) fn from_parts(id: String, email: String, role: String) -> Self {
+        Self { id, email, role }
+    }
+
     /// The user's role; a role the code does not know (a hand-edited row) reads as viewer.
     pub fn role(&self) -> Role {
         Role::parse(&self.role).unwrap_or(Role::Viewer)
@@ -84,13 +115,25 @@ impl Store {
     }
 
     pub async fn add_user_token(&self, user: &User, token_sha256: &str) -> Result<(), StoreError> {
+        self.add_labelled_user_token(user, token_sha256, None).await
+    }
+
+    /// Stores a new API token of `user` under a label the user chose (shown on /account).
+    pub async fn add_labelled_user_token(
+        &self,
+        user: &User,
+        token_sha256: &str,
+        label: Option<&str>,
+    ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO user_tokens (id, user_id, token_sha256, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO user_tokens (id, user_id, token_sha256, created_at, label) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(Uuid::now_v7().to_string())
         .bind(&user.id)
         .bind(token_sha256)
         .bind(now_rfc3339())
+        .bind(label)
         .execute(&self.pool)
         .await
         .map_err(query("insert user token"))?;
@@ -110,4 +153,174 @@ impl Store {
         .await
         .map_err(query("select user by token"))
     }
+}
+
+impl Store {
+    /// Every user, enabled or not, by email.
+    pub async fn list_users(&self) -> Result<Vec<UserListing>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, email, role, disabled_at, created_at, \
+             CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END AS has_password \
+             FROM users ORDER BY email",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("list users"))
+    }
+
+    /// The enabled user with this id.
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        sqlx::query_as("SELECT id, email, role FROM users WHERE id = $1 AND disabled_at IS NULL")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query("select user by id"))
+    }
+
+    /// The stored argon2 hash of an enabled user's password (`None`: no such user, or no password).
+    pub async fn password_hash(&self, email: &str) -> Result<Option<(User, String)>, StoreError> {
+        let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, email, role, password_hash FROM users \
+             WHERE email = $1 AND disabled_at IS NULL",
+        )
+        .bind(email.to_lowercase())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query("select password hash"))?;
+        Ok(row.and_then(|(id, email, role, hash)| {
+            hash.map(|hash| (User::from_parts(id, email, role), hash))
+        }))
+    }
+
+    /// Sets a user's password hash and ends their browser sessions; false if there is no such user.
+    pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query("begin"))?;
+        let changed = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("set password"))?
+            .rows_affected();
+        end_sessions(&mut tx, user_id).await?;
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(changed == 1)
+    }
+
+    /// Changes a user's role, unless that would leave no enabled admin; false if refused.
+    pub async fn set_role(&self, user_id: &str, role: Role) -> Result<bool, StoreError> {
+        self.change_user(
+            user_id,
+            "UPDATE users SET role = $1 WHERE id = $2",
+            role.as_str(),
+            role == Role::Admin,
+        )
+        .await
+    }
+
+    /// Disables (`true`) or enables a user. Disabling ends the user's sessions and, through the
+    /// `disabled_at` check, their API tokens; the last enabled admin cannot be disabled.
+    pub async fn set_disabled(&self, user_id: &str, disabled: bool) -> Result<bool, StoreError> {
+        if disabled {
+            self.change_user(
+                user_id,
+                "UPDATE users SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL",
+                &now_rfc3339(),
+                false,
+            )
+            .await
+        } else {
+            sqlx::query("UPDATE users SET disabled_at = NULL WHERE id = $1")
+                .bind(user_id)
+                .execute(&self.pool)
+                .await
+                .map_err(query("enable user"))?;
+            Ok(true)
+        }
+    }
+
+    /// Runs `sql` (binding `value` and the user id) in a transaction that is rolled back if it
+    /// leaves no enabled admin, unless `keeps_admin` says the change cannot remove one.
+    async fn change_user(
+        &self,
+        user_id: &str,
+        sql: &'static str,
+        value: &str,
+        keeps_admin: bool,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(sql)
+            .bind(value)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("change user"))?;
+        if !keeps_admin {
+            let (admins,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(query("count admins"))?;
+            if admins == 0 {
+                tx.rollback().await.map_err(query("rollback"))?;
+                return Ok(false);
+            }
+        }
+        end_sessions_if_disabled(&mut tx, user_id).await?;
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(true)
+    }
+
+    /// A user's API tokens, newest first.
+    pub async fn user_tokens(&self, user_id: &str) -> Result<Vec<TokenListing>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, label, created_at, revoked_at FROM user_tokens \
+             WHERE user_id = $1 ORDER BY id DESC",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("list user tokens"))
+    }
+
+    /// Revokes one of `user_id`'s tokens; false if it is not theirs or already revoked.
+    pub async fn revoke_user_token(
+        &self,
+        user_id: &str,
+        token_id: &str,
+    ) -> Result<bool, StoreError> {
+        let revoked = sqlx::query(
+            "UPDATE user_tokens SET revoked_at = $1 \
+             WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now_rfc3339())
+        .bind(token_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(query("revoke user token"))?;
+        Ok(revoked.rows_affected() == 1)
+    }
+}
+
+async fn end_sessions(tx: &mut Tx, user_id: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM user_sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(query("end sessions"))?;
+    Ok(())
+}
+
+async fn end_sessions_if_disabled(tx: &mut Tx, user_id: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM user_sessions WHERE user_id = $1 \
+         AND user_id IN (SELECT id FROM users WHERE disabled_at IS NOT NULL)",
+    )
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(query("end sessions"))?;
+    Ok(())
 }

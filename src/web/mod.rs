@@ -1,15 +1,30 @@
-//! The reviewer face: the JSON API (and, later, the dashboard), authenticated as users.
+//! The reviewer face: the dashboard (signed-in browsers), its live feed and assets, and the JSON
+//! API (reviewer API tokens). Every response of this face carries the browser security headers.
 
 mod api;
+mod assets;
+pub mod catalogue;
+mod dashboard;
 mod error;
+pub mod live;
+mod page;
 mod reviewer;
+mod session;
 
 use axum::Router;
+use axum::routing::get;
 
 use crate::app::AppState;
 
 pub use error::AppError;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(api::router())
+    Router::new()
+        .merge(api::router())
+        .merge(dashboard::router())
+        .route("/events", get(live::events))
+        .route("/static/airlock.css", get(assets::css))
+        .route("/static/airlock.js", get(assets::js))
+        .route("/static/favicon.svg", get(assets::icon))
+        .layer(axum::middleware::from_fn(page::security_headers))
 }

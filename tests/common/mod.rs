@@ -13,6 +13,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod browser;
+pub mod dashboard;
 pub mod smtp;
 
 use std::io::BufRead;
@@ -438,6 +440,33 @@ impl TestApp {
             base: self.url(""),
             client: reqwest::Client::new(),
         }
+    }
+
+    /// A new user with this role and a dashboard password; returns the password.
+    pub async fn user_with_password(&self, email: &str, role: &str) -> String {
+        let role = airlock::store::Role::parse(role).expect("a known role");
+        let user = self
+            .store
+            .add_user(email, role)
+            .await
+            .expect("add a user")
+            .expect("a new user");
+        let password = airlock::secrets::generate_password().expect("randomness");
+        let hash = airlock::secrets::hash_password(&password).expect("a hash");
+        self.store
+            .set_password_hash(&user.id, &hash)
+            .await
+            .expect("store the password");
+        password
+    }
+
+    /// A browser (HTTP level) signed in to the dashboard as a new user with this role.
+    pub async fn signed_in(&self, email: &str, role: &str) -> dashboard::Dashboard {
+        let password = self.user_with_password(email, role).await;
+        let mut browser = dashboard::Dashboard::new(&self.url(""));
+        let answer = browser.sign_in(email, &password).await;
+        assert_eq!(answer.status, 303, "sign-in failed: {}", answer.body);
+        browser
     }
 
     /// Runs `airlock ARGS --config <this app's config>` and returns its output.

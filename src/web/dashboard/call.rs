@@ -1,0 +1,233 @@
+//! One call (`/calls/{id}`): what was asked, under which rule, the arguments (redacted fields
+//! masked, long strings folded), the votes and the history; for a pending call the decision form.
+//!
+//! A decision is a POST of that form (`/calls/{id}/decide`), bound to the argument digest the page
+//! showed. It answers with a redirect back to the call (post/redirect/get), whose page then says
+//! what happened; a decision that came too late shows the call's outcome instead of an error.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::approval::decide::{self, Approved};
+use crate::approval::{CallStatus, CallView, DecideError, Decision, Reviewer};
+use crate::store::EventRow;
+use crate::web::AppError;
+use crate::web::page::{
+    Badge, Chrome, PageError, PageResult, arguments_html, risk_badge, seconds_until, short_time,
+    status_badge, time_left,
+};
+use crate::web::session::{CsrfForm, SignedIn};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/call.html")]
+pub struct CallPage {
+    chrome: Chrome,
+    call: CallView,
+    badge: Badge,
+    risk: Badge,
+    args_html: String,
+    tool_description: Option<String>,
+    created: String,
+    expires: String,
+    decided: Option<String>,
+    left: String,
+    missing: i64,
+    pending: bool,
+    can_decide: bool,
+    outcome: String,
+    notice: Option<(&'static str, String)>,
+    events: Vec<EventRow>,
+}
+
+#[derive(Deserialize)]
+pub struct Flash {
+    done: Option<String>,
+    late: Option<String>,
+    error: Option<String>,
+}
+
+async fn load(app: &AppState, id: &str) -> PageResult<CallView> {
+    let row = app
+        .store
+        .call(id)
+        .await?
+        .ok_or_else(|| PageError::not_found(&format!("There is no call {id}.")))?;
+    let approvals = app.store.approvals(id).await?;
+    let events = app.store.events(id).await?;
+    Ok(CallView::new(row, approvals, Some(events)))
+}
+
+/// What the call's end looked like, in a sentence.
+fn outcome(call: &CallView) -> String {
+    let status = CallStatus::parse(call.status).unwrap_or(CallStatus::Abandoned);
+    match (status, &call.result) {
+        (CallStatus::Completed, Some(result)) if result.is_error == Some(true) => format!(
+            "forwarded; the upstream answered with an error ({} bytes)",
+            result.bytes
+        ),
+        (CallStatus::Completed, Some(result)) => {
+            format!(
+                "forwarded; the upstream answered ({} bytes, not stored)",
+                result.bytes
+            )
+        }
+        (CallStatus::Failed, _) => "forwarded, but the upstream call failed".to_owned(),
+        (CallStatus::OutcomeUnknown, _) => {
+            "forwarded, but Airlock stopped before the answer was recorded".to_owned()
+        }
+        (CallStatus::Approved | CallStatus::Forwarding, _) => "being forwarded".to_owned(),
+        (CallStatus::Rejected, _) => "not run: rejected".to_owned(),
+        (CallStatus::Expired, _) => "not run: nobody decided in time".to_owned(),
+        (CallStatus::Withdrawn, _) => "not run: the agent withdrew the call".to_owned(),
+        (CallStatus::Abandoned, _) => "not run: the agent's connection was lost".to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// Whether `signed` may decide this call: a deciding role, and named by the rule if it names anyone.
+fn may_decide(app: &AppState, signed: &SignedIn, call: &CallView) -> bool {
+    call.rule.as_ref().is_some_and(|rule| {
+        decide::may_decide(Reviewer::User(&signed.user), rule, &app.config.groups).is_ok()
+    })
+}
+
+pub async fn page(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Query(flash): Query<Flash>,
+) -> PageResult<CallPage> {
+    let call = load(&app, &id).await?;
+    let status = CallStatus::parse(call.status).unwrap_or(CallStatus::Abandoned);
+    let pending = status == CallStatus::Pending;
+    let notice = notice(&call, &flash);
+    let tool_description = app
+        .catalogue
+        .description(&app, &call.upstream, &call.tool)
+        .await;
+    let seconds = seconds_until(&call.expires_at);
+    Ok(CallPage {
+        chrome: Chrome::new(&signed, "queue"),
+        badge: status_badge(status),
+        risk: risk_badge(&call.tool),
+        args_html: arguments_html(&call.arguments),
+        tool_description,
+        created: short_time(&call.created_at),
+        expires: short_time(&call.expires_at),
+        decided: call.decided_at.as_deref().map(short_time),
+        left: time_left(seconds),
+        missing: call.approvals_needed - i64::try_from(call.approvals.len()).unwrap_or(0),
+        pending,
+        can_decide: pending && may_decide(&app, &signed, &call),
+        outcome: outcome(&call),
+        notice,
+        events: call.events.clone().unwrap_or_default(),
+        call,
+    })
+}
+
+fn notice(call: &CallView, flash: &Flash) -> Option<(&'static str, String)> {
+    let by = call.decided_by.as_deref().unwrap_or("the system");
+    let why = call
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    if let Some(done) = &flash.done {
+        let text = match done.as_str() {
+            "approved" => "Approved. The call is released to the agent.".to_owned(),
+            "counted" => "Your approval is counted; the call needs more approvals.".to_owned(),
+            "rejected" => "Rejected. The agent is told your reason.".to_owned(),
+            _ => return None,
+        };
+        return Some(("ok", text));
+    }
+    if let Some(late) = &flash.late {
+        let text = match late.as_str() {
+            "duplicate" => {
+                "You have already approved this call; it needs approvals from other reviewers."
+                    .to_owned()
+            }
+            _ => format!(
+                "Too late: this call was already {} by {by}{why}. Nothing was changed.",
+                call.status
+            ),
+        };
+        return Some(("warning", text));
+    }
+    match flash.error.as_deref() {
+        Some("reason") => Some(("error", "A rejection needs a reason; the agent is shown it.".to_owned())),
+        Some("digest") => Some((
+            "error",
+            "The call's arguments are not the ones this page showed; nothing was decided. Look at them again.".to_owned(),
+        )),
+        _ => None,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DecideForm {
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    args_digest: String,
+}
+
+pub async fn decide(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    CsrfForm(signed, form): CsrfForm<DecideForm>,
+) -> PageResult<Response> {
+    let reason = form.reason.trim();
+    let decision = Decision {
+        reviewer: Reviewer::User(&signed.user),
+        via: "dashboard",
+        reason: (!reason.is_empty()).then_some(reason),
+        args_digest: Some(form.args_digest.as_str()),
+    };
+    let back = |flash: &str| Redirect::to(&format!("/calls/{id}?{flash}")).into_response();
+    let outcome = match form.decision.as_str() {
+        "approve" => decide::approve(&app.store, &app.config.groups, &id, decision)
+            .await
+            .map(|approved| match approved {
+                Approved::Released => "done=approved",
+                Approved::Counted { .. } => "done=counted",
+            }),
+        "reject" => decide::reject(&app.store, &app.config.groups, &id, decision)
+            .await
+            .map(|()| "done=rejected"),
+        _ => return Err(PageError::bad_request("Choose Approve or Reject.")),
+    };
+    match outcome {
+        Ok(flash) => {
+            app.approvals.wake(&id);
+            tracing::info!(call = %id, reviewer = %signed.user.email, decision = %form.decision, "decision via the dashboard");
+            Ok(back(flash))
+        }
+        Err(DecideError::NotPending { .. }) => Ok(back("late=1")),
+        Err(DecideError::AlreadyApproved { .. }) => Ok(back("late=duplicate")),
+        Err(DecideError::ReasonRequired) => Ok(back("error=reason")),
+        Err(DecideError::DigestMismatch) => Ok(back("error=digest")),
+        Err(e) => Err(AppError::from(e).into()),
+    }
+}
+
+/// The call's status alone, for the call page's live check.
+pub async fn status(
+    State(app): State<AppState>,
+    _signed: SignedIn,
+    Path(id): Path<String>,
+) -> PageResult<&'static str> {
+    let row = app
+        .store
+        .call(&id)
+        .await?
+        .ok_or_else(|| PageError::not_found(&format!("There is no call {id}.")))?;
+    Ok(row.status().as_str())
+}

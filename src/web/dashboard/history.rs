@@ -1,0 +1,311 @@
+//! Every parked call (`/history`), filtered by status, upstream, tool, agent, reviewer, time range
+//! and text in the arguments, newest first, in keyset pages (`before` = the last id shown), so a
+//! deep page costs what the first does. A chart shows the decisions of the last days, and the same
+//! filters export as JSON lines (`/history/export`), streamed page by page in constant memory.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::approval::{CallStatus, CallView};
+use crate::store::{CallFilter, CallRow, timestamp};
+use crate::web::page::{Badge, Chrome, PageError, PageResult, preview, short_time, status_badge};
+use crate::web::session::SignedIn;
+
+/// Rows on one page.
+const PAGE: u32 = 50;
+/// Rows per query while exporting.
+const EXPORT_PAGE: u32 = 500;
+/// Days the chart covers, today included.
+const CHART_DAYS: i64 = 14;
+
+/// The filters as the form sends them; empty fields do not filter.
+#[derive(Deserialize, Serialize, Default, Clone)]
+#[serde(default)]
+pub struct HistoryQuery {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    upstream: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    tool: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    agent: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    reviewer: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    since: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    until: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    q: String,
+    #[serde(skip_serializing)]
+    before: String,
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// `YYYY-MM-DD` as the stored time of that day's start, `days_after` days later.
+fn day_start(text: &str, days_after: i64, field: &str) -> Result<Option<String>, PageError> {
+    let Some(text) = non_empty(text) else {
+        return Ok(None);
+    };
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let day = time::Date::parse(&text, format).map_err(|_| {
+        PageError::bad_request(&format!("{field}: {text:?} is not a date like 2026-11-25"))
+    })?;
+    Ok(Some(timestamp(
+        (day + time::Duration::days(days_after))
+            .midnight()
+            .assume_utc(),
+    )))
+}
+
+impl HistoryQuery {
+    fn filter(&self) -> Result<CallFilter, PageError> {
+        let status =
+            match non_empty(&self.status) {
+                None => None,
+                Some(text) => Some(CallStatus::parse(&text).ok_or_else(|| {
+                    PageError::bad_request(&format!("There is no status {text:?}."))
+                })?),
+            };
+        Ok(CallFilter {
+            status,
+            upstream: non_empty(&self.upstream),
+            tool: non_empty(&self.tool),
+            agent: non_empty(&self.agent),
+            reviewer: non_empty(&self.reviewer),
+            since: day_start(&self.since, 0, "From")?,
+            until: day_start(&self.until, 1, "To")?,
+            text: non_empty(&self.q),
+        })
+    }
+
+    /// These filters as a query string (for the next page and the export link).
+    fn encoded(&self) -> String {
+        serde_urlencoded::to_string(self).unwrap_or_default()
+    }
+}
+
+pub struct HistoryRow {
+    id: String,
+    badge: Badge,
+    upstream: String,
+    tool: String,
+    agent: String,
+    preview: String,
+    created: String,
+    decided_by: String,
+    reason: String,
+}
+
+/// One day's column of the chart: stacked bars in SVG coordinates.
+pub struct ChartDay {
+    x: i64,
+    label: String,
+    bars: Vec<ChartBar>,
+    total: i64,
+}
+
+pub struct ChartBar {
+    y: i64,
+    height: i64,
+    class: &'static str,
+    title: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/history.html")]
+pub struct HistoryPage {
+    chrome: Chrome,
+    query: HistoryQuery,
+    statuses: Vec<&'static str>,
+    rows: Vec<HistoryRow>,
+    next: Option<String>,
+    export: String,
+    chart: Vec<ChartDay>,
+}
+
+pub async fn page(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Query(query): Query<HistoryQuery>,
+) -> PageResult<HistoryPage> {
+    let filter = query.filter()?;
+    let before = non_empty(&query.before);
+    let found = app.store.history(&filter, before.as_deref(), PAGE).await?;
+    let next = (found.len() == PAGE as usize)
+        .then(|| {
+            found
+                .last()
+                .map(|row| format!("{}&before={}", query.encoded(), row.id))
+        })
+        .flatten();
+    let rows = found
+        .into_iter()
+        .map(|row| {
+            let call = CallView::new(row, Vec::new(), None);
+            HistoryRow {
+                badge: status_badge(
+                    CallStatus::parse(call.status).unwrap_or(CallStatus::Abandoned),
+                ),
+                preview: preview(&call.arguments, 60),
+                created: short_time(&call.created_at),
+                decided_by: call.decided_by.unwrap_or_default(),
+                reason: call.reason.unwrap_or_default(),
+                id: call.id,
+                upstream: call.upstream,
+                tool: call.tool,
+                agent: call.agent,
+            }
+        })
+        .collect();
+    Ok(HistoryPage {
+        chrome: Chrome::new(&signed, "history"),
+        export: query.encoded(),
+        statuses: CallStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        rows,
+        next,
+        chart: chart(&app).await?,
+        query,
+    })
+}
+
+/// Chart geometry: the plot's height and one day's width, in SVG units.
+const CHART_HEIGHT: i64 = 120;
+const DAY_WIDTH: i64 = 40;
+
+/// The chart's bar kinds, bottom up: a name and a colour class.
+const CHART_KINDS: [(&str, &str); 3] = [
+    ("approved", "approved"),
+    ("rejected", "rejected"),
+    ("not decided", "muted"),
+];
+
+/// Which of [`CHART_KINDS`] a decided call counts as.
+fn chart_kind(status: CallStatus) -> Option<usize> {
+    match status {
+        CallStatus::Approved
+        | CallStatus::Forwarding
+        | CallStatus::Completed
+        | CallStatus::Failed
+        | CallStatus::OutcomeUnknown => Some(0),
+        CallStatus::Rejected => Some(1),
+        CallStatus::Expired | CallStatus::Withdrawn | CallStatus::Abandoned => Some(2),
+        CallStatus::Pending => None,
+    }
+}
+
+async fn chart(app: &AppState) -> PageResult<Vec<ChartDay>> {
+    let today = time::OffsetDateTime::now_utc().date();
+    let first = today - time::Duration::days(CHART_DAYS - 1);
+    let counts = app
+        .store
+        .decisions_per_day(first.midnight().assume_utc())
+        .await?;
+    let mut days: Vec<(String, [i64; 3])> = (0..CHART_DAYS)
+        .map(|i| ((first + time::Duration::days(i)).to_string(), [0; 3]))
+        .collect();
+    for (day, status, count) in counts {
+        let Some(status) = CallStatus::parse(&status) else {
+            continue;
+        };
+        if let (Some(entry), Some(kind)) =
+            (days.iter_mut().find(|(d, _)| *d == day), chart_kind(status))
+        {
+            entry.1[kind] += count;
+        }
+    }
+    let most = days
+        .iter()
+        .map(|(_, c)| c.iter().sum::<i64>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    Ok(days
+        .into_iter()
+        .zip(0..)
+        .map(|((day, counts), i)| {
+            let mut top = CHART_HEIGHT;
+            let bars = counts
+                .iter()
+                .zip(CHART_KINDS)
+                .filter(|(count, _)| **count > 0)
+                .map(|(count, (name, class))| {
+                    let height = (count * CHART_HEIGHT / most).max(2);
+                    top -= height;
+                    ChartBar {
+                        y: top,
+                        height,
+                        class,
+                        title: format!("{day}: {count} {name}"),
+                    }
+                })
+                .collect();
+            ChartDay {
+                x: i * DAY_WIDTH,
+                label: day.get(5..).unwrap_or(&day).to_owned(),
+                total: counts.iter().sum(),
+                bars,
+            }
+        })
+        .collect())
+}
+
+/// One exported call: the view the API gives, one JSON object per line.
+fn export_line(row: CallRow) -> String {
+    let mut line = serde_json::to_string(&CallView::new(row, Vec::new(), None)).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+pub async fn export(
+    State(app): State<AppState>,
+    _signed: SignedIn,
+    Query(query): Query<HistoryQuery>,
+) -> PageResult<Response> {
+    let filter = query.filter()?;
+    let store = app.store.clone();
+    let lines = futures_util::stream::unfold(Some(None::<String>), move |cursor| {
+        let store = store.clone();
+        let filter = filter.clone();
+        async move {
+            let before = cursor?;
+            match store.history(&filter, before.as_deref(), EXPORT_PAGE).await {
+                Ok(rows) => {
+                    let next = (rows.len() == EXPORT_PAGE as usize)
+                        .then(|| rows.last().map(|row| row.id.clone()));
+                    let chunk: String = rows.into_iter().map(export_line).collect();
+                    Some((Ok::<_, std::io::Error>(chunk), next))
+                }
+                Err(e) => {
+                    tracing::error!(error = %crate::telemetry::error_chain(&e), "history export stopped");
+                    Some((
+                        Err(std::io::Error::other("the store failed during the export")),
+                        None,
+                    ))
+                }
+            }
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"airlock-calls.jsonl\"",
+            ),
+        ],
+        Body::from_stream(lines),
+    )
+        .into_response())
+}

@@ -1,0 +1,221 @@
+//! Signing in and out. A sign-in checks the password against its argon2id hash off the async
+//! threads; unknown emails are checked against a dummy hash so timing does not tell who has an
+//! account. After `login_max_failures` failures for one email within `login_lockout` seconds,
+//! further attempts are refused (429) until the oldest failure ages out, whether or not the
+//! password is right; the message says when to try again.
+
+use std::sync::LazyLock;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::secrets;
+use crate::web::page::{PageError, PageResult, seconds_until};
+use crate::web::session::{Cookies, CsrfForm, cookie, form_from, same_token};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/login.html")]
+struct LoginPage {
+    csrf: String,
+    next: String,
+    email: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+    changed: Option<String>,
+}
+
+/// Only a path on this site: `//evil.example` or `https://...` would send the reviewer away.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+/// The sign-in form, with a fresh double-submit token in a cookie and in the form.
+pub async fn form(State(app): State<AppState>, Query(query): Query<NextQuery>) -> PageResult {
+    let notice = query
+        .changed
+        .is_some()
+        .then_some("Your password is changed. Sign in with the new one.");
+    let next = safe_next(query.next.as_deref());
+    page(
+        &app,
+        Shown {
+            next,
+            notice,
+            ..Shown::default()
+        },
+        StatusCode::OK,
+    )
+}
+
+/// What the sign-in page shows besides the form.
+#[derive(Default)]
+struct Shown {
+    next: String,
+    email: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+fn page(app: &AppState, shown: Shown, status: StatusCode) -> PageResult {
+    let csrf =
+        secrets::generate_session_id().map_err(|_| PageError::bad_request("no randomness"))?;
+    let cookies = Cookies::of(app);
+    let mut response = (
+        status,
+        LoginPage {
+            csrf: csrf.clone(),
+            next: shown.next,
+            email: shown.email,
+            error: shown.error,
+            notice: shown.notice,
+        },
+    )
+        .into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookies.set(cookies.login_name(), &csrf, 3600),
+    );
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// A hash of a random password, verified against when the email has no account.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    secrets::generate_password()
+        .ok()
+        .and_then(|password| secrets::hash_password(&password).ok())
+        .unwrap_or_default()
+});
+
+pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> PageResult {
+    let form: LoginForm = form_from(&body)?;
+    let cookies = Cookies::of(&app);
+    let next = safe_next(Some(&form.next));
+    let email = form.email.trim().to_lowercase();
+    let sent = cookie(&headers, cookies.login_name()).unwrap_or_default();
+    if !app.origins.permits(&headers) || sent.is_empty() || !same_token(sent, &form.csrf) {
+        let error = "The sign-in form expired. Please try again.".to_owned();
+        return page(
+            &app,
+            Shown {
+                next,
+                email,
+                error: Some(error),
+                notice: None,
+            },
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let dashboard = &app.config.dashboard;
+    let window =
+        time::Duration::seconds(i64::try_from(dashboard.login_lockout).unwrap_or(i64::MAX));
+    let (failures, oldest) = app.store.login_failures(&email, window).await?;
+    if failures >= i64::from(dashboard.login_max_failures) {
+        let wait = oldest.map_or(0, |at| seconds_until(&at)) + window.whole_seconds();
+        let minutes = (wait.max(1) + 59) / 60;
+        tracing::warn!(email = %email, failures, "sign-in refused: too many failures");
+        let error =
+            format!("Too many failed sign-ins for this account. Try again in {minutes} min.");
+        return page(
+            &app,
+            Shown {
+                next,
+                email,
+                error: Some(error),
+                notice: None,
+            },
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    let stored = app.store.password_hash(&email).await?;
+    let password = form.password;
+    let (user, hash) = match stored {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, DUMMY_HASH.clone()),
+    };
+    let matches = tokio::task::spawn_blocking(move || secrets::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    let Some(user) = user.filter(|_| matches) else {
+        app.store.record_login_failure(&email, window).await?;
+        tracing::info!(email = %email, "failed sign-in");
+        let error = "Wrong email or password.".to_owned();
+        return page(
+            &app,
+            Shown {
+                next,
+                email,
+                error: Some(error),
+                notice: None,
+            },
+            StatusCode::UNAUTHORIZED,
+        );
+    };
+    app.store.clear_login_failures(&email).await?;
+    let session = secrets::generate_token().map_err(|_| PageError::bad_request("no randomness"))?;
+    let csrf =
+        secrets::generate_session_id().map_err(|_| PageError::bad_request("no randomness"))?;
+    let ttl = dashboard.session_ttl;
+    app.store
+        .create_session(
+            &secrets::sha256_hex(session.as_bytes()),
+            &user,
+            &csrf,
+            time::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX)),
+        )
+        .await?;
+    tracing::info!(email = %user.email, "signed in");
+    let mut response = Redirect::to(&next).into_response();
+    let set = response.headers_mut();
+    set.append(
+        header::SET_COOKIE,
+        cookies.set(cookies.session_name(), &session, ttl),
+    );
+    set.append(header::SET_COOKIE, cookies.set(cookies.login_name(), "", 0));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+pub async fn logout(
+    State(app): State<AppState>,
+    CsrfForm(signed, _): CsrfForm<Empty>,
+) -> PageResult<Response> {
+    app.store.end_session(signed.cookie_sha256()).await?;
+    tracing::info!(email = %signed.user.email, "signed out");
+    let cookies = Cookies::of(&app);
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookies.set(cookies.session_name(), "", 0),
+    );
+    Ok(response)
+}

@@ -1,0 +1,112 @@
+//! Each upstream's tools (`/tools`) as the upstream lists them (description and annotations; the
+//! annotations are the server's claims, shown, never trusted) beside the rule Airlock applies to
+//! each, with the same risk notes `airlock check` prints.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::policy::{PolicyStatus, Rule, risk};
+use crate::web::page::{Badge, Chrome, PageResult, risk_badge};
+use crate::web::session::SignedIn;
+
+pub struct ToolRow {
+    name: String,
+    description: String,
+    hints: Vec<&'static str>,
+    rule: String,
+    rule_class: &'static str,
+    risk: Option<Badge>,
+    notes: Vec<String>,
+}
+
+pub struct UpstreamSection {
+    name: String,
+    policy_file: String,
+    policy_error: Option<String>,
+    default_rule: String,
+    tools: Vec<ToolRow>,
+    error: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/tools.html")]
+pub struct ToolsPage {
+    chrome: Chrome,
+    upstreams: Vec<UpstreamSection>,
+}
+
+const HINTS: [(&str, &str); 4] = [
+    ("readOnlyHint", "read-only"),
+    ("destructiveHint", "destructive"),
+    ("idempotentHint", "idempotent"),
+    ("openWorldHint", "open world"),
+];
+
+pub async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult<ToolsPage> {
+    let mut upstreams = Vec::new();
+    for (name, upstream) in app.upstreams.iter() {
+        let policy = upstream.policy.current();
+        let listed = app.catalogue.tools(&app, name).await;
+        let (tools, error) = match listed {
+            Ok(tools) => (tools.iter().map(|tool| row(&policy, tool)).collect(), None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        upstreams.push(UpstreamSection {
+            name: name.clone(),
+            policy_file: upstream.policy.path().map_or_else(
+                || "none (built in: every call needs approval)".to_owned(),
+                |p| p.display().to_string(),
+            ),
+            policy_error: match upstream.policy.status() {
+                PolicyStatus::Ok => None,
+                PolicyStatus::Stale { error } => Some(error),
+            },
+            default_rule: policy.describe_default(),
+            tools,
+            error,
+        });
+    }
+    Ok(ToolsPage {
+        chrome: Chrome::new(&signed, "tools"),
+        upstreams,
+    })
+}
+
+fn row(policy: &crate::policy::Policy, tool: &Value) -> ToolRow {
+    let name = tool
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let resolved = policy.rule_for(&name);
+    let (allows, rule_class) = match resolved.rule {
+        Rule::Allow { .. } => (true, "approved"),
+        Rule::Deny { .. } => (false, "rejected"),
+        Rule::RequireApproval(_) => (false, "pending"),
+    };
+    let hints = HINTS
+        .iter()
+        .filter(|(key, _)| {
+            tool.pointer(&format!("/annotations/{key}"))
+                .and_then(Value::as_bool)
+                == Some(true)
+        })
+        .map(|(_, label)| *label)
+        .collect();
+    ToolRow {
+        description: tool
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        hints,
+        rule: policy.describe(&name),
+        rule_class,
+        risk: risk::looks_credential_exporting(&name).then(|| risk_badge(&name)),
+        notes: risk::notes(tool, allows),
+        name,
+    }
+}

@@ -1,0 +1,174 @@
+//! User administration (`/users`, admins only): add a user (with a generated password, shown once),
+//! change a role, disable or enable, and reset a password (a new generated one, shown once).
+//! Disabling a user or resetting a password ends their browser sessions; a disabled user's API
+//! tokens stop working. The last enabled admin cannot be demoted or disabled.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::secrets;
+use crate::store::{Role, UserListing};
+use crate::web::page::{Chrome, PageError, PageResult, short_time};
+use crate::web::session::{CsrfForm, SignedIn};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/users.html")]
+pub struct UsersPage {
+    chrome: Chrome,
+    users: Vec<UserListing>,
+    /// A generated password to hand over: (email, password), shown once.
+    secret: Option<(String, String)>,
+    notice: Option<(&'static str, String)>,
+}
+
+impl UsersPage {
+    fn roles(&self) -> [&'static str; 3] {
+        ["admin", "approver", "viewer"]
+    }
+
+    fn has_role(&self, user: &UserListing, role: &str) -> bool {
+        user.role().as_str() == role
+    }
+
+    fn created(&self, user: &UserListing) -> String {
+        short_time(&user.created_at)
+    }
+}
+
+async fn render(
+    app: &AppState,
+    signed: &SignedIn,
+    secret: Option<(String, String)>,
+    notice: Option<(&'static str, String)>,
+) -> PageResult {
+    PageError::admin_only(signed)?;
+    Ok(UsersPage {
+        chrome: Chrome::new(signed, "users"),
+        users: app.store.list_users().await?,
+        secret,
+        notice,
+    }
+    .into_response())
+}
+
+pub async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
+    render(&app, &signed, None, None).await
+}
+
+/// A new password, hashed off the async threads.
+async fn new_password() -> PageResult<(String, String)> {
+    let password = secrets::generate_password()
+        .map_err(|_| PageError::bad_request("The system's random number generator failed."))?;
+    let hashed = password.clone();
+    let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&hashed))
+        .await
+        .map_err(|_| PageError::bad_request("Hashing the password failed."))?
+        .map_err(|e| PageError::bad_request(&e.to_string()))?;
+    Ok((password, hash))
+}
+
+#[derive(Deserialize)]
+pub struct AddForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn add(
+    State(app): State<AppState>,
+    CsrfForm(signed, form): CsrfForm<AddForm>,
+) -> PageResult {
+    PageError::admin_only(&signed)?;
+    let email = form.email.trim().to_lowercase();
+    if !crate::commands::is_plausible_email(&email) {
+        let notice = ("error", format!("{email:?} is not an email address."));
+        return render(&app, &signed, None, Some(notice)).await;
+    }
+    let role = Role::parse(&form.role).ok_or_else(|| PageError::bad_request("Choose a role."))?;
+    let Some(user) = app.store.add_user(&email, role).await? else {
+        let notice = ("error", format!("A user {email} already exists."));
+        return render(&app, &signed, None, Some(notice)).await;
+    };
+    let (password, hash) = new_password().await?;
+    app.store.set_password_hash(&user.id, &hash).await?;
+    tracing::info!(admin = %signed.user.email, user = %email, role = role.as_str(), "user added");
+    render(&app, &signed, Some((email, password)), None).await
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn set_role(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    CsrfForm(signed, form): CsrfForm<RoleForm>,
+) -> PageResult {
+    PageError::admin_only(&signed)?;
+    let role = Role::parse(&form.role).ok_or_else(|| PageError::bad_request("Choose a role."))?;
+    if !app.store.set_role(&id, role).await? {
+        let notice = (
+            "error",
+            "That would leave no admin; make someone else admin first.".to_owned(),
+        );
+        return render(&app, &signed, None, Some(notice)).await;
+    }
+    tracing::info!(admin = %signed.user.email, user = %id, role = role.as_str(), "role changed");
+    Ok(Redirect::to("/users").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct NoFields {}
+
+pub async fn disable(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    CsrfForm(signed, _): CsrfForm<NoFields>,
+) -> PageResult {
+    toggle(&app, &signed, &id, true).await
+}
+
+pub async fn enable(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    CsrfForm(signed, _): CsrfForm<NoFields>,
+) -> PageResult {
+    toggle(&app, &signed, &id, false).await
+}
+
+async fn toggle(app: &AppState, signed: &SignedIn, id: &str, disabled: bool) -> PageResult {
+    PageError::admin_only(signed)?;
+    if !app.store.set_disabled(id, disabled).await? {
+        let notice = (
+            "error",
+            "That would leave no admin; make someone else admin first.".to_owned(),
+        );
+        return render(app, signed, None, Some(notice)).await;
+    }
+    tracing::info!(admin = %signed.user.email, user = %id, disabled, "user access changed");
+    Ok(Redirect::to("/users").into_response())
+}
+
+pub async fn reset_password(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    CsrfForm(signed, _): CsrfForm<NoFields>,
+) -> PageResult<Response> {
+    PageError::admin_only(&signed)?;
+    let users = app.store.list_users().await?;
+    let user = users
+        .iter()
+        .find(|u| u.id == id)
+        .ok_or_else(|| PageError::not_found("There is no such user."))?;
+    let (password, hash) = new_password().await?;
+    app.store.set_password_hash(&id, &hash).await?;
+    tracing::info!(admin = %signed.user.email, user = %user.email, "password reset");
+    render(&app, &signed, Some((user.email.clone(), password)), None).await
+}

@@ -1,0 +1,363 @@
+//! What every dashboard page shares: the layout's data ([`Chrome`]), the error page
+//! ([`PageError`], the HTML face of [`AppError`]), the security headers, and the small formatting
+//! helpers templates use (times, status badges, arguments as HTML).
+//!
+//! Everything an agent sent (tool names, arguments, reasons typed by people) reaches the page only
+//! through askama's escaping, or through [`arguments_html`], which escapes every string it writes.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::AppError;
+use super::session::SignedIn;
+use crate::approval::CallStatus;
+use crate::store::Role;
+
+/// The Content-Security-Policy of every dashboard response: nothing but this origin's own files;
+/// no inline script or style, no framing, forms post only here.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Adds the browser-facing security headers to every response of the reviewer face.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The layout's data: who is signed in, and which page is open.
+pub struct Chrome {
+    pub email: String,
+    pub role: Role,
+    pub csrf: String,
+    pub active: &'static str,
+}
+
+impl Chrome {
+    pub fn new(signed: &SignedIn, active: &'static str) -> Self {
+        Self {
+            email: signed.user.email.clone(),
+            role: signed.user.role(),
+            csrf: signed.csrf.clone(),
+            active,
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    pub fn role_name(&self) -> &'static str {
+        self.role.as_str()
+    }
+
+    /// The `aria-current` marker of the navigation link to `page`.
+    pub fn current(&self, page: &str) -> &'static str {
+        if self.active == page { "page" } else { "false" }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+/// A dashboard request that failed, shown as a page with a status and a plain message.
+#[derive(Debug)]
+pub struct PageError {
+    status: StatusCode,
+    message: String,
+}
+
+impl PageError {
+    pub fn forbidden(message: &str) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: message.to_owned(),
+        }
+    }
+
+    pub fn bad_request(message: &str) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.to_owned(),
+        }
+    }
+
+    pub fn not_found(message: &str) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: message.to_owned(),
+        }
+    }
+
+    /// Refuses what only an admin may do.
+    pub fn admin_only(signed: &SignedIn) -> Result<(), Self> {
+        if signed.user.role() == Role::Admin {
+            Ok(())
+        } else {
+            Err(Self::forbidden("Only an admin can do this."))
+        }
+    }
+}
+
+impl<E: Into<AppError>> From<E> for PageError {
+    fn from(e: E) -> Self {
+        let e = e.into();
+        let status = match &e {
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Store(cause) => {
+                tracing::error!(error = %crate::telemetry::error_chain(cause), "dashboard request failed");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        Self {
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let page = ErrorPage {
+            title,
+            message: &self.message,
+        };
+        (self.status, page).into_response()
+    }
+}
+
+pub type PageResult<T = Response> = Result<T, PageError>;
+
+/// An icon, a word and a colour class for a call's status: the icon and word carry the meaning,
+/// so the badge reads the same without colour.
+pub struct Badge {
+    pub icon: &'static str,
+    pub label: &'static str,
+    pub class: &'static str,
+}
+
+pub fn status_badge(status: CallStatus) -> Badge {
+    let (icon, class) = match status {
+        CallStatus::Pending => ("⏳", "pending"),
+        CallStatus::Approved | CallStatus::Forwarding => ("➜", "approved"),
+        CallStatus::Completed => ("✔", "approved"),
+        CallStatus::Rejected => ("✖", "rejected"),
+        CallStatus::Failed | CallStatus::OutcomeUnknown => ("⚠", "warning"),
+        CallStatus::Expired => ("⌛", "muted"),
+        CallStatus::Withdrawn | CallStatus::Abandoned => ("↩", "muted"),
+    };
+    Badge {
+        icon,
+        label: status.as_str(),
+        class,
+    }
+}
+
+/// The risk of a tool at a glance: credential exports first, then the rest that needs a human.
+pub fn risk_badge(tool: &str) -> Badge {
+    if crate::policy::risk::looks_credential_exporting(tool) {
+        Badge {
+            icon: "🔑",
+            label: "credential",
+            class: "rejected",
+        }
+    } else {
+        Badge {
+            icon: "⚑",
+            label: "sensitive",
+            class: "warning",
+        }
+    }
+}
+
+/// `2026-11-25T14:05:12.345Z` as `2026-11-25 14:05:12 UTC`.
+pub fn short_time(at: &str) -> String {
+    match (at.get(..10), at.get(11..19)) {
+        (Some(day), Some(clock)) => format!("{day} {clock} UTC"),
+        _ => at.to_owned(),
+    }
+}
+
+/// Whole seconds from now until the stored time `at` (negative once past).
+pub fn seconds_until(at: &str) -> i64 {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .map(|at| (at - time::OffsetDateTime::now_utc()).whole_seconds())
+        .unwrap_or(0)
+}
+
+/// `seconds` as a person reads a countdown: `9 min 5 s left`, or `expired`.
+pub fn time_left(seconds: i64) -> String {
+    match seconds {
+        s if s <= 0 => "expired".to_owned(),
+        s if s < 60 => format!("{s} s left"),
+        s if s < 3600 => format!("{} min {} s left", s / 60, s % 60),
+        s => format!("{} h {} min left", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// A one-line preview of (already redacted) arguments, at most `max` characters.
+pub fn preview(arguments: &Value, max: usize) -> String {
+    let text = arguments.to_string();
+    if text.chars().count() <= max {
+        text
+    } else {
+        let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+/// Strings longer than this are folded on the call page, showing their start.
+const FOLD_CHARS: usize = 160;
+
+/// (Already redacted) arguments, pretty-printed as HTML: indented JSON with keys, strings and
+/// numbers marked for colour, and long strings folded into a `<details>` that shows their start.
+/// Every piece of text is escaped here; the result is safe to insert as HTML.
+pub fn arguments_html(value: &Value) -> String {
+    let mut out = String::new();
+    write_json(&mut out, value, 0);
+    out
+}
+
+fn write_json(out: &mut String, value: &Value, depth: usize) {
+    let pad = |depth: usize| "  ".repeat(depth);
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            out.push_str("{\n");
+            for (i, (key, value)) in map.iter().enumerate() {
+                out.push_str(&pad(depth + 1));
+                out.push_str("<span class=\"j-key\">");
+                out.push_str(&escape(&Value::String(key.clone()).to_string()));
+                out.push_str("</span>: ");
+                write_json(out, value, depth + 1);
+                if i + 1 < map.len() {
+                    out.push(',');
+                }
+                out.push('\n');
+            }
+            out.push_str(&pad(depth));
+            out.push('}');
+        }
+        Value::Array(items) if !items.is_empty() => {
+            out.push_str("[\n");
+            for (i, item) in items.iter().enumerate() {
+                out.push_str(&pad(depth + 1));
+                write_json(out, item, depth + 1);
+                if i + 1 < items.len() {
+                    out.push(',');
+                }
+                out.push('\n');
+            }
+            out.push_str(&pad(depth));
+            out.push(']');
+        }
+        Value::String(text) if text == crate::redact::MASK => {
+            out.push_str("<span class=\"j-redacted\">");
+            out.push_str(&escape(text));
+            out.push_str("</span>");
+        }
+        Value::String(text) if text.chars().count() > FOLD_CHARS => {
+            let start: String = text.chars().take(FOLD_CHARS / 2).collect();
+            out.push_str("<details class=\"j-fold\"><summary><span class=\"j-str\">");
+            let quoted = Value::String(start).to_string();
+            out.push_str(&escape(quoted.strip_suffix('"').unwrap_or(&quoted)));
+            out.push('…');
+            out.push_str(&format!(
+                "</span> <span class=\"j-note\">({} characters; show all)</span></summary><span class=\"j-str\">",
+                text.chars().count()
+            ));
+            out.push_str(&escape(&value.to_string()));
+            out.push_str("</span></details>");
+        }
+        Value::String(_) => {
+            out.push_str("<span class=\"j-str\">");
+            out.push_str(&escape(&value.to_string()));
+            out.push_str("</span>");
+        }
+        other => {
+            out.push_str("<span class=\"j-lit\">");
+            out.push_str(&escape(&other.to_string()));
+            out.push_str("</span>");
+        }
+    }
+}
+
+/// HTML-escapes text for element content and quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn arguments_html_escapes_keys_and_values_and_folds_long_strings() {
+        let html = arguments_html(&json!({
+            "<b>": "<script>alert(1)</script>",
+            "long": "x".repeat(500),
+            "n": [1, null, true],
+        }));
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(!html.contains("<b>"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("<details class=\"j-fold\">"), "{html}");
+        assert!(html.contains("(500 characters; show all)"), "{html}");
+    }
+
+    #[test]
+    fn countdowns_read_naturally() {
+        assert_eq!(time_left(0), "expired");
+        assert_eq!(time_left(42), "42 s left");
+        assert_eq!(time_left(545), "9 min 5 s left");
+        assert_eq!(time_left(7260), "2 h 1 min left");
+        assert_eq!(
+            short_time("2026-11-25T14:05:12.345Z"),
+            "2026-11-25 14:05:12 UTC"
+        );
+    }
+}
