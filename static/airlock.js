@@ -66,6 +66,11 @@
 
   // --- the call page ----------------------------------------------------------------------
   var call = document.querySelector('[data-live="call"]');
+  // A reload while the decision form is being sent would cancel the decision's own page.
+  var submitting = false;
+  document.querySelectorAll("form").forEach(function (form) {
+    form.addEventListener("submit", function () { submitting = true; });
+  });
 
   function checkCall() {
     fetch(call.getAttribute("data-src"), { credentials: "same-origin" })
@@ -73,7 +78,7 @@
       .then(function (status) {
         var reason = document.getElementById("reason");
         var typing = reason && reason.value.trim() !== "";
-        if (status && status !== call.getAttribute("data-status") && !typing) window.location.reload();
+        if (status && status !== call.getAttribute("data-status") && !typing && !submitting) window.location.reload();
       })
       .catch(function () {});
   }

@@ -190,14 +190,26 @@ fn the_example_config_and_policies_are_valid() {
 }
 
 #[test]
-fn user_commands_add_reviewers_and_print_only_their_token() {
+fn user_commands_add_reviewers_and_print_only_their_secrets() {
     let dir = project("", POLICY);
     let added = airlock(
         dir.path(),
         &["user", "add", "alice@example.org", "--role", "approver"],
     );
     assert!(added.status.success(), "{}", stderr(&added));
-    assert!(stdout(&added).is_empty(), "no secret, nothing on stdout");
+    let password = stdout(&added);
+    assert_eq!(
+        password.trim().len(),
+        24,
+        "the generated dashboard password alone: {password:?}"
+    );
+    assert_eq!(password.lines().count(), 1);
+    assert!(stderr(&added).contains("shown only this once"));
+    let reset = airlock(dir.path(), &["user", "password", "alice@example.org"]);
+    assert!(reset.status.success(), "{}", stderr(&reset));
+    assert_ne!(stdout(&reset), password, "a new password");
+    let nobody = airlock(dir.path(), &["user", "password", "nobody@example.org"]);
+    assert_eq!(nobody.status.code(), Some(1));
 
     let again = airlock(
         dir.path(),

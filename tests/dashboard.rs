@@ -71,6 +71,28 @@ async fn signing_in_sets_a_safe_session_cookie_and_every_page_sends_the_security
 }
 
 #[tokio::test]
+async fn a_user_added_on_the_command_line_signs_in_with_the_printed_password() {
+    let app = TestApp::spawn().await;
+    let added = app
+        .cli(&["user", "add", "Dana@Example.org", "--role", "admin"])
+        .await;
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let password = String::from_utf8_lossy(&added.stdout).trim().to_owned();
+    let mut browser = Dashboard::new(&app.url(""));
+    assert_eq!(
+        browser.sign_in("dana@example.org", &password).await.status,
+        303
+    );
+    let users = browser.get("/users").await;
+    assert_eq!(users.status, 200, "an admin sees the users");
+    assert!(users.body.contains("dana@example.org"));
+}
+
+#[tokio::test]
 async fn an_https_public_url_makes_the_cookie_secure_with_the_host_prefix() {
     let app =
         TestApp::spawn_with(with_toml("public_url = \"https://airlock.example.org\"\n")).await;

@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{AIRLOCK, TestApp, outside_tool_available, runs};
 use serde_json::Value;
@@ -75,36 +74,13 @@ async fn the_python_sdk_works_through_airlock_in_every_mode() {
     assert_eq!(app.call_log.calls_of("delete_chat"), 0);
 }
 
-/// Starts `airlock demo` and reads what it prints up to the end of its banner.
-fn start_demo(data_dir: &std::path::Path) -> (std::process::Child, Vec<String>) {
-    let mut child = Command::new(AIRLOCK)
-        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("AIRLOCK_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start airlock demo");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut banner = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("demo output");
-        let done = line.contains("Ctrl-C stops");
-        banner.push(line);
-        if done {
-            break;
-        }
-    }
-    (child, banner)
-}
-
 #[test]
 fn the_demo_prints_a_client_command_that_connects() {
     if !outside_tool_available("npx (Node.js)", runs("npx", &["--version"])) {
         return;
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (mut demo, banner) = start_demo(dir.path());
+    let (mut demo, banner) = common::start_demo(dir.path());
     let inspector = banner
         .iter()
         .find(|l| l.trim_start().starts_with("npx ") && l.contains("inspector"))
@@ -152,22 +128,13 @@ fn the_demo_prints_a_client_command_that_connects() {
     assert!(policy.exists(), "the demo writes its policy for editing");
 }
 
-/// The value after `label` on the banner line that starts with it.
-fn banner_value<'a>(banner: &'a [String], label: &str) -> &'a str {
-    banner
-        .iter()
-        .find_map(|l| l.trim_start().strip_prefix(label))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("the demo prints {label}: {banner:#?}"))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_parks_export_session_and_its_printed_commands_release_it() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (mut demo, banner) = start_demo(dir.path());
-    let url = banner_value(&banner, "MCP endpoint");
-    let token = banner_value(&banner, "agent token");
-    let reviewer_token = banner_value(&banner, "reviewer")
+    let (mut demo, banner) = common::start_demo(dir.path());
+    let url = common::banner_value(&banner, "MCP endpoint");
+    let token = common::banner_value(&banner, "agent token");
+    let reviewer_token = common::banner_value(&banner, "reviewer")
         .rsplit(' ')
         .next()
         .expect("the reviewer's API token");

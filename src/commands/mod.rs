@@ -316,7 +316,7 @@ Or the MCP Inspector:
   npx -y @modelcontextprotocol/inspector-cli@0.16.8 --cli {url} --transport http --header \"Authorization: Bearer {token}\" --method tools/list
 
 Try get_chats (allowed), send_message (5 per minute), delete_chat (denied) and export_session
-(waits for a human). Decide on waiting calls from another terminal:
+(waits for a human). Decide in the dashboard, or from another terminal:
   airlock --config {cli_config} pending
   airlock --config {cli_config} approve ID        (or: reject ID --reason \"...\")
   curl -H \"Authorization: Bearer {reviewer_token}\" http://{addr}/api/v1/calls?status=pending

@@ -168,12 +168,12 @@ pub struct Badge {
 
 pub fn status_badge(status: CallStatus) -> Badge {
     let (icon, class) = match status {
-        CallStatus::Pending => ("⏳", "pending"),
+        CallStatus::Pending => ("◷", "pending"),
         CallStatus::Approved | CallStatus::Forwarding => ("➜", "approved"),
         CallStatus::Completed => ("✔", "approved"),
         CallStatus::Rejected => ("✖", "rejected"),
         CallStatus::Failed | CallStatus::OutcomeUnknown => ("⚠", "warning"),
-        CallStatus::Expired => ("⌛", "muted"),
+        CallStatus::Expired => ("◔", "muted"),
         CallStatus::Withdrawn | CallStatus::Abandoned => ("↩", "muted"),
     };
     Badge {
@@ -187,7 +187,7 @@ pub fn status_badge(status: CallStatus) -> Badge {
 pub fn risk_badge(tool: &str) -> Badge {
     if crate::policy::risk::looks_credential_exporting(tool) {
         Badge {
-            icon: "🔑",
+            icon: "⚷",
             label: "credential",
             class: "rejected",
         }

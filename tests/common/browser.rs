@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::WAIT;
 
 /// The W3C element identifier key.
-const ELEMENT: &str = "element-6066-11e4-a23c-4d1f8ab2e3cf";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Browser {
     driver: Child,

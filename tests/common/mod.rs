@@ -862,3 +862,35 @@ pub fn runs(program: &str, args: &[&str]) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// Starts `airlock demo` and reads what it prints up to the end of its banner.
+pub fn start_demo(data_dir: &std::path::Path) -> (std::process::Child, Vec<String>) {
+    let mut child = std::process::Command::new(AIRLOCK)
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("AIRLOCK_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start airlock demo");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut banner = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("demo output");
+        let done = line.contains("Ctrl-C stops");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    (child, banner)
+}
+
+/// The value after `label` on the banner line that starts with it.
+pub fn banner_value<'a>(banner: &'a [String], label: &str) -> &'a str {
+    banner
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("the demo prints {label}: {banner:#?}"))
+}
