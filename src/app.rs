@@ -74,6 +74,8 @@ pub struct AppState {
     pub catalogue: Arc<crate::web::catalogue::ToolCatalogue>,
     /// The dashboard's live feed of queue changes.
     pub feed: Arc<crate::web::live::QueueFeed>,
+    /// Turns for argon2 work (sign-ins, new passwords), at most one per CPU.
+    pub passwords: Arc<crate::web::passwords::PasswordWork>,
     pub shutdown: CancellationToken,
 }
 
@@ -149,6 +151,7 @@ impl Application {
             tokens: Arc::new(TokenCache::default()),
             catalogue: Arc::default(),
             feed: Arc::default(),
+            passwords: Arc::default(),
             config,
             store,
             upstreams: Arc::new(upstreams),

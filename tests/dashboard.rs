@@ -142,6 +142,106 @@ async fn repeated_wrong_passwords_lock_the_account_for_a_while_and_tell_nobody_w
     let bob_password = app.user_with_password("bob@example.org", "approver").await;
     let bob = browser.sign_in("bob@example.org", &bob_password).await;
     assert_eq!(bob.status, 303, "other accounts are not locked");
+
+    for _ in 0..2 {
+        assert_eq!(
+            browser.sign_in("nobody@example.org", "guess").await.status,
+            401
+        );
+    }
+    let unknown_locked = browser.sign_in("nobody@example.org", "guess").await;
+    assert_eq!(
+        unknown_locked.status, 429,
+        "an email without an account locks the same way"
+    );
+}
+
+#[tokio::test]
+async fn parallel_guesses_cannot_slip_under_the_failure_limit() {
+    let app = TestApp::spawn_with(with_toml("[dashboard]\nlogin_max_failures = 3\n")).await;
+    let password = app
+        .user_with_password("alice@example.org", "approver")
+        .await;
+    let mut guesses = Vec::new();
+    for i in 0..12 {
+        let base = app.url("");
+        guesses.push(tokio::spawn(async move {
+            let mut browser = Dashboard::new(&base);
+            browser
+                .sign_in("alice@example.org", &format!("guess number {i}"))
+                .await
+                .status
+        }));
+    }
+    let mut checked = 0;
+    for guess in guesses {
+        let status = guess.await.expect("a guess");
+        assert!(status == 401 || status == 429, "{status}");
+        checked += usize::from(status == 401);
+    }
+    assert!(
+        checked <= 3,
+        "{checked} passwords were checked; the limit is 3"
+    );
+    let mut browser = Dashboard::new(&app.url(""));
+    assert_eq!(
+        browser.sign_in("alice@example.org", &password).await.status,
+        429
+    );
+}
+
+#[tokio::test]
+async fn the_sign_in_form_needs_its_own_token_and_sends_nobody_off_the_site() {
+    let app = TestApp::spawn().await;
+    let password = app
+        .user_with_password("alice@example.org", "approver")
+        .await;
+    let mut browser = Dashboard::new(&app.url(""));
+    let forged = browser
+        .post(
+            "/login",
+            &[
+                ("email", "alice@example.org"),
+                ("password", &password),
+                ("next", "/"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "no sign-in token, no sign-in");
+    assert!(forged.body.contains("The sign-in form expired."));
+    assert!(forged.set_cookie("airlock_session").is_none());
+
+    for next in [
+        "//evil.example/",
+        "/\t/evil.example",
+        "https://evil.example/",
+    ] {
+        browser.get("/login").await;
+        let signed = browser
+            .submit(
+                "/login",
+                &[
+                    ("email", "alice@example.org"),
+                    ("password", &password),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(signed.status, 303);
+        assert_eq!(signed.location(), "/", "{next:?} is not followed");
+    }
+    browser.get("/login?next=%2Fhistory").await;
+    let back = browser
+        .submit(
+            "/login",
+            &[
+                ("email", "alice@example.org"),
+                ("password", &password),
+                ("next", "/history"),
+            ],
+        )
+        .await;
+    assert_eq!(back.location(), "/history", "a path on the site is");
 }
 
 #[tokio::test]
@@ -594,6 +694,20 @@ async fn a_reviewer_creates_an_api_token_on_the_account_page_and_revokes_it() {
         .and_then(|rest| rest.split('"').next())
         .expect("the token's row")
         .to_owned();
+    let mut mallory = app.signed_in("mallory@example.org", "admin").await;
+    mallory.get("/account").await;
+    let theirs = mallory
+        .submit(&format!("/account/tokens/{token_id}/revoke"), &[])
+        .await;
+    assert_eq!(theirs.status, 404, "nobody revokes another user's token");
+    let still = api
+        .get(app.url("/api/v1/calls"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(still.status(), 200);
+
     let revoked = browser
         .submit(&format!("/account/tokens/{token_id}/revoke"), &[])
         .await;
@@ -788,4 +902,51 @@ async fn the_live_feed_needs_a_session_and_announces_queue_changes() {
             .expect("not the end");
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_live_feed_of_that_session() {
+    let app = TestApp::spawn().await;
+    let mut browser = app.signed_in("alice@example.org", "approver").await;
+    browser.get("/").await;
+    let mut events = reqwest::Client::new()
+        .get(app.url("/events"))
+        .header("Cookie", browser.cookie_header())
+        .send()
+        .await
+        .expect("GET /events");
+    assert_eq!(events.status(), 200);
+    assert_eq!(browser.submit("/logout", &[]).await.status, 303);
+    let ended = tokio::time::timeout(common::WAIT, async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended after sign-out");
+}
+
+#[tokio::test]
+async fn searching_the_history_never_matches_inside_a_masked_field() {
+    let app = TestApp::spawn().await;
+    let api = app.reviewer("ops@example.org", "admin").await;
+    let agent = app.agent().await;
+    let _call = agent.spawn_call(
+        "export_session",
+        json!({"password": "hunter2-secret", "note": "visible words"}),
+    );
+    api.wait_pending(1).await;
+    let mut browser = app.signed_in("vera@example.org", "viewer").await;
+    let visible = browser.get("/history?q=visible+words").await;
+    assert_eq!(visible.body.matches("<tr data-call-id=").count(), 1);
+    for probe in ["hunter2", "%22password%22%3A%22h"] {
+        let page = browser.get(&format!("/history?q={probe}")).await;
+        assert_eq!(
+            page.body.matches("<tr data-call-id=").count(),
+            0,
+            "{probe} would tell the secret"
+        );
+        let export = browser.get(&format!("/history/export?q={probe}")).await;
+        assert_eq!(export.body, "", "{probe} in the export");
+    }
+    let far = browser.get("/history?until=9999-12-31").await;
+    assert_eq!(far.status, 400, "no panic on a far date");
 }

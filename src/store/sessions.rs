@@ -58,10 +58,10 @@ impl Store {
         )
     }
 
-    /// Ends a session (sign-out), and forgets sessions that expired.
-    pub async fn end_session(&self, cookie_sha256: &str) -> Result<(), StoreError> {
+    /// Ends a session (sign-out; `None` ends none), and forgets sessions that expired.
+    pub async fn end_session(&self, cookie_sha256: Option<&str>) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM user_sessions WHERE id_sha256 = $1 OR expires_at <= $2")
-            .bind(cookie_sha256)
+            .bind(cookie_sha256.unwrap_or_default())
             .bind(now_rfc3339())
             .execute(&self.pool)
             .await
@@ -69,8 +69,10 @@ impl Store {
         Ok(())
     }
 
-    /// Records a failed sign-in for `email` and forgets failures older than `window`.
-    pub async fn record_login_failure(
+    /// Records a sign-in attempt for `email`, counted as a failure until a success clears it
+    /// (recorded before the password is checked, so concurrent guesses all count), and forgets
+    /// failures older than `window`.
+    pub async fn record_login_attempt(
         &self,
         email: &str,
         window: time::Duration,

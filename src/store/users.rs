@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{Store, StoreError, Tx, now_rfc3339, query};
+use super::{Backend, Store, StoreError, Tx, now_rfc3339, query};
 
 /// What a user may do: admins everything, approvers decide, viewers only read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +249,16 @@ impl Store {
         keeps_admin: bool,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
+        if !keeps_admin && self.backend == Backend::Postgres {
+            // SQLite's BEGIN IMMEDIATE already serialises writers; on PostgreSQL two admins
+            // demoting each other at once would each count the other as still there.
+            sqlx::query(
+                "SELECT id FROM users WHERE role = 'admin' AND disabled_at IS NULL FOR UPDATE",
+            )
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query("lock the admins"))?;
+        }
         sqlx::query(sql)
             .bind(value)
             .bind(user_id)

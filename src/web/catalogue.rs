@@ -1,6 +1,7 @@
 //! The upstreams' tool lists as the dashboard shows them, fetched with `tools/list` on the service
 //! connection and kept for a minute, so a page view does not ask every upstream every time. A slow
-//! or dead upstream costs a page at most `FETCH_TIMEOUT` and shows as an error, never a hang.
+//! or dead upstream costs a page at most `FETCH_TIMEOUT` and shows as an error, never a hang; the
+//! error is kept for `ERROR_FOR`, so a dead upstream does not slow every page after it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,12 +13,14 @@ use crate::app::AppState;
 
 /// How long a fetched list is shown before it is asked for again.
 const FRESH_FOR: Duration = Duration::from_secs(60);
+/// How long a failure to fetch is shown before trying again.
+const ERROR_FOR: Duration = Duration::from_secs(10);
 /// How long one page waits for an upstream's list.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Listing = Result<Arc<Vec<Value>>, String>;
-/// A list and when it was fetched.
-type Cached = (Instant, Arc<Vec<Value>>);
+/// A list (or why there is none) and when it was fetched.
+type Cached = (Instant, Listing);
 
 #[derive(Default)]
 pub struct ToolCatalogue {
@@ -27,25 +30,30 @@ pub struct ToolCatalogue {
 impl ToolCatalogue {
     /// `upstream`'s tools, from the cache when fresh; an error text when it cannot be had.
     pub async fn tools(&self, app: &AppState, upstream: &str) -> Listing {
-        if let Some((at, tools)) = self.cached(upstream)
-            && at.elapsed() < FRESH_FOR
-        {
-            return Ok(tools);
+        if let Some((at, listing)) = self.cached(upstream) {
+            let fresh_for = if listing.is_ok() {
+                FRESH_FOR
+            } else {
+                ERROR_FOR
+            };
+            if at.elapsed() < fresh_for {
+                return listing;
+            }
         }
         let runtime = app
             .upstreams
             .get(upstream)
             .ok_or_else(|| format!("no upstream {upstream} is configured any more"))?;
-        let tools = match tokio::time::timeout(FETCH_TIMEOUT, runtime.list_tools()).await {
-            Ok(Ok(tools)) => Arc::new(tools),
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err(format!("no answer within {} s", FETCH_TIMEOUT.as_secs())),
+        let listing = match tokio::time::timeout(FETCH_TIMEOUT, runtime.list_tools()).await {
+            Ok(Ok(tools)) => Ok(Arc::new(tools)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", FETCH_TIMEOUT.as_secs())),
         };
         self.lists
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(upstream.to_owned(), (Instant::now(), tools.clone()));
-        Ok(tools)
+            .insert(upstream.to_owned(), (Instant::now(), listing.clone()));
+        listing
     }
 
     fn cached(&self, upstream: &str) -> Option<Cached> {

@@ -25,6 +25,8 @@ use crate::store::Store;
 const POLL: Duration = Duration::from_secs(1);
 /// Comment lines that keep idle streams (and the proxies on their way) open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How often an open stream checks that its session still exists.
+const SESSION_CHECK: Duration = Duration::from_secs(5);
 
 /// The newest history row number, as last seen; streams subscribe to it.
 pub struct QueueFeed {
@@ -69,22 +71,58 @@ impl QueueFeed {
     }
 }
 
-pub async fn events(
-    State(app): State<AppState>,
-    _signed: SignedIn,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    // The first event goes out at once, so a page that loaded just before a change catches up.
-    let start = (app.feed.latest.subscribe(), app.shutdown.clone(), true);
-    let stream = futures_util::stream::unfold(start, |(mut latest, shutdown, first)| async move {
-        if !first {
-            tokio::select! {
-                changed = latest.changed() => changed.ok()?,
-                () = shutdown.cancelled() => return None,
+/// One open stream: what it follows, and the session it must stay within.
+struct Follower {
+    latest: watch::Receiver<i64>,
+    shutdown: CancellationToken,
+    store: Store,
+    session: String,
+    /// Ticks every `SESSION_CHECK`, however busy the queue is.
+    check: tokio::time::Interval,
+    first: bool,
+}
+
+impl Follower {
+    /// The next number to send, or `None` when the stream should end (shutdown, or the session
+    /// ended: signed out, expired, password changed, user disabled).
+    async fn next(&mut self) -> Option<i64> {
+        if !std::mem::take(&mut self.first) {
+            loop {
+                tokio::select! {
+                    changed = self.latest.changed() => {
+                        changed.ok()?;
+                        break;
+                    }
+                    _ = self.check.tick() => {
+                        if matches!(self.store.session(&self.session).await, Ok(None)) {
+                            return None;
+                        }
+                    }
+                    () = self.shutdown.cancelled() => return None,
+                }
             }
         }
-        let seq = *latest.borrow_and_update();
+        Some(*self.latest.borrow_and_update())
+    }
+}
+
+pub async fn events(
+    State(app): State<AppState>,
+    signed: SignedIn,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // The first event goes out at once, so a page that loaded just before a change catches up.
+    let follower = Follower {
+        latest: app.feed.latest.subscribe(),
+        shutdown: app.shutdown.clone(),
+        store: app.store.clone(),
+        session: signed.cookie_sha256().to_owned(),
+        check: tokio::time::interval_at(tokio::time::Instant::now() + SESSION_CHECK, SESSION_CHECK),
+        first: true,
+    };
+    let stream = futures_util::stream::unfold(follower, |mut follower| async move {
+        let seq = follower.next().await?;
         let event = Event::default().event("queue").data(seq.to_string());
-        Some((Ok(event), (latest, shutdown, false)))
+        Some((Ok(event), follower))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }

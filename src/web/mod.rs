@@ -8,6 +8,7 @@ mod dashboard;
 mod error;
 pub mod live;
 mod page;
+pub mod passwords;
 mod reviewer;
 mod session;
 

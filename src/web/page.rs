@@ -114,6 +114,13 @@ impl PageError {
         }
     }
 
+    pub fn busy() -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "Airlock is busy checking passwords; try again in a moment.".to_owned(),
+        }
+    }
+
     /// Refuses what only an admin may do.
     pub fn admin_only(signed: &SignedIn) -> Result<(), Self> {
         if signed.user.role() == Role::Admin {
@@ -142,6 +149,12 @@ impl<E: Into<AppError>> From<E> for PageError {
             status,
             message: e.to_string(),
         }
+    }
+}
+
+impl From<super::passwords::Busy> for PageError {
+    fn from(_: super::passwords::Busy) -> Self {
+        Self::busy()
     }
 }
 

@@ -69,24 +69,15 @@ pub async fn change_password(
         return render(&app, &signed, None, Some(notice)).await;
     }
     let stored = app.store.password_hash(&signed.user.email).await?;
-    let current = form.current;
     let matches = match stored {
-        Some((_, hash)) => {
-            tokio::task::spawn_blocking(move || secrets::verify_password(&current, &hash))
-                .await
-                .unwrap_or(false)
-        }
+        Some((_, hash)) => app.passwords.verify(form.current, hash).await?,
         None => false,
     };
     if !matches {
         let notice = ("error", "The current password is not right.".to_owned());
         return render(&app, &signed, None, Some(notice)).await;
     }
-    let new = form.new;
-    let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&new))
-        .await
-        .map_err(|_| PageError::bad_request("Hashing the password failed."))?;
-    let hash = match hash {
+    let hash = match app.passwords.hash(form.new).await? {
         Ok(hash) => hash,
         Err(e) => return render(&app, &signed, None, Some(("error", format!("{e}.")))).await,
     };

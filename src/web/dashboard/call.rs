@@ -152,6 +152,11 @@ fn notice(call: &CallView, flash: &Flash) -> Option<(&'static str, String)> {
                 "You have already approved this call; it needs approvals from other reviewers."
                     .to_owned()
             }
+            // A call past its expiry may not have been swept yet: say what the decision met.
+            _ if call.status == CallStatus::Pending.as_str() => {
+                let met = CallStatus::parse(late).map_or("decided", CallStatus::as_str);
+                format!("Too late: this call had already {met}. Nothing was changed.")
+            }
             _ => format!(
                 "Too late: this call was already {} by {by}{why}. Nothing was changed.",
                 call.status
@@ -210,7 +215,9 @@ pub async fn decide(
             tracing::info!(call = %id, reviewer = %signed.user.email, decision = %form.decision, "decision via the dashboard");
             Ok(back(flash))
         }
-        Err(DecideError::NotPending { .. }) => Ok(back("late=1")),
+        Err(DecideError::NotPending { status, .. }) => {
+            Ok(back(&format!("late={}", status.as_str())))
+        }
         Err(DecideError::AlreadyApproved { .. }) => Ok(back("late=duplicate")),
         Err(DecideError::ReasonRequired) => Ok(back("error=reason")),
         Err(DecideError::DigestMismatch) => Ok(back("error=digest")),

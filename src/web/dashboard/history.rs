@@ -62,11 +62,10 @@ fn day_start(text: &str, days_after: i64, field: &str) -> Result<Option<String>,
     let day = time::Date::parse(&text, format).map_err(|_| {
         PageError::bad_request(&format!("{field}: {text:?} is not a date like 2026-11-25"))
     })?;
-    Ok(Some(timestamp(
-        (day + time::Duration::days(days_after))
-            .midnight()
-            .assume_utc(),
-    )))
+    let day = day
+        .checked_add(time::Duration::days(days_after))
+        .ok_or_else(|| PageError::bad_request(&format!("{field}: {text:?} is too far away")))?;
+    Ok(Some(timestamp(day.midnight().assume_utc())))
 }
 
 impl HistoryQuery {
@@ -152,21 +151,18 @@ pub async fn page(
         .flatten();
     let rows = found
         .into_iter()
-        .map(|row| {
-            let call = CallView::new(row, Vec::new(), None);
-            HistoryRow {
-                badge: status_badge(
-                    CallStatus::parse(call.status).unwrap_or(CallStatus::Abandoned),
-                ),
-                preview: preview(&call.arguments, 60),
-                created: short_time(&call.created_at),
-                decided_by: call.decided_by.unwrap_or_default(),
-                reason: call.reason.unwrap_or_default(),
-                id: call.id,
-                upstream: call.upstream,
-                tool: call.tool,
-                agent: call.agent,
-            }
+        .map(|row| CallView::new(row, Vec::new(), None))
+        .filter(|call| shows_text(&filter, call))
+        .map(|call| HistoryRow {
+            badge: status_badge(CallStatus::parse(call.status).unwrap_or(CallStatus::Abandoned)),
+            preview: preview(&call.arguments, 60),
+            created: short_time(&call.created_at),
+            decided_by: call.decided_by.unwrap_or_default(),
+            reason: call.reason.unwrap_or_default(),
+            id: call.id,
+            upstream: call.upstream,
+            tool: call.tool,
+            agent: call.agent,
         })
         .collect();
     Ok(HistoryPage {
@@ -261,9 +257,25 @@ async fn chart(app: &AppState) -> PageResult<Vec<ChartDay>> {
         .collect())
 }
 
-/// One exported call: the view the API gives, one JSON object per line.
-fn export_line(row: CallRow) -> String {
-    let mut line = serde_json::to_string(&CallView::new(row, Vec::new(), None)).unwrap_or_default();
+/// Whether the text filter, if any, matches what a person sees of the call's arguments. The store
+/// searches the arguments as stored; a match inside a masked field would let a reader guess the
+/// secret one character at a time, so it does not count. (This also makes the search
+/// case-sensitive on SQLite, whose `LIKE` is not, as on PostgreSQL.)
+fn shows_text(filter: &CallFilter, call: &CallView) -> bool {
+    filter
+        .text
+        .as_ref()
+        .is_none_or(|text| call.arguments.to_string().contains(text.as_str()))
+}
+
+/// One exported call, if it passes the text filter: the view the API gives, one JSON object per
+/// line.
+fn export_line(filter: &CallFilter, row: CallRow) -> String {
+    let call = CallView::new(row, Vec::new(), None);
+    if !shows_text(filter, &call) {
+        return String::new();
+    }
+    let mut line = serde_json::to_string(&call).unwrap_or_default();
     line.push('\n');
     line
 }
@@ -284,7 +296,10 @@ pub async fn export(
                 Ok(rows) => {
                     let next = (rows.len() == EXPORT_PAGE as usize)
                         .then(|| rows.last().map(|row| row.id.clone()));
-                    let chunk: String = rows.into_iter().map(export_line).collect();
+                    let chunk: String = rows
+                        .into_iter()
+                        .map(|row| export_line(&filter, row))
+                        .collect();
                     Some((Ok::<_, std::io::Error>(chunk), next))
                 }
                 Err(e) => {

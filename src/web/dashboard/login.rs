@@ -35,13 +35,27 @@ pub struct NextQuery {
     changed: Option<String>,
 }
 
-/// Only a path on this site: `//evil.example` or `https://...` would send the reviewer away.
+/// Only a path on this site, else `/`: `//evil.example`, `/\evil.example` or `https://...` would
+/// send the reviewer away, and browsers drop tabs and newlines before reading a URL, so
+/// `/<TAB>/evil.example` is refused too (as is any control character or space).
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path.to_owned()
-        }
-        _ => "/".to_owned(),
+    const HOME: &str = "http://airlock.invalid";
+    let Some(path) = next else {
+        return "/".to_owned();
+    };
+    let plain = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.chars().any(|c| c.is_control() || c.is_whitespace());
+    // What a browser would make of it, resolved against a stand-in origin: still that origin.
+    let stays_here = url::Url::parse(HOME).is_ok_and(|home| {
+        home.join(path)
+            .is_ok_and(|joined| joined.origin() == home.origin())
+    });
+    if plain && stays_here {
+        path.to_owned()
+    } else {
+        "/".to_owned()
     }
 }
 
@@ -114,6 +128,30 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
         .unwrap_or_default()
 });
 
+/// The page refusing a sign-in for too many failures, saying when to try again.
+fn locked(
+    app: &AppState,
+    next: String,
+    email: String,
+    oldest: Option<String>,
+    window: time::Duration,
+) -> PageResult {
+    let wait = oldest.map_or(0, |at| seconds_until(&at)) + window.whole_seconds();
+    let minutes = (wait.max(1) + 59) / 60;
+    tracing::warn!(email = %email, "sign-in refused: too many failures");
+    let error = format!("Too many failed sign-ins for this account. Try again in {minutes} min.");
+    page(
+        app,
+        Shown {
+            next,
+            email,
+            error: Some(error),
+            notice: None,
+        },
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+}
+
 pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> PageResult {
     let form: LoginForm = form_from(&body)?;
     let cookies = Cookies::of(&app);
@@ -136,35 +174,25 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     let dashboard = &app.config.dashboard;
     let window =
         time::Duration::seconds(i64::try_from(dashboard.login_lockout).unwrap_or(i64::MAX));
+    let max = i64::from(dashboard.login_max_failures);
+    // Refused before it counts, so hammering a locked account does not extend the lockout ...
     let (failures, oldest) = app.store.login_failures(&email, window).await?;
-    if failures >= i64::from(dashboard.login_max_failures) {
-        let wait = oldest.map_or(0, |at| seconds_until(&at)) + window.whole_seconds();
-        let minutes = (wait.max(1) + 59) / 60;
-        tracing::warn!(email = %email, failures, "sign-in refused: too many failures");
-        let error =
-            format!("Too many failed sign-ins for this account. Try again in {minutes} min.");
-        return page(
-            &app,
-            Shown {
-                next,
-                email,
-                error: Some(error),
-                notice: None,
-            },
-            StatusCode::TOO_MANY_REQUESTS,
-        );
+    if failures >= max {
+        return locked(&app, next, email, oldest, window);
+    }
+    // ... and counted before the check, so parallel guesses cannot all slip under the limit.
+    app.store.record_login_attempt(&email, window).await?;
+    let (attempts, oldest) = app.store.login_failures(&email, window).await?;
+    if attempts > max {
+        return locked(&app, next, email, oldest, window);
     }
     let stored = app.store.password_hash(&email).await?;
-    let password = form.password;
     let (user, hash) = match stored {
         Some((user, hash)) => (Some(user), hash),
         None => (None, DUMMY_HASH.clone()),
     };
-    let matches = tokio::task::spawn_blocking(move || secrets::verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
+    let matches = app.passwords.verify(form.password, hash).await?;
     let Some(user) = user.filter(|_| matches) else {
-        app.store.record_login_failure(&email, window).await?;
         tracing::info!(email = %email, "failed sign-in");
         let error = "Wrong email or password.".to_owned();
         return page(
@@ -179,6 +207,10 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
         );
     };
     app.store.clear_login_failures(&email).await?;
+    // A session this browser had before ends: a signed-in browser gets a new cookie.
+    let previous =
+        cookie(&headers, cookies.session_name()).map(|c| secrets::sha256_hex(c.as_bytes()));
+    app.store.end_session(previous.as_deref()).await?;
     let session = secrets::generate_token().map_err(|_| PageError::bad_request("no randomness"))?;
     let csrf =
         secrets::generate_session_id().map_err(|_| PageError::bad_request("no randomness"))?;
@@ -209,7 +241,7 @@ pub async fn logout(
     State(app): State<AppState>,
     CsrfForm(signed, _): CsrfForm<Empty>,
 ) -> PageResult<Response> {
-    app.store.end_session(signed.cookie_sha256()).await?;
+    app.store.end_session(Some(signed.cookie_sha256())).await?;
     tracing::info!(email = %signed.user.email, "signed out");
     let cookies = Cookies::of(&app);
     let mut response = Redirect::to("/login").into_response();
@@ -218,4 +250,29 @@ pub async fn logout(
         cookies.set(cookies.session_name(), "", 0),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_paths_on_this_site_are_followed_after_sign_in() {
+        for good in ["/", "/calls/abc?done=1", "/history?q=a%20b"] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "https://evil.example/",
+            "evil.example",
+            "/ /evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

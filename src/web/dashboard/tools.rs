@@ -46,10 +46,16 @@ const HINTS: [(&str, &str); 4] = [
 ];
 
 pub async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult<ToolsPage> {
+    // Every upstream is asked at once: a slow one costs the page its own timeout, not a sum.
+    let listings = futures_util::future::join_all(
+        app.upstreams
+            .keys()
+            .map(|name| app.catalogue.tools(&app, name)),
+    )
+    .await;
     let mut upstreams = Vec::new();
-    for (name, upstream) in app.upstreams.iter() {
+    for ((name, upstream), listed) in app.upstreams.iter().zip(listings) {
         let policy = upstream.policy.current();
-        let listed = app.catalogue.tools(&app, name).await;
         let (tools, error) = match listed {
             Ok(tools) => (tools.iter().map(|tool| row(&policy, tool)).collect(), None),
             Err(e) => (Vec::new(), Some(e)),

@@ -59,14 +59,14 @@ pub async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
     render(&app, &signed, None, None).await
 }
 
-/// A new password, hashed off the async threads.
-async fn new_password() -> PageResult<(String, String)> {
+/// A new generated password and its hash.
+async fn new_password(app: &AppState) -> PageResult<(String, String)> {
     let password = secrets::generate_password()
         .map_err(|_| PageError::bad_request("The system's random number generator failed."))?;
-    let hashed = password.clone();
-    let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&hashed))
-        .await
-        .map_err(|_| PageError::bad_request("Hashing the password failed."))?
+    let hash = app
+        .passwords
+        .hash(password.clone())
+        .await?
         .map_err(|e| PageError::bad_request(&e.to_string()))?;
     Ok((password, hash))
 }
@@ -94,7 +94,7 @@ pub async fn add(
         let notice = ("error", format!("A user {email} already exists."));
         return render(&app, &signed, None, Some(notice)).await;
     };
-    let (password, hash) = new_password().await?;
+    let (password, hash) = new_password(&app).await?;
     app.store.set_password_hash(&user.id, &hash).await?;
     tracing::info!(admin = %signed.user.email, user = %email, role = role.as_str(), "user added");
     render(&app, &signed, Some((email, password)), None).await
@@ -167,7 +167,7 @@ pub async fn reset_password(
         .iter()
         .find(|u| u.id == id)
         .ok_or_else(|| PageError::not_found("There is no such user."))?;
-    let (password, hash) = new_password().await?;
+    let (password, hash) = new_password(&app).await?;
     app.store.set_password_hash(&id, &hash).await?;
     tracing::info!(admin = %signed.user.email, user = %user.email, "password reset");
     render(&app, &signed, Some((user.email.clone(), password)), None).await
