@@ -10,6 +10,26 @@ use common::dashboard::Dashboard;
 use common::{Setup, TestApp, result_of, text};
 use serde_json::json;
 
+/// An agent's `export_session` call, waiting for a decision: the call (await it for the agent's
+/// result), its id, and the agent holding it (keep it alive).
+struct Waiting {
+    call: tokio::task::JoinHandle<Result<rmcp::model::CallToolResult, rmcp::ServiceError>>,
+    id: String,
+    agent: common::Agent,
+}
+
+/// Has the test agent call `export_session` with `arguments` and waits until `api` sees it parked.
+async fn waiting_call(
+    app: &TestApp,
+    api: &common::Reviewer,
+    arguments: serde_json::Value,
+) -> Waiting {
+    let agent = app.agent().await;
+    let call = agent.spawn_call("export_session", arguments);
+    let id = api.wait_one_pending().await;
+    Waiting { call, id, agent }
+}
+
 fn with_toml(extra_toml: &str) -> Setup {
     Setup {
         extra_toml: extra_toml.to_owned(),
@@ -270,12 +290,11 @@ async fn a_decision_without_the_right_csrf_token_or_from_another_site_is_refused
  {
     let app = TestApp::spawn().await;
     let api = app.reviewer("ops@example.org", "admin").await;
-    let agent = app.agent().await;
-    let call = agent.spawn_call("export_session", json!({}));
-    let id = api.wait_pending(1).await[0]["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let Waiting {
+        call,
+        id,
+        agent: _agent,
+    } = waiting_call(&app, &api, json!({})).await;
     let mut browser = app.signed_in("alice@example.org", "approver").await;
     let page = browser.get(&format!("/calls/{id}")).await;
     assert!(
@@ -339,16 +358,7 @@ async fn a_decision_without_the_right_csrf_token_or_from_another_site_is_refused
     assert_eq!(app.call_log.calls_of("export_session"), 0);
     assert!(!call.is_finished());
 
-    let approved = browser
-        .submit(
-            &decide,
-            &[
-                ("decision", "approve"),
-                ("args_digest", &digest),
-                ("reason", "ticket 42"),
-            ],
-        )
-        .await;
+    let approved = browser.decide(&id, &digest, "approve", "ticket 42").await;
     assert_eq!(approved.status, 303);
     assert_eq!(approved.location(), format!("/calls/{id}?done=approved"));
     let result = result_of(call).await;
@@ -369,12 +379,11 @@ async fn a_decision_without_the_right_csrf_token_or_from_another_site_is_refused
 async fn a_viewer_reads_calls_but_cannot_decide_them() {
     let app = TestApp::spawn().await;
     let api = app.reviewer("ops@example.org", "admin").await;
-    let agent = app.agent().await;
-    let _call = agent.spawn_call("export_session", json!({}));
-    let id = api.wait_pending(1).await[0]["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let Waiting {
+        call: _,
+        id,
+        agent: _agent,
+    } = waiting_call(&app, &api, json!({})).await;
     let mut viewer = app.signed_in("vera@example.org", "viewer").await;
     let page = viewer.get(&format!("/calls/{id}")).await;
     assert_eq!(page.status, 200);
@@ -404,20 +413,21 @@ async fn a_viewer_reads_calls_but_cannot_decide_them() {
 async fn agent_supplied_markup_is_shown_as_text_and_secret_fields_are_masked() {
     let app = TestApp::spawn().await;
     let api = app.reviewer("ops@example.org", "admin").await;
-    let agent = app.agent().await;
-    let _call = agent.spawn_call(
-        "export_session",
+    let Waiting {
+        call: _,
+        id,
+        agent: _agent,
+    } = waiting_call(
+        &app,
+        &api,
         json!({
             "note": "<script>alert(1)</script>",
             "<img src=x onerror=alert(2)>": "\"><svg onload=alert(3)>",
             "password": "hunter2-do-not-show",
             "essay": "long ".repeat(100),
         }),
-    );
-    let id = api.wait_pending(1).await[0]["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    )
+    .await;
     let mut browser = app.signed_in("alice@example.org", "approver").await;
     for path in [
         format!("/calls/{id}"),
@@ -464,15 +474,13 @@ async fn agent_supplied_markup_is_shown_as_text_and_secret_fields_are_masked() {
 async fn a_decision_on_a_call_already_decided_shows_what_happened() {
     let app = TestApp::spawn().await;
     let bob = app.reviewer("bob@example.org", "approver").await;
-    let agent = app.agent().await;
-    let call = agent.spawn_call("export_session", json!({}));
-    let id = bob.wait_pending(1).await[0]["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let Waiting {
+        call,
+        id,
+        agent: _agent,
+    } = waiting_call(&app, &bob, json!({})).await;
     let mut browser = app.signed_in("alice@example.org", "approver").await;
-    let page = browser.get(&format!("/calls/{id}")).await;
-    let digest = page.input("args_digest").expect("a digest");
+    let (_, digest) = browser.open_call(&id).await;
     let (status, _) = bob.reject(&id, "not on a Friday").await;
     assert_eq!(status, 200);
     let result = result_of(call).await;
@@ -481,12 +489,7 @@ async fn a_decision_on_a_call_already_decided_shows_what_happened() {
         "Rejected by bob@example.org: not on a Friday"
     );
 
-    let late = browser
-        .submit(
-            &format!("/calls/{id}/decide"),
-            &[("decision", "approve"), ("args_digest", &digest)],
-        )
-        .await;
+    let late = browser.decide(&id, &digest, "approve", "").await;
     assert_eq!(late.status, 303, "{}", late.body);
     let shown = browser.get(late.location()).await;
     assert_eq!(shown.status, 200);
@@ -505,39 +508,20 @@ async fn a_decision_on_a_call_already_decided_shows_what_happened() {
 async fn a_rejection_without_a_reason_is_sent_back_and_the_call_stays_pending() {
     let app = TestApp::spawn().await;
     let api = app.reviewer("ops@example.org", "admin").await;
-    let agent = app.agent().await;
-    let call = agent.spawn_call("export_session", json!({}));
-    let id = api.wait_pending(1).await[0]["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let Waiting {
+        call,
+        id,
+        agent: _agent,
+    } = waiting_call(&app, &api, json!({})).await;
     let mut browser = app.signed_in("alice@example.org", "approver").await;
-    let page = browser.get(&format!("/calls/{id}")).await;
-    let digest = page.input("args_digest").expect("a digest");
-    let decide = format!("/calls/{id}/decide");
-    let blank = browser
-        .submit(
-            &decide,
-            &[
-                ("decision", "reject"),
-                ("reason", "  "),
-                ("args_digest", &digest),
-            ],
-        )
-        .await;
+    let (_, digest) = browser.open_call(&id).await;
+    let blank = browser.decide(&id, &digest, "reject", "  ").await;
     assert_eq!(blank.location(), format!("/calls/{id}?error=reason"));
     let shown = browser.get(blank.location()).await;
     assert!(shown.body.contains("A rejection needs a reason"));
     assert_eq!(api.call(&id).await["status"], "pending");
     let rejected = browser
-        .submit(
-            &decide,
-            &[
-                ("decision", "reject"),
-                ("reason", "use the read-only API"),
-                ("args_digest", &digest),
-            ],
-        )
+        .decide(&id, &digest, "reject", "use the read-only API")
         .await;
     assert_eq!(rejected.location(), format!("/calls/{id}?done=rejected"));
     assert_eq!(

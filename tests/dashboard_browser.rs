@@ -99,10 +99,8 @@ async fn a_reviewer_approves_in_the_browser_and_the_waiting_agent_gets_the_resul
         return;
     };
     screenshot(&browser, "call").await;
-    let reason = browser.find("#reason").await;
-    browser.type_into(&reason, "backup job, ticket OPS-7").await;
-    let approve = browser.find("#approve").await;
-    browser.click(&approve).await;
+    browser.fill("#reason", "backup job, ticket OPS-7").await;
+    browser.click_on("#approve").await;
     browser
         .wait_for_text("Approved. The call is released to the agent.")
         .await;
@@ -112,8 +110,7 @@ async fn a_reviewer_approves_in_the_browser_and_the_waiting_agent_gets_the_resul
     assert_eq!(app.call_log.calls_of("export_session"), 1);
 
     browser.goto(&app.url("/history")).await;
-    let row = browser.find(&format!("tr[data-call-id='{id}']")).await;
-    let row_text = browser.text(&row).await;
+    let row_text = browser.text_of(&format!("tr[data-call-id='{id}']")).await;
     assert!(row_text.contains("alice@example.org"), "{row_text}");
     assert!(
         row_text.contains("completed") || row_text.contains("approved"),
@@ -133,12 +130,10 @@ async fn a_reviewer_rejects_in_the_browser_and_the_agent_is_told_why() {
     else {
         return;
     };
-    let reason = browser.find("#reason").await;
     browser
-        .type_into(&reason, "sessions never leave the vault")
+        .fill("#reason", "sessions never leave the vault")
         .await;
-    let reject = browser.find("#reject").await;
-    browser.click(&reject).await;
+    browser.click_on("#reject").await;
     browser
         .wait_for_text("Rejected. The agent is told your reason.")
         .await;
@@ -151,8 +146,7 @@ async fn a_reviewer_rejects_in_the_browser_and_the_agent_is_told_why() {
     assert_eq!(app.call_log.calls_of("export_session"), 0, "never ran");
 
     browser.goto(&app.url("/history?status=rejected")).await;
-    let row = browser.find(&format!("tr[data-call-id='{id}']")).await;
-    let row_text = browser.text(&row).await;
+    let row_text = browser.text_of(&format!("tr[data-call-id='{id}']")).await;
     assert!(row_text.contains("rejected"), "{row_text}");
     assert!(
         row_text.contains("sessions never leave the vault"),
@@ -170,10 +164,7 @@ async fn a_decided_call_leaves_the_open_queue_page_without_a_reload() {
     let password = app.user_with_password("alice@example.org", "viewer").await;
     let agent = app.agent().await;
     let call = agent.spawn_call("export_session", json!({}));
-    let id = bob.wait_pending(1).await[0]["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let id = bob.wait_one_pending().await;
     browser
         .sign_in(&app.url(""), "alice@example.org", &password)
         .await;
@@ -214,10 +205,8 @@ async fn a_newcomer_signs_in_to_the_demo_with_the_printed_password_and_approves_
         .sign_in(dashboard.trim_end_matches('/'), email, password)
         .await;
     let call = agent.spawn_call("export_session", json!({}));
-    let review = browser.find("tr[data-call-id] a.button").await;
-    browser.click(&review).await;
-    let approve = browser.find("#approve").await;
-    browser.click(&approve).await;
+    browser.click_on("tr[data-call-id] a.button").await;
+    browser.click_on("#approve").await;
     browser
         .wait_for_text("Approved. The call is released to the agent.")
         .await;

@@ -38,10 +38,7 @@ async fn a_parked_call_emails_its_reviewers_once_within_a_second() {
     let agent = app.agent().await;
 
     let call = agent.spawn_call("export_session", json!({}));
-    let id = reviewer.wait_pending(1).await[0]["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let id = reviewer.wait_one_pending().await;
     let mails = sink.wait_for(3, Duration::from_secs(1)).await;
 
     let mut to: Vec<String> = mails.iter().flat_map(|m| m.to.clone()).collect();
@@ -116,10 +113,7 @@ async fn a_dead_smtp_server_delays_mail_and_nothing_else() {
     let agent = app.agent().await;
 
     let call = agent.spawn_call("export_session", json!({}));
-    let id = reviewer.wait_pending(1).await[0]["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let id = reviewer.wait_one_pending().await;
     let (status, _) = reviewer.approve(&id).await;
     assert_eq!(
         status, 200,

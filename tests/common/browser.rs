@@ -202,6 +202,24 @@ impl Browser {
         .await;
     }
 
+    /// Types `text` into the first element matching `css` (waiting for it).
+    pub async fn fill(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        self.type_into(&element, text).await;
+    }
+
+    /// Clicks the first element matching `css` (waiting for it).
+    pub async fn click_on(&self, css: &str) {
+        let element = self.find(css).await;
+        self.click(&element).await;
+    }
+
+    /// The visible text of the first element matching `css` (waiting for it).
+    pub async fn text_of(&self, css: &str) -> String {
+        let element = self.find(css).await;
+        self.text(&element).await
+    }
+
     pub async fn text(&self, element: &Element) -> String {
         self.get(&format!("/element/{}/text", element.0))
             .await
@@ -244,12 +262,9 @@ impl Browser {
     /// Signs in through the form, as a person would.
     pub async fn sign_in(&self, base_url: &str, email: &str, password: &str) {
         self.goto(&format!("{base_url}/login")).await;
-        let field = self.find("input[name=email]").await;
-        self.type_into(&field, email).await;
-        let field = self.find("input[name=password]").await;
-        self.type_into(&field, password).await;
-        let submit = self.find("button[type=submit]").await;
-        self.click(&submit).await;
+        self.fill("input[name=email]", email).await;
+        self.fill("input[name=password]", password).await;
+        self.click_on("button[type=submit]").await;
         self.find("header.top").await;
     }
 

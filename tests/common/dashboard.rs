@@ -137,6 +137,27 @@ impl Dashboard {
         self.post(path, &all).await
     }
 
+    /// Opens call `id`'s page; returns it and the argument digest its decision form carries.
+    pub async fn open_call(&mut self, id: &str) -> (Page, String) {
+        let page = self.get(&format!("/calls/{id}")).await;
+        let digest = page.input("args_digest").unwrap_or_default();
+        (page, digest)
+    }
+
+    /// Sends call `id`'s decision form as its page would: `approve` or `reject`, a reason, and
+    /// the digest the page showed.
+    pub async fn decide(&mut self, id: &str, digest: &str, decision: &str, reason: &str) -> Page {
+        self.submit(
+            &format!("/calls/{id}/decide"),
+            &[
+                ("decision", decision),
+                ("reason", reason),
+                ("args_digest", digest),
+            ],
+        )
+        .await
+    }
+
     /// Signs in through the form; returns the answer to the form's POST.
     pub async fn sign_in(&mut self, email: &str, password: &str) -> Page {
         self.get("/login").await;

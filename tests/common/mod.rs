@@ -420,15 +420,19 @@ impl TestApp {
         id
     }
 
-    /// A reviewer with this role and a personal API token.
-    pub async fn reviewer(&self, email: &str, role: &str) -> Reviewer {
+    /// A new user with this role.
+    pub async fn new_user(&self, email: &str, role: &str) -> airlock::store::User {
         let role = airlock::store::Role::parse(role).expect("a known role");
-        let user = self
-            .store
+        self.store
             .add_user(email, role)
             .await
             .expect("add a user")
-            .expect("a new user");
+            .expect("a new user")
+    }
+
+    /// A reviewer with this role and a personal API token.
+    pub async fn reviewer(&self, email: &str, role: &str) -> Reviewer {
+        let user = self.new_user(email, role).await;
         let token = airlock::secrets::generate_token().expect("randomness");
         self.store
             .add_user_token(&user, &airlock::secrets::sha256_hex(token.as_bytes()))
@@ -444,13 +448,7 @@ impl TestApp {
 
     /// A new user with this role and a dashboard password; returns the password.
     pub async fn user_with_password(&self, email: &str, role: &str) -> String {
-        let role = airlock::store::Role::parse(role).expect("a known role");
-        let user = self
-            .store
-            .add_user(email, role)
-            .await
-            .expect("add a user")
-            .expect("a new user");
+        let user = self.new_user(email, role).await;
         let password = airlock::secrets::generate_password().expect("randomness");
         let hash = airlock::secrets::hash_password(&password).expect("a hash");
         self.store
@@ -581,6 +579,14 @@ impl Reviewer {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Waits until one call is pending, and returns its id.
+    pub async fn wait_one_pending(&self) -> String {
+        self.wait_pending(1).await[0]["id"]
+            .as_str()
+            .expect("a call id")
+            .to_owned()
     }
 
     /// Waits until call `id` has `status`, and returns it.

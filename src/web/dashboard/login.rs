@@ -128,6 +128,23 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
         .unwrap_or_default()
 });
 
+/// The sign-in page again, with why the attempt was refused.
+fn refuse(
+    app: &AppState,
+    next: String,
+    email: String,
+    error: String,
+    status: StatusCode,
+) -> PageResult {
+    let shown = Shown {
+        next,
+        email,
+        error: Some(error),
+        notice: None,
+    };
+    page(app, shown, status)
+}
+
 /// The page refusing a sign-in for too many failures, saying when to try again.
 fn locked(
     app: &AppState,
@@ -140,16 +157,7 @@ fn locked(
     let minutes = (wait.max(1) + 59) / 60;
     tracing::warn!(email = %email, "sign-in refused: too many failures");
     let error = format!("Too many failed sign-ins for this account. Try again in {minutes} min.");
-    page(
-        app,
-        Shown {
-            next,
-            email,
-            error: Some(error),
-            notice: None,
-        },
-        StatusCode::TOO_MANY_REQUESTS,
-    )
+    refuse(app, next, email, error, StatusCode::TOO_MANY_REQUESTS)
 }
 
 pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> PageResult {
@@ -160,16 +168,7 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     let sent = cookie(&headers, cookies.login_name()).unwrap_or_default();
     if !app.origins.permits(&headers) || sent.is_empty() || !same_token(sent, &form.csrf) {
         let error = "The sign-in form expired. Please try again.".to_owned();
-        return page(
-            &app,
-            Shown {
-                next,
-                email,
-                error: Some(error),
-                notice: None,
-            },
-            StatusCode::FORBIDDEN,
-        );
+        return refuse(&app, next, email, error, StatusCode::FORBIDDEN);
     }
     let dashboard = &app.config.dashboard;
     let window =
@@ -195,16 +194,7 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     let Some(user) = user.filter(|_| matches) else {
         tracing::info!(email = %email, "failed sign-in");
         let error = "Wrong email or password.".to_owned();
-        return page(
-            &app,
-            Shown {
-                next,
-                email,
-                error: Some(error),
-                notice: None,
-            },
-            StatusCode::UNAUTHORIZED,
-        );
+        return refuse(&app, next, email, error, StatusCode::UNAUTHORIZED);
     };
     app.store.clear_login_failures(&email).await?;
     // A session this browser had before ends: a signed-in browser gets a new cookie.
