@@ -36,6 +36,8 @@ pub enum StartupError {
     Recovery(#[from] crate::approval::RecoveryError),
     #[error(transparent)]
     Mail(#[from] crate::notify::worker::MailError),
+    #[error(transparent)]
+    LinkKey(#[from] crate::notify::links::LinkKeyError),
     #[error("upstream {upstream}: {source}")]
     Policy {
         upstream: String,
@@ -134,14 +136,16 @@ impl Application {
             })?;
         let metrics = Arc::new(Metrics::default());
         let mailer = match &config.email {
-            Some(email) => Some(crate::notify::worker::Mailer::new(email)?),
+            Some(email) => crate::notify::worker::Mailer::new(email)?,
             None => None,
         };
         let config = Arc::new(config);
+        let links = Arc::new(crate::notify::links::LinkSigner::load(&store).await?);
         let approvals = Arc::new(ApprovalQueue::new(
             store.clone(),
             metrics.clone(),
             config.clone(),
+            links,
         ));
         // Before serving: what an earlier run left waiting can never be delivered now.
         approvals.start().await?;

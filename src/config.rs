@@ -152,11 +152,31 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
-    pub smtp_url: Secret,
+    /// `smtp://HOST:PORT` (plain, for a local relay), `smtp+starttls://HOST:587`,
+    /// `smtps://HOST:465`, or lettre's own `smtp://HOST?tls=required`; a user name goes in the URL.
+    /// Without it messages stay in the outbox, shown to admins on `/outbox`.
+    pub smtp_url: Option<Secret>,
     pub from: String,
     #[serde(default)]
     pub to: Vec<String>,
     pub password: Option<Secret>,
+    /// A file holding the SMTP password (its first line), instead of `password`.
+    pub password_file: Option<PathBuf>,
+    /// Seconds an SMTP connection or command may take.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout: u64,
+    /// Seconds before a pending call expires at which its recipients get a reminder (off if unset).
+    pub remind_before: Option<u64>,
+    /// Email the recipients of a call again when it is decided, expires or ends otherwise.
+    #[serde(default)]
+    pub outcome_emails: bool,
+    /// Approve/reject links in emails work only for a browser signed in as their reviewer.
+    #[serde(default)]
+    pub links_require_sign_in: bool,
+}
+
+fn default_smtp_timeout() -> u64 {
+    15
 }
 
 /// How downstream sessions map onto a stdio upstream's child processes.
@@ -271,6 +291,12 @@ impl Config {
     }
 
     fn resolve_paths(&mut self, dir: &Path) {
+        if let Some(email) = &mut self.email
+            && let Some(file) = &email.password_file
+            && file.is_relative()
+        {
+            email.password_file = Some(dir.join(file));
+        }
         for upstream in &mut self.upstreams {
             if let Some(policy) = &upstream.policy
                 && policy.is_relative()

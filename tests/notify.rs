@@ -56,8 +56,14 @@ async fn a_parked_call_emails_its_reviewers_once_within_a_second() {
             && subject.ends_with(" UTC)"),
         "{subject}"
     );
-    assert!(mail.data.contains(&format!("/calls/{id}")), "{}", mail.data);
-    assert!(mail.data.contains(&format!("airlock approve {id}")));
+    let text = mail.part("text/plain").expect("a text part");
+    let html = mail.part("text/html").expect("an HTML part");
+    for part in [&text, &html] {
+        assert!(part.contains(&format!("/calls/{id}")), "{part}");
+        assert!(part.contains("test-agent") && part.contains("telegram.export_session"));
+    }
+    assert!(text.contains(&format!("airlock approve {id}")), "{text}");
+    assert!(html.contains("View in the dashboard"), "{html}");
 
     let (status, _) = reviewer.approve(&id).await;
     assert_eq!(status, 200);
@@ -86,7 +92,7 @@ async fn agent_text_cannot_add_header_lines() {
     // Unlisted tools need approval here, so the agent chooses the tool name.
     let app = spawn(r#"{"action": "require_approval"}"#, &sink.url()).await;
     let session = app.raw_session("2025-06-18").await;
-    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x\r\nBcc: thief@example.com\r\nX-Evil: 1","arguments":{}}}"#;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x\r\nBcc: thief@example.com\r\nX-Evil: 1","arguments":{"note":"<script>alert(1)</script>\r\nBcc: x@example.com","api_key":"sk-live-do-not-mail"}}}"#;
     let response = app.post_in_session(&session, body).await;
     let _waiting = tokio::spawn(common::messages(response));
 
@@ -95,6 +101,16 @@ async fn agent_text_cannot_add_header_lines() {
     assert_eq!(mails[0].to, ["ops@example.org"], "no Bcc smuggled in");
     assert!(mails[0].header("X-Evil").is_none(), "{}", mails[0].data);
     assert!(mails[0].header("Bcc").is_none(), "{}", mails[0].data);
+    let html = mails[0].part("text/html").expect("an HTML part");
+    assert!(!html.contains("<script>"), "escaped in HTML: {html}");
+    assert!(html.contains("alert(1)"), "{html}");
+    for part in [html, mails[0].part("text/plain").expect("a text part")] {
+        assert!(
+            !part.contains("sk-live-do-not-mail"),
+            "a secret in a message: {part}"
+        );
+        assert!(part.contains("•••• (redacted)"), "{part}");
+    }
 }
 
 #[tokio::test]
@@ -114,16 +130,199 @@ async fn a_dead_smtp_server_delays_mail_and_nothing_else() {
 
     let call = agent.spawn_call("export_session", json!({}));
     let id = reviewer.wait_one_pending().await;
-    let (status, _) = reviewer.approve(&id).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(
-        status, 200,
-        "the call parks and is decided while mail cannot go out"
+        reviewer.call(&id).await["status"],
+        "pending",
+        "the call waits the whole time mail cannot go out"
+    );
+    let sink = SmtpSink::start_on(port).await;
+    let mails = sink.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(mails.len(), 1, "sent once the server is back");
+    let (status, _) = reviewer.approve(&id).await;
+    assert_eq!(status, 200);
+    let result = result_of(call).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    agent.close().await;
+}
+
+/// The path of the link labelled `label` (`Approve:`, `Reject:`) in a message's text part.
+fn link_path(mail: &common::smtp::Mail, label: &str) -> String {
+    let text = mail.part("text/plain").expect("a text part");
+    let url = text
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {label} link in {text}"));
+    url.find("/review/")
+        .map(|at| url[at..].to_owned())
+        .unwrap_or_else(|| panic!("{url} is not a review link"))
+}
+
+#[tokio::test]
+async fn an_emailed_approve_link_followed_like_a_browser_releases_the_call_once() {
+    let sink = SmtpSink::start().await;
+    let app = spawn(
+        r#"{"action": "require_approval", "notify": ["alice@example.org", "watcher@example.org"]}"#,
+        &sink.url(),
+    )
+    .await;
+    let api = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    let call = agent.spawn_call("export_session", json!({"account": "main"}));
+    let id = api.wait_one_pending().await;
+    let mails = sink.wait_for(2, Duration::from_secs(1)).await;
+    let alice = mails
+        .iter()
+        .find(|m| m.to == ["alice@example.org"])
+        .expect("alice's message");
+    let watcher = mails
+        .iter()
+        .find(|m| m.to == ["watcher@example.org"])
+        .expect("the watcher's message");
+    assert!(
+        !watcher
+            .part("text/plain")
+            .unwrap_or_default()
+            .contains("/review/"),
+        "someone who cannot decide gets no decision links"
+    );
+    let approve = link_path(alice, "Approve:");
+    let reject = link_path(alice, "Reject:");
+
+    let mut browser = common::dashboard::Dashboard::new(&app.url(""));
+    let confirm = browser.get(&approve).await;
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    assert!(confirm.body.contains("Approve this call?"));
+    assert!(confirm.body.contains("Approve as alice@example.org"));
+    assert_eq!(
+        api.call(&id).await["status"],
+        "pending",
+        "GET decides nothing"
+    );
+    assert_eq!(
+        browser.get(&approve).await.status,
+        200,
+        "a prefetch spends nothing"
+    );
+
+    let done = browser
+        .post(&approve, &[("reason", "checked by mail")])
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body
+            .contains("Approved. The call is released to the agent.")
     );
     let result = result_of(call).await;
     assert!(!is_error(&result), "{}", text(&result));
+    let decided = api.wait_status(&id, "completed").await;
+    assert_eq!(decided["approvals"][0]["via"], "email");
+    assert_eq!(decided["approvals"][0]["reason"], "checked by mail");
 
-    let sink = SmtpSink::start_on(port).await;
-    let mails = sink.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(mails.len(), 1, "sent once the server is back");
+    let again = browser.post(&approve, &[]).await;
+    assert_eq!(again.status, 409);
+    assert!(again.body.contains("This link was already used"));
+    let late = browser.get(&reject).await;
+    assert_eq!(late.status, 409);
+    assert!(late.body.contains("no longer waiting"), "{}", late.body);
+    assert_eq!(app.call_log.calls_of("export_session"), 1, "run once");
     agent.close().await;
+}
+
+#[tokio::test]
+async fn tampered_expired_and_wrong_digest_links_decide_nothing_and_say_why() {
+    let sink = SmtpSink::start().await;
+    let app = spawn(
+        r#"{"action": "require_approval", "notify": ["alice@example.org"]}"#,
+        &sink.url(),
+    )
+    .await;
+    let api = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    let _call = agent.spawn_call("export_session", json!({}));
+    let id = api.wait_one_pending().await;
+    let mail = &sink.wait_for(1, Duration::from_secs(1)).await[0];
+    let approve = link_path(mail, "Approve:");
+    let mut browser = common::dashboard::Dashboard::new(&app.url(""));
+
+    let mut tampered = approve.clone();
+    let last = tampered.pop().expect("a character");
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let page = browser.post(&tampered, &[]).await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("This link is not valid"));
+
+    let signer = airlock::notify::links::LinkSigner::load(&app.store)
+        .await
+        .expect("the server's key");
+    let claims = |digest: &str, expires: i64| airlock::notify::links::LinkClaims {
+        call: id.clone(),
+        reviewer: "alice@example.org".to_owned(),
+        action: airlock::notify::links::LinkAction::Approve,
+        digest: digest.to_owned(),
+        expires,
+        nonce: airlock::secrets::generate_session_id().expect("randomness"),
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let digest = api.call(&id).await["args_digest"]
+        .as_str()
+        .expect("a digest")
+        .to_owned();
+    let expired = signer.sign(&claims(&digest, now - 1));
+    let page = browser.post(&format!("/review/{expired}"), &[]).await;
+    assert_eq!(page.status, 410);
+    assert!(page.body.contains("This link has expired"));
+    let other = signer.sign(&claims(&"0".repeat(64), now + 600));
+    let page = browser.post(&format!("/review/{other}"), &[]).await;
+    assert_eq!(page.status, 409);
+    assert!(page.body.contains("not the ones this link was made for"));
+    let reject = link_path(mail, "Reject:");
+    let page = browser.post(&reject, &[("reason", " ")]).await;
+    assert_eq!(page.status, 400, "a rejection needs a reason");
+    assert_eq!(
+        api.call(&id).await["status"],
+        "pending",
+        "nothing was decided"
+    );
+    assert_eq!(app.call_log.calls_of("export_session"), 0);
+    let page = browser.post(&reject, &[("reason", "not by mail")]).await;
+    assert!(
+        page.body.contains("Rejected."),
+        "the link was not spent: {}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn a_recipient_the_smtp_server_refuses_shows_on_the_calls_page_and_the_call_waits() {
+    let sink = SmtpSink::start().await;
+    let app = spawn(
+        &format!(
+            r#"{{"action": "require_approval", "notify": ["nobody{}"]}}"#,
+            common::smtp::REJECTED_DOMAIN
+        ),
+        &sink.url(),
+    )
+    .await;
+    let api = app.reviewer("ops@example.org", "admin").await;
+    let agent = app.agent().await;
+    let _call = agent.spawn_call("export_session", json!({}));
+    let id = api.wait_one_pending().await;
+    let mut browser = app.signed_in("alice@example.org", "viewer").await;
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let page = browser.get(&format!("/calls/{id}")).await;
+        if page.body.contains("<strong>failed</strong>") {
+            assert!(page.body.contains("no such user here"), "{}", page.body);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", page.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        api.call(&id).await["status"],
+        "pending",
+        "the call still waits"
+    );
 }

@@ -33,3 +33,13 @@ pub use view::CallView;
 
 /// How often the store is checked for decisions made outside this process.
 pub const POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `seconds` as a person reads a countdown: `9 min 5 s left`, or `expired`.
+pub fn time_left(seconds: i64) -> String {
+    match seconds {
+        s if s <= 0 => "expired".to_owned(),
+        s if s < 60 => format!("{s} s left"),
+        s if s < 3600 => format!("{} min {} s left", s / 60, s % 60),
+        s => format!("{} h {} min left", s / 3600, (s % 3600) / 60),
+    }
+}

@@ -90,6 +90,8 @@ pub struct ApprovalQueue {
     config: Arc<Config>,
     /// Wakes the outbox worker when a parked call queued emails.
     pub mail_queued: Arc<Notify>,
+    /// Signs the Approve and Reject links in emails.
+    pub links: Arc<crate::notify::links::LinkSigner>,
     /// Told when a call of this process is parked or changes, so the dashboard's live feed looks
     /// at once instead of at its next poll.
     pub changed: Arc<Notify>,
@@ -132,7 +134,12 @@ impl Parked {
 }
 
 impl ApprovalQueue {
-    pub fn new(store: Store, metrics: Arc<Metrics>, config: Arc<Config>) -> Self {
+    pub fn new(
+        store: Store,
+        metrics: Arc<Metrics>,
+        config: Arc<Config>,
+        links: Arc<crate::notify::links::LinkSigner>,
+    ) -> Self {
         let instance_id = config
             .server
             .instance_id
@@ -147,6 +154,7 @@ impl ApprovalQueue {
             config,
             mail_queued: Arc::new(Notify::new()),
             changed: Arc::new(Notify::new()),
+            links,
             waiters: Mutex::new(HashMap::new()),
         }
     }
@@ -216,7 +224,9 @@ impl ApprovalQueue {
             queue: self.clone(),
         };
         let expires_at = created_at + timeout;
-        let notice = crate::notify::ParkedNotice {
+        let notice = crate::notify::CallNotice {
+            kind: crate::notify::MailKind::Parked,
+            outcome: None,
             call_id: &parked.id,
             agent: request.agent,
             upstream: request.upstream,
@@ -227,7 +237,9 @@ impl ApprovalQueue {
             expires_at,
             public_url: &self.config.server.public_url,
         };
-        let mails = notice.mails(&crate::notify::recipients(&parked.rule, &self.config));
+        let recipients = crate::notify::recipients(&parked.rule, &self.config);
+        let deciders = self.deciders(&recipients, &parked.rule).await?;
+        let mails = notice.mails(&recipients, &deciders, &self.links);
         self.store
             .insert_call(
                 &NewCall {
@@ -252,6 +264,88 @@ impl ApprovalQueue {
         }
         self.changed.notify_one();
         Ok(parked)
+    }
+
+    /// The recipients who may decide a call under `rule` (enabled admins and approvers the rule
+    /// admits): they get Approve and Reject links.
+    pub(crate) async fn deciders(
+        &self,
+        recipients: &[String],
+        rule: &RuleSnapshot,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut deciders = Vec::new();
+        for email in recipients {
+            if let Some(user) = self.store.user_by_email(email).await?
+                && super::decide::may_decide(
+                    super::Reviewer::User(&user),
+                    rule,
+                    &self.config.groups,
+                )
+                .is_ok()
+            {
+                deciders.push(email.clone());
+            }
+        }
+        Ok(deciders)
+    }
+
+    /// Queues the reminders of pending calls about to expire and the outcome emails of calls
+    /// that ended, as `[email]` asks; each call's are queued once, by whichever instance claims
+    /// them.
+    pub(crate) async fn queue_followups(&self) -> Result<(), StoreError> {
+        let Some(email) = &self.config.email else {
+            return Ok(());
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let mut due = Vec::new();
+        if let Some(before) = email.remind_before {
+            let by = now + time::Duration::seconds(i64::try_from(before).unwrap_or(i64::MAX));
+            for row in self.store.claim_reminders(by).await? {
+                due.push((crate::notify::MailKind::Reminder, row));
+            }
+        }
+        if email.outcome_emails {
+            for row in self
+                .store
+                .claim_outcomes(now - time::Duration::hours(1))
+                .await?
+            {
+                due.push((crate::notify::MailKind::Outcome, row));
+            }
+        }
+        for (kind, row) in due {
+            let Ok(rule) = serde_json::from_str::<RuleSnapshot>(&row.rule_json) else {
+                continue;
+            };
+            let arguments: Value = serde_json::from_str(&row.args_json).unwrap_or(Value::Null);
+            let expires_at = time::OffsetDateTime::parse(
+                &row.expires_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap_or(now);
+            let notice = crate::notify::CallNotice {
+                kind,
+                call_id: &row.id,
+                agent: &row.agent,
+                upstream: &row.upstream,
+                tool: &row.tool,
+                arguments: &arguments,
+                args_digest: &row.args_sha256,
+                rule: &rule,
+                expires_at,
+                public_url: &self.config.server.public_url,
+                outcome: (kind == crate::notify::MailKind::Outcome)
+                    .then(|| crate::notify::outcome_text(&row)),
+            };
+            let recipients = crate::notify::recipients(&rule, &self.config);
+            let deciders = self.deciders(&recipients, &rule).await?;
+            let mails = notice.mails(&recipients, &deciders, &self.links);
+            if !mails.is_empty() {
+                self.store.queue_mails(&row.id, &mails).await?;
+                self.mail_queued.notify_one();
+            }
+        }
+        Ok(())
     }
 
     /// Wakes the request waiting on call `id`, if it is parked here.

@@ -213,12 +213,17 @@ impl ApprovalQueue {
             let mut tick = tokio::time::interval(POLL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut polls = FailureLog::default();
+            let mut followups = FailureLog::default();
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     () = stopped.cancelled() => return,
                 }
                 polls.record("approval queue poll", queue.poll_once().await);
+                followups.record(
+                    "email reminders and outcomes",
+                    queue.queue_followups().await,
+                );
             }
         });
         tokio::spawn(self.clone().beat(stop.clone()));

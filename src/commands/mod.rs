@@ -93,6 +93,22 @@ pub async fn check(config_path: &Path, offline: bool) -> Result<String, CommandE
             }
         }
     }
+    if let Some(email) = &config.email {
+        let mailer = crate::notify::worker::Mailer::new(email)
+            .map_err(|e| CommandError::Invalid(format!("email: {e}")))?;
+        match (mailer, offline) {
+            (None, _) => report.push_str(
+                "email: no smtp_url; messages stay in the outbox (admins read them on /outbox)\n",
+            ),
+            (Some(_), true) => report.push_str("email: not tested (--offline)\n"),
+            (Some(mailer), false) => match mailer.test_connection().await {
+                Ok(()) => {
+                    report.push_str("email: ok (the SMTP server answered and accepted the login)\n")
+                }
+                Err(why) => return Err(CommandError::Invalid(format!("email: {why}"))),
+            },
+        }
+    }
     if config.upstreams.is_empty() {
         report.push_str("warning: no [[upstream]] is configured; agents have nothing to reach\n");
     }
@@ -251,6 +267,18 @@ pub async fn demo(args: DemoArgs) -> Result<(), CommandError> {
     config.server.listen = args.listen;
     config.server.public_url = format!("http://{}", args.listen);
     config.database.url = format!("sqlite://{}", dir.join("airlock.db").display());
+    // No SMTP server: email stays in the local outbox, readable on /outbox.
+    config.email = Some(crate::config::EmailConfig {
+        smtp_url: None,
+        from: "airlock@localhost".to_owned(),
+        to: vec![DEMO_REVIEWER.to_owned()],
+        password: None,
+        password_file: None,
+        timeout: 15,
+        remind_before: Some(120),
+        outcome_emails: true,
+        links_require_sign_in: false,
+    });
     config.upstreams.push(UpstreamConfig {
         name: "telegram".to_owned(),
         command: Some(vec![
@@ -302,6 +330,7 @@ Airlock demo is running.
 
   dashboard      http://{addr}/
                  sign in as {DEMO_REVIEWER} with password {password}
+  email          kept in the local outbox: http://{addr}/outbox
   MCP endpoint   {url}
   agent token    {token}
   reviewer       {DEMO_REVIEWER}, API token {reviewer_token}

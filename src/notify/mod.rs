@@ -1,4 +1,5 @@
-//! Telling people: email notifications of parked calls.
+//! Telling people: email about parked calls (when parked, a reminder before expiry, and the
+//! outcome), as a plain-text and an HTML part rendered from `templates/email/`.
 //!
 //! Parking a call queues its messages in the outbox in the same transaction as the call
 //! (`store::outbox`); a worker in every instance sends them with retry and backoff ([`worker`]).
@@ -8,13 +9,16 @@
 //! Who gets a message: the rule's `notify` (addresses, or `[groups]` names expanded to their
 //! members), else `[email] to`.
 
+pub mod links;
 pub mod worker;
 
+use askama::Template;
 use serde_json::Value;
 
 use crate::approval::RuleSnapshot;
 use crate::config::Config;
 use crate::store::NewMail;
+use links::{LinkAction, LinkClaims, LinkSigner};
 
 /// How much of a call's arguments a message shows.
 const ARGS_PREVIEW: usize = 2000;
@@ -46,78 +50,212 @@ pub fn recipients(rule: &RuleSnapshot, config: &Config) -> Vec<String> {
     out
 }
 
-/// What a parked call's notification says.
-pub struct ParkedNotice<'a> {
+/// Which email about a call this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    /// The call was just parked.
+    Parked,
+    /// The call is still pending and expires soon.
+    Reminder,
+    /// The call left the queue; `CallNotice::outcome` says how.
+    Outcome,
+}
+
+/// A call as its emails describe it.
+pub struct CallNotice<'a> {
+    pub kind: MailKind,
     pub call_id: &'a str,
     pub agent: &'a str,
     pub upstream: &'a str,
     pub tool: &'a str,
+    /// The real arguments; the message shows them redacted.
     pub arguments: &'a Value,
     pub args_digest: &'a str,
     pub rule: &'a RuleSnapshot,
     pub expires_at: time::OffsetDateTime,
     pub public_url: &'a str,
+    /// How the call ended, for an outcome email.
+    pub outcome: Option<String>,
 }
 
-impl ParkedNotice<'_> {
-    /// One message per recipient.
-    pub fn mails(&self, recipients: &[String]) -> Vec<NewMail> {
+/// The data of `templates/email/call.{txt,html}`.
+pub struct CallMessage {
+    id: String,
+    headline: String,
+    outcome: Option<String>,
+    agent: String,
+    upstream: String,
+    tool: String,
+    why: String,
+    pending: bool,
+    time_left: String,
+    expires: String,
+    quorum: String,
+    digest: String,
+    arguments: String,
+    truncated: bool,
+    view_url: String,
+    approve_url: Option<String>,
+    reject_url: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "email/call.txt")]
+struct CallText<'a> {
+    m: &'a CallMessage,
+}
+
+#[derive(Template)]
+#[template(path = "email/call.html")]
+struct CallHtml<'a> {
+    m: &'a CallMessage,
+}
+
+impl CallNotice<'_> {
+    /// One message per recipient. Recipients among `deciders` (users who may decide this call)
+    /// get Approve and Reject links signed for them; everyone gets the View link.
+    pub fn mails(
+        &self,
+        recipients: &[String],
+        deciders: &[String],
+        links: &LinkSigner,
+    ) -> Vec<NewMail> {
         let subject = self.subject();
-        let body = self.body();
         recipients
             .iter()
-            .map(|to| NewMail {
-                recipient: to.clone(),
-                subject: subject.clone(),
-                body: body.clone(),
+            .filter_map(|to| {
+                let message = self.message(deciders.contains(to).then_some((to.as_str(), links)));
+                let body = CallText { m: &message }.render();
+                let html = CallHtml { m: &message }.render();
+                match (body, html) {
+                    (Ok(body), Ok(html)) => Some(NewMail {
+                        recipient: to.clone(),
+                        subject: subject.clone(),
+                        body,
+                        html: Some(html),
+                    }),
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::error!(error = %e, "cannot render an email; not queued");
+                        None
+                    }
+                }
             })
             .collect()
     }
 
-    /// `[Airlock] claude wants telegram.export_session (expires 14:05 UTC)`; agent-controlled
-    /// text is stripped of control characters, so it cannot start a new header line.
+    /// `[Airlock] claude wants telegram.export_session (expires 14:05 UTC)`. Agent-controlled
+    /// text is stripped of control characters, so it cannot start a new header line (lettre
+    /// encodes the rest).
     fn subject(&self) -> String {
-        let expires = self
-            .expires_at
-            .format(time::macros::format_description!("[hour]:[minute]"))
-            .unwrap_or_default();
-        one_line(&format!(
-            "[Airlock] {} wants {}.{} (expires {expires} UTC)",
-            self.agent, self.upstream, self.tool
-        ))
+        let call = format!("{}.{}", self.upstream, self.tool);
+        let subject = match self.kind {
+            MailKind::Parked => format!(
+                "[Airlock] {} wants {call} (expires {} UTC)",
+                self.agent,
+                self.clock()
+            ),
+            MailKind::Reminder => format!(
+                "[Airlock] Reminder: {} wants {call} (expires {} UTC)",
+                self.agent,
+                self.clock()
+            ),
+            MailKind::Outcome => format!(
+                "[Airlock] {call} for {}: {}",
+                self.agent,
+                self.outcome.as_deref().unwrap_or("decided")
+            ),
+        };
+        one_line(&subject)
     }
 
-    fn body(&self) -> String {
-        let mut args = serde_json::to_string_pretty(self.arguments).unwrap_or_default();
-        if args.chars().count() > ARGS_PREVIEW {
-            args = args.chars().take(ARGS_PREVIEW).collect();
-            args.push_str("\n… (truncated; the full arguments are on the call's page)");
+    fn clock(&self) -> String {
+        self.expires_at
+            .format(time::macros::format_description!("[hour]:[minute]"))
+            .unwrap_or_default()
+    }
+
+    fn message(&self, decider: Option<(&str, &LinkSigner)>) -> CallMessage {
+        let mut arguments = serde_json::to_string_pretty(&crate::redact::redact(self.arguments))
+            .unwrap_or_default();
+        let truncated = arguments.chars().count() > ARGS_PREVIEW;
+        if truncated {
+            arguments = arguments.chars().take(ARGS_PREVIEW).collect();
+            arguments.push_str("\n…");
         }
-        let why = self
-            .rule
-            .reason
-            .as_deref()
-            .unwrap_or("its policy rule requires approval");
-        let quorum = if self.rule.approvals > 1 {
-            format!("{} approvals from different reviewers", self.rule.approvals)
-        } else {
-            "one approval".to_owned()
-        };
         let base = self.public_url.trim_end_matches('/');
-        format!(
-            "The agent {agent} asks to run {upstream}.{tool}.\n\n\
-             Why it waits for a person: {why}.\n\
-             It needs {quorum} within {timeout} s; after that it is refused.\n\n\
-             Arguments (SHA-256 {digest}):\n{args}\n\n\
-             Review it: {base}/calls/{id}\n\
-             Or: airlock approve {id}   /   airlock reject {id} --reason \"...\"\n",
-            agent = self.agent,
-            upstream = self.upstream,
-            tool = self.tool,
-            timeout = self.rule.timeout_secs,
-            digest = self.args_digest,
-            id = self.call_id,
-        )
+        let pending = self.kind != MailKind::Outcome;
+        let link = |action: LinkAction| {
+            let (reviewer, links) = decider.filter(|_| pending)?;
+            let nonce = crate::secrets::generate_session_id().ok()?;
+            let token = links.sign(&LinkClaims {
+                call: self.call_id.to_owned(),
+                reviewer: reviewer.to_owned(),
+                action,
+                digest: self.args_digest.to_owned(),
+                expires: self.expires_at.unix_timestamp(),
+                nonce,
+            });
+            Some(format!("{base}/review/{token}"))
+        };
+        let seconds = (self.expires_at - time::OffsetDateTime::now_utc()).whole_seconds();
+        let headline = match self.kind {
+            MailKind::Parked => {
+                format!("{} asks to run {}.{}", self.agent, self.upstream, self.tool)
+            }
+            MailKind::Reminder => format!(
+                "Still waiting: {} asks to run {}.{}",
+                self.agent, self.upstream, self.tool
+            ),
+            MailKind::Outcome => format!("{}.{} for {}", self.upstream, self.tool, self.agent),
+        };
+        CallMessage {
+            id: self.call_id.to_owned(),
+            headline,
+            outcome: self.outcome.clone(),
+            agent: self.agent.to_owned(),
+            upstream: self.upstream.to_owned(),
+            tool: self.tool.to_owned(),
+            why: self
+                .rule
+                .reason
+                .clone()
+                .unwrap_or_else(|| format!("the rule {} requires approval", self.rule.rule)),
+            pending,
+            time_left: crate::approval::time_left(seconds),
+            expires: self.clock(),
+            quorum: if self.rule.approvals > 1 {
+                format!("{} approvals from different reviewers", self.rule.approvals)
+            } else {
+                "one approval".to_owned()
+            },
+            digest: self.args_digest.to_owned(),
+            arguments,
+            truncated,
+            view_url: format!("{base}/calls/{}", self.call_id),
+            approve_url: link(LinkAction::Approve),
+            reject_url: link(LinkAction::Reject),
+        }
+    }
+}
+
+/// How a call that left the queue ended, in a line: `rejected by bob@example.org: not today`.
+pub fn outcome_text(row: &crate::store::CallRow) -> String {
+    use crate::approval::CallStatus;
+    let by = row.decided_by.as_deref().unwrap_or("the system");
+    let why = row
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    match row.status() {
+        CallStatus::Rejected => format!("rejected by {by}{why}"),
+        CallStatus::Expired => "expired: nobody decided in time; not run".to_owned(),
+        CallStatus::Completed => format!("approved by {by}; run"),
+        CallStatus::Failed => format!("approved by {by}; the upstream call failed"),
+        CallStatus::OutcomeUnknown => format!("approved by {by}; outcome unknown"),
+        CallStatus::Withdrawn => "withdrawn by the agent; not run".to_owned(),
+        CallStatus::Abandoned => "abandoned (the agent's connection was lost); not run".to_owned(),
+        other => other.as_str().to_owned(),
     }
 }
 

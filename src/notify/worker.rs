@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::message::Mailbox;
+use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::Notify;
@@ -29,6 +29,18 @@ pub enum MailError {
     Url(#[source] lettre::transport::smtp::Error),
     #[error("invalid email.from {0:?}: {1}")]
     From(String, #[source] lettre::address::AddressError),
+    #[error("cannot read email.password_file {0}: {1}")]
+    PasswordFile(std::path::PathBuf, #[source] std::io::Error),
+}
+
+/// `smtp_url` in lettre's terms: `smtp+starttls://HOST[:PORT]` is lettre's
+/// `smtp://HOST[:PORT]?tls=required`; the other forms are lettre's own.
+fn lettre_url(smtp_url: &str) -> String {
+    match smtp_url.strip_prefix("smtp+starttls://") {
+        Some(rest) if rest.contains('?') => format!("smtp://{rest}&tls=required"),
+        Some(rest) => format!("smtp://{rest}?tls=required"),
+        None => smtp_url.to_owned(),
+    }
 }
 
 /// The SMTP side: a lettre transport and the sender address.
@@ -39,24 +51,51 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    pub fn new(config: &EmailConfig) -> Result<Self, MailError> {
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.smtp_url.expose())
+    /// The mailer for `config`; `None` when it names no SMTP server (mail stays in the outbox).
+    pub fn new(config: &EmailConfig) -> Result<Option<Self>, MailError> {
+        let Some(smtp_url) = &config.smtp_url else {
+            return Ok(None);
+        };
+        let url = lettre_url(smtp_url.expose());
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
             .map_err(MailError::Url)?
-            .timeout(Some(Duration::from_secs(15)));
-        if let Some(password) = &config.password {
-            let user = url::Url::parse(config.smtp_url.expose())
+            .timeout(Some(Duration::from_secs(config.timeout)));
+        let password = match (&config.password, &config.password_file) {
+            (Some(password), _) => Some(password.expose().to_owned()),
+            (None, Some(file)) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| MailError::PasswordFile(file.clone(), e))?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        if let Some(password) = password {
+            let user = url::Url::parse(&url)
                 .map(|u| u.username().to_owned())
                 .unwrap_or_default();
-            builder = builder.credentials(Credentials::new(user, password.expose().to_owned()));
+            builder = builder.credentials(Credentials::new(user, password));
         }
         let from = config
             .from
             .parse()
             .map_err(|e| MailError::From(config.from.clone(), e))?;
-        Ok(Self {
+        Ok(Some(Self {
             transport: builder.build(),
             from,
-        })
+        }))
+    }
+
+    /// Connects and greets the server (with TLS and authentication as configured), for
+    /// `airlock check`; the error says in plain words what went wrong.
+    pub async fn test_connection(&self) -> Result<(), String> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("the SMTP server did not accept the connection".to_owned()),
+            Err(e) => Err(explain(&e)),
+        }
     }
 
     async fn send(&self, mail: &ClaimedMail) -> Result<(), Failure> {
@@ -64,15 +103,21 @@ impl Mailer {
             why: format!("bad recipient {:?}: {e}", mail.recipient),
             permanent: true,
         })?;
-        let message = Message::builder()
+        let builder = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(&mail.subject)
-            .body(mail.body.clone())
-            .map_err(|e| Failure {
-                why: format!("cannot build the message: {e}"),
-                permanent: true,
-            })?;
+            .subject(&mail.subject);
+        let message = match &mail.html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                mail.body.clone(),
+                html.clone(),
+            )),
+            None => builder.body(mail.body.clone()),
+        }
+        .map_err(|e| Failure {
+            why: format!("cannot build the message: {e}"),
+            permanent: true,
+        })?;
         self.transport
             .send(message)
             .await
@@ -92,14 +137,20 @@ struct Failure {
 
 /// SMTP errors in plain words, with lettre's own text.
 fn explain(e: &lettre::transport::smtp::Error) -> String {
-    let hint = if e.is_permanent() {
+    let text = e.to_string();
+    let hint = if e.is_permanent() && (text.contains("535") || text.contains("534")) {
+        "the server refused the user name or password"
+    } else if e.is_permanent() {
         "the server refused the message"
     } else if e.is_transient() {
         "the server asked to try later"
     } else if e.is_timeout() {
         "the server did not answer in time"
     } else if e.is_tls() {
-        "TLS failed (is the port for smtps:// or for STARTTLS?)"
+        "TLS failed: smtps:// needs a port that starts with TLS (465), smtp+starttls:// one that \
+         upgrades (587); is the port for the other one?"
+    } else if text.contains("Connection refused") {
+        "nothing listens at that host and port (wrong port, or the server is down)"
     } else {
         "cannot reach the SMTP server"
     };

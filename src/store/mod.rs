@@ -12,6 +12,7 @@
 mod agents;
 mod calls;
 mod instances;
+mod links;
 mod outbox;
 mod rate_slots;
 mod sessions;

@@ -9,12 +9,13 @@
 
 use super::{Backend, Store, StoreError, Tx, query, timestamp};
 
-/// A message to queue.
+/// A message to queue: a plain-text body, and an HTML alternative when there is one.
 #[derive(Debug, Clone)]
 pub struct NewMail {
     pub recipient: String,
     pub subject: String,
     pub body: String,
+    pub html: Option<String>,
 }
 
 /// A message claimed for sending.
@@ -24,6 +25,7 @@ pub struct ClaimedMail {
     pub recipient: String,
     pub subject: String,
     pub body: String,
+    pub html: Option<String>,
     pub attempts: i64,
 }
 
@@ -41,6 +43,14 @@ pub struct MailRow {
     pub last_error: Option<String>,
 }
 
+#[derive(sqlx::FromRow)]
+struct MailWithBodies {
+    #[sqlx(flatten)]
+    row: MailRow,
+    body: String,
+    html: Option<String>,
+}
+
 pub(super) async fn insert_mail(
     tx: &mut Tx,
     call_id: &str,
@@ -48,14 +58,15 @@ pub(super) async fn insert_mail(
     at: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO outbox (id, call_id, recipient, subject, body, status, attempts, \
-         next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+        "INSERT INTO outbox (id, call_id, recipient, subject, body, html, status, attempts, \
+         next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(call_id)
     .bind(&mail.recipient)
     .bind(&mail.subject)
     .bind(&mail.body)
+    .bind(mail.html.as_deref())
     .bind(at)
     .execute(&mut **tx)
     .await
@@ -76,13 +87,13 @@ impl Store {
                 "UPDATE outbox SET status = 'sending', claimed_by = $1, claimed_at = $2, \
                  attempts = attempts + 1 WHERE status = 'pending' AND id IN (SELECT id FROM outbox \
                  WHERE status = 'pending' AND next_attempt_at <= $2 ORDER BY id LIMIT $3 \
-                 FOR UPDATE SKIP LOCKED) RETURNING id, recipient, subject, body, attempts"
+                 FOR UPDATE SKIP LOCKED) RETURNING id, recipient, subject, body, html, attempts"
             }
             Backend::Sqlite => {
                 "UPDATE outbox SET status = 'sending', claimed_by = $1, claimed_at = $2, \
                  attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox \
                  WHERE status = 'pending' AND next_attempt_at <= $2 ORDER BY id LIMIT $3) \
-                 RETURNING id, recipient, subject, body, attempts"
+                 RETURNING id, recipient, subject, body, html, attempts"
             }
         };
         let mut tx = self.begin_write().await?;
@@ -167,6 +178,44 @@ impl Store {
         .await
         .map(|r| r.rows_affected())
         .map_err(query("reclaim stale emails"))
+    }
+
+    /// One message with its bodies (the `/outbox` page).
+    pub async fn mail(
+        &self,
+        id: &str,
+    ) -> Result<Option<(MailRow, String, Option<String>)>, StoreError> {
+        let row: Option<MailWithBodies> = sqlx::query_as(
+            "SELECT id, call_id, recipient, subject, status, attempts, created_at, sent_at, \
+             last_error, body, html FROM outbox WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query("select an email"))?;
+        Ok(row.map(|m| (m.row, m.body, m.html)))
+    }
+
+    /// Queues more messages about call `call_id` (reminders, outcomes).
+    pub async fn queue_mails(&self, call_id: &str, mails: &[NewMail]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query("begin"))?;
+        let at = super::now_rfc3339();
+        for mail in mails {
+            insert_mail(&mut tx, call_id, mail, &at).await?;
+        }
+        tx.commit().await.map_err(query("commit"))
+    }
+
+    /// The messages about one call, oldest first (shown on its page).
+    pub async fn mails_of_call(&self, call_id: &str) -> Result<Vec<MailRow>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, call_id, recipient, subject, status, attempts, created_at, sent_at, \
+             last_error FROM outbox WHERE call_id = $1 ORDER BY id",
+        )
+        .bind(call_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("select a call's emails"))
     }
 
     /// The outbox, newest first.

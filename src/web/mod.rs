@@ -9,6 +9,7 @@ mod error;
 pub mod live;
 mod page;
 pub mod passwords;
+mod review;
 mod reviewer;
 mod session;
 
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .merge(api::router())
         .merge(dashboard::router())
         .route("/events", get(live::events))
+        .route("/review/{token}", get(review::confirm).post(review::decide))
         .route("/static/airlock.css", get(assets::css))
         .route("/static/airlock.js", get(assets::js))
         .route("/static/favicon.svg", get(assets::icon))

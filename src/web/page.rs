@@ -27,10 +27,10 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // A handler may set a stricter or different policy for its own content (the outbox's HTML).
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -228,15 +228,7 @@ pub fn seconds_until(at: &str) -> i64 {
         .unwrap_or(0)
 }
 
-/// `seconds` as a person reads a countdown: `9 min 5 s left`, or `expired`.
-pub fn time_left(seconds: i64) -> String {
-    match seconds {
-        s if s <= 0 => "expired".to_owned(),
-        s if s < 60 => format!("{s} s left"),
-        s if s < 3600 => format!("{} min {} s left", s / 60, s % 60),
-        s => format!("{} h {} min left", s / 3600, (s % 3600) / 60),
-    }
-}
+pub use crate::approval::time_left;
 
 /// A one-line preview of (already redacted) arguments, at most `max` characters.
 pub fn preview(arguments: &Value, max: usize) -> String {
@@ -322,6 +314,29 @@ fn write_json(out: &mut String, value: &Value, depth: usize) {
             out.push_str("</span>");
         }
     }
+}
+
+/// Plain text as HTML, escaped, with each `http://` or `https://` word made a link (the outbox
+/// shows a message's text part this way, so its links work).
+pub fn linkify(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        for (j, word) in line.split(' ').enumerate() {
+            if j > 0 {
+                out.push(' ');
+            }
+            if word.starts_with("http://") || word.starts_with("https://") {
+                let word = escape(word);
+                out.push_str(&format!("<a href=\"{word}\">{word}</a>"));
+            } else {
+                out.push_str(&escape(word));
+            }
+        }
+    }
+    out
 }
 
 /// HTML-escapes text for element content and quoted attributes.

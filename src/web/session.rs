@@ -159,6 +159,22 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
+/// The user signed in on this browser, if any (for pages that work either way).
+pub async fn signed_in_user(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<User>, PageError> {
+    let Some(cookie) = cookie(headers, Cookies::of(app).session_name()) else {
+        return Ok(None);
+    };
+    let session = app
+        .store
+        .session(&secrets::sha256_hex(cookie.as_bytes()))
+        .await
+        .map_err(PageError::from)?;
+    Ok(session.map(|s| s.user))
+}
+
 /// A submitted dashboard form of a signed-in reviewer whose CSRF token and origin checked out.
 pub struct CsrfForm<T>(pub SignedIn, pub T);
 

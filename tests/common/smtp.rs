@@ -8,6 +8,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
+/// Recipients at this domain are refused (`550`), as a real server refuses an unknown user.
+pub const REJECTED_DOMAIN: &str = "@rejected.example";
+
 /// One message as received: the envelope and the raw DATA (headers and body).
 #[derive(Debug, Clone)]
 pub struct Mail {
@@ -17,6 +20,39 @@ pub struct Mail {
 }
 
 impl Mail {
+    /// The decoded body of the MIME part with this content type (`text/plain`, `text/html`) of a
+    /// multipart message; quoted-printable and base64 are undone.
+    pub fn part(&self, content_type: &str) -> Option<String> {
+        let boundary = self
+            .header("Content-Type")?
+            .split("boundary=")
+            .nth(1)?
+            .trim_matches('"')
+            .to_owned();
+        self.data
+            .split(&format!("--{boundary}"))
+            .filter_map(|part| part.split_once("\r\n\r\n"))
+            .find(|(head, _)| {
+                head.to_ascii_lowercase()
+                    .contains(&format!("content-type: {content_type}"))
+            })
+            .map(|(head, body)| {
+                let head = head.to_ascii_lowercase();
+                if head.contains("content-transfer-encoding: base64") {
+                    use base64::Engine as _;
+                    let compact: String = body.split_whitespace().collect();
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(compact)
+                        .unwrap_or_default();
+                    String::from_utf8_lossy(&bytes).into_owned()
+                } else if head.contains("content-transfer-encoding: quoted-printable") {
+                    quoted_printable(body)
+                } else {
+                    body.to_owned()
+                }
+            })
+    }
+
     /// The value of the first header `name` (unfolded), if any.
     pub fn header(&self, name: &str) -> Option<String> {
         let head = self.data.split("\r\n\r\n").next()?;
@@ -127,8 +163,13 @@ async fn session(
             to.clear();
             write.write_all(b"250 ok\r\n").await?;
         } else if upper.starts_with("RCPT TO:") {
-            to.push(address(&command));
-            write.write_all(b"250 ok\r\n").await?;
+            let recipient = address(&command);
+            if recipient.ends_with(REJECTED_DOMAIN) {
+                write.write_all(b"550 5.1.1 no such user here\r\n").await?;
+            } else {
+                to.push(recipient);
+                write.write_all(b"250 ok\r\n").await?;
+            }
         } else if upper == "DATA" {
             write.write_all(b"354 go ahead\r\n").await?;
             let mut data = String::new();
@@ -171,4 +212,25 @@ fn address(command: &str) -> String {
         .unwrap_or_default()
         .trim_matches(|c| c == '<' || c == '>')
         .to_owned()
+}
+
+/// Undoes quoted-printable: soft line breaks and `=XX` bytes.
+fn quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::approval::decide::{self, Approved};
 use crate::approval::{CallStatus, CallView, DecideError, Decision, Reviewer};
-use crate::store::EventRow;
+use crate::store::{EventRow, MailRow};
 use crate::web::AppError;
 use crate::web::page::{
     Badge, Chrome, PageError, PageResult, arguments_html, risk_badge, seconds_until, short_time,
@@ -41,6 +41,7 @@ pub struct CallPage {
     outcome: String,
     notice: Option<(&'static str, String)>,
     events: Vec<EventRow>,
+    mails: Vec<MailRow>,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +127,7 @@ pub async fn page(
         outcome: outcome(&call),
         notice,
         events: call.events.clone().unwrap_or_default(),
+        mails: app.store.mails_of_call(&id).await?,
         call,
     })
 }

@@ -10,6 +10,7 @@
 //! GET  /calls/{id}/status                       GET /history  GET /history/export
 //! GET  /tools            upstreams' tools and rules
 //! GET  /users (admin)    POST /users/add  /users/{id}/role  /users/{id}/disable  /users/{id}/enable  /users/{id}/password
+//! GET  /outbox (admin)   GET /outbox/{id}  GET /outbox/{id}/html   queued email
 //! GET  /account          POST /account/password  /account/tokens  /account/tokens/{id}/revoke
 //! ```
 
@@ -17,6 +18,7 @@ mod account;
 mod call;
 mod history;
 mod login;
+mod outbox;
 mod queue;
 mod tools;
 mod users;
@@ -44,6 +46,9 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}/disable", post(users::disable))
         .route("/users/{id}/enable", post(users::enable))
         .route("/users/{id}/password", post(users::reset_password))
+        .route("/outbox", get(outbox::page))
+        .route("/outbox/{id}", get(outbox::show))
+        .route("/outbox/{id}/html", get(outbox::html))
         .route("/account", get(account::page))
         .route("/account/password", post(account::change_password))
         .route("/account/tokens", post(account::create_token))

@@ -1,0 +1,357 @@
+//! Email review links (`/review/{token}`): GET shows the call and a confirmation form, POST makes
+//! the decision, as the reviewer the link was made for, through `approval::decide` like every
+//! other face (`via = email`). Mail scanners fetch links, so GET never decides.
+//!
+//! A link that was edited, made elsewhere or has expired, one already used, one whose call's
+//! arguments are not those it was made for, and one for a call already decided each get a page
+//! that says so, and decide nothing. A reason is checked before the link is spent, so a rejection
+//! sent without one can be sent again. With `[email] links_require_sign_in`, the browser must be
+//! signed in as the link's reviewer.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::page::{PageError, PageResult, arguments_html};
+use super::session::{form_from, signed_in_user};
+use crate::app::AppState;
+use crate::approval::decide::{self, Approved};
+use crate::approval::{CallStatus, CallView, DecideError, Decision, Reviewer};
+use crate::notify::links::{BadLink, LinkAction, LinkClaims};
+
+#[derive(Template, WebTemplate, Default)]
+#[template(path = "dashboard/review.html")]
+pub struct ReviewPage {
+    title: String,
+    notice: Option<(&'static str, String)>,
+    call: Option<CallView>,
+    args_html: String,
+    form_action: Option<&'static str>,
+    reviewer: String,
+    token: String,
+    sign_in_url: Option<String>,
+    view_url: Option<String>,
+}
+
+impl ReviewPage {
+    fn rejecting(&self) -> bool {
+        self.form_action == Some("reject")
+    }
+}
+
+fn page(status: StatusCode, title: &str, class: &'static str, text: String) -> Response {
+    let page = ReviewPage {
+        title: title.to_owned(),
+        notice: Some((class, text)),
+        ..ReviewPage::default()
+    };
+    (status, page).into_response()
+}
+
+/// The call page of `view`, shown under `title` with a notice.
+fn with_call(
+    title: &str,
+    class: &'static str,
+    text: String,
+    call: CallView,
+    base: &str,
+) -> ReviewPage {
+    ReviewPage {
+        title: title.to_owned(),
+        notice: Some((class, text)),
+        args_html: arguments_html(&call.arguments),
+        view_url: Some(format!("{base}/calls/{}", call.id)),
+        call: Some(call),
+        ..ReviewPage::default()
+    }
+}
+
+/// What a link's checks found.
+enum Checked {
+    /// The link can decide: its claims and call.
+    Usable(LinkClaims, Box<CallView>),
+    /// A page that says why not.
+    Refused(Response),
+}
+
+async fn check(app: &AppState, token: &str) -> PageResult<Checked> {
+    let claims = match app.approvals.links.verify(token) {
+        Ok(claims) => claims,
+        Err(BadLink::Tampered) => {
+            return Ok(Checked::Refused(page(
+                StatusCode::BAD_REQUEST,
+                "This link is not valid",
+                "error",
+                "The link was changed or cut short, or was not made by this Airlock. Nothing was decided. Open the call from the dashboard instead.".to_owned(),
+            )));
+        }
+        Err(BadLink::Expired) => {
+            return Ok(Checked::Refused(page(
+                StatusCode::GONE,
+                "This link has expired",
+                "error",
+                "Review links work only until their call expires. Nothing was decided.".to_owned(),
+            )));
+        }
+    };
+    let row = app
+        .store
+        .call(&claims.call)
+        .await?
+        .ok_or_else(|| PageError::not_found("The call this link is for does not exist."))?;
+    let approvals = app.store.approvals(&claims.call).await?;
+    let call = CallView::new(row, approvals, None);
+    let base = app
+        .config
+        .server
+        .public_url
+        .trim_end_matches('/')
+        .to_owned();
+    if app.store.review_link_used(&claims.nonce).await? {
+        let text =
+            "This link was already used; it works once. Nothing more was decided.".to_owned();
+        let shown = with_call("This link was already used", "warning", text, call, &base);
+        return Ok(Checked::Refused(
+            (StatusCode::CONFLICT, shown).into_response(),
+        ));
+    }
+    if call.status != CallStatus::Pending.as_str() {
+        let text = format!(
+            "This call is no longer waiting: it was {}. Nothing was decided.",
+            call.status
+        );
+        let shown = with_call("Already decided", "warning", text, call, &base);
+        return Ok(Checked::Refused(
+            (StatusCode::CONFLICT, shown).into_response(),
+        ));
+    }
+    if call.args_digest != claims.digest {
+        let text = "The call's arguments are not the ones this link was made for. Nothing was decided; look at the call in the dashboard.".to_owned();
+        let shown = with_call(
+            "This link does not match the call",
+            "error",
+            text,
+            call,
+            &base,
+        );
+        return Ok(Checked::Refused(
+            (StatusCode::CONFLICT, shown).into_response(),
+        ));
+    }
+    Ok(Checked::Usable(claims, Box::new(call)))
+}
+
+/// With `links_require_sign_in`, the page asking to sign in as the link's reviewer first.
+async fn sign_in_needed(
+    app: &AppState,
+    headers: &HeaderMap,
+    claims: &LinkClaims,
+    token: &str,
+) -> PageResult<Option<Response>> {
+    let required = app
+        .config
+        .email
+        .as_ref()
+        .is_some_and(|e| e.links_require_sign_in);
+    if !required {
+        return Ok(None);
+    }
+    let signed = signed_in_user(app, headers).await?;
+    if signed.is_some_and(|user| user.email == claims.reviewer) {
+        return Ok(None);
+    }
+    let next: String =
+        url::form_urlencoded::byte_serialize(format!("/review/{token}").as_bytes()).collect();
+    let shown = ReviewPage {
+        title: "Sign in first".to_owned(),
+        notice: Some((
+            "warning",
+            format!(
+                "This Airlock wants review links used by a browser signed in as {}.",
+                claims.reviewer
+            ),
+        )),
+        reviewer: claims.reviewer.clone(),
+        sign_in_url: Some(format!("/login?next={next}")),
+        ..ReviewPage::default()
+    };
+    Ok(Some((StatusCode::UNAUTHORIZED, shown).into_response()))
+}
+
+pub async fn confirm(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> PageResult<Response> {
+    let (claims, call) = match check(&app, &token).await? {
+        Checked::Usable(claims, call) => (claims, *call),
+        Checked::Refused(response) => return Ok(response),
+    };
+    if let Some(response) = sign_in_needed(&app, &headers, &claims, &token).await? {
+        return Ok(response);
+    }
+    let action = claims.action.as_str();
+    let base = app
+        .config
+        .server
+        .public_url
+        .trim_end_matches('/')
+        .to_owned();
+    let mut shown = with_call(
+        if claims.action == LinkAction::Approve {
+            "Approve this call?"
+        } else {
+            "Reject this call?"
+        },
+        "info",
+        format!(
+            "You are about to {action} this call as {}.",
+            claims.reviewer
+        ),
+        call,
+        &base,
+    );
+    shown.form_action = Some(action);
+    shown.reviewer = claims.reviewer;
+    shown.token = token;
+    Ok(shown.into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct ReasonForm {
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn decide(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> PageResult<Response> {
+    if !app.origins.permits(&headers) {
+        return Err(PageError::forbidden(
+            "This form was sent from another site.",
+        ));
+    }
+    let form: ReasonForm = form_from(&body)?;
+    let (claims, call) = match check(&app, &token).await? {
+        Checked::Usable(claims, call) => (claims, *call),
+        Checked::Refused(response) => return Ok(response),
+    };
+    if let Some(response) = sign_in_needed(&app, &headers, &claims, &token).await? {
+        return Ok(response);
+    }
+    let reason = form.reason.trim();
+    let base = app
+        .config
+        .server
+        .public_url
+        .trim_end_matches('/')
+        .to_owned();
+    if claims.action == LinkAction::Reject && reason.is_empty() {
+        let mut shown = with_call(
+            "Reject this call?",
+            "error",
+            "A rejection needs a reason; the agent is shown it.".to_owned(),
+            call,
+            &base,
+        );
+        shown.form_action = Some("reject");
+        shown.reviewer = claims.reviewer;
+        shown.token = token;
+        return Ok((StatusCode::BAD_REQUEST, shown).into_response());
+    }
+    if !app
+        .store
+        .use_review_link(&claims.nonce, &claims.call)
+        .await?
+    {
+        let text =
+            "This link was already used; it works once. Nothing more was decided.".to_owned();
+        return Ok((
+            StatusCode::CONFLICT,
+            with_call("This link was already used", "warning", text, call, &base),
+        )
+            .into_response());
+    }
+    let user = app
+        .store
+        .user_by_email(&claims.reviewer)
+        .await?
+        .ok_or_else(|| {
+            PageError::forbidden(&format!(
+                "{} is no longer an Airlock user.",
+                claims.reviewer
+            ))
+        })?;
+    let decision = Decision {
+        reviewer: Reviewer::User(&user),
+        via: "email",
+        reason: (!reason.is_empty()).then_some(reason),
+        args_digest: Some(&claims.digest),
+    };
+    let outcome = match claims.action {
+        LinkAction::Approve => {
+            decide::approve(&app.store, &app.config.groups, &claims.call, decision)
+                .await
+                .map(|approved| match approved {
+                    Approved::Released => "Approved. The call is released to the agent.".to_owned(),
+                    Approved::Counted { have, need } => {
+                        format!("Your approval is counted ({have} of {need}); the call needs more.")
+                    }
+                })
+        }
+        LinkAction::Reject => {
+            decide::reject(&app.store, &app.config.groups, &claims.call, decision)
+                .await
+                .map(|()| "Rejected. The agent is told your reason.".to_owned())
+        }
+    };
+    let row = app.store.call(&claims.call).await?;
+    let after = match row {
+        Some(row) => {
+            let approvals = app.store.approvals(&claims.call).await?;
+            CallView::new(row, approvals, None)
+        }
+        None => call,
+    };
+    match outcome {
+        Ok(text) => {
+            app.approvals.wake(&claims.call);
+            tracing::info!(call = %claims.call, reviewer = %claims.reviewer, action = claims.action.as_str(), "decision via an email link");
+            Ok(with_call("Done", "ok", text, after, &base).into_response())
+        }
+        Err(DecideError::NotPending { status, .. }) => {
+            let text = format!(
+                "Too late: the call had already {}. Nothing was changed.",
+                status.as_str()
+            );
+            Ok((
+                StatusCode::CONFLICT,
+                with_call("Already decided", "warning", text, after, &base),
+            )
+                .into_response())
+        }
+        Err(
+            e @ (DecideError::AlreadyApproved { .. }
+            | DecideError::DigestMismatch
+            | DecideError::ReasonRequired),
+        ) => Ok((
+            StatusCode::CONFLICT,
+            with_call(
+                "Nothing was decided",
+                "warning",
+                e.to_string(),
+                after,
+                &base,
+            ),
+        )
+            .into_response()),
+        Err(e) => Err(crate::web::AppError::from(e).into()),
+    }
+}
