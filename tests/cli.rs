@@ -288,3 +288,39 @@ fn check_says_when_the_database_cannot_be_reached() {
         "the password is never shown: {message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_tests_the_smtp_server_and_says_what_is_wrong_in_plain_words() {
+    let sink = common::smtp::SmtpSink::start().await;
+    let email = |url: &str| {
+        format!(
+            "[email]\nsmtp_url = \"{url}\"\nfrom = \"airlock@example.org\"\nto = [\"ops@example.org\"]\n"
+        )
+    };
+    let dir = project(&email(&sink.url()), POLICY);
+    let ok = airlock(dir.path(), &["check"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(
+        stdout(&ok).contains("email: ok (the SMTP server answered"),
+        "{}",
+        stdout(&ok)
+    );
+
+    let closed = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("an address").port()
+    };
+    let dir = project(&email(&format!("smtp://127.0.0.1:{closed}")), POLICY);
+    let down = airlock(dir.path(), &["check"]);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        stderr(&down).contains("email: nothing listens at that host and port"),
+        "{}",
+        stderr(&down)
+    );
+
+    let dir = project(&email(&format!("smtps://127.0.0.1:{}", sink.port)), POLICY);
+    let tls = airlock(dir.path(), &["check"]);
+    assert_eq!(tls.status.code(), Some(1));
+    assert!(stderr(&tls).contains("TLS failed"), "{}", stderr(&tls));
+}

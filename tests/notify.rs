@@ -326,3 +326,124 @@ async fn a_recipient_the_smtp_server_refuses_shows_on_the_calls_page_and_the_cal
         "the call still waits"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_keeps_mail_on_the_outbox_page_and_its_links_work() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (mut demo, banner) = common::start_demo(dir.path());
+    let dashboard = common::banner_value(&banner, "dashboard")
+        .trim_end_matches('/')
+        .to_owned();
+    let (email, password) = common::banner_value(&banner, "sign in as")
+        .split_once(" with password ")
+        .map(|(e, p)| (e.to_owned(), p.to_owned()))
+        .expect("email and password");
+    let agent = common::Agent::connect(
+        common::banner_value(&banner, "MCP endpoint"),
+        common::banner_value(&banner, "agent token"),
+    )
+    .await;
+    let mut browser = common::dashboard::Dashboard::new(&dashboard);
+    assert_eq!(browser.sign_in(&email, &password).await.status, 303);
+    let call = agent.spawn_call("export_session", json!({}));
+
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let mail_id = loop {
+        let outbox = browser.get("/outbox").await;
+        assert_eq!(outbox.status, 200);
+        if let Some(id) = outbox
+            .body
+            .split("data-mail=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        {
+            assert!(outbox.body.contains("wants telegram.export_session"));
+            break id.to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no mail on /outbox");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let message = browser.get(&format!("/outbox/{mail_id}")).await;
+    let approve = message
+        .body
+        .split("Approve: <a href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a working Approve link on the message")
+        .to_owned();
+    let html = browser.get(&format!("/outbox/{mail_id}/html")).await;
+    assert_eq!(html.status, 200);
+    assert!(html.body.contains("Approve"));
+    assert!(
+        !html.headers["content-security-policy"]
+            .to_str()
+            .unwrap_or_default()
+            .contains("script-src"),
+        "no script runs in a shown message"
+    );
+    let path = &approve[approve.find("/review/").expect("a review link")..];
+    assert_eq!(browser.get(path).await.status, 200);
+    let done = browser.post(path, &[]).await;
+    assert!(done.body.contains("Approved."), "{}", done.body);
+    let result = result_of(call).await;
+    agent.close().await;
+    let _ = demo.kill();
+    let _ = demo.wait();
+    assert!(text(&result).contains("1BVtsOK"), "{}", text(&result));
+}
+
+#[tokio::test]
+async fn reminders_before_expiry_and_outcome_emails_go_to_the_same_people_once() {
+    let sink = SmtpSink::start().await;
+    let app = TestApp::spawn_with(Setup {
+        policy: r#"{"version": "1", "default": "deny", "tools": {
+            "export_session": {"action": "require_approval", "timeout": 60, "notify": ["alice@example.org"]}}}"#
+            .to_owned(),
+        extra_toml: format!(
+            "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\n\
+             remind_before = 120\noutcome_emails = true\n",
+            sink.url()
+        ),
+        ..Setup::default()
+    })
+    .await;
+    let api = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    let call = agent.spawn_call("export_session", json!({}));
+    let id = api.wait_one_pending().await;
+    let mails = sink.wait_for(2, Duration::from_secs(5)).await;
+    let subjects: Vec<String> = mails.iter().filter_map(|m| m.header("Subject")).collect();
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.starts_with("[Airlock] Reminder: test-agent wants telegram.export_session")),
+        "a reminder, since the call expires within remind_before: {subjects:?}"
+    );
+    let (status, _) = api.reject(&id, "not today").await;
+    assert_eq!(status, 200);
+    result_of(call).await;
+    let mails = sink.wait_for(3, Duration::from_secs(5)).await;
+    let outcome = mails
+        .iter()
+        .find(|m| {
+            m.header("Subject")
+                .is_some_and(|s| s.contains("rejected by alice@example.org"))
+        })
+        .expect("an outcome email");
+    assert!(
+        outcome
+            .part("text/plain")
+            .unwrap_or_default()
+            .contains("not today")
+    );
+    assert!(
+        !outcome
+            .part("text/plain")
+            .unwrap_or_default()
+            .contains("/review/"),
+        "no decision links once decided"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sink.mails().len(), 3, "one each: parked, reminder, outcome");
+    agent.close().await;
+}

@@ -146,7 +146,8 @@ fn explain(e: &lettre::transport::smtp::Error) -> String {
         "the server asked to try later"
     } else if e.is_timeout() {
         "the server did not answer in time"
-    } else if e.is_tls() {
+    } else if e.is_tls() || text.contains("corrupt message") || text.contains("InvalidContentType")
+    {
         "TLS failed: smtps:// needs a port that starts with TLS (465), smtp+starttls:// one that \
          upgrades (587); is the port for the other one?"
     } else if text.contains("Connection refused") {
