@@ -73,7 +73,7 @@ pub struct AppState {
     pub origins: Arc<OriginPolicy>,
     pub tokens: Arc<TokenCache>,
     /// The upstreams' tool lists, as the dashboard shows them.
-    pub catalogue: Arc<crate::web::catalogue::ToolCatalogue>,
+    pub catalogue: Arc<crate::upstream::catalogue::ToolCatalogue>,
     /// The dashboard's live feed of queue changes.
     pub feed: Arc<crate::web::live::QueueFeed>,
     /// Turns for argon2 work (sign-ins, new passwords), at most one per CPU.
@@ -141,11 +141,16 @@ impl Application {
         };
         let config = Arc::new(config);
         let links = Arc::new(crate::notify::links::LinkSigner::load(&store).await?);
+        let upstreams = Arc::new(upstreams);
+        let catalogue = Arc::new(crate::upstream::catalogue::ToolCatalogue::new(
+            upstreams.clone(),
+        ));
         let approvals = Arc::new(ApprovalQueue::new(
             store.clone(),
             metrics.clone(),
             config.clone(),
             links,
+            catalogue.clone(),
         ));
         // Before serving: what an earlier run left waiting can never be delivered now.
         approvals.start().await?;
@@ -153,12 +158,12 @@ impl Application {
             approvals,
             origins: Arc::new(OriginPolicy::from_config(&config)),
             tokens: Arc::new(TokenCache::default()),
-            catalogue: Arc::default(),
+            catalogue,
             feed: Arc::default(),
             passwords: Arc::default(),
             config,
             store,
-            upstreams: Arc::new(upstreams),
+            upstreams,
             sessions: Arc::new(SessionRegistry::default()),
             limiter: Arc::new(RateLimiter::default()),
             metrics,

@@ -359,6 +359,15 @@ impl Config {
                 "must be at least 2 seconds (instances beat every quarter of it)".to_owned(),
             ));
         }
+        if let Some(email) = &self.email
+            && email.password.is_some()
+            && email.password_file.is_some()
+        {
+            return Err(invalid(
+                "email.password_file",
+                "set email.password or email.password_file, not both".to_owned(),
+            ));
+        }
         if self.dashboard.session_ttl == 0
             || self.dashboard.login_max_failures == 0
             || self.dashboard.login_lockout == 0

@@ -543,12 +543,8 @@ async fn an_admin_adds_users_changes_roles_disables_and_resets_passwords() {
         .await;
     assert_eq!(added.status, 200, "{}", added.body);
     let password = added
-        .body
-        .split("id=\"new-password\">")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .expect("the new password is shown once")
-        .to_owned();
+        .between("id=\"new-password\">", '<')
+        .expect("the new password is shown once");
     let mut carol = Dashboard::new(&app.url(""));
     assert_eq!(
         carol.sign_in("carol@example.org", &password).await.status,
@@ -603,12 +599,8 @@ async fn an_admin_adds_users_changes_roles_disables_and_resets_passwords() {
         .submit(&format!("/users/{carol_id}/password"), &[])
         .await;
     let new_password = reset
-        .body
-        .split("id=\"new-password\">")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .expect("the new password")
-        .to_owned();
+        .between("id=\"new-password\">", '<')
+        .expect("the new password");
     assert_eq!(
         carol.sign_in("carol@example.org", &password).await.status,
         401
@@ -649,12 +641,8 @@ async fn a_reviewer_creates_an_api_token_on_the_account_page_and_revokes_it() {
         .await;
     assert_eq!(created.status, 200);
     let token = created
-        .body
-        .split("id=\"new-token\">")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .expect("the token is shown once")
-        .to_owned();
+        .between("id=\"new-token\">", '<')
+        .expect("the token is shown once");
     assert!(
         created.body.contains("laptop &#60;b&#62;"),
         "{}",
@@ -672,12 +660,8 @@ async fn a_reviewer_creates_an_api_token_on_the_account_page_and_revokes_it() {
     let again = browser.get("/account").await;
     assert!(!again.body.contains(&token), "shown once only");
     let token_id = again
-        .body
-        .split("data-token=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the token's row")
-        .to_owned();
+        .between("data-token=\"", '"')
+        .expect("the token's row");
     let mut mallory = app.signed_in("mallory@example.org", "admin").await;
     mallory.get("/account").await;
     let theirs = mallory

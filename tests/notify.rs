@@ -63,6 +63,10 @@ async fn a_parked_call_emails_its_reviewers_once_within_a_second() {
         assert!(part.contains("test-agent") && part.contains("telegram.export_session"));
     }
     assert!(text.contains(&format!("airlock approve {id}")), "{text}");
+    assert!(
+        text.contains("What it does:    Export the current session string"),
+        "the upstream's description: {text}"
+    );
     assert!(html.contains("View in the dashboard"), "{html}");
 
     let (status, _) = reviewer.approve(&id).await;
@@ -101,6 +105,13 @@ async fn agent_text_cannot_add_header_lines() {
     assert_eq!(mails[0].to, ["ops@example.org"], "no Bcc smuggled in");
     assert!(mails[0].header("X-Evil").is_none(), "{}", mails[0].data);
     assert!(mails[0].header("Bcc").is_none(), "{}", mails[0].data);
+    let plain = mails[0].part("text/plain").expect("a text part");
+    assert!(
+        !plain
+            .lines()
+            .any(|l| l.starts_with("Bcc:") || l.starts_with("X-Evil")),
+        "the tool name stays on its line in the body too: {plain}"
+    );
     let html = mails[0].part("text/html").expect("an HTML part");
     assert!(!html.contains("<script>"), "escaped in HTML: {html}");
     assert!(html.contains("alert(1)"), "{html}");
@@ -180,11 +191,10 @@ async fn an_emailed_approve_link_followed_like_a_browser_releases_the_call_once(
         .iter()
         .find(|m| m.to == ["watcher@example.org"])
         .expect("the watcher's message");
+    let watched = watcher.part("text/plain").expect("a text part");
+    assert!(watched.contains("/calls/"), "the View link: {watched}");
     assert!(
-        !watcher
-            .part("text/plain")
-            .unwrap_or_default()
-            .contains("/review/"),
+        !watched.contains("/review/"),
         "someone who cannot decide gets no decision links"
     );
     let approve = link_path(alice, "Approve:");
@@ -246,9 +256,15 @@ async fn tampered_expired_and_wrong_digest_links_decide_nothing_and_say_why() {
     let approve = link_path(mail, "Approve:");
     let mut browser = common::dashboard::Dashboard::new(&app.url(""));
 
-    let mut tampered = approve.clone();
-    let last = tampered.pop().expect("a character");
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    // The payload says reject instead of approve; the signature is the original's.
+    let token = approve.trim_start_matches("/review/");
+    let (payload, signature) = token.split_once('.').expect("payload.signature");
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let claims = String::from_utf8(engine.decode(payload).expect("base64")).expect("JSON");
+    let edited = engine.encode(claims.replace("\"approve\"", "\"reject\""));
+    assert_ne!(edited, payload);
+    let tampered = format!("/review/{edited}.{signature}");
     let page = browser.post(&tampered, &[]).await;
     assert_eq!(page.status, 400);
     assert!(page.body.contains("This link is not valid"));
@@ -351,12 +367,7 @@ async fn the_demo_keeps_mail_on_the_outbox_page_and_its_links_work() {
     let mail_id = loop {
         let outbox = browser.get("/outbox").await;
         assert_eq!(outbox.status, 200);
-        if let Some(id) = outbox
-            .body
-            .split("data-mail=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-        {
+        if let Some(id) = outbox.between("data-mail=\"", '"') {
             assert!(outbox.body.contains("wants telegram.export_session"));
             break id.to_owned();
         }
@@ -365,21 +376,20 @@ async fn the_demo_keeps_mail_on_the_outbox_page_and_its_links_work() {
     };
     let message = browser.get(&format!("/outbox/{mail_id}")).await;
     let approve = message
-        .body
-        .split("Approve: <a href=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a working Approve link on the message")
-        .to_owned();
+        .between("Approve: <a href=\"", '"')
+        .expect("a working Approve link on the message");
     let html = browser.get(&format!("/outbox/{mail_id}/html")).await;
     assert_eq!(html.status, 200);
     assert!(html.body.contains("Approve"));
+    let csp = html.headers["content-security-policy"]
+        .to_str()
+        .expect("a CSP")
+        .to_owned();
     assert!(
-        !html.headers["content-security-policy"]
-            .to_str()
-            .unwrap_or_default()
-            .contains("script-src"),
-        "no script runs in a shown message"
+        csp.starts_with("default-src 'none'")
+            && csp.contains("sandbox")
+            && !csp.contains("script-src"),
+        "no script runs in a shown message: {csp}"
     );
     let path = &approve[approve.find("/review/").expect("a review link")..];
     assert_eq!(browser.get(path).await.status, 200);
@@ -397,11 +407,11 @@ async fn reminders_before_expiry_and_outcome_emails_go_to_the_same_people_once()
     let sink = SmtpSink::start().await;
     let app = TestApp::spawn_with(Setup {
         policy: r#"{"version": "1", "default": "deny", "tools": {
-            "export_session": {"action": "require_approval", "timeout": 60, "notify": ["alice@example.org"]}}}"#
+            "export_session": {"action": "require_approval", "timeout": 8, "notify": ["alice@example.org"]}}}"#
             .to_owned(),
         extra_toml: format!(
             "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\n\
-             remind_before = 120\noutcome_emails = true\n",
+             remind_before = 5\noutcome_emails = true\n",
             sink.url()
         ),
         ..Setup::default()
@@ -417,7 +427,7 @@ async fn reminders_before_expiry_and_outcome_emails_go_to_the_same_people_once()
         subjects
             .iter()
             .any(|s| s.starts_with("[Airlock] Reminder: test-agent wants telegram.export_session")),
-        "a reminder, since the call expires within remind_before: {subjects:?}"
+        "a reminder, 5 s before the call expires: {subjects:?}"
     );
     let (status, _) = api.reject(&id, "not today").await;
     assert_eq!(status, 200);
@@ -430,20 +440,192 @@ async fn reminders_before_expiry_and_outcome_emails_go_to_the_same_people_once()
                 .is_some_and(|s| s.contains("rejected by alice@example.org"))
         })
         .expect("an outcome email");
-    assert!(
-        outcome
-            .part("text/plain")
-            .unwrap_or_default()
-            .contains("not today")
-    );
-    assert!(
-        !outcome
-            .part("text/plain")
-            .unwrap_or_default()
-            .contains("/review/"),
-        "no decision links once decided"
-    );
+    let told = outcome.part("text/plain").expect("a text part");
+    assert!(told.contains("not today"), "{told}");
+    assert!(told.contains("/calls/"), "{told}");
+    assert!(!told.contains("/review/"), "no decision links once decided");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sink.mails().len(), 3, "one each: parked, reminder, outcome");
     agent.close().await;
+}
+
+/// A waiting call announced to alice (an approver) by email: the app, the API reviewer, the
+/// agent's pending call, its id and alice's message.
+async fn mailed_call(
+    extra_email_toml: &str,
+) -> (
+    TestApp,
+    SmtpSink,
+    common::Reviewer,
+    common::Agent,
+    tokio::task::JoinHandle<Result<rmcp::model::CallToolResult, rmcp::ServiceError>>,
+    String,
+) {
+    let sink = SmtpSink::start().await;
+    let app = TestApp::spawn_with(Setup {
+        policy: r#"{"version": "1", "default": "deny", "tools": {
+            "export_session": {"action": "require_approval", "notify": ["alice@example.org"]}}}"#
+            .to_owned(),
+        extra_toml: format!(
+            "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\n{extra_email_toml}",
+            sink.url()
+        ),
+        ..Setup::default()
+    })
+    .await;
+    let api = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    let call = agent.spawn_call("export_session", json!({}));
+    let id = api.wait_one_pending().await;
+    sink.wait_for(1, Duration::from_secs(2)).await;
+    (app, sink, api, agent, call, id)
+}
+
+#[tokio::test]
+async fn two_clicks_on_one_link_at_once_decide_once() {
+    let (app, sink, api, _agent, call, id) = mailed_call("").await;
+    let approve = link_path(&sink.mails()[0], "Approve:");
+    let mut posts = Vec::new();
+    for _ in 0..4 {
+        let base = app.url("");
+        let path = approve.clone();
+        posts.push(tokio::spawn(async move {
+            common::dashboard::Dashboard::new(&base)
+                .post(&path, &[])
+                .await
+                .status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for post in posts {
+        statuses.push(post.await.expect("a POST").as_u16());
+    }
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [200, 409, 409, 409],
+        "one decides, the rest are told it was used"
+    );
+    assert!(!is_error(&result_of(call).await));
+    assert_eq!(
+        api.call(&id).await["approvals"].as_array().map(Vec::len),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn a_link_of_a_reviewer_who_may_no_longer_decide_decides_nothing_and_stays_unspent() {
+    let (app, sink, api, _agent, call, id) = mailed_call("").await;
+    let approve = link_path(&sink.mails()[0], "Approve:");
+    let alice = app
+        .store
+        .user_by_email("alice@example.org")
+        .await
+        .expect("store")
+        .expect("alice");
+    let root = app.reviewer("root@example.org", "admin").await;
+    drop(root);
+    app.store
+        .set_role(&alice.id, airlock::store::Role::Viewer)
+        .await
+        .expect("demote alice");
+    let mut browser = common::dashboard::Dashboard::new(&app.url(""));
+    let page = browser.get(&approve).await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("cannot decide calls"), "{}", page.body);
+    assert_eq!(browser.post(&approve, &[]).await.status, 403);
+    assert_eq!(api.call(&id).await["status"], "pending");
+
+    let foreign = reqwest::Client::new()
+        .post(app.url(&approve))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(foreign.status(), 403, "another site's form");
+
+    app.store
+        .set_role(&alice.id, airlock::store::Role::Approver)
+        .await
+        .expect("promote alice again");
+    let done = browser.post(&approve, &[]).await;
+    assert_eq!(done.status, 200, "the link was not spent: {}", done.body);
+    assert!(!is_error(&result_of(call).await));
+}
+
+#[tokio::test]
+async fn links_that_require_a_sign_in_work_only_for_their_reviewer_signed_in() {
+    let (app, sink, api, _agent, call, id) = mailed_call("links_require_sign_in = true\n").await;
+    let approve = link_path(&sink.mails()[0], "Approve:");
+    let mut stranger = common::dashboard::Dashboard::new(&app.url(""));
+    let page = stranger.get(&approve).await;
+    assert_eq!(page.status, 401);
+    assert!(
+        page.body.contains("Sign in as alice@example.org"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains(&id),
+        "nothing about the call before signing in"
+    );
+    assert_eq!(stranger.post(&approve, &[]).await.status, 401);
+    let mut bob = app.signed_in("bob@example.org", "admin").await;
+    assert_eq!(
+        bob.post(&approve, &[]).await.status,
+        401,
+        "another user's link"
+    );
+    assert_eq!(api.call(&id).await["status"], "pending");
+
+    let password = airlock::secrets::generate_password().expect("randomness");
+    let alice = app
+        .store
+        .user_by_email("alice@example.org")
+        .await
+        .expect("store")
+        .expect("alice");
+    app.store
+        .set_password_hash(
+            &alice.id,
+            &airlock::secrets::hash_password(&password).expect("hash"),
+        )
+        .await
+        .expect("a password");
+    let mut browser = common::dashboard::Dashboard::new(&app.url(""));
+    assert_eq!(
+        browser.sign_in("alice@example.org", &password).await.status,
+        303
+    );
+    let done = browser.post(&approve, &[]).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(!is_error(&result_of(call).await));
+}
+
+#[tokio::test]
+async fn the_outbox_shows_decision_links_only_to_their_recipient() {
+    let (app, _sink, _api, _agent, _call, _id) = mailed_call("").await;
+    let mut admin = app.signed_in("root@example.org", "admin").await;
+    let outbox = admin.get("/outbox").await;
+    let mail_id = outbox
+        .between("data-mail=\"", '"')
+        .expect("alice's message");
+    let message = admin.get(&format!("/outbox/{mail_id}")).await;
+    assert_eq!(message.status, 200);
+    assert!(!message.body.contains("/review/"), "{}", message.body);
+    assert!(
+        message
+            .body
+            .contains("[a decision link for the recipient only]")
+    );
+    assert_eq!(
+        admin.get(&format!("/outbox/{mail_id}/html")).await.status,
+        403
+    );
+    let mut viewer = app.signed_in("vera@example.org", "viewer").await;
+    assert_eq!(viewer.get("/outbox").await.status, 403);
+    assert_eq!(
+        viewer.get(&format!("/outbox/{mail_id}/html")).await.status,
+        403
+    );
 }

@@ -18,3 +18,6 @@ CREATE TABLE used_review_links (
 
 ALTER TABLE tool_calls ADD COLUMN reminded_at TEXT COLLATE "C";
 ALTER TABLE tool_calls ADD COLUMN outcome_mailed_at TEXT COLLATE "C";
+
+-- A call's page lists its messages.
+CREATE INDEX outbox_call ON outbox (call_id, id);

@@ -17,3 +17,6 @@ CREATE TABLE used_review_links (
 
 ALTER TABLE tool_calls ADD COLUMN reminded_at TEXT;
 ALTER TABLE tool_calls ADD COLUMN outcome_mailed_at TEXT;
+
+-- A call's page lists its messages.
+CREATE INDEX outbox_call ON outbox (call_id, id);

@@ -92,6 +92,8 @@ pub struct ApprovalQueue {
     pub mail_queued: Arc<Notify>,
     /// Signs the Approve and Reject links in emails.
     pub links: Arc<crate::notify::links::LinkSigner>,
+    /// Where emails find what a tool does.
+    catalogue: Arc<crate::upstream::catalogue::ToolCatalogue>,
     /// Told when a call of this process is parked or changes, so the dashboard's live feed looks
     /// at once instead of at its next poll.
     pub changed: Arc<Notify>,
@@ -139,6 +141,7 @@ impl ApprovalQueue {
         metrics: Arc<Metrics>,
         config: Arc<Config>,
         links: Arc<crate::notify::links::LinkSigner>,
+        catalogue: Arc<crate::upstream::catalogue::ToolCatalogue>,
     ) -> Self {
         let instance_id = config
             .server
@@ -155,6 +158,7 @@ impl ApprovalQueue {
             mail_queued: Arc::new(Notify::new()),
             changed: Arc::new(Notify::new()),
             links,
+            catalogue,
             waiters: Mutex::new(HashMap::new()),
         }
     }
@@ -224,8 +228,10 @@ impl ApprovalQueue {
             queue: self.clone(),
         };
         let expires_at = created_at + timeout;
+        let description = self.description(request.upstream, request.tool).await;
         let notice = crate::notify::CallNotice {
             kind: crate::notify::MailKind::Parked,
+            description: description.as_deref(),
             outcome: None,
             call_id: &parked.id,
             agent: request.agent,
@@ -266,6 +272,17 @@ impl ApprovalQueue {
         Ok(parked)
     }
 
+    /// What `tool` does, as its upstream says, for emails; waits at most `DESCRIPTION_WAIT` (the
+    /// list is cached; a slow upstream costs a parked call's email its description, not more).
+    async fn description(&self, upstream: &str, tool: &str) -> Option<String> {
+        // Without email nothing shows it: do not ask the upstream.
+        self.config.email.as_ref()?;
+        tokio::time::timeout(DESCRIPTION_WAIT, self.catalogue.description(upstream, tool))
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// The recipients who may decide a call under `rule` (enabled admins and approvers the rule
     /// admits): they get Approve and Reject links.
     pub(crate) async fn deciders(
@@ -290,62 +307,76 @@ impl ApprovalQueue {
     }
 
     /// Queues the reminders of pending calls about to expire and the outcome emails of calls
-    /// that ended, as `[email]` asks; each call's are queued once, by whichever instance claims
-    /// them.
+    /// that ended, as `[email]` asks. Each call's are marked and queued in one transaction, once,
+    /// by whichever instance gets there first. A call whose whole life is shorter than
+    /// `remind_before` gets no reminder (its first email said as much).
     pub(crate) async fn queue_followups(&self) -> Result<(), StoreError> {
+        use crate::notify::MailKind;
+        use crate::store::Followup;
         let Some(email) = &self.config.email else {
             return Ok(());
         };
         let now = time::OffsetDateTime::now_utc();
         let mut due = Vec::new();
         if let Some(before) = email.remind_before {
-            let by = now + time::Duration::seconds(i64::try_from(before).unwrap_or(i64::MAX));
-            for row in self.store.claim_reminders(by).await? {
-                due.push((crate::notify::MailKind::Reminder, row));
+            let before = time::Duration::seconds(i64::try_from(before).unwrap_or(i64::MAX));
+            for row in self.store.due_reminders(now + before).await? {
+                let life = parse_time(&row.expires_at) - parse_time(&row.created_at);
+                due.push((
+                    Followup::Reminder,
+                    (life > before).then_some(MailKind::Reminder),
+                    row,
+                ));
             }
         }
         if email.outcome_emails {
             for row in self
                 .store
-                .claim_outcomes(now - time::Duration::hours(1))
+                .due_outcomes(now - time::Duration::hours(1))
                 .await?
             {
-                due.push((crate::notify::MailKind::Outcome, row));
+                due.push((Followup::Outcome, Some(MailKind::Outcome), row));
             }
         }
-        for (kind, row) in due {
-            let Ok(rule) = serde_json::from_str::<RuleSnapshot>(&row.rule_json) else {
-                continue;
+        for (followup, kind, row) in due {
+            let mails = match (kind, serde_json::from_str::<RuleSnapshot>(&row.rule_json)) {
+                (Some(kind), Ok(rule)) => self.followup_mails(kind, &row, &rule).await?,
+                // Nothing to send (or a rule that does not read): marked done all the same.
+                _ => Vec::new(),
             };
-            let arguments: Value = serde_json::from_str(&row.args_json).unwrap_or(Value::Null);
-            let expires_at = time::OffsetDateTime::parse(
-                &row.expires_at,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .unwrap_or(now);
-            let notice = crate::notify::CallNotice {
-                kind,
-                call_id: &row.id,
-                agent: &row.agent,
-                upstream: &row.upstream,
-                tool: &row.tool,
-                arguments: &arguments,
-                args_digest: &row.args_sha256,
-                rule: &rule,
-                expires_at,
-                public_url: &self.config.server.public_url,
-                outcome: (kind == crate::notify::MailKind::Outcome)
-                    .then(|| crate::notify::outcome_text(&row)),
-            };
-            let recipients = crate::notify::recipients(&rule, &self.config);
-            let deciders = self.deciders(&recipients, &rule).await?;
-            let mails = notice.mails(&recipients, &deciders, &self.links);
-            if !mails.is_empty() {
-                self.store.queue_mails(&row.id, &mails).await?;
+            if self.store.queue_followup(&row.id, followup, &mails).await? && !mails.is_empty() {
                 self.mail_queued.notify_one();
             }
         }
         Ok(())
+    }
+
+    async fn followup_mails(
+        &self,
+        kind: crate::notify::MailKind,
+        row: &CallRow,
+        rule: &RuleSnapshot,
+    ) -> Result<Vec<crate::store::NewMail>, StoreError> {
+        let arguments: Value = serde_json::from_str(&row.args_json).unwrap_or(Value::Null);
+        let description = self.description(&row.upstream, &row.tool).await;
+        let notice = crate::notify::CallNotice {
+            kind,
+            description: description.as_deref(),
+            call_id: &row.id,
+            agent: &row.agent,
+            upstream: &row.upstream,
+            tool: &row.tool,
+            arguments: &arguments,
+            args_digest: &row.args_sha256,
+            rule,
+            expires_at: parse_time(&row.expires_at),
+            public_url: &self.config.server.public_url,
+            outcome: (kind == crate::notify::MailKind::Outcome)
+                .then(|| crate::notify::outcome_text(row)),
+        };
+        let recipients = crate::notify::recipients(rule, &self.config);
+        let deciders = self.deciders(&recipients, rule).await?;
+        Ok(notice.mails(&recipients, &deciders, &self.links))
     }
 
     /// Wakes the request waiting on call `id`, if it is parked here.
@@ -528,6 +559,15 @@ impl ApprovalQueue {
 }
 
 /// What the agent is told when nobody decided in time.
+/// How long parking waits for a tool's description for its email.
+const DESCRIPTION_WAIT: Duration = Duration::from_secs(2);
+
+/// A stored time; an unreadable one (a hand-edited row) reads as now.
+fn parse_time(at: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+}
+
 pub fn expiry_text(timeout_secs: u64) -> String {
     format!("Not approved within {timeout_secs} s; not run")
 }

@@ -64,6 +64,8 @@ pub enum MailKind {
 /// A call as its emails describe it.
 pub struct CallNotice<'a> {
     pub kind: MailKind,
+    /// What the tool does, as its upstream describes it (untrusted text, shown as such).
+    pub description: Option<&'a str>,
     pub call_id: &'a str,
     pub agent: &'a str,
     pub upstream: &'a str,
@@ -86,6 +88,7 @@ pub struct CallMessage {
     agent: String,
     upstream: String,
     tool: String,
+    description: Option<String>,
     why: String,
     pending: bool,
     time_left: String,
@@ -208,18 +211,30 @@ impl CallNotice<'_> {
             ),
             MailKind::Outcome => format!("{}.{} for {}", self.upstream, self.tool, self.agent),
         };
+        // Agent-controlled names stay on their line: a tool named "x\nApprove: https://..." must
+        // not add a line that looks like Airlock's own to the text part.
         CallMessage {
             id: self.call_id.to_owned(),
-            headline,
-            outcome: self.outcome.clone(),
-            agent: self.agent.to_owned(),
-            upstream: self.upstream.to_owned(),
-            tool: self.tool.to_owned(),
-            why: self
-                .rule
-                .reason
-                .clone()
-                .unwrap_or_else(|| format!("the rule {} requires approval", self.rule.rule)),
+            headline: short_line(&headline),
+            outcome: self.outcome.as_deref().map(short_line),
+            agent: short_line(self.agent),
+            upstream: short_line(self.upstream),
+            tool: short_line(self.tool),
+            description: self.description.map(|d| {
+                let d = one_line(d);
+                if d.chars().count() > 500 {
+                    format!("{}…", d.chars().take(499).collect::<String>())
+                } else {
+                    d
+                }
+            }),
+            why: short_line(
+                &self
+                    .rule
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| format!("the rule {} requires approval", self.rule.rule)),
+            ),
             pending,
             time_left: crate::approval::time_left(seconds),
             expires: self.clock(),
@@ -256,6 +271,17 @@ pub fn outcome_text(row: &crate::store::CallRow) -> String {
         CallStatus::Withdrawn => "withdrawn by the agent; not run".to_owned(),
         CallStatus::Abandoned => "abandoned (the agent's connection was lost); not run".to_owned(),
         other => other.as_str().to_owned(),
+    }
+}
+
+/// [`one_line`], at most 200 characters.
+fn short_line(text: &str) -> String {
+    let line = one_line(text);
+    if line.chars().count() > 200 {
+        let cut: String = line.chars().take(199).collect();
+        format!("{cut}…")
+    } else {
+        line
     }
 }
 

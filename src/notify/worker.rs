@@ -29,6 +29,10 @@ pub enum MailError {
     Url(#[source] lettre::transport::smtp::Error),
     #[error("invalid email.from {0:?}: {1}")]
     From(String, #[source] lettre::address::AddressError),
+    #[error(
+        "email.password is set but email.smtp_url names no user; write it as smtp+starttls://USER@HOST:587"
+    )]
+    NoUser,
     #[error("cannot read email.password_file {0}: {1}")]
     PasswordFile(std::path::PathBuf, #[source] std::io::Error),
 }
@@ -74,8 +78,14 @@ impl Mailer {
         };
         if let Some(password) = password {
             let user = url::Url::parse(&url)
-                .map(|u| u.username().to_owned())
-                .unwrap_or_default();
+                .ok()
+                .map(|u| {
+                    percent_encoding::percent_decode_str(u.username())
+                        .decode_utf8_lossy()
+                        .into_owned()
+                })
+                .filter(|user| !user.is_empty())
+                .ok_or(MailError::NoUser)?;
             builder = builder.credentials(Credentials::new(user, password));
         }
         let from = config

@@ -2,7 +2,7 @@
 //! instance on the database), single use of review links, and the once-only marks of a call's
 //! reminder and outcome emails.
 
-use super::{CallRow, Store, StoreError, now_rfc3339, query, timestamp};
+use super::{CallRow, NewMail, Store, StoreError, now_rfc3339, query, timestamp};
 
 impl Store {
     /// The secret called `name`: `candidate` if none was stored yet (then it is stored), else the
@@ -53,69 +53,110 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Pending calls that expire before `by` and have had no reminder; each is claimed (marked
-    /// reminded) by exactly one caller, which then queues its reminder.
-    pub async fn claim_reminders(
+    /// Pending calls that expire between now and `by` and have had no reminder.
+    pub async fn due_reminders(
         &self,
         by: time::OffsetDateTime,
     ) -> Result<Vec<CallRow>, StoreError> {
-        let due: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM tool_calls WHERE status = 'pending' AND reminded_at IS NULL \
-             AND expires_at < $1 ORDER BY id LIMIT 100",
-        )
-        .bind(timestamp(by))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("select calls to remind"))?;
-        self.claim_each(
-            due,
-            "UPDATE tool_calls SET reminded_at = $1 WHERE id = $2 AND reminded_at IS NULL",
+        self.calls_where(
+            "status = 'pending' AND reminded_at IS NULL AND expires_at > $1 AND expires_at < $2",
+            &[&now_rfc3339(), &timestamp(by)],
         )
         .await
     }
 
-    /// Calls that ended since `since` and whose outcome email was not queued yet, claimed like
-    /// [`Store::claim_reminders`]. (Only recent ones: turning outcome emails on does not mail
-    /// the whole history.)
-    pub async fn claim_outcomes(
+    /// Calls that ended after `since` and whose outcome email was not queued yet. (Only recent
+    /// ones: turning outcome emails on does not mail the whole history.)
+    pub async fn due_outcomes(
         &self,
         since: time::OffsetDateTime,
     ) -> Result<Vec<CallRow>, StoreError> {
-        let due: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM tool_calls WHERE decided_at > $1 AND outcome_mailed_at IS NULL \
+        self.calls_where(
+            "outcome_mailed_at IS NULL AND COALESCE(finished_at, decided_at) > $1 \
              AND status IN ('rejected', 'expired', 'completed', 'failed', 'outcome_unknown', \
-             'withdrawn', 'abandoned') ORDER BY id LIMIT 100",
-        )
-        .bind(timestamp(since))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("select decided calls"))?;
-        self.claim_each(
-            due,
-            "UPDATE tool_calls SET outcome_mailed_at = $1 WHERE id = $2 AND outcome_mailed_at IS NULL",
+             'withdrawn', 'abandoned')",
+            &[&timestamp(since)],
         )
         .await
     }
 
-    async fn claim_each(
+    async fn calls_where(
         &self,
-        ids: Vec<(String,)>,
-        mark: &'static str,
+        condition: &'static str,
+        binds: &[&str],
     ) -> Result<Vec<CallRow>, StoreError> {
-        let mut claimed = Vec::new();
-        for (id,) in ids {
-            let won = sqlx::query(mark)
-                .bind(now_rfc3339())
-                .bind(&id)
-                .execute(&self.pool)
+        let ids: Vec<(String,)> = {
+            let sql = format!("SELECT id FROM tool_calls WHERE {condition} ORDER BY id LIMIT 100");
+            let mut query_ids = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for bind in binds {
+                query_ids = query_ids.bind(*bind);
+            }
+            query_ids
+                .fetch_all(&self.pool)
                 .await
-                .map_err(query("claim a call's email"))?
-                .rows_affected()
-                == 1;
-            if won && let Some(row) = self.call(&id).await? {
-                claimed.push(row);
+                .map_err(query("select calls due an email"))?
+        };
+        let mut rows = Vec::with_capacity(ids.len());
+        for (id,) in ids {
+            if let Some(row) = self.call(&id).await? {
+                rows.push(row);
             }
         }
-        Ok(claimed)
+        Ok(rows)
     }
+
+    /// Marks call `id`'s reminder (or outcome) email done and queues `mails`, in one transaction;
+    /// false (and nothing queued) when another caller did it first.
+    pub async fn queue_followup(
+        &self,
+        id: &str,
+        kind: Followup,
+        mails: &[NewMail],
+    ) -> Result<bool, StoreError> {
+        let mark = match kind {
+            Followup::Reminder => {
+                "UPDATE tool_calls SET reminded_at = $1 WHERE id = $2 AND reminded_at IS NULL"
+            }
+            Followup::Outcome => {
+                "UPDATE tool_calls SET outcome_mailed_at = $1 WHERE id = $2 AND outcome_mailed_at IS NULL"
+            }
+        };
+        let now = now_rfc3339();
+        let mut tx = self.begin_write().await?;
+        let won = sqlx::query(mark)
+            .bind(&now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("mark a call's email"))?
+            .rows_affected()
+            == 1;
+        if !won {
+            tx.rollback().await.map_err(query("rollback"))?;
+            return Ok(false);
+        }
+        for mail in mails {
+            super::outbox::insert_mail(&mut tx, id, mail, &now).await?;
+        }
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(true)
+    }
+
+    /// Takes back the use of a review link whose decision could not be made (so it can be used
+    /// again).
+    pub async fn unuse_review_link(&self, nonce: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM used_review_links WHERE nonce = $1")
+            .bind(nonce)
+            .execute(&self.pool)
+            .await
+            .map_err(query("take back a review link's use"))?;
+        Ok(())
+    }
+}
+
+/// Which once-only email about a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Followup {
+    Reminder,
+    Outcome,
 }

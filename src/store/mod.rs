@@ -27,6 +27,7 @@ use sqlx::{Executor, Transaction};
 pub use agents::Agent;
 pub use calls::{Actor, ApprovalRow, CallFilter, CallRow, EventRow, NewCall, ResultSummary, Vote};
 pub use instances::{Holder, InstanceRow};
+pub use links::Followup;
 pub use outbox::{ClaimedMail, MailRow, NewMail};
 pub use sessions::BrowserSession;
 pub use users::{Role, TokenListing, User, UserListing};

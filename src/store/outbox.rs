@@ -196,16 +196,6 @@ impl Store {
         Ok(row.map(|m| (m.row, m.body, m.html)))
     }
 
-    /// Queues more messages about call `call_id` (reminders, outcomes).
-    pub async fn queue_mails(&self, call_id: &str, mails: &[NewMail]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(query("begin"))?;
-        let at = super::now_rfc3339();
-        for mail in mails {
-            insert_mail(&mut tx, call_id, mail, &at).await?;
-        }
-        tx.commit().await.map_err(query("commit"))
-    }
-
     /// The messages about one call, oldest first (shown on its page).
     pub async fn mails_of_call(&self, call_id: &str) -> Result<Vec<MailRow>, StoreError> {
         sqlx::query_as(

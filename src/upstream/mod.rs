@@ -7,6 +7,7 @@
 //! `isolation = "session"`, and for every HTTP upstream, each downstream session gets its own
 //! connection, initialized with that client's own `initialize` params.
 
+pub mod catalogue;
 mod connection;
 mod http;
 mod stdio;

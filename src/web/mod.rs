@@ -3,7 +3,6 @@
 
 mod api;
 mod assets;
-pub mod catalogue;
 mod dashboard;
 mod error;
 pub mod live;
@@ -25,7 +24,12 @@ pub fn router() -> Router<AppState> {
         .merge(api::router())
         .merge(dashboard::router())
         .route("/events", get(live::events))
-        .route("/review/{token}", get(review::confirm).post(review::decide))
+        .route(
+            "/review/{token}",
+            get(review::confirm)
+                .post(review::decide)
+                .layer(axum::middleware::map_response(review::no_referrer)),
+        )
         .route("/static/airlock.css", get(assets::css))
         .route("/static/airlock.js", get(assets::js))
         .route("/static/favicon.svg", get(assets::icon))

@@ -37,6 +37,24 @@ pub struct ReviewPage {
     view_url: Option<String>,
 }
 
+/// `public_url` without its trailing slash, for links to the dashboard.
+fn base_url(app: &AppState) -> String {
+    app.config
+        .server
+        .public_url
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// A review page's URL holds a live token: it is never sent on as a referrer.
+pub async fn no_referrer(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::REFERRER_POLICY,
+        axum::http::HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
 impl ReviewPage {
     fn rejecting(&self) -> bool {
         self.form_action == Some("reject")
@@ -78,7 +96,7 @@ enum Checked {
     Refused(Response),
 }
 
-async fn check(app: &AppState, token: &str) -> PageResult<Checked> {
+async fn check(app: &AppState, headers: &HeaderMap, token: &str) -> PageResult<Checked> {
     let claims = match app.approvals.links.verify(token) {
         Ok(claims) => claims,
         Err(BadLink::Tampered) => {
@@ -98,19 +116,18 @@ async fn check(app: &AppState, token: &str) -> PageResult<Checked> {
             )));
         }
     };
+    if let Some(response) = sign_in_needed(app, headers, &claims, token).await? {
+        return Ok(Checked::Refused(response));
+    }
     let row = app
         .store
         .call(&claims.call)
         .await?
         .ok_or_else(|| PageError::not_found("The call this link is for does not exist."))?;
+    let rule = serde_json::from_str::<crate::approval::RuleSnapshot>(&row.rule_json).ok();
     let approvals = app.store.approvals(&claims.call).await?;
     let call = CallView::new(row, approvals, None);
-    let base = app
-        .config
-        .server
-        .public_url
-        .trim_end_matches('/')
-        .to_owned();
+    let base = base_url(app);
     if app.store.review_link_used(&claims.nonce).await? {
         let text =
             "This link was already used; it works once. Nothing more was decided.".to_owned();
@@ -140,6 +157,24 @@ async fn check(app: &AppState, token: &str) -> PageResult<Checked> {
         );
         return Ok(Checked::Refused(
             (StatusCode::CONFLICT, shown).into_response(),
+        ));
+    }
+    // The reviewer must still be allowed to decide (enabled, a deciding role, named by the rule).
+    let user = app.store.user_by_email(&claims.reviewer).await?;
+    let allowed = match (&user, &rule) {
+        (Some(user), Some(rule)) => {
+            decide::may_decide(Reviewer::User(user), rule, &app.config.groups)
+        }
+        _ => Err(DecideError::Forbidden(format!(
+            "{} is no longer an Airlock user",
+            claims.reviewer
+        ))),
+    };
+    if let Err(why) = allowed {
+        let text = format!("{why}. Nothing was decided.");
+        let shown = with_call("This link cannot decide", "error", text, call, &base);
+        return Ok(Checked::Refused(
+            (StatusCode::FORBIDDEN, shown).into_response(),
         ));
     }
     Ok(Checked::Usable(claims, Box::new(call)))
@@ -187,20 +222,12 @@ pub async fn confirm(
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> PageResult<Response> {
-    let (claims, call) = match check(&app, &token).await? {
+    let (claims, call) = match check(&app, &headers, &token).await? {
         Checked::Usable(claims, call) => (claims, *call),
         Checked::Refused(response) => return Ok(response),
     };
-    if let Some(response) = sign_in_needed(&app, &headers, &claims, &token).await? {
-        return Ok(response);
-    }
     let action = claims.action.as_str();
-    let base = app
-        .config
-        .server
-        .public_url
-        .trim_end_matches('/')
-        .to_owned();
+    let base = base_url(&app);
     let mut shown = with_call(
         if claims.action == LinkAction::Approve {
             "Approve this call?"
@@ -239,20 +266,12 @@ pub async fn decide(
         ));
     }
     let form: ReasonForm = form_from(&body)?;
-    let (claims, call) = match check(&app, &token).await? {
+    let (claims, call) = match check(&app, &headers, &token).await? {
         Checked::Usable(claims, call) => (claims, *call),
         Checked::Refused(response) => return Ok(response),
     };
-    if let Some(response) = sign_in_needed(&app, &headers, &claims, &token).await? {
-        return Ok(response);
-    }
     let reason = form.reason.trim();
-    let base = app
-        .config
-        .server
-        .public_url
-        .trim_end_matches('/')
-        .to_owned();
+    let base = base_url(&app);
     if claims.action == LinkAction::Reject && reason.is_empty() {
         let mut shown = with_call(
             "Reject this call?",
@@ -312,6 +331,17 @@ pub async fn decide(
                 .map(|()| "Rejected. The agent is told your reason.".to_owned())
         }
     };
+    // The link is spent only by a decision that happened, or that came too late.
+    if matches!(
+        outcome,
+        Err(DecideError::Forbidden(_)
+            | DecideError::DigestMismatch
+            | DecideError::ReasonRequired
+            | DecideError::Store(_)
+            | DecideError::NotFound(_))
+    ) {
+        app.store.unuse_review_link(&claims.nonce).await?;
+    }
     let row = app.store.call(&claims.call).await?;
     let after = match row {
         Some(row) => {

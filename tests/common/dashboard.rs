@@ -40,6 +40,12 @@ impl Page {
             .map(str::to_owned)
     }
 
+    /// The text between the first `start` and the next `end` after it.
+    pub fn between(&self, start: &str, end: char) -> Option<String> {
+        let rest = self.body.split(start).nth(1)?;
+        rest.split(end).next().map(str::to_owned)
+    }
+
     /// The value of the first `<input name=NAME value=...>` on the page.
     pub fn input(&self, name: &str) -> Option<String> {
         let marker = format!("name=\"{name}\" value=\"");

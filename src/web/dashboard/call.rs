@@ -106,10 +106,7 @@ pub async fn page(
     let status = CallStatus::parse(call.status).unwrap_or(CallStatus::Abandoned);
     let pending = status == CallStatus::Pending;
     let notice = notice(&call, &flash);
-    let tool_description = app
-        .catalogue
-        .description(&app, &call.upstream, &call.tool)
-        .await;
+    let tool_description = app.catalogue.description(&call.upstream, &call.tool).await;
     let seconds = seconds_until(&call.expires_at);
     Ok(CallPage {
         chrome: Chrome::new(&signed, "queue"),

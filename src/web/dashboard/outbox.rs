@@ -1,6 +1,10 @@
 //! The outbox (`/outbox`, admins): every email Airlock queued, with its state (pending, sent,
 //! failed and why). Without an SMTP server (`airlock demo`) mail stays here, and each message can
 //! be read as it would arrive, text or HTML, with working links.
+//!
+//! A message's Approve and Reject links decide as its recipient, so they work here only for the
+//! admin the message is addressed to; in anyone else's messages they are blanked (and the HTML
+//! part, which holds them too, is not shown). An admin cannot decide as another reviewer.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -18,8 +22,8 @@ const MAX_ROWS: u32 = 200;
 
 /// The HTML part is Airlock's own template output; it is still shown under a policy that runs no
 /// script and loads nothing, only its inline styles.
-const MAIL_CSP: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'";
+const MAIL_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+                        frame-ancestors 'none'; form-action 'none'; base-uri 'none'; sandbox";
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard/outbox.html")]
@@ -62,10 +66,12 @@ pub async fn show(
         .mail(&id)
         .await?
         .ok_or_else(|| PageError::not_found("There is no such message."))?;
+    let own = mail.recipient == signed.user.email;
+    let text = if own { text } else { blank_review_links(&text) };
     Ok(MailPage {
         chrome: Chrome::new(&signed, "outbox"),
         text_html: linkify(&text),
-        has_html: html.is_some(),
+        has_html: html.is_some() && own,
         mail,
     })
 }
@@ -76,11 +82,16 @@ pub async fn html(
     Path(id): Path<String>,
 ) -> PageResult<Response> {
     PageError::admin_only(&signed)?;
-    let (_, _, html) = app
+    let (mail, _, html) = app
         .store
         .mail(&id)
         .await?
         .ok_or_else(|| PageError::not_found("There is no such message."))?;
+    if mail.recipient != signed.user.email {
+        return Err(PageError::forbidden(
+            "Only its recipient can open this message's HTML part: it holds their decision links.",
+        ));
+    }
     let html = html.ok_or_else(|| PageError::not_found("This message has no HTML part."))?;
     let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     // Set before the reviewer face's layer, which keeps what a handler set.
@@ -89,4 +100,23 @@ pub async fn html(
         HeaderValue::from_static(MAIL_CSP),
     );
     Ok(response)
+}
+
+/// `text` with every review link replaced by a note: those links decide as their recipient.
+fn blank_review_links(text: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            line.split(' ')
+                .map(|word| {
+                    if word.contains("/review/") {
+                        "[a decision link for the recipient only]"
+                    } else {
+                        word
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

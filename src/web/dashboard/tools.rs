@@ -47,12 +47,9 @@ const HINTS: [(&str, &str); 4] = [
 
 pub async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult<ToolsPage> {
     // Every upstream is asked at once: a slow one costs the page its own timeout, not a sum.
-    let listings = futures_util::future::join_all(
-        app.upstreams
-            .keys()
-            .map(|name| app.catalogue.tools(&app, name)),
-    )
-    .await;
+    let listings =
+        futures_util::future::join_all(app.upstreams.keys().map(|name| app.catalogue.tools(name)))
+            .await;
     let mut upstreams = Vec::new();
     for ((name, upstream), listed) in app.upstreams.iter().zip(listings) {
         let policy = upstream.policy.current();

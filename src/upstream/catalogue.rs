@@ -1,15 +1,15 @@
-//! The upstreams' tool lists as the dashboard shows them, fetched with `tools/list` on the service
+//! The upstreams' tool lists as the dashboard and emails show them, fetched with `tools/list` on the service
 //! connection and kept for a minute, so a page view does not ask every upstream every time. A slow
 //! or dead upstream costs a page at most `FETCH_TIMEOUT` and shows as an error, never a hang; the
 //! error is kept for `ERROR_FOR`, so a dead upstream does not slow every page after it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::app::AppState;
+use super::Upstream;
 
 /// How long a fetched list is shown before it is asked for again.
 const FRESH_FOR: Duration = Duration::from_secs(60);
@@ -22,14 +22,21 @@ type Listing = Result<Arc<Vec<Value>>, String>;
 /// A list (or why there is none) and when it was fetched.
 type Cached = (Instant, Listing);
 
-#[derive(Default)]
 pub struct ToolCatalogue {
+    upstreams: Arc<BTreeMap<String, Arc<Upstream>>>,
     lists: Mutex<HashMap<String, Cached>>,
 }
 
 impl ToolCatalogue {
+    pub fn new(upstreams: Arc<BTreeMap<String, Arc<Upstream>>>) -> Self {
+        Self {
+            upstreams,
+            lists: Mutex::default(),
+        }
+    }
+
     /// `upstream`'s tools, from the cache when fresh; an error text when it cannot be had.
-    pub async fn tools(&self, app: &AppState, upstream: &str) -> Listing {
+    pub async fn tools(&self, upstream: &str) -> Listing {
         if let Some((at, listing)) = self.cached(upstream) {
             let fresh_for = if listing.is_ok() {
                 FRESH_FOR
@@ -40,7 +47,7 @@ impl ToolCatalogue {
                 return listing;
             }
         }
-        let runtime = app
+        let runtime = self
             .upstreams
             .get(upstream)
             .ok_or_else(|| format!("no upstream {upstream} is configured any more"))?;
@@ -65,8 +72,8 @@ impl ToolCatalogue {
     }
 
     /// The description `upstream` gives `tool`, if it can be had.
-    pub async fn description(&self, app: &AppState, upstream: &str, tool: &str) -> Option<String> {
-        let tools = self.tools(app, upstream).await.ok()?;
+    pub async fn description(&self, upstream: &str, tool: &str) -> Option<String> {
+        let tools = self.tools(upstream).await.ok()?;
         tools
             .iter()
             .find(|t| t.get("name").and_then(Value::as_str) == Some(tool))
