@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod approval;
+pub mod audit;
 pub mod commands;
 pub mod config;
 pub mod demo_upstream;

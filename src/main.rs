@@ -64,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// List the calls waiting for a decision, newest first.
     Pending {
         /// Print a JSON array instead of a table.
@@ -112,6 +117,13 @@ enum TokenCommand {
         #[arg(long)]
         agent: String,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; exit 1 naming the first event that was edited, deleted, inserted or
+    /// reordered.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -231,6 +243,12 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             let token = commands::user_token(&cli.config, &email).await?;
             eprintln!("created an API token for {email}; it is shown only this once:");
             println!("{token}");
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            print!("{}", commands::audit_verify(&cli.config).await?);
             Ok(())
         }
         Command::Pending { json } => {

@@ -249,6 +249,22 @@ pub struct DemoArgs {
     pub data_dir: PathBuf,
 }
 
+/// `airlock audit verify`: the chain from its first event to its head, or the first break.
+pub async fn audit_verify(config_path: &Path) -> Result<String, CommandError> {
+    let config = Config::load(config_path)?;
+    let store = Store::open(&config.database).await?;
+    match crate::audit::verify(&store).await {
+        Ok(verified) => Ok(format!(
+            "audit log intact: {} events, head {}\n",
+            verified.events, verified.head
+        )),
+        Err(crate::audit::VerifyError::Broken(broken)) => {
+            Err(CommandError::Invalid(broken.to_string()))
+        }
+        Err(crate::audit::VerifyError::Store(e)) => Err(e.into()),
+    }
+}
+
 /// `airlock demo`: the gateway with the demo upstream on SQLite, no setup. Prints how to connect.
 pub async fn demo(args: DemoArgs) -> Result<(), CommandError> {
     let io = |context: String| move |source| CommandError::Io { context, source };

@@ -588,5 +588,26 @@ async fn insert_event(
     .execute(&mut **tx)
     .await
     .map_err(query("insert call event"))?;
-    Ok(())
+    // The same change, in the hash-chained audit log; if that write fails, so does the change.
+    let (upstream, tool, digest): (String, String, String) =
+        sqlx::query_as("SELECT upstream, tool, args_sha256 FROM tool_calls WHERE id = $1")
+            .bind(call_id)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(query("read the call for the audit log"))?;
+    super::audit::append_audit(
+        tx,
+        &super::NewAuditEvent {
+            at,
+            kind,
+            actor: actor.name,
+            via: actor.via,
+            upstream: Some(&upstream),
+            tool: Some(&tool),
+            call_id: Some(call_id),
+            args_digest: Some(&digest),
+            detail,
+        },
+    )
+    .await
 }

@@ -10,6 +10,7 @@
 //! fixed width (see [`timestamp`]), so they compare correctly as text on both engines.
 
 mod agents;
+mod audit;
 mod calls;
 mod instances;
 mod links;
@@ -25,6 +26,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{Executor, Transaction};
 
 pub use agents::Agent;
+pub use audit::NewAuditEvent;
 pub use calls::{Actor, ApprovalRow, CallFilter, CallRow, EventRow, NewCall, ResultSummary, Vote};
 pub use instances::{Holder, InstanceRow};
 pub use links::Followup;

@@ -1,0 +1,29 @@
+-- The audit log (src/audit/): one row per event, each holding the hash of the one before, so an
+-- edited, deleted, inserted or reordered row breaks the chain (`airlock audit verify`). Rows are
+-- numbered without gaps from `audit_head`, the chain's newest number and hash, which every append
+-- updates in the same transaction as the event it records.
+CREATE TABLE audit_events (
+    seq          INTEGER PRIMARY KEY NOT NULL,
+    at           TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    actor        TEXT NOT NULL,
+    via          TEXT NOT NULL,
+    upstream     TEXT,
+    tool         TEXT,
+    call_id      TEXT,
+    args_digest  TEXT,
+    detail       TEXT,
+    prev_hash    TEXT NOT NULL,
+    hash         TEXT NOT NULL
+);
+
+CREATE INDEX audit_events_call ON audit_events (call_id, seq);
+
+CREATE TABLE audit_head (
+    id    INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    seq   INTEGER NOT NULL,
+    hash  TEXT NOT NULL
+);
+
+INSERT INTO audit_head (id, seq, hash)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');

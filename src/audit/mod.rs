@@ -1,0 +1,16 @@
+//! The audit log: an append-only, hash-chained record of what happened to every parked call
+//! (parked, each vote, each transition, how it ended), written in the same transaction as the
+//! change it records, so a change that cannot be audited does not happen (fail closed).
+//!
+//! Each event's hash is the SHA-256 of the previous event's hash, a newline, and the event's
+//! canonical encoding: a JSON array of its fields in a fixed order (`seq`, `at`, `kind`, `actor`,
+//! `via`, `upstream`, `tool`, `call_id`, `args_digest`, `detail`). Numbers run without gaps from
+//! 1, and the chain starts from 64 zeros. [`verify`] walks it and names the first event that does
+//! not fit: edited (its hash), deleted (a missing number), inserted or reordered (its link to the
+//! one before), or cut off at the end (the stored head).
+
+mod chain;
+mod verify;
+
+pub use chain::{AuditEvent, GENESIS, event_hash};
+pub use verify::{Broken, Verified, VerifyError, verify};

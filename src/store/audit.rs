@@ -1,0 +1,108 @@
+//! The audit log's tables (see `crate::audit`). An event is appended in the transaction of the
+//! change it records: the head row is bumped first (on PostgreSQL that locks it, so appenders
+//! queue; SQLite's write lock does the same), the event is written with the head's hash as its
+//! `prev_hash`, and the head moves to the new hash.
+
+use super::{Store, StoreError, Tx, query};
+use crate::audit::{AuditEvent, event_hash};
+
+/// An event to append: everything but its number and hashes.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent<'a> {
+    pub at: &'a str,
+    pub kind: &'a str,
+    pub actor: &'a str,
+    pub via: &'a str,
+    pub upstream: Option<&'a str>,
+    pub tool: Option<&'a str>,
+    pub call_id: Option<&'a str>,
+    pub args_digest: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+pub(super) async fn append_audit(tx: &mut Tx, new: &NewAuditEvent<'_>) -> Result<(), StoreError> {
+    let (seq, prev_hash): (i64, String) =
+        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(query("advance the audit head"))?;
+    let mut event = AuditEvent {
+        seq,
+        at: new.at.to_owned(),
+        kind: new.kind.to_owned(),
+        actor: new.actor.to_owned(),
+        via: new.via.to_owned(),
+        upstream: new.upstream.map(str::to_owned),
+        tool: new.tool.map(str::to_owned),
+        call_id: new.call_id.map(str::to_owned),
+        args_digest: new.args_digest.map(str::to_owned),
+        detail: new.detail.map(str::to_owned),
+        hash: String::new(),
+        prev_hash,
+    };
+    event.hash = event_hash(&event.prev_hash, &event.canonical());
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at, kind, actor, via, upstream, tool, call_id, \
+         args_digest, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(event.seq)
+    .bind(&event.at)
+    .bind(&event.kind)
+    .bind(&event.actor)
+    .bind(&event.via)
+    .bind(&event.upstream)
+    .bind(&event.tool)
+    .bind(&event.call_id)
+    .bind(&event.args_digest)
+    .bind(&event.detail)
+    .bind(&event.prev_hash)
+    .bind(&event.hash)
+    .execute(&mut **tx)
+    .await
+    .map_err(query("append an audit event"))?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&event.hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(query("move the audit head"))?;
+    Ok(())
+}
+
+impl Store {
+    /// Up to `limit` events numbered above `after`, in order.
+    pub async fn audit_events_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        sqlx::query_as(
+            "SELECT seq, at, kind, actor, via, upstream, tool, call_id, args_digest, detail, \
+             prev_hash, hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("read audit events"))
+    }
+
+    /// One call's audit events, in order.
+    pub async fn audit_events_of_call(&self, call_id: &str) -> Result<Vec<AuditEvent>, StoreError> {
+        sqlx::query_as(
+            "SELECT seq, at, kind, actor, via, upstream, tool, call_id, args_digest, detail, \
+             prev_hash, hash FROM audit_events WHERE call_id = $1 ORDER BY seq",
+        )
+        .bind(call_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("read a call's audit events"))
+    }
+
+    /// The chain's newest number and hash.
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query("read the audit head"))
+    }
+}

@@ -1,0 +1,191 @@
+//! The audit log: every step of a parked call lands in a hash chain, in order, with who did it;
+//! `airlock audit verify` passes on an untouched database and names the first event that was
+//! edited, deleted, reordered or cut off (the rows are changed with plain SQL, as an intruder
+//! with database access would).
+
+mod common;
+
+use common::{TestApp, result_of, text};
+use serde_json::json;
+
+/// (kind, actor, via) of each audit event of call `id`.
+async fn trail(app: &TestApp, id: &str) -> Vec<(String, String, String)> {
+    app.store
+        .audit_events_of_call(id)
+        .await
+        .expect("read the audit log")
+        .into_iter()
+        .map(|e| (e.kind, e.actor, e.via))
+        .collect()
+}
+
+fn owned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|(k, a, v)| ((*k).to_owned(), (*a).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+async fn verify(app: &TestApp) -> (bool, String) {
+    let output = app.cli(&["audit", "verify"]).await;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), said)
+}
+
+#[tokio::test]
+async fn each_outcome_of_a_parked_call_is_in_the_chain_in_order_with_its_actors() {
+    let app = TestApp::spawn().await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+
+    let approved = agent.spawn_call("export_session", json!({}));
+    let id = alice.wait_one_pending().await;
+    let (status, _) = alice.decide(&id, "approve", Some("ticket 7")).await;
+    assert_eq!(status, 200);
+    result_of(approved).await;
+    alice.wait_status(&id, "completed").await;
+    assert_eq!(
+        trail(&app, &id).await,
+        owned(&[
+            ("pending", "agent:test-agent", "mcp"),
+            ("approval", "alice@example.org", "api"),
+            ("approved", "alice@example.org", "api"),
+            ("forwarding", "system", "system"),
+            ("completed", "system", "system"),
+        ])
+    );
+    let events = app.store.audit_events_of_call(&id).await.expect("events");
+    assert!(
+        events
+            .iter()
+            .all(|e| e.tool.as_deref() == Some("export_session")
+                && e.upstream.as_deref() == Some("telegram")
+                && e.args_digest.as_deref() == Some(airlock::secrets::sha256_hex(b"{}").as_str()))
+    );
+
+    let rejected = agent.spawn_call("export_session", json!({"x": 1}));
+    let id = alice.wait_one_pending().await;
+    let (status, _) = alice.reject(&id, "no").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        text(&result_of(rejected).await),
+        "Rejected by alice@example.org: no"
+    );
+    let rows = trail(&app, &id).await;
+    assert_eq!(
+        rows,
+        owned(&[
+            ("pending", "agent:test-agent", "mcp"),
+            ("rejected", "alice@example.org", "api"),
+        ])
+    );
+    let reason = app.store.audit_events_of_call(&id).await.expect("events")[1]
+        .detail
+        .clone();
+    assert_eq!(reason.as_deref(), Some("no"), "the reviewer's reason");
+
+    let (intact, said) = verify(&app).await;
+    assert!(intact, "{said}");
+    assert!(said.contains("audit log intact: 7 events"), "{said}");
+}
+
+/// An app whose audit log holds a parked call that was rejected (events 1 and 2) and another
+/// that was rejected (3 and 4).
+async fn app_with_four_events() -> TestApp {
+    let app = TestApp::spawn().await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    for reason in ["first", "second"] {
+        let call = agent.spawn_call("export_session", json!({}));
+        let id = alice.wait_one_pending().await;
+        assert_eq!(alice.reject(&id, reason).await.0, 200);
+        result_of(call).await;
+    }
+    let (intact, said) = verify(&app).await;
+    assert!(intact && said.contains("4 events"), "{said}");
+    app
+}
+
+#[tokio::test]
+async fn an_edited_reason_breaks_the_chain_at_that_event() {
+    let app = app_with_four_events().await;
+    app.db
+        .execute(
+            "UPDATE audit_events SET detail = 'approved after all' WHERE seq = 2",
+            &[],
+        )
+        .await;
+    let (intact, said) = verify(&app).await;
+    assert!(!intact);
+    assert!(said.contains("audit event 2 was edited"), "{said}");
+}
+
+#[tokio::test]
+async fn a_deleted_event_is_named() {
+    let app = app_with_four_events().await;
+    app.db
+        .execute("DELETE FROM audit_events WHERE seq = 2", &[])
+        .await;
+    let (intact, said) = verify(&app).await;
+    assert!(!intact);
+    assert!(said.contains("audit event 2 is missing"), "{said}");
+
+    let app = app_with_four_events().await;
+    app.db
+        .execute("DELETE FROM audit_events WHERE seq = 4", &[])
+        .await;
+    let (intact, said) = verify(&app).await;
+    assert!(!intact);
+    assert!(
+        said.contains("the newest audit events after 3 were deleted"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn swapped_events_are_found() {
+    let app = app_with_four_events().await;
+    for sql in [
+        "UPDATE audit_events SET seq = 0 WHERE seq = 2",
+        "UPDATE audit_events SET seq = 2 WHERE seq = 3",
+        "UPDATE audit_events SET seq = 3 WHERE seq = 0",
+    ] {
+        app.db.execute(sql, &[]).await;
+    }
+    let (intact, said) = verify(&app).await;
+    assert!(!intact);
+    assert!(
+        said.contains("audit event 2 does not follow event 1"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn a_sensitive_call_that_cannot_be_audited_is_refused_and_not_run() {
+    let app = TestApp::spawn().await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    let waiting = agent.spawn_call("export_session", json!({}));
+    let id = alice.wait_one_pending().await;
+    // The audit log becomes unwritable: nothing it should record may happen.
+    app.db.execute("DROP TABLE audit_events", &[]).await;
+
+    let refused = agent.call("export_session", json!({})).await;
+    assert!(common::is_error(&refused));
+    assert!(
+        text(&refused).contains("cannot record the call right now; not run"),
+        "{}",
+        text(&refused)
+    );
+    let (status, body) = alice.approve(&id).await;
+    assert_eq!(
+        status, 503,
+        "an approval that cannot be audited is not made: {body}"
+    );
+    assert_eq!(alice.call(&id).await["status"], "pending");
+    assert_eq!(app.call_log.calls_of("export_session"), 0, "nothing ran");
+    drop(waiting);
+}
