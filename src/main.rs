@@ -124,6 +124,25 @@ enum AuditCommand {
     /// Walk the hash chain; exit 1 naming the first event that was edited, deleted, inserted or
     /// reordered.
     Verify,
+    /// Write the audit log to stdout, oldest first, streamed (flat memory at any size).
+    Export {
+        /// jsonl (one JSON object per line) or csv.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Events at or after this time (RFC 3339, or a day: 2026-11-25).
+        #[arg(long)]
+        since: Option<String>,
+        /// Events before this time (RFC 3339, or a day: up to its end).
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        upstream: Option<String>,
+        #[arg(long)]
+        tool: Option<String>,
+        /// Events of calls made by this agent.
+        #[arg(long)]
+        agent: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -249,6 +268,29 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             command: AuditCommand::Verify,
         } => {
             print!("{}", commands::audit_verify(&cli.config).await?);
+            Ok(())
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    format,
+                    since,
+                    until,
+                    upstream,
+                    tool,
+                    agent,
+                },
+        } => {
+            let request = commands::ExportRequest {
+                format,
+                since,
+                until,
+                upstream,
+                tool,
+                agent,
+            };
+            let written = commands::audit_export(&cli.config, request).await?;
+            eprintln!("exported {written} audit events");
             Ok(())
         }
         Command::Pending { json } => {

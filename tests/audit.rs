@@ -189,3 +189,110 @@ async fn a_sensitive_call_that_cannot_be_audited_is_refused_and_not_run() {
     assert_eq!(app.call_log.calls_of("export_session"), 0, "nothing ran");
     drop(waiting);
 }
+
+#[tokio::test]
+async fn the_export_streams_the_log_as_json_lines_or_csv_and_can_be_checked_without_the_database() {
+    let app = app_with_four_events().await;
+    let jsonl = app.cli(&["audit", "export", "--format", "jsonl"]).await;
+    assert!(
+        jsonl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&jsonl.stderr)
+    );
+    let events: Vec<airlock::audit::AuditEvent> = String::from_utf8_lossy(&jsonl.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON event"))
+        .collect();
+    assert_eq!(events.len(), 4);
+    // A third party holding only the file re-computes every link.
+    let mut previous = airlock::audit::GENESIS.to_owned();
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event.seq, i as i64 + 1);
+        assert_eq!(event.prev_hash, previous);
+        assert_eq!(event.expected_hash(), event.hash, "event {}", event.seq);
+        previous.clone_from(&event.hash);
+    }
+
+    let csv = app.cli(&["audit", "export", "--format", "csv"]).await;
+    let csv = String::from_utf8_lossy(&csv.stdout).into_owned();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("seq,at,kind,actor,via,upstream,tool,call_id,args_digest,detail,prev_hash,hash")
+    );
+    assert_eq!(lines.count(), 4);
+
+    for (args, expected) in [
+        (vec!["--tool", "export_session"], 4),
+        (vec!["--tool", "get_chats"], 0),
+        (vec!["--agent", "test-agent"], 4),
+        (vec!["--agent", "someone-else"], 0),
+        (vec!["--since", "2999-01-01"], 0),
+        (vec!["--until", "2999-01-01T00:00:00Z"], 4),
+    ] {
+        let mut line = vec!["audit", "export"];
+        line.extend(&args);
+        let output = app.cli(&line).await;
+        assert!(output.status.success(), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).lines().count(),
+            expected,
+            "{args:?}"
+        );
+    }
+    let bad = app.cli(&["audit", "export", "--format", "xml"]).await;
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("use jsonl or csv"));
+}
+
+#[tokio::test]
+async fn sign_ins_and_user_and_token_changes_are_in_the_chain() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.signed_in("root@example.org", "admin").await;
+    let mut stranger = common::dashboard::Dashboard::new(&app.url(""));
+    assert_eq!(
+        stranger
+            .sign_in("root@example.org", "wrong password")
+            .await
+            .status,
+        401
+    );
+    admin.get("/users").await;
+    admin
+        .submit(
+            "/users/add",
+            &[("email", "carol@example.org"), ("role", "viewer")],
+        )
+        .await;
+    admin.get("/account").await;
+    admin
+        .submit("/account/tokens", &[("label", "laptop")])
+        .await;
+    let events: Vec<(String, String, Option<String>)> = app
+        .store
+        .audit_events_after(0, 100)
+        .await
+        .expect("the log")
+        .into_iter()
+        .map(|e| (e.kind, e.actor, e.detail))
+        .collect();
+    let expected = [
+        ("sign_in", "root@example.org", None),
+        ("sign_in_failed", "root@example.org", None),
+        (
+            "user_added",
+            "root@example.org",
+            Some("carol@example.org as viewer"),
+        ),
+        ("token_created", "root@example.org", Some("label laptop")),
+    ];
+    assert_eq!(
+        events,
+        expected
+            .iter()
+            .map(|(k, a, d)| ((*k).to_owned(), (*a).to_owned(), d.map(str::to_owned)))
+            .collect::<Vec<_>>()
+    );
+    let (intact, said) = verify(&app).await;
+    assert!(intact, "{said}");
+}

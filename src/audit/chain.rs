@@ -5,8 +5,9 @@ use serde_json::json;
 /// The hash the first event follows.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// An event as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+/// An event as stored (and as exported: an export line reads back into one, so a third party can
+/// check the chain without the database).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct AuditEvent {
     pub seq: i64,
     pub at: String,

@@ -10,7 +10,35 @@
 //! one before), or cut off at the end (the stored head).
 
 mod chain;
+pub mod export;
 mod verify;
 
 pub use chain::{AuditEvent, GENESIS, event_hash};
 pub use verify::{Broken, Verified, VerifyError, verify};
+
+use crate::store::{NewAuditEvent, Store, StoreError};
+
+/// Records an event that is not a step of a call (a sign-in, a user or token change), now, as
+/// `actor` through `via`.
+pub async fn record(
+    store: &Store,
+    kind: &str,
+    actor: &str,
+    via: &str,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    let at = crate::store::timestamp(time::OffsetDateTime::now_utc());
+    store
+        .audit(&NewAuditEvent {
+            at: &at,
+            kind,
+            actor,
+            via,
+            upstream: None,
+            tool: None,
+            call_id: None,
+            args_digest: None,
+            detail,
+        })
+        .await
+}

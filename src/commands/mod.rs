@@ -265,6 +265,73 @@ pub async fn audit_verify(config_path: &Path) -> Result<String, CommandError> {
     }
 }
 
+/// What `airlock audit export` was asked for.
+pub struct ExportRequest {
+    pub format: String,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub upstream: Option<String>,
+    pub tool: Option<String>,
+    pub agent: Option<String>,
+}
+
+/// A `--since`/`--until` value as stored-time text: RFC 3339, or a day (its start, or with
+/// `day_end` the next day's start).
+fn export_time(flag: &str, text: &str, day_end: bool) -> Result<String, CommandError> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(at) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(crate::store::timestamp(at));
+    }
+    let day = time::Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| {
+        CommandError::Invalid(format!(
+            "{flag} {text:?}: use RFC 3339 (2026-11-25T14:05:00Z) or a day (2026-11-25)"
+        ))
+    })?;
+    let day = if day_end {
+        day.next_day().unwrap_or(day)
+    } else {
+        day
+    };
+    Ok(crate::store::timestamp(day.midnight().assume_utc()))
+}
+
+/// `airlock audit export`: the filtered log on stdout; returns how many events.
+pub async fn audit_export(config_path: &Path, request: ExportRequest) -> Result<u64, CommandError> {
+    let format = crate::audit::export::Format::parse(&request.format).ok_or_else(|| {
+        CommandError::Invalid(format!("--format {:?}: use jsonl or csv", request.format))
+    })?;
+    let filter = crate::store::AuditFilter {
+        since: request
+            .since
+            .as_deref()
+            .map(|t| export_time("--since", t, false))
+            .transpose()?,
+        until: request
+            .until
+            .as_deref()
+            .map(|t| export_time("--until", t, true))
+            .transpose()?,
+        upstream: request.upstream,
+        tool: request.tool,
+        agent: request.agent,
+    };
+    let config = Config::load(config_path)?;
+    let store = Store::open(&config.database).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    crate::audit::export::export(&store, &filter, format, &mut out)
+        .await
+        .map_err(|e| {
+            CommandError::Invalid(format!(
+                "audit export: {}",
+                crate::telemetry::error_chain(&e)
+            ))
+        })
+}
+
 /// `airlock demo`: the gateway with the demo upstream on SQLite, no setup. Prints how to connect.
 pub async fn demo(args: DemoArgs) -> Result<(), CommandError> {
     let io = |context: String| move |source| CommandError::Io { context, source };

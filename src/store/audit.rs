@@ -106,3 +106,71 @@ impl Store {
             .map_err(query("read the audit head"))
     }
 }
+
+/// What an audit export selects; `None` fields do not filter. Times are stored-time text.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub upstream: Option<String>,
+    pub tool: Option<String>,
+    /// Events of calls made by this agent.
+    pub agent: Option<String>,
+}
+
+impl Store {
+    /// Up to `limit` events matching `filter` numbered above `after`, in order.
+    pub async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut binds: Vec<String> = Vec::new();
+        let mut param = |value: &str| {
+            binds.push(value.to_owned());
+            format!("${}", binds.len() + 1)
+        };
+        let mut conditions = vec!["seq > $1".to_owned()];
+        if let Some(since) = &filter.since {
+            conditions.push(format!("at >= {}", param(since)));
+        }
+        if let Some(until) = &filter.until {
+            conditions.push(format!("at < {}", param(until)));
+        }
+        if let Some(upstream) = &filter.upstream {
+            conditions.push(format!("upstream = {}", param(upstream)));
+        }
+        if let Some(tool) = &filter.tool {
+            conditions.push(format!("tool = {}", param(tool)));
+        }
+        if let Some(agent) = &filter.agent {
+            conditions.push(format!(
+                "call_id IN (SELECT id FROM tool_calls WHERE agent = {})",
+                param(agent)
+            ));
+        }
+        let limit_param = format!("${}", binds.len() + 2);
+        let sql = format!(
+            "SELECT seq, at, kind, actor, via, upstream, tool, call_id, args_digest, detail, \
+             prev_hash, hash FROM audit_events WHERE {} ORDER BY seq LIMIT {limit_param}",
+            conditions.join(" AND ")
+        );
+        let mut rows = sqlx::query_as::<_, AuditEvent>(sqlx::AssertSqlSafe(sql)).bind(after);
+        for value in binds {
+            rows = rows.bind(value);
+        }
+        rows.bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("read audit events"))
+    }
+
+    /// Appends an event that belongs to no call change (a sign-in, a user or token change, a
+    /// policy reload), in a transaction of its own.
+    pub async fn audit(&self, event: &NewAuditEvent<'_>) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(query("commit"))
+    }
+}

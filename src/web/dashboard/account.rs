@@ -84,6 +84,14 @@ pub async fn change_password(
     // Every session of this user ends, this one included: sign in again with the new password.
     app.store.set_password_hash(&signed.user.id, &hash).await?;
     tracing::info!(email = %signed.user.email, "password changed");
+    crate::audit::record(
+        &app.store,
+        "password_changed",
+        &signed.user.email,
+        "dashboard",
+        None,
+    )
+    .await?;
     Ok(Redirect::to("/login?changed=1").into_response())
 }
 
@@ -108,11 +116,24 @@ pub async fn create_token(
         )
         .await?;
     tracing::info!(email = %signed.user.email, "API token created");
+    crate::audit::record(
+        &app.store,
+        "token_created",
+        &signed.user.email,
+        "dashboard",
+        label_detail(label).as_deref(),
+    )
+    .await?;
     render(&app, &signed, Some(token), None).await
 }
 
 #[derive(Deserialize)]
 pub struct NoFields {}
+
+/// A token's label for the audit log.
+fn label_detail(label: &str) -> Option<String> {
+    (!label.is_empty()).then(|| format!("label {label}"))
+}
 
 pub async fn revoke_token(
     State(app): State<AppState>,
@@ -125,5 +146,13 @@ pub async fn revoke_token(
         ));
     }
     tracing::info!(email = %signed.user.email, token = %id, "API token revoked");
+    crate::audit::record(
+        &app.store,
+        "token_revoked",
+        &signed.user.email,
+        "dashboard",
+        Some(&id),
+    )
+    .await?;
     Ok(Redirect::to("/account").into_response())
 }

@@ -193,6 +193,7 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     let matches = app.passwords.verify(form.password, hash).await?;
     let Some(user) = user.filter(|_| matches) else {
         tracing::info!(email = %email, "failed sign-in");
+        crate::audit::record(&app.store, "sign_in_failed", &email, "dashboard", None).await?;
         let error = "Wrong email or password.".to_owned();
         return refuse(&app, next, email, error, StatusCode::UNAUTHORIZED);
     };
@@ -214,6 +215,7 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
         )
         .await?;
     tracing::info!(email = %user.email, "signed in");
+    crate::audit::record(&app.store, "sign_in", &user.email, "dashboard", None).await?;
     let mut response = Redirect::to(&next).into_response();
     let set = response.headers_mut();
     set.append(

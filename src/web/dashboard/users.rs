@@ -97,6 +97,15 @@ pub async fn add(
     let (password, hash) = new_password(&app).await?;
     app.store.set_password_hash(&user.id, &hash).await?;
     tracing::info!(admin = %signed.user.email, user = %email, role = role.as_str(), "user added");
+    let detail = format!("{email} as {}", role.as_str());
+    crate::audit::record(
+        &app.store,
+        "user_added",
+        &signed.user.email,
+        "dashboard",
+        Some(&detail),
+    )
+    .await?;
     render(&app, &signed, Some((email, password)), None).await
 }
 
@@ -121,6 +130,15 @@ pub async fn set_role(
         return render(&app, &signed, None, Some(notice)).await;
     }
     tracing::info!(admin = %signed.user.email, user = %id, role = role.as_str(), "role changed");
+    let detail = format!("user {id} to {}", role.as_str());
+    crate::audit::record(
+        &app.store,
+        "role_changed",
+        &signed.user.email,
+        "dashboard",
+        Some(&detail),
+    )
+    .await?;
     Ok(Redirect::to("/users").into_response())
 }
 
@@ -153,6 +171,12 @@ async fn toggle(app: &AppState, signed: &SignedIn, id: &str, disabled: bool) -> 
         return render(app, signed, None, Some(notice)).await;
     }
     tracing::info!(admin = %signed.user.email, user = %id, disabled, "user access changed");
+    let kind = if disabled {
+        "user_disabled"
+    } else {
+        "user_enabled"
+    };
+    crate::audit::record(&app.store, kind, &signed.user.email, "dashboard", Some(id)).await?;
     Ok(Redirect::to("/users").into_response())
 }
 
@@ -170,5 +194,13 @@ pub async fn reset_password(
     let (password, hash) = new_password(&app).await?;
     app.store.set_password_hash(&id, &hash).await?;
     tracing::info!(admin = %signed.user.email, user = %user.email, "password reset");
+    crate::audit::record(
+        &app.store,
+        "password_reset",
+        &signed.user.email,
+        "dashboard",
+        Some(&user.email),
+    )
+    .await?;
     render(&app, &signed, Some((user.email.clone(), password)), None).await
 }
