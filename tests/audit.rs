@@ -58,6 +58,15 @@ async fn each_outcome_of_a_parked_call_is_in_the_chain_in_order_with_its_actors(
         ])
     );
     let events = app.store.audit_events_of_call(&id).await.expect("events");
+    let completed = events
+        .last()
+        .and_then(|e| e.detail.clone())
+        .unwrap_or_default();
+    assert!(
+        completed.starts_with("result of ") && completed.contains("bytes, SHA-256 "),
+        "the result's size and digest, never the result: {completed}"
+    );
+    assert!(!completed.contains("1BVtsOK"), "{completed}");
     assert!(
         events
             .iter()
@@ -295,4 +304,36 @@ async fn sign_ins_and_user_and_token_changes_are_in_the_chain() {
     );
     let (intact, said) = verify(&app).await;
     assert!(intact, "{said}");
+}
+
+#[tokio::test]
+async fn the_session_string_export_session_returns_is_stored_nowhere() {
+    let app = TestApp::spawn().await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    let call = agent.spawn_call("export_session", json!({}));
+    let id = alice.wait_one_pending().await;
+    assert_eq!(alice.approve(&id).await.0, 200);
+    let secret = text(&result_of(call).await).to_owned();
+    assert!(secret.len() > 40, "the demo's session string: {secret}");
+    alice.wait_status(&id, "completed").await;
+
+    let export = app.cli(&["audit", "export"]).await;
+    assert!(!String::from_utf8_lossy(&export.stdout).contains(&secret));
+    assert!(!alice.call(&id).await.to_string().contains(&secret));
+    if let Some(path) = app.db.url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        let main = std::fs::read(path).expect("the SQLite file");
+        let wal = std::fs::read(format!("{path}-wal")).unwrap_or_default();
+        let holds = |bytes: &[u8], needle: &str| {
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        };
+        assert!(
+            holds(&main, &id) || holds(&wal, &id),
+            "the files read hold the call (so they are the real database)"
+        );
+        for (file, bytes) in [("the database", main), ("its WAL", wal)] {
+            assert!(!holds(&bytes, &secret), "{file} holds the session string");
+        }
+    }
 }

@@ -445,7 +445,13 @@ fn outcome_of(item: &Inbound) -> Option<(CallStatus, Option<ResultSummary>, Stri
                 sha256: crate::secrets::sha256_hex(bytes.as_bytes()),
                 is_error,
             };
-            let detail = format!("result of {} bytes", summary.bytes);
+            // What the audit log keeps of a result: never the result itself.
+            let detail = format!(
+                "result of {} bytes, SHA-256 {}{}",
+                summary.bytes,
+                summary.sha256,
+                if is_error { ", isError" } else { "" }
+            );
             Some((CallStatus::Completed, Some(summary), detail))
         }
         Inbound::Message(_) => None,
