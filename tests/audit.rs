@@ -337,3 +337,44 @@ async fn the_session_string_export_session_returns_is_stored_nowhere() {
         }
     }
 }
+
+#[tokio::test]
+async fn user_and_token_changes_on_the_command_line_are_in_the_chain_as_cli() {
+    let app = TestApp::spawn().await;
+    for args in [
+        &["user", "add", "dana@example.org", "--role", "approver"][..],
+        &["user", "password", "dana@example.org"][..],
+        &["user", "token", "dana@example.org"][..],
+        &["token", "create", "--agent", "ci-bot"][..],
+    ] {
+        let output = app.cli(args).await;
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let events: Vec<(String, String, Option<String>)> = app
+        .store
+        .audit_events_after(0, 100)
+        .await
+        .expect("the log")
+        .into_iter()
+        .map(|e| (e.kind, e.actor, e.detail))
+        .collect();
+    let expected = [
+        ("user_added", "dana@example.org as approver"),
+        ("password_reset", "dana@example.org"),
+        ("token_created", "dana@example.org"),
+        ("agent_token_created", "agent ci-bot"),
+    ];
+    assert_eq!(
+        events,
+        expected
+            .iter()
+            .map(|(k, d)| ((*k).to_owned(), "cli".to_owned(), Some((*d).to_owned())))
+            .collect::<Vec<_>>()
+    );
+    let (intact, said) = verify(&app).await;
+    assert!(intact, "{said}");
+}

@@ -65,6 +65,8 @@ pub async fn token_create(config_path: &Path, agent: &str) -> Result<String, Com
     store
         .add_agent_token(agent, &secrets::sha256_hex(token.as_bytes()))
         .await?;
+    let detail = format!("agent {agent}");
+    crate::audit::record(&store, "agent_token_created", "cli", "cli", Some(&detail)).await?;
     Ok(token)
 }
 

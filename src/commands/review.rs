@@ -77,6 +77,8 @@ pub async fn user_add(
         ))
     })?;
     store.set_password_hash(&user.id, &hash).await?;
+    let detail = format!("{email} as {}", role.as_str());
+    crate::audit::record(&store, "user_added", "cli", "cli", Some(&detail)).await?;
     Ok(generated)
 }
 
@@ -92,6 +94,7 @@ pub async fn user_password(
     let (_, store) = open(config_path).await?;
     let user = user(&store, email).await?;
     store.set_password_hash(&user.id, &hash).await?;
+    crate::audit::record(&store, "password_reset", "cli", "cli", Some(&user.email)).await?;
     Ok(generated)
 }
 
@@ -130,6 +133,7 @@ pub async fn user_token(config_path: &Path, email: &str) -> Result<String, Comma
     store
         .add_user_token(&user, &secrets::sha256_hex(token.as_bytes()))
         .await?;
+    crate::audit::record(&store, "token_created", "cli", "cli", Some(&user.email)).await?;
     Ok(token)
 }
 
