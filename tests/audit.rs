@@ -25,6 +25,27 @@ fn owned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// (kind, actor, detail) of every event in the log, in order.
+async fn entries(app: &TestApp) -> Vec<(String, String, Option<String>)> {
+    app.store
+        .audit_events_after(0, 100)
+        .await
+        .expect("the log")
+        .into_iter()
+        .map(|e| (e.kind, e.actor, e.detail))
+        .collect()
+}
+
+/// Runs `sql` against the log, then expects `audit verify` to fail saying `why`.
+async fn assert_broken_by(app: &TestApp, sql: &[&'static str], why: &str) {
+    for statement in sql {
+        app.db.execute(statement, &[]).await;
+    }
+    let (intact, said) = verify(app).await;
+    assert!(!intact, "{said}");
+    assert!(said.contains(why), "{said}");
+}
+
 async fn verify(app: &TestApp) -> (bool, String) {
     let output = app.cli(&["audit", "verify"]).await;
     let said = format!(
@@ -121,55 +142,35 @@ async fn app_with_four_events() -> TestApp {
 #[tokio::test]
 async fn an_edited_reason_breaks_the_chain_at_that_event() {
     let app = app_with_four_events().await;
-    app.db
-        .execute(
-            "UPDATE audit_events SET detail = 'approved after all' WHERE seq = 2",
-            &[],
-        )
-        .await;
-    let (intact, said) = verify(&app).await;
-    assert!(!intact);
-    assert!(said.contains("audit event 2 was edited"), "{said}");
+    let edit = "UPDATE audit_events SET detail = 'approved after all' WHERE seq = 2";
+    assert_broken_by(&app, &[edit], "audit event 2 was edited").await;
 }
 
 #[tokio::test]
 async fn a_deleted_event_is_named() {
     let app = app_with_four_events().await;
-    app.db
-        .execute("DELETE FROM audit_events WHERE seq = 2", &[])
-        .await;
-    let (intact, said) = verify(&app).await;
-    assert!(!intact);
-    assert!(said.contains("audit event 2 is missing"), "{said}");
+    let delete = "DELETE FROM audit_events WHERE seq = 2";
+    assert_broken_by(&app, &[delete], "audit event 2 is missing").await;
 
     let app = app_with_four_events().await;
-    app.db
-        .execute("DELETE FROM audit_events WHERE seq = 4", &[])
-        .await;
-    let (intact, said) = verify(&app).await;
-    assert!(!intact);
-    assert!(
-        said.contains("the newest audit events after 3 were deleted"),
-        "{said}"
-    );
+    let delete = "DELETE FROM audit_events WHERE seq = 4";
+    assert_broken_by(
+        &app,
+        &[delete],
+        "the newest audit events after 3 were deleted",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn swapped_events_are_found() {
     let app = app_with_four_events().await;
-    for sql in [
+    let swap = [
         "UPDATE audit_events SET seq = 0 WHERE seq = 2",
         "UPDATE audit_events SET seq = 2 WHERE seq = 3",
         "UPDATE audit_events SET seq = 3 WHERE seq = 0",
-    ] {
-        app.db.execute(sql, &[]).await;
-    }
-    let (intact, said) = verify(&app).await;
-    assert!(!intact);
-    assert!(
-        said.contains("audit event 2 does not follow event 1"),
-        "{said}"
-    );
+    ];
+    assert_broken_by(&app, &swap, "audit event 2 does not follow event 1").await;
 }
 
 #[tokio::test]
@@ -277,14 +278,7 @@ async fn sign_ins_and_user_and_token_changes_are_in_the_chain() {
     admin
         .submit("/account/tokens", &[("label", "laptop")])
         .await;
-    let events: Vec<(String, String, Option<String>)> = app
-        .store
-        .audit_events_after(0, 100)
-        .await
-        .expect("the log")
-        .into_iter()
-        .map(|e| (e.kind, e.actor, e.detail))
-        .collect();
+    let events = entries(&app).await;
     let expected = [
         ("sign_in", "root@example.org", None),
         ("sign_in_failed", "root@example.org", None),
@@ -354,14 +348,7 @@ async fn user_and_token_changes_on_the_command_line_are_in_the_chain_as_cli() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let events: Vec<(String, String, Option<String>)> = app
-        .store
-        .audit_events_after(0, 100)
-        .await
-        .expect("the log")
-        .into_iter()
-        .map(|e| (e.kind, e.actor, e.detail))
-        .collect();
+    let events = entries(&app).await;
     let expected = [
         ("user_added", "dana@example.org as approver"),
         ("password_reset", "dana@example.org"),
