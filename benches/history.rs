@@ -75,6 +75,7 @@ async fn run() -> Fallible<()> {
                     agent_session: "0123456789abcdef",
                     instance_id: "bench",
                     args_json: &args,
+                    args_shown: &args,
                     args_sha256: &airlock::secrets::sha256_hex(args.as_bytes()),
                     rule_json: "{}",
                     approvals_needed: 1,

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::mcp::auth::{OriginPolicy, TokenCache};
 use crate::mcp::session::SessionRegistry;
 use crate::metrics::Metrics;
-use crate::policy::{PolicyError, PolicyHandle, RateLimiter};
+use crate::policy::{PolicyError, PolicyHandle, RateLimiter, ReloadOutcome};
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
 
@@ -27,6 +27,8 @@ const POLICY_POLL: Duration = Duration::from_secs(1);
 const UPSTREAM_CLOSE: Duration = Duration::from_millis(300);
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long the audit writer gets to write what it holds at exit.
+const AUDIT_FLUSH: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -78,6 +80,8 @@ pub struct AppState {
     pub feed: Arc<crate::web::live::QueueFeed>,
     /// Turns for argon2 work (sign-ins, new passwords), at most one per CPU.
     pub passwords: Arc<crate::web::passwords::PasswordWork>,
+    /// Appends the audit events of calls the policy decided alone, in batches.
+    pub audit: crate::audit::AuditWriter,
     pub shutdown: CancellationToken,
 }
 
@@ -98,6 +102,9 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     upstream_stop: CancellationToken,
+    /// Stops the audit writer once nothing is left to record; the task ends after its last write.
+    audit_stop: CancellationToken,
+    audit_task: tokio::task::JoinHandle<()>,
     /// Sends the outbox; `None` without `[email]` (messages then stay in the outbox).
     mailer: Option<crate::notify::worker::Mailer>,
 }
@@ -112,6 +119,7 @@ impl Application {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(StartupError::HttpClient)?;
+        let redactor = Arc::new(crate::redact::Redactor::new(&config.redaction));
         let mut upstreams = BTreeMap::new();
         for upstream in &config.upstreams {
             let policy = PolicyHandle::load(upstream.policy.clone()).map_err(|source| {
@@ -120,12 +128,17 @@ impl Application {
                     source,
                 }
             })?;
-            let runtime =
-                Upstream::new(upstream, policy, http_client.clone(), upstream_stop.clone())
-                    .map_err(|source| StartupError::UpstreamUrl {
-                        upstream: upstream.name.clone(),
-                        source,
-                    })?;
+            let runtime = Upstream::new(
+                upstream,
+                policy,
+                http_client.clone(),
+                upstream_stop.clone(),
+                redactor.clone(),
+            )
+            .map_err(|source| StartupError::UpstreamUrl {
+                upstream: upstream.name.clone(),
+                source,
+            })?;
             upstreams.insert(upstream.name.clone(), runtime);
         }
         let listener = TcpListener::bind(config.server.listen)
@@ -154,6 +167,22 @@ impl Application {
         ));
         // Before serving: what an earlier run left waiting can never be delivered now.
         approvals.start().await?;
+        // The policies this run starts with, ahead of anything they decide.
+        let loaded: Vec<_> = upstreams
+            .values()
+            .map(|u| policy_event("policy_loaded", &u.name, u.policy.describe()))
+            .collect();
+        store
+            .audit_many(
+                &loaded
+                    .iter()
+                    .map(crate::audit::Entry::as_new)
+                    .collect::<Vec<_>>(),
+            )
+            .await?;
+        let audit_stop = CancellationToken::new();
+        let (audit, audit_task) =
+            crate::audit::AuditWriter::start(store.clone(), audit_stop.clone());
         let state = AppState {
             approvals,
             origins: Arc::new(OriginPolicy::from_config(&config)),
@@ -161,6 +190,7 @@ impl Application {
             catalogue,
             feed: Arc::default(),
             passwords: Arc::default(),
+            audit,
             config,
             store,
             upstreams,
@@ -173,6 +203,8 @@ impl Application {
             listener,
             state,
             upstream_stop,
+            audit_stop,
+            audit_task,
             mailer,
         })
     }
@@ -204,6 +236,8 @@ impl Application {
             listener,
             state,
             upstream_stop,
+            audit_stop,
+            audit_task,
             mailer,
         } = self;
         let shutdown = state.shutdown.clone();
@@ -237,6 +271,11 @@ impl Application {
         // Children are killed and HTTP upstream sessions ended by their own tasks; give those a
         // moment to run before the process exits under them.
         tokio::time::sleep(UPSTREAM_CLOSE).await;
+        // Last: the outcomes of the calls that just ended are still on their way to the log.
+        audit_stop.cancel();
+        if tokio::time::timeout(AUDIT_FLUSH, audit_task).await.is_err() {
+            tracing::error!("audit events still unwritten at exit");
+        }
         tracing::info!("airlock stopped");
         served
     }
@@ -254,10 +293,23 @@ pub fn router(state: AppState) -> Router {
 fn spawn_workers(state: &AppState) {
     let (stop_watchers, watching) = tokio::sync::watch::channel(false);
     for upstream in state.upstreams.values() {
-        upstream
-            .policy
-            .clone()
-            .spawn_watcher(POLICY_POLL, watching.clone());
+        let audit = state.audit.clone();
+        let name = upstream.name.to_string();
+        upstream.policy.clone().spawn_watcher(
+            POLICY_POLL,
+            watching.clone(),
+            move |policy, outcome| {
+                let (kind, detail) = match outcome {
+                    ReloadOutcome::Rejected(error) => (
+                        "policy_refused",
+                        format!("{error}; still in force: {}", policy.describe()),
+                    ),
+                    ReloadOutcome::Restored => ("policy_restored", policy.describe()),
+                    _ => ("policy_reloaded", policy.describe()),
+                };
+                audit.record(policy_event(kind, &name, detail));
+            },
+        );
     }
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
@@ -290,6 +342,15 @@ fn spawn_workers(state: &AppState) {
             }
         }
     });
+}
+
+/// An audit event about an upstream's policy file, by the system.
+fn policy_event(kind: &str, upstream: &str, detail: String) -> crate::audit::Entry {
+    crate::audit::Entry {
+        upstream: Some(upstream.to_owned()),
+        detail: Some(detail),
+        ..crate::audit::Entry::now(kind, "system", "file")
+    }
 }
 
 /// Turns Nagle's algorithm off on an accepted connection. Replies stream as SSE, one small write

@@ -48,6 +48,8 @@ pub struct Config {
     pub email: Option<EmailConfig>,
     #[serde(default)]
     pub dashboard: DashboardConfig,
+    #[serde(default)]
+    pub redaction: crate::redact::RedactionConfig,
     /// Reviewer groups, usable in a rule's `reviewers`.
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
@@ -367,6 +369,9 @@ impl Config {
                 "email.password_file",
                 "set email.password or email.password_file, not both".to_owned(),
             ));
+        }
+        if let Some((key, message)) = self.redaction.problem() {
+            return Err(invalid(&key, message));
         }
         if self.dashboard.session_ttl == 0
             || self.dashboard.login_max_failures == 0

@@ -4,36 +4,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use airlock::approval::CallStatus;
 use airlock::store::{Actor, NewCall, Store};
-use common::{AIRLOCK, Agent, CallLog, Server, TestDatabase, WAIT};
+use common::pending_in as pending;
+use common::{AIRLOCK, Agent, CallLog, Server, TestDatabase, WAIT, run_in as airlock, stdout};
 use serde_json::{Value, json};
 
 const POLICY: &str = r#"{"version": "1", "default": "deny",
   "tools": {"get_chats": {}, "export_session": {"action": "require_approval"}}}"#;
-
-fn airlock(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(AIRLOCK)
-        .args(args)
-        .current_dir(dir)
-        .env("AIRLOCK_LOG", "warn")
-        .output()
-        .expect("run airlock")
-}
-
-fn stdout(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn pending(dir: &Path) -> Vec<Value> {
-    let listed = airlock(dir, &["pending", "--json"]);
-    assert!(listed.status.success());
-    serde_json::from_slice(&listed.stdout).expect("a JSON array")
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_parked_when_airlock_is_killed_are_abandoned_on_restart_and_never_forwarded() {
@@ -155,6 +135,7 @@ async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown() {
                     agent_session: "s",
                     instance_id: "an-earlier-run",
                     args_json: "{}",
+                    args_shown: "{}",
                     args_sha256: &airlock::approval::args_digest(&json!({})),
                     rule_json: "{}",
                     approvals_needed: 1,

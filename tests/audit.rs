@@ -25,13 +25,17 @@ fn owned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// (kind, actor, detail) of every event in the log, in order.
+/// (kind, actor, detail) of every event in the log after the policy the app started with, in
+/// order.
 async fn entries(app: &TestApp) -> Vec<(String, String, Option<String>)> {
-    app.store
-        .audit_events_after(0, 100)
-        .await
-        .expect("the log")
+    let events = app.store.audit_events_after(0, 100).await.expect("the log");
+    assert_eq!(
+        events[0].kind, "policy_loaded",
+        "a run starts with its policies"
+    );
+    events
         .into_iter()
+        .skip(1)
         .map(|e| (e.kind, e.actor, e.detail))
         .collect()
 }
@@ -119,11 +123,11 @@ async fn each_outcome_of_a_parked_call_is_in_the_chain_in_order_with_its_actors(
 
     let (intact, said) = verify(&app).await;
     assert!(intact, "{said}");
-    assert!(said.contains("audit log intact: 7 events"), "{said}");
+    assert!(said.contains("audit log intact: 8 events"), "{said}");
 }
 
-/// An app whose audit log holds a parked call that was rejected (events 1 and 2) and another
-/// that was rejected (3 and 4).
+/// An app whose audit log holds its policy (event 1), a parked call that was rejected (events 2
+/// and 3) and another that was rejected (4 and 5).
 async fn app_with_four_events() -> TestApp {
     let app = TestApp::spawn().await;
     let alice = app.reviewer("alice@example.org", "approver").await;
@@ -135,29 +139,29 @@ async fn app_with_four_events() -> TestApp {
         result_of(call).await;
     }
     let (intact, said) = verify(&app).await;
-    assert!(intact && said.contains("4 events"), "{said}");
+    assert!(intact && said.contains("5 events"), "{said}");
     app
 }
 
 #[tokio::test]
 async fn an_edited_reason_breaks_the_chain_at_that_event() {
     let app = app_with_four_events().await;
-    let edit = "UPDATE audit_events SET detail = 'approved after all' WHERE seq = 2";
-    assert_broken_by(&app, &[edit], "audit event 2 was edited").await;
+    let edit = "UPDATE audit_events SET detail = 'approved after all' WHERE seq = 3";
+    assert_broken_by(&app, &[edit], "audit event 3 was edited").await;
 }
 
 #[tokio::test]
 async fn a_deleted_event_is_named() {
     let app = app_with_four_events().await;
-    let delete = "DELETE FROM audit_events WHERE seq = 2";
-    assert_broken_by(&app, &[delete], "audit event 2 is missing").await;
+    let delete = "DELETE FROM audit_events WHERE seq = 3";
+    assert_broken_by(&app, &[delete], "audit event 3 is missing").await;
 
     let app = app_with_four_events().await;
-    let delete = "DELETE FROM audit_events WHERE seq = 4";
+    let delete = "DELETE FROM audit_events WHERE seq = 5";
     assert_broken_by(
         &app,
         &[delete],
-        "the newest audit events after 3 were deleted",
+        "the newest audit events after 4 were deleted",
     )
     .await;
 }
@@ -166,11 +170,11 @@ async fn a_deleted_event_is_named() {
 async fn swapped_events_are_found() {
     let app = app_with_four_events().await;
     let swap = [
-        "UPDATE audit_events SET seq = 0 WHERE seq = 2",
-        "UPDATE audit_events SET seq = 2 WHERE seq = 3",
-        "UPDATE audit_events SET seq = 3 WHERE seq = 0",
+        "UPDATE audit_events SET seq = 0 WHERE seq = 3",
+        "UPDATE audit_events SET seq = 3 WHERE seq = 4",
+        "UPDATE audit_events SET seq = 4 WHERE seq = 0",
     ];
-    assert_broken_by(&app, &swap, "audit event 2 does not follow event 1").await;
+    assert_broken_by(&app, &swap, "audit event 3 does not follow event 2").await;
 }
 
 #[tokio::test]
@@ -213,7 +217,7 @@ async fn the_export_streams_the_log_as_json_lines_or_csv_and_can_be_checked_with
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON event"))
         .collect();
-    assert_eq!(events.len(), 4);
+    assert_eq!(events.len(), 5);
     // A third party holding only the file re-computes every link.
     let mut previous = airlock::audit::GENESIS.to_owned();
     for (i, event) in events.iter().enumerate() {
@@ -230,7 +234,7 @@ async fn the_export_streams_the_log_as_json_lines_or_csv_and_can_be_checked_with
         lines.next(),
         Some("seq,at,kind,actor,via,upstream,tool,call_id,args_digest,detail,prev_hash,hash")
     );
-    assert_eq!(lines.count(), 4);
+    assert_eq!(lines.count(), 5);
 
     for (args, expected) in [
         (vec!["--tool", "export_session"], 4),
@@ -238,7 +242,7 @@ async fn the_export_streams_the_log_as_json_lines_or_csv_and_can_be_checked_with
         (vec!["--agent", "test-agent"], 4),
         (vec!["--agent", "someone-else"], 0),
         (vec!["--since", "2999-01-01"], 0),
-        (vec!["--until", "2999-01-01T00:00:00Z"], 4),
+        (vec!["--until", "2999-01-01T00:00:00Z"], 5),
     ] {
         let mut line = vec!["audit", "export"];
         line.extend(&args);
@@ -364,4 +368,284 @@ async fn user_and_token_changes_on_the_command_line_are_in_the_chain_as_cli() {
     );
     let (intact, said) = verify(&app).await;
     assert!(intact, "{said}");
+}
+
+/// Every event after the policy the app started with, once there are `n` (calls the policy
+/// decides alone are written by a batching task, a moment after they happen).
+async fn wait_events(app: &TestApp, n: usize) -> Vec<airlock::audit::AuditEvent> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events = app
+            .store
+            .audit_events_after(1, 1000)
+            .await
+            .expect("the log");
+        if events.len() >= n || tokio::time::Instant::now() > deadline {
+            assert_eq!(events.len(), n, "events: {events:#?}");
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn calls_the_policy_decides_alone_are_in_the_chain_with_how_they_ended() {
+    let policy = r#"{ "version": "1", "default": "deny", "tools": {
+        "get_chats": {},
+        "send_message": { "rate_limit": { "max": 1, "window": 60 } },
+        "delete_chat": { "action": "deny", "reason": "never from an agent" },
+        "no_such_tool": {} } }"#;
+    let app = TestApp::spawn_with_policy(policy).await;
+    let agent = app.agent().await;
+    let listed = agent.call("get_chats", json!({"limit": 2})).await;
+    assert!(!common::is_error(&listed));
+    let denied = agent.call("delete_chat", json!({"chat_id": 1})).await;
+    let sent = agent
+        .call("send_message", json!({"chat_id": 1297381004, "text": "hi"}))
+        .await;
+    assert!(!common::is_error(&sent), "{}", text(&sent));
+    let limited = agent
+        .call(
+            "send_message",
+            json!({"chat_id": 1297381004, "text": "again"}),
+        )
+        .await;
+    let unlisted = agent.call("get_secret", json!({})).await;
+    let missing = agent
+        .client
+        .call_tool(common::call_params("no_such_tool", json!({})))
+        .await;
+    assert!(
+        missing.is_err() || missing.as_ref().is_ok_and(common::is_error),
+        "the upstream has no such tool: {missing:?}"
+    );
+
+    let events = wait_events(&app, 9).await;
+    let rows: Vec<(&str, &str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.kind.as_str(),
+                e.actor.as_str(),
+                e.via.as_str(),
+                e.tool.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("allowed", "agent:test-agent", "mcp", "get_chats"),
+            ("completed", "system", "system", "get_chats"),
+            ("denied", "agent:test-agent", "mcp", "delete_chat"),
+            ("allowed", "agent:test-agent", "mcp", "send_message"),
+            ("completed", "system", "system", "send_message"),
+            ("rate_limited", "agent:test-agent", "mcp", "send_message"),
+            ("denied", "agent:test-agent", "mcp", "get_secret"),
+            ("allowed", "agent:test-agent", "mcp", "no_such_tool"),
+            ("failed", "system", "system", "no_such_tool"),
+        ]
+    );
+    let detail = |i: usize| events[i].detail.clone().unwrap_or_default();
+    assert_eq!(detail(0), "allowed by its rule");
+    assert!(
+        detail(1).starts_with("result of ") && detail(1).ends_with(" ms"),
+        "size, digest and duration: {}",
+        detail(1)
+    );
+    assert_eq!(detail(2), text(&denied), "the reason the agent was given");
+    assert_eq!(detail(5), text(&limited));
+    assert_eq!(detail(6), text(&unlisted));
+    assert!(
+        detail(8).contains("the upstream answered with an error"),
+        "{}",
+        detail(8)
+    );
+    // An allowed call's events share one id and the digest of the arguments sent.
+    assert_eq!(events[0].call_id, events[1].call_id);
+    assert_ne!(events[0].call_id, events[3].call_id);
+    let digest = airlock::approval::args_digest(&json!({"limit": 2}));
+    assert_eq!(events[0].args_digest.as_deref(), Some(digest.as_str()));
+    assert_eq!(events[1].args_digest.as_deref(), Some(digest.as_str()));
+
+    let by_agent = app.cli(&["audit", "export", "--agent", "test-agent"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&by_agent.stdout).lines().count(),
+        events.len(),
+        "the agent's calls, including the outcomes the system recorded"
+    );
+    let (intact, said) = verify(&app).await;
+    assert!(intact, "{said}");
+}
+
+#[tokio::test]
+async fn policy_reloads_are_in_the_chain_with_the_policy_digest() {
+    let app = TestApp::spawn().await;
+    let first = app.store.audit_events_after(0, 1).await.expect("the log");
+    let loaded = std::fs::read(&app.policy_path).expect("the policy");
+    assert_eq!(first[0].kind, "policy_loaded");
+    assert_eq!(first[0].upstream.as_deref(), Some("telegram"));
+    let detail = first[0].detail.clone().unwrap_or_default();
+    assert!(
+        detail.ends_with(&format!(
+            "SHA-256 {}",
+            airlock::secrets::sha256_hex(&loaded)
+        )),
+        "{detail}"
+    );
+
+    let edited = common::TEST_POLICY.replace("\"get_chats\": {},", "");
+    std::fs::write(&app.policy_path, &edited).expect("edit the policy");
+    let reloaded = wait_events(&app, 1).await;
+    assert_eq!(reloaded[0].kind, "policy_reloaded");
+    assert!(
+        reloaded[0]
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .ends_with(&airlock::secrets::sha256_hex(edited.as_bytes())),
+        "{:?}",
+        reloaded[0].detail
+    );
+    std::fs::write(&app.policy_path, "{ not json").expect("break the policy");
+    let refused = wait_events(&app, 2).await;
+    assert_eq!(refused[1].kind, "policy_refused");
+    assert!(
+        refused[1]
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&airlock::secrets::sha256_hex(edited.as_bytes())),
+        "names the policy still in force: {:?}",
+        refused[1].detail
+    );
+}
+
+#[tokio::test]
+async fn secret_arguments_are_masked_for_people_and_gone_from_the_store_once_the_call_is_over() {
+    const IBAN: &str = "DE44500105175407324931";
+    const KEY: &str = "sk-live-4f9a1c";
+    let app = TestApp::spawn_with(common::Setup {
+        extra_toml: "[redaction]\nfields = [\"IBAN\"]\nprefixes = [\"sk-\"]\n".to_owned(),
+        ..common::Setup::default()
+    })
+    .await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    let arguments = json!({"payer_iban": IBAN, "note": KEY, "chat_id": 5});
+    let call = agent.spawn_call("export_session", arguments.clone());
+    let id = alice.wait_one_pending().await;
+
+    let shown = alice.call(&id).await;
+    assert_eq!(
+        shown["arguments"],
+        json!({"payer_iban": "•••• (redacted)", "note": "•••• (redacted)", "chat_id": 5})
+    );
+    assert_eq!(
+        shown["args_digest"],
+        airlock::approval::args_digest(&arguments),
+        "the digest covers the real arguments"
+    );
+    let holding = "SELECT COUNT(*) FROM tool_calls WHERE args_json LIKE '%DE44500105175407324931%'";
+    assert_eq!(app.db.count(holding).await, 1, "kept to forward them");
+
+    assert_eq!(alice.approve(&id).await.0, 200);
+    result_of(call).await;
+    alice.wait_status(&id, "completed").await;
+    let forwarded = app
+        .call_log
+        .wait_for("the approved call", |c| c["tool"] == "export_session")
+        .await;
+    assert!(
+        forwarded.to_string().contains(IBAN),
+        "forwarded as sent: {forwarded}"
+    );
+    assert_eq!(
+        app.db.count(holding).await,
+        0,
+        "scrubbed once the call is over"
+    );
+    assert!(!alice.call(&id).await.to_string().contains(IBAN));
+    let export = app.cli(&["audit", "export"]).await;
+    assert!(!String::from_utf8_lossy(&export.stdout).contains(IBAN));
+
+    if let Some(path) = app.db.url.strip_prefix("sqlite://") {
+        // What a periodic checkpoint does: the WAL's old pages go, the file holds the new ones
+        // (freed space zeroed by secure_delete).
+        app.db.execute("PRAGMA wal_checkpoint(TRUNCATE)", &[]).await;
+        let path = path.split('?').next().unwrap_or(path);
+        let mut bytes = std::fs::read(path).expect("the SQLite file");
+        bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+        let holds = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(holds(&id), "the file read is the real database");
+        assert!(
+            !holds(IBAN) && !holds(KEY),
+            "a secret argument is left in the file"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_session_string_and_secret_arguments_never_reach_the_log_of_a_real_process() {
+    const PASSWORD: &str = "correct-horse-battery-staple-42";
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = common::TestDatabase::new(dir.path()).await;
+    std::fs::write(
+        dir.path().join("policy.json"),
+        r#"{"version": "1", "tools": {"export_session": {"action": "require_approval"}}}"#,
+    )
+    .expect("write the policy");
+    std::fs::write(
+        dir.path().join("airlock.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n\
+             [[upstream]]\nname = \"telegram\"\ncommand = [\"{}\", \"demo-upstream\"]\n\
+             policy = \"policy.json\"\n",
+            db.url,
+            common::AIRLOCK
+        ),
+    )
+    .expect("write the config");
+    let token = common::stdout(&common::run_in(
+        dir.path(),
+        &["token", "create", "--agent", "claude"],
+    ));
+    // Everything Airlock and its libraries say, at the most talkative level.
+    let server = common::Server::start_logging(dir.path(), "trace");
+    let agent = common::Agent::connect(
+        &format!("http://{}/mcp/telegram", server.addr),
+        token.trim(),
+    )
+    .await;
+    let chats = agent.call("get_chats", json!({"password": PASSWORD})).await;
+    assert!(!common::is_error(&chats));
+    let call = agent.spawn_call("export_session", json!({"password": PASSWORD}));
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let id = loop {
+        if let Some(call) = common::pending_in(dir.path()).first() {
+            break call["id"].as_str().unwrap_or_default().to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never parked");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let approved = common::run_in(dir.path(), &["approve", &id]);
+    assert!(approved.status.success(), "{approved:?}");
+    let secret = text(&result_of(call).await).to_owned();
+    assert!(secret.len() > 40, "the demo's session string: {secret}");
+    agent.close().await;
+    let (_, log) = server.stop();
+    assert!(
+        log.contains(&id),
+        "the log is the server's: it names the call"
+    );
+    assert!(!log.contains(&secret), "the session string is in the log");
+    let leaks: Vec<&str> = log.lines().filter(|l| l.contains(PASSWORD)).collect();
+    assert!(
+        leaks.is_empty(),
+        "a secret argument is in the log: {leaks:#?}"
+    );
+    let export = common::run_in(dir.path(), &["audit", "export", "--format", "csv"]);
+    let export = common::stdout(&export);
+    assert!(export.contains("completed"), "{export}");
+    assert!(!export.contains(&secret) && !export.contains(PASSWORD));
 }

@@ -777,6 +777,7 @@ async fn history_filters_pages_by_keyset_and_exports_what_it_shows() {
                     agent_session: "0123456789abcdef",
                     instance_id: "elsewhere",
                     args_json: &args,
+                    args_shown: &args,
                     args_sha256: &airlock::secrets::sha256_hex(args.as_bytes()),
                     rule_json: "{}",
                     approvals_needed: 1,

@@ -94,6 +94,8 @@ pub struct ApprovalQueue {
     pub links: Arc<crate::notify::links::LinkSigner>,
     /// Where emails find what a tool does.
     catalogue: Arc<crate::upstream::catalogue::ToolCatalogue>,
+    /// The masking rules applied to a call's arguments when it is parked.
+    redactor: crate::redact::Redactor,
     /// Told when a call of this process is parked or changes, so the dashboard's live feed looks
     /// at once instead of at its next poll.
     pub changed: Arc<Notify>,
@@ -149,6 +151,7 @@ impl ApprovalQueue {
             .clone()
             .unwrap_or_else(|| super::default_instance_id(config.server.listen));
         Self {
+            redactor: crate::redact::Redactor::new(&config.redaction),
             store,
             instance_id,
             instance_timeout: Duration::from_secs(config.server.instance_timeout),
@@ -200,6 +203,8 @@ impl ApprovalQueue {
         // The digest is taken over the stored text, read back, exactly as the release will.
         let stored: Value = serde_json::from_str(&args_json).map_err(ParkError::Encode)?;
         let digest = super::args_digest(&stored);
+        let shown = self.redactor.redact(&stored);
+        let args_shown = serde_json::to_string(&shown).map_err(ParkError::Encode)?;
         let rule = RuleSnapshot::new(request.upstream, request.tool, request.rule);
         let rule_json = serde_json::to_string(&rule).map_err(ParkError::Encode)?;
         let timeout = request.rule.timeout();
@@ -237,7 +242,7 @@ impl ApprovalQueue {
             agent: request.agent,
             upstream: request.upstream,
             tool: request.tool,
-            arguments: &stored,
+            arguments: &shown,
             args_digest: &parked.digest,
             rule: &parked.rule,
             expires_at,
@@ -256,6 +261,7 @@ impl ApprovalQueue {
                     agent_session: &session_label[..16],
                     instance_id: &self.instance_id,
                     args_json: &args_json,
+                    args_shown: &args_shown,
                     args_sha256: &parked.digest,
                     rule_json: &rule_json,
                     approvals_needed: request.rule.approvals(),
@@ -357,7 +363,7 @@ impl ApprovalQueue {
         row: &CallRow,
         rule: &RuleSnapshot,
     ) -> Result<Vec<crate::store::NewMail>, StoreError> {
-        let arguments: Value = serde_json::from_str(&row.args_json).unwrap_or(Value::Null);
+        let arguments = row.shown_arguments();
         let description = self.description(&row.upstream, &row.tool).await;
         let notice = crate::notify::CallNotice {
             kind,

@@ -45,8 +45,7 @@ pub struct ResultView {
 impl CallView {
     pub fn new(row: CallRow, approvals: Vec<ApprovalRow>, events: Option<Vec<EventRow>>) -> Self {
         // Shown to people: secret-looking fields masked (the digest still covers the real ones).
-        let arguments = serde_json::from_str(&row.args_json)
-            .map_or(Value::Null, |args| crate::redact::redact(&args));
+        let arguments = row.shown_arguments();
         let rule = serde_json::from_str(&row.rule_json).ok();
         Self {
             status: row.status().as_str(),

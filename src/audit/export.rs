@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use super::AuditEvent;
-use crate::store::{AuditFilter, Store, StoreError};
+use crate::store::{AuditFilter, AuditOrder, Store, StoreError};
 
 /// Events read per query.
 const PAGE: u32 = 1000;
@@ -63,7 +63,9 @@ pub async fn export(
     let mut after = 0;
     let mut written = 0;
     loop {
-        let page = store.audit_page(filter, after, PAGE).await?;
+        let page = store
+            .audit_page(filter, AuditOrder::After(after), PAGE)
+            .await?;
         for event in &page {
             match format {
                 Format::Jsonl => {

@@ -1,6 +1,17 @@
-//! The audit log: an append-only, hash-chained record of what happened to every parked call
-//! (parked, each vote, each transition, how it ended), written in the same transaction as the
-//! change it records, so a change that cannot be audited does not happen (fail closed).
+//! The audit log: an append-only, hash-chained record of every call and what became of it, and of
+//! what people and the system did around them.
+//!
+//! - A parked call's steps (parked, each vote, each transition, how it ended) are written in the
+//!   same transaction as the change they record, so a change that cannot be audited does not
+//!   happen (fail closed: the call is refused, the approval answers 503).
+//! - Calls the policy decides alone (allowed, denied, rate-limited) and how an allowed one ended
+//!   (completed with the result's size, SHA-256, duration and `isError`; failed; outcome unknown)
+//!   go through [`AuditWriter`], which appends them in batches off the proxy path. An allowed call
+//!   is forwarded only once its event is queued.
+//! - Policies loaded at start-up and each reload (with the file's SHA-256), sign-ins, failed
+//!   sign-ins, user and token changes ([`record`]).
+//!
+//! Results are never recorded, only their size and digest; arguments only as their digest.
 //!
 //! Each event's hash is the SHA-256 of the previous event's hash, a newline, and the event's
 //! canonical encoding: a JSON array of its fields in a fixed order (`seq`, `at`, `kind`, `actor`,
@@ -12,9 +23,11 @@
 mod chain;
 pub mod export;
 mod verify;
+pub mod writer;
 
 pub use chain::{AuditEvent, GENESIS, event_hash};
 pub use verify::{Broken, Verified, VerifyError, verify};
+pub use writer::{AuditWriter, Entry, NotRecorded};
 
 use crate::store::{NewAuditEvent, Store, StoreError};
 

@@ -145,6 +145,7 @@ pub async fn check(config_path: &Path, offline: bool) -> Result<String, CommandE
                 policy,
                 http_client.clone(),
                 shutdown.child_token(),
+                std::sync::Arc::new(crate::redact::Redactor::new(&config.redaction)),
             )
             .map_err(|e| CommandError::Invalid(format!("upstream {}: {e}", upstream.name)))?;
             match runtime.list_tools().await {
@@ -320,6 +321,7 @@ pub async fn audit_export(config_path: &Path, request: ExportRequest) -> Result<
         upstream: request.upstream,
         tool: request.tool,
         agent: request.agent,
+        ..crate::store::AuditFilter::default()
     };
     let config = Config::load(config_path)?;
     let store = Store::open(&config.database).await?;

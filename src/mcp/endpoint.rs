@@ -540,16 +540,22 @@ impl Call<'_> {
             .to_owned();
         let mut tool = None;
         let mut slot = None;
+        let mut trail = None;
         if method == "tools/call" {
-            match tools_call::gate(self.app, self.upstream, self.rate_key, self.stateless, &msg)
-                .await
-            {
+            let caller = tools_call::Caller {
+                agent: self.agent,
+                rate_key: self.rate_key,
+                stateless: self.stateless,
+            };
+            match tools_call::gate(self.app, self.upstream, &caller, &msg).await {
                 Gate::Forward {
                     tool: name,
                     slot: s,
+                    trail: t,
                 } => {
                     tool = Some(name);
                     slot = s;
+                    trail = Some(t);
                 }
                 Gate::Park { tool, rule } => {
                     let call = ParkedCall {
@@ -575,6 +581,9 @@ impl Call<'_> {
             Err(e) => {
                 if let Some(slot) = slot {
                     slot.release();
+                }
+                if let Some(mut trail) = trail {
+                    trail.failed(&e.to_string(), false);
                 }
                 if let Some(tool) = &tool {
                     self.app.metrics.tool_call(
@@ -604,6 +613,7 @@ impl Call<'_> {
             original_id,
             metrics: self.app.metrics.clone(),
             slot,
+            trail,
             started,
             cancel_on_close: self.stateless.then(|| (self.conn.clone(), upstream_id)),
             overflow: self.overflow,

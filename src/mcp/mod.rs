@@ -8,6 +8,7 @@ mod parked;
 mod reply;
 pub mod session;
 mod tools_call;
+mod trail;
 
 use axum::Router;
 use axum::routing::post;

@@ -380,6 +380,7 @@ async fn release(mut call: ParkedCall, parked: Parked, row: &CallRow, tx: mpsc::
         original_id: call.id(),
         metrics: call.app.metrics.clone(),
         slot: None,
+        trail: None,
         started,
         cancel_on_close: call.stateless.then(|| (call.conn.clone(), upstream_id)),
         overflow: call.overflow.clone(),
@@ -414,7 +415,7 @@ async fn release(mut call: ParkedCall, parked: Parked, row: &CallRow, tx: mpsc::
             .await;
             return;
         };
-        let outcome = outcome_of(&item);
+        let outcome = outcome_of(&item, started);
         let (msg, last) = forwarded.render(item);
         // The agent gets its answer first; recording the outcome is not on its path.
         if listening {
@@ -430,27 +431,21 @@ async fn release(mut call: ParkedCall, parked: Parked, row: &CallRow, tx: mpsc::
 }
 
 /// How a reply item ends the call, if it is the final one.
-fn outcome_of(item: &Inbound) -> Option<(CallStatus, Option<ResultSummary>, String)> {
+fn outcome_of(
+    item: &Inbound,
+    started: Instant,
+) -> Option<(CallStatus, Option<ResultSummary>, String)> {
     match item {
         Inbound::Message(msg) if msg.get("method").is_none() => {
             if let Some(error) = msg.get("error") {
                 let detail = format!("the upstream answered with an error: {error}");
                 return Some((CallStatus::Failed, None, detail));
             }
-            let result = msg.get("result").cloned().unwrap_or(Value::Null);
-            let bytes = result.to_string();
-            let is_error = result.get("isError") == Some(&Value::Bool(true));
-            let summary = ResultSummary {
-                bytes: bytes.len(),
-                sha256: crate::secrets::sha256_hex(bytes.as_bytes()),
-                is_error,
-            };
-            // What the audit log keeps of a result: never the result itself.
+            let summary = ResultSummary::of(msg.get("result").unwrap_or(&Value::Null));
             let detail = format!(
-                "result of {} bytes, SHA-256 {}{}",
-                summary.bytes,
-                summary.sha256,
-                if is_error { ", isError" } else { "" }
+                "{}, {} ms",
+                summary.describe(),
+                started.elapsed().as_millis()
             );
             Some((CallStatus::Completed, Some(summary), detail))
         }

@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::tools_call::Quota;
+use super::trail::Trail;
 use crate::jsonrpc;
 use crate::metrics::{Metrics, Outcome};
 use crate::upstream::{Connection, Inbound, ReplyRx};
@@ -35,6 +36,8 @@ pub struct Forwarded {
     pub original_id: Value,
     pub metrics: Arc<Metrics>,
     pub slot: Option<Quota>,
+    /// The audit trail of a call the policy allowed (parked calls are recorded by the queue).
+    pub trail: Option<Box<Trail>>,
     pub started: Instant,
     /// Set for 2026-07-28 requests until the answer is in: closing the stream cancels the call.
     pub cancel_on_close: Option<(Connection, u64)>,
@@ -74,6 +77,9 @@ impl Forwarded {
                 if !may_have_run {
                     self.release_slot();
                 }
+                if let Some(trail) = &mut self.trail {
+                    trail.failed(&e.to_string(), may_have_run);
+                }
                 self.record(Outcome::Unavailable);
                 let id = self.original_id.clone();
                 let msg = if self.tool.is_some() {
@@ -87,6 +93,9 @@ impl Forwarded {
     }
 
     fn finish(&mut self, response: &Value) {
+        if let Some(trail) = &mut self.trail {
+            trail.answered(response);
+        }
         let outcome = if response.get("error").is_some() {
             self.release_slot();
             Outcome::Error

@@ -17,6 +17,8 @@ use crate::policy::{ApprovalRule, CallSite, Rule, Slot, Verdict};
 use crate::store::{Backend, Store};
 use crate::upstream::Upstream;
 
+use super::trail::Trail;
+
 /// A call's place within its rate limit: the local slot, and the shared one when there is one.
 pub struct Quota {
     local: Slot,
@@ -38,24 +40,32 @@ impl Quota {
 }
 
 pub enum Gate {
-    /// Forward the call; give the quota back if the upstream does not carry it out.
-    Forward { tool: String, slot: Option<Quota> },
+    /// Forward the call; give the quota back if the upstream does not carry it out. The trail
+    /// records how it ends.
+    Forward {
+        tool: String,
+        slot: Option<Quota>,
+        trail: Box<Trail>,
+    },
     /// Park the call until reviewers decide under this rule.
     Park { tool: String, rule: ApprovalRule },
     /// Answer with this message instead.
     Refuse(Value),
 }
 
-/// Judges a `tools/call` request under the upstream's current policy. `rate_key` names whose
-/// quota it counts against (the session, or the agent token for stateless clients);
-/// `stateless` says it is the token, which other instances may count against too.
-pub async fn gate(
-    app: &AppState,
-    upstream: &Upstream,
-    rate_key: &str,
-    stateless: bool,
-    msg: &Value,
-) -> Gate {
+/// Who makes a call, and where their rate limits count.
+pub struct Caller<'a> {
+    pub agent: &'a str,
+    /// Whose quota the call counts against (the session, or the agent token for stateless
+    /// clients).
+    pub rate_key: &'a str,
+    /// `rate_key` is the agent token, which other instances may count against too.
+    pub stateless: bool,
+}
+
+/// Judges a `tools/call` request under the upstream's current policy, and records the verdict
+/// in the audit log (a parked call is recorded by the queue when it is stored).
+pub async fn gate(app: &AppState, upstream: &Upstream, caller: &Caller<'_>, msg: &Value) -> Gate {
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
     let Some(tool) = msg.pointer("/params/name").and_then(Value::as_str) else {
         return Gate::Refuse(jsonrpc::error_response(
@@ -68,31 +78,31 @@ pub async fn gate(
     let call = CallSite {
         upstream: &upstream.name,
         tool,
-        agent_key: rate_key,
+        agent_key: caller.rate_key,
     };
+    let trail = || Trail::new(&app.audit, &upstream.name, tool, caller.agent, msg);
     let (outcome, text) = match policy.evaluate(&call, &app.limiter, Instant::now()) {
-        Verdict::Allow { slot: None } => {
-            return Gate::Forward {
-                tool: tool.to_owned(),
-                slot: None,
-            };
-        }
-        Verdict::Allow { slot: Some(local) } => {
-            let shared = stateless && app.store.backend() == Backend::Postgres;
-            let quota = if shared {
-                shared_quota(app, policy.rule_for(tool).rule, &call, local).await
-            } else {
-                Ok(Quota {
+        Verdict::Allow { slot } => {
+            let slot = match slot {
+                None => Ok(None),
+                Some(local) if caller.stateless && app.store.backend() == Backend::Postgres => {
+                    shared_quota(app, policy.rule_for(tool).rule, &call, local)
+                        .await
+                        .map(Some)
+                }
+                Some(local) => Ok(Some(Quota {
                     local,
                     shared: None,
-                })
+                })),
             };
-            match quota {
-                Ok(quota) => {
-                    return Gate::Forward {
-                        tool: tool.to_owned(),
-                        slot: Some(quota),
+            match slot {
+                Ok(slot) => {
+                    let why = if policy.rule_for(tool).listed {
+                        "allowed by its rule"
+                    } else {
+                        "allowed by the policy's default"
                     };
+                    return admit(app, upstream, tool, slot, trail(), why, id).await;
                 }
                 Err(message) => (Outcome::RateLimited, message),
             }
@@ -106,9 +116,48 @@ pub async fn gate(
             };
         }
     };
+    let kind = if outcome == Outcome::Denied {
+        "denied"
+    } else {
+        "rate_limited"
+    };
+    trail().refused(kind, &text);
     tracing::info!(upstream = %upstream.name, tool, outcome = ?outcome, "tool call refused");
     app.metrics.tool_call(&upstream.name, tool, outcome);
     Gate::Refuse(jsonrpc::tool_error_result(id, text))
+}
+
+/// Records that the call is allowed and lets it through; a call the audit log cannot take is
+/// refused (fail closed) and its quota given back.
+async fn admit(
+    app: &AppState,
+    upstream: &Upstream,
+    tool: &str,
+    slot: Option<Quota>,
+    mut trail: Trail,
+    why: &str,
+    id: Value,
+) -> Gate {
+    if trail.allowed(why).await.is_ok() {
+        return Gate::Forward {
+            tool: tool.to_owned(),
+            slot,
+            trail: Box::new(trail),
+        };
+    }
+    if let Some(slot) = slot {
+        slot.release();
+    }
+    tracing::error!(upstream = %upstream.name, tool, "audit log not being written; call refused");
+    app.metrics
+        .tool_call(&upstream.name, tool, Outcome::Unavailable);
+    Gate::Refuse(jsonrpc::tool_error_result(
+        id,
+        format!(
+            "Airlock cannot record the call in its audit log right now; not run ({}.{tool})",
+            upstream.name
+        ),
+    ))
 }
 
 /// Counts the call in the database too, so the agent's limit holds across instances. Refused: the

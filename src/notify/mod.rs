@@ -70,7 +70,7 @@ pub struct CallNotice<'a> {
     pub agent: &'a str,
     pub upstream: &'a str,
     pub tool: &'a str,
-    /// The real arguments; the message shows them redacted.
+    /// The arguments as people may see them (redaction rules already applied).
     pub arguments: &'a Value,
     pub args_digest: &'a str,
     pub rule: &'a RuleSnapshot,
@@ -178,8 +178,7 @@ impl CallNotice<'_> {
     }
 
     fn message(&self, decider: Option<(&str, &LinkSigner)>) -> CallMessage {
-        let mut arguments = serde_json::to_string_pretty(&crate::redact::redact(self.arguments))
-            .unwrap_or_default();
+        let mut arguments = serde_json::to_string_pretty(self.arguments).unwrap_or_default();
         let truncated = arguments.chars().count() > ARGS_PREVIEW;
         if truncated {
             arguments = arguments.chars().take(ARGS_PREVIEW).collect();

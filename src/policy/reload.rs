@@ -134,6 +134,21 @@ impl PolicyHandle {
         self.inner.path.as_deref()
     }
 
+    /// The policy in force, for the audit log: its file and the SHA-256 of the content loaded,
+    /// or the built-in default.
+    pub fn describe(&self) -> String {
+        let Some(path) = self.path() else {
+            return "the built-in default (require_approval)".to_owned();
+        };
+        match &self.watch().loaded {
+            Observation::Content(digest) => {
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{}, SHA-256 {hex}", path.display())
+            }
+            Observation::Unreadable(error) => format!("{}: {error}", path.display()),
+        }
+    }
+
     /// Whether the policy in force matches the file (for `/readyz` and the dashboard).
     pub fn status(&self) -> PolicyStatus {
         self.watch().status.clone()
@@ -194,11 +209,13 @@ impl PolicyHandle {
     }
 
     /// Polls the file every `interval` (at least 10 ms) until `shutdown` turns `true` or its
-    /// sender is dropped. Returns at once for an upstream without a policy file.
+    /// sender is dropped, telling `report` of every change applied, refused or undone. Returns at
+    /// once for an upstream without a policy file.
     pub fn spawn_watcher(
         self,
         interval: Duration,
         mut shutdown: watch::Receiver<bool>,
+        report: impl Fn(&Self, &ReloadOutcome) + Send + 'static,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
             if self.inner.path.is_none() {
@@ -213,10 +230,10 @@ impl PolicyHandle {
                 tokio::select! {
                     _ = ticks.tick() => {
                         let handle = self.clone();
-                        if let Err(error) =
-                            tokio::task::spawn_blocking(move || handle.reload_if_changed()).await
-                        {
-                            tracing::error!(%error, "policy reload task failed");
+                        match tokio::task::spawn_blocking(move || handle.reload_if_changed()).await {
+                            Ok(ReloadOutcome::Unchanged | ReloadOutcome::Settling) => {}
+                            Ok(outcome) => report(&self, &outcome),
+                            Err(error) => tracing::error!(%error, "policy reload task failed"),
                         }
                     }
                     changed = shutdown.changed() => {
@@ -422,7 +439,7 @@ mod tests {
         let (stop, stopped) = watch::channel(false);
         let watcher = handle
             .clone()
-            .spawn_watcher(Duration::from_millis(10), stopped);
+            .spawn_watcher(Duration::from_millis(10), stopped, |_, _| {});
 
         write(&path, BETTER);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

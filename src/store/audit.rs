@@ -107,23 +107,37 @@ impl Store {
     }
 }
 
-/// What an audit export selects; `None` fields do not filter. Times are stored-time text.
+/// What an audit search or export selects; `None` fields do not filter. Times are stored-time
+/// text.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub since: Option<String>,
     pub until: Option<String>,
     pub upstream: Option<String>,
     pub tool: Option<String>,
-    /// Events of calls made by this agent.
+    /// Events of calls made by this agent (whoever recorded them).
     pub agent: Option<String>,
+    /// Events of this kind (`allowed`, `denied`, `approved`, `sign_in`, ...).
+    pub kind: Option<String>,
+    /// Events recorded by this actor (a reviewer's email, `cli`, `system`, `agent:NAME`).
+    pub actor: Option<String>,
+}
+
+/// Which way a page of events runs from its starting number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOrder {
+    /// Oldest first, numbered above the start.
+    After(i64),
+    /// Newest first, numbered below the start.
+    Before(i64),
 }
 
 impl Store {
-    /// Up to `limit` events matching `filter` numbered above `after`, in order.
+    /// Up to `limit` events matching `filter`, from `order`'s start in its direction.
     pub async fn audit_page(
         &self,
         filter: &AuditFilter,
-        after: i64,
+        order: AuditOrder,
         limit: u32,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         let mut binds: Vec<String> = Vec::new();
@@ -131,32 +145,38 @@ impl Store {
             binds.push(value.to_owned());
             format!("${}", binds.len() + 1)
         };
-        let mut conditions = vec!["seq > $1".to_owned()];
-        if let Some(since) = &filter.since {
-            conditions.push(format!("at >= {}", param(since)));
-        }
-        if let Some(until) = &filter.until {
-            conditions.push(format!("at < {}", param(until)));
-        }
-        if let Some(upstream) = &filter.upstream {
-            conditions.push(format!("upstream = {}", param(upstream)));
-        }
-        if let Some(tool) = &filter.tool {
-            conditions.push(format!("tool = {}", param(tool)));
+        let (start, start_at, direction) = match order {
+            AuditOrder::After(seq) => ("seq > $1", seq, "ASC"),
+            AuditOrder::Before(seq) => ("seq < $1", seq, "DESC"),
+        };
+        let mut conditions = vec![start.to_owned()];
+        let columns = [
+            ("at >=", &filter.since),
+            ("at <", &filter.until),
+            ("upstream =", &filter.upstream),
+            ("tool =", &filter.tool),
+            ("kind =", &filter.kind),
+            ("actor =", &filter.actor),
+        ];
+        for (test, value) in columns {
+            if let Some(value) = value {
+                conditions.push(format!("{test} {}", param(value)));
+            }
         }
         if let Some(agent) = &filter.agent {
             conditions.push(format!(
-                "call_id IN (SELECT id FROM tool_calls WHERE agent = {})",
-                param(agent)
+                "call_id IN (SELECT call_id FROM audit_events WHERE actor = {} \
+                 AND call_id IS NOT NULL)",
+                param(&format!("agent:{agent}"))
             ));
         }
         let limit_param = format!("${}", binds.len() + 2);
         let sql = format!(
             "SELECT seq, at, kind, actor, via, upstream, tool, call_id, args_digest, detail, \
-             prev_hash, hash FROM audit_events WHERE {} ORDER BY seq LIMIT {limit_param}",
+             prev_hash, hash FROM audit_events WHERE {} ORDER BY seq {direction} LIMIT {limit_param}",
             conditions.join(" AND ")
         );
-        let mut rows = sqlx::query_as::<_, AuditEvent>(sqlx::AssertSqlSafe(sql)).bind(after);
+        let mut rows = sqlx::query_as::<_, AuditEvent>(sqlx::AssertSqlSafe(sql)).bind(start_at);
         for value in binds {
             rows = rows.bind(value);
         }
@@ -169,8 +189,15 @@ impl Store {
     /// Appends an event that belongs to no call change (a sign-in, a user or token change, a
     /// policy reload), in a transaction of its own.
     pub async fn audit(&self, event: &NewAuditEvent<'_>) -> Result<(), StoreError> {
+        self.audit_many(std::slice::from_ref(event)).await
+    }
+
+    /// Appends `events` in order, all or none, in one transaction.
+    pub async fn audit_many(&self, events: &[NewAuditEvent<'_>]) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        append_audit(&mut tx, event).await?;
+        for event in events {
+            append_audit(&mut tx, event).await?;
+        }
         tx.commit().await.map_err(query("commit"))
     }
 }

@@ -17,6 +17,9 @@ pub struct NewCall<'a> {
     pub agent_session: &'a str,
     pub instance_id: &'a str,
     pub args_json: &'a str,
+    /// The arguments with the redaction rules applied: what people see, and all that is kept
+    /// once the call is over.
+    pub args_shown: &'a str,
     pub args_sha256: &'a str,
     pub rule_json: &'a str,
     pub approvals_needed: u32,
@@ -47,9 +50,21 @@ pub struct CallRow {
     pub result_sha256: Option<String>,
     /// 1 when the upstream's result had `isError: true`.
     pub result_is_error: Option<i64>,
+    /// See [`NewCall::args_shown`]; `None` for calls stored before it existed.
+    pub args_shown: Option<String>,
 }
 
 impl CallRow {
+    /// The arguments as people may see them: secret fields masked.
+    pub fn shown_arguments(&self) -> serde_json::Value {
+        match &self.args_shown {
+            Some(shown) => serde_json::from_str(shown).unwrap_or(serde_json::Value::Null),
+            None => serde_json::from_str(&self.args_json).map_or(serde_json::Value::Null, |args| {
+                crate::redact::Redactor::built_in().redact(&args)
+            }),
+        }
+    }
+
     /// The call's status; a value the code does not know (a hand-edited row) reads as abandoned,
     /// which is final: such a call is never forwarded.
     pub fn status(&self) -> CallStatus {
@@ -126,14 +141,36 @@ pub struct ResultSummary {
     pub is_error: bool,
 }
 
+impl ResultSummary {
+    /// The size and digest of a `tools/call` result (its JSON text), and its `isError`.
+    pub fn of(result: &serde_json::Value) -> Self {
+        let bytes = result.to_string();
+        Self {
+            bytes: bytes.len(),
+            sha256: crate::secrets::sha256_hex(bytes.as_bytes()),
+            is_error: result.get("isError") == Some(&serde_json::Value::Bool(true)),
+        }
+    }
+
+    /// What the audit log keeps of a result: never the result itself.
+    pub fn describe(&self) -> String {
+        format!(
+            "result of {} bytes, SHA-256 {}{}",
+            self.bytes,
+            self.sha256,
+            if self.is_error { ", isError" } else { "" }
+        )
+    }
+}
+
 /// `SELECT <every column of CallRow> FROM tool_calls <rest>`, as one literal string.
 macro_rules! select_calls {
     ($rest:literal) => {
         concat!(
             "SELECT id, upstream, tool, agent, agent_session, instance_id, args_json, \
              args_sha256, rule_json, approvals_needed, status, created_at, expires_at, decided_at, \
-             decided_by, reason, finished_at, result_bytes, result_sha256, result_is_error \
-             FROM tool_calls ",
+             decided_by, reason, finished_at, result_bytes, result_sha256, result_is_error, \
+             args_shown FROM tool_calls ",
             $rest
         )
     };
@@ -155,8 +192,8 @@ impl Store {
         let created = timestamp(call.created_at);
         sqlx::query(
             "INSERT INTO tool_calls (id, upstream, tool, agent, agent_session, instance_id, \
-             args_json, args_sha256, rule_json, approvals_needed, status, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             args_json, args_sha256, rule_json, approvals_needed, status, created_at, expires_at, \
+             args_shown) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(call.id)
         .bind(call.upstream)
@@ -171,6 +208,7 @@ impl Store {
         .bind(CallStatus::Pending.as_str())
         .bind(&created)
         .bind(timestamp(call.expires_at))
+        .bind(call.args_shown)
         .execute(&mut *tx)
         .await
         .map_err(query("insert call"))?;
@@ -268,7 +306,7 @@ impl Store {
                 .replace('%', "\\%")
                 .replace('_', "\\_");
             conditions.push(format!(
-                "args_json LIKE {} ESCAPE '\\'",
+                "COALESCE(args_shown, args_json) LIKE {} ESCAPE '\\'",
                 param(format!("%{escaped}%"))
             ));
         }
@@ -588,6 +626,16 @@ async fn insert_event(
     .execute(&mut **tx)
     .await
     .map_err(query("insert call event"))?;
+    // A call that is over keeps only the masked copy of its arguments (and their digest).
+    if CallStatus::parse(kind).is_some_and(|status| !status.is_open()) {
+        sqlx::query(
+            "UPDATE tool_calls SET args_json = args_shown WHERE id = $1 AND args_shown IS NOT NULL",
+        )
+        .bind(call_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(query("scrub the arguments of a call that is over"))?;
+    }
     // The same change, in the hash-chained audit log; if that write fails, so does the change.
     let (upstream, tool, digest): (String, String, String) =
         sqlx::query_as("SELECT upstream, tool, args_sha256 FROM tool_calls WHERE id = $1")

@@ -26,7 +26,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{Executor, Transaction};
 
 pub use agents::Agent;
-pub use audit::{AuditFilter, NewAuditEvent};
+pub use audit::{AuditFilter, AuditOrder, NewAuditEvent};
 pub use calls::{Actor, ApprovalRow, CallFilter, CallRow, EventRow, NewCall, ResultSummary, Vote};
 pub use instances::{Holder, InstanceRow};
 pub use links::Followup;
@@ -135,9 +135,14 @@ impl Store {
                 let pool = options
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            conn.execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
-                                .await
-                                .map(|_| ())
+                            conn.execute(
+                                // secure_delete: freed space is zeroed, so a call's scrubbed
+                                // arguments do not linger in the file (see `redact`).
+                                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                                 PRAGMA secure_delete = ON;",
+                            )
+                            .await
+                            .map(|_| ())
                         })
                     })
                     .connect(&sqlite_url(&config.url))

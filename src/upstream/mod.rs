@@ -37,6 +37,8 @@ enum Transport {
     Stdio {
         argv: Vec<String>,
         env: std::collections::BTreeMap<String, String>,
+        /// Masks secrets in the lines the child writes to stderr before they are logged.
+        redactor: Arc<crate::redact::Redactor>,
     },
     Http {
         url: url::Url,
@@ -62,11 +64,13 @@ impl Upstream {
         policy: PolicyHandle,
         http_client: reqwest::Client,
         shutdown: CancellationToken,
+        redactor: Arc<crate::redact::Redactor>,
     ) -> Result<Arc<Self>, url::ParseError> {
         let transport = match (&config.command, &config.url) {
             (Some(argv), _) => Transport::Stdio {
                 argv: argv.clone(),
                 env: config.env.clone(),
+                redactor,
             },
             (None, url) => Transport::Http {
                 url: url::Url::parse(url.as_deref().unwrap_or_default())?,
@@ -139,7 +143,11 @@ impl Upstream {
 
     fn open(&self, init_params: Value, stop: CancellationToken) -> Connection {
         match &self.transport {
-            Transport::Stdio { argv, env } => {
+            Transport::Stdio {
+                argv,
+                env,
+                redactor,
+            } => {
                 let conn = Connection::new(
                     self.name.clone(),
                     init_params,
@@ -149,6 +157,7 @@ impl Upstream {
                 let spec = stdio::ChildSpec {
                     argv: argv.clone(),
                     env: env.clone(),
+                    redactor: redactor.clone(),
                 };
                 tokio::spawn(stdio::supervise(conn.0.clone(), spec));
                 conn

@@ -2,7 +2,8 @@
 //!
 //! The supervisor spawns the child, runs the handshake, and waits for it to exit; then it fails the
 //! calls in flight (their agents get a clear error), waits with exponential backoff, and starts it
-//! again. The child's stderr goes into Airlock's log, one line per event, never to the agent.
+//! again. The child's stderr goes into Airlock's log (secret-looking words masked), one line per
+//! event, never to the agent.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -40,6 +41,7 @@ const STDIN_QUEUE: usize = 256;
 pub(super) struct ChildSpec {
     pub argv: Vec<String>,
     pub env: BTreeMap<String, String>,
+    pub redactor: Arc<crate::redact::Redactor>,
 }
 
 impl StdioWire {
@@ -136,7 +138,11 @@ async fn run_once(shared: &Arc<Shared>, spec: &ChildSpec) -> String {
             let _ = reader_ended.send(());
         }
     });
-    tokio::spawn(log_stderr(shared.upstream.clone(), stderr));
+    tokio::spawn(log_stderr(
+        shared.upstream.clone(),
+        stderr,
+        spec.redactor.clone(),
+    ));
     tracing::info!(upstream = %shared.upstream, pid = child.id(), "upstream child started");
 
     let cause = tokio::select! {
@@ -224,9 +230,14 @@ async fn read_stdout(shared: Arc<Shared>, stdout: ChildStdout) {
     }
 }
 
-async fn log_stderr(upstream: Arc<str>, stderr: tokio::process::ChildStderr) {
+async fn log_stderr(
+    upstream: Arc<str>,
+    stderr: tokio::process::ChildStderr,
+    redactor: Arc<crate::redact::Redactor>,
+) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        let line = redactor.redact_text(&line);
         tracing::info!(target: "airlock::upstream::stderr", upstream = %upstream, "{line}");
     }
 }

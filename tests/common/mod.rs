@@ -606,6 +606,27 @@ impl Reviewer {
     }
 }
 
+/// `airlock ARGS` run in `dir` (where its `airlock.toml` is), quietly.
+pub fn run_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(AIRLOCK)
+        .args(args)
+        .current_dir(dir)
+        .env("AIRLOCK_LOG", "warn")
+        .output()
+        .expect("run airlock")
+}
+
+pub fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `airlock pending --json` in `dir`.
+pub fn pending_in(dir: &Path) -> Vec<Value> {
+    let listed = run_in(dir, &["pending", "--json"]);
+    assert!(listed.status.success());
+    serde_json::from_slice(&listed.stdout).expect("a JSON array")
+}
+
 /// `airlock serve` run as its own process in `dir` (for crashes and restarts), and the address it listens on.
 pub struct Server {
     child: std::process::Child,
@@ -616,10 +637,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Path) -> Self {
+        Self::start_logging(dir, "info")
+    }
+
+    /// Started with `AIRLOCK_LOG=level`.
+    pub fn start_logging(dir: &Path, level: &str) -> Self {
         let mut child = std::process::Command::new(AIRLOCK)
             .arg("serve")
             .current_dir(dir)
-            .env("AIRLOCK_LOG", "info")
+            .env("AIRLOCK_LOG", level)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
