@@ -40,6 +40,8 @@ pub enum StartupError {
     Mail(#[from] crate::notify::worker::MailError),
     #[error(transparent)]
     LinkKey(#[from] crate::notify::links::LinkKeyError),
+    #[error("[audit] signing_key_file: {0}")]
+    AuditKey(#[from] crate::audit::checkpoint::KeyError),
     #[error("upstream {upstream}: {source}")]
     Policy {
         upstream: String,
@@ -82,6 +84,8 @@ pub struct AppState {
     pub passwords: Arc<crate::web::passwords::PasswordWork>,
     /// Appends the audit events of calls the policy decided alone, in batches.
     pub audit: crate::audit::AuditWriter,
+    /// Signs the checkpoint that ends an audit export (`[audit] signing_key_file`).
+    pub audit_key: Option<Arc<crate::audit::SigningKey>>,
     pub shutdown: CancellationToken,
 }
 
@@ -111,6 +115,10 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let audit_key = match &config.audit.signing_key_file {
+            Some(path) => Some(Arc::new(crate::audit::SigningKey::load(path)?)),
+            None => None,
+        };
         let store = Store::open(&config.database).await?;
         let shutdown = CancellationToken::new();
         // Upstreams outlive the shutdown signal by the grace period, so calls in flight can finish.
@@ -191,6 +199,7 @@ impl Application {
             feed: Arc::default(),
             passwords: Arc::default(),
             audit,
+            audit_key,
             config,
             store,
             upstreams,
@@ -323,6 +332,11 @@ fn spawn_workers(state: &AppState) {
     state.feed.clone().spawn_watcher(
         state.store.clone(),
         state.approvals.changed.clone(),
+        state.shutdown.clone(),
+    );
+    crate::audit::retention::spawn(
+        state.store.clone(),
+        state.config.audit.retain_days,
         state.shutdown.clone(),
     );
     let reaper = state.clone();

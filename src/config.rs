@@ -50,6 +50,8 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     #[serde(default)]
     pub redaction: crate::redact::RedactionConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Reviewer groups, usable in a rule's `reviewers`.
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
@@ -94,6 +96,18 @@ impl Default for ServerConfig {
             instance_timeout: 15,
         }
     }
+}
+
+/// `[audit]`: how long the audit log keeps events, and the key its exports are signed with.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Days an event is kept; older ones are removed hourly, the chain still verifiable from the
+    /// last removed event's hash. 0 (the default) keeps everything.
+    pub retain_days: u32,
+    /// A file holding an Ed25519 seed in hex (`airlock audit keygen` makes one): JSON-lines
+    /// exports end with a checkpoint signed with it.
+    pub signing_key_file: Option<PathBuf>,
 }
 
 /// The reviewers' browser sessions and sign-in throttling.
@@ -293,6 +307,11 @@ impl Config {
     }
 
     fn resolve_paths(&mut self, dir: &Path) {
+        if let Some(file) = &self.audit.signing_key_file
+            && file.is_relative()
+        {
+            self.audit.signing_key_file = Some(dir.join(file));
+        }
         if let Some(email) = &mut self.email
             && let Some(file) = &email.password_file
             && file.is_relative()

@@ -122,8 +122,21 @@ enum TokenCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the hash chain; exit 1 naming the first event that was edited, deleted, inserted or
-    /// reordered.
-    Verify,
+    /// reordered. With --file, check an exported JSON-lines file instead, without the database.
+    Verify {
+        /// An export (`audit export --format jsonl`) to check offline.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The hex Ed25519 public key the export's checkpoint must be signed with.
+        #[arg(long, requires = "file")]
+        public_key: Option<String>,
+        /// The export was filtered: check each event's own hash, not that none is missing.
+        #[arg(long, requires = "file")]
+        partial: bool,
+    },
+    /// Make an Ed25519 key for signing exports: the key (hex) on stdout, its public key on
+    /// stderr. Save it to the file `[audit] signing_key_file` names.
+    Keygen,
     /// Write the audit log to stdout, oldest first, streamed (flat memory at any size).
     Export {
         /// jsonl (one JSON object per line) or csv.
@@ -265,9 +278,31 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             Ok(())
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command: AuditCommand::Verify { file: None, .. },
         } => {
             print!("{}", commands::audit_verify(&cli.config).await?);
+            Ok(())
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    file: Some(file),
+                    public_key,
+                    partial,
+                },
+        } => {
+            print!(
+                "{}",
+                commands::audit_verify_file(&file, public_key.as_deref(), partial)?
+            );
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Keygen,
+        } => {
+            let (seed, public_key) = commands::audit_keygen()?;
+            println!("{seed}");
+            eprintln!("public key: {public_key}");
             Ok(())
         }
         Command::Audit {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{TestApp, result_of, text};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// (kind, actor, via) of each audit event of call `id`.
 async fn trail(app: &TestApp, id: &str) -> Vec<(String, String, String)> {
@@ -48,6 +48,14 @@ async fn assert_broken_by(app: &TestApp, sql: &[&'static str], why: &str) {
     let (intact, said) = verify(app).await;
     assert!(!intact, "{said}");
     assert!(said.contains(why), "{said}");
+}
+
+/// How many events a JSON-lines export printed (its closing checkpoint line aside).
+fn event_lines(output: &std::process::Output) -> usize {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("{\"checkpoint\""))
+        .count()
 }
 
 async fn verify(app: &TestApp) -> (bool, String) {
@@ -129,7 +137,11 @@ async fn each_outcome_of_a_parked_call_is_in_the_chain_in_order_with_its_actors(
 /// An app whose audit log holds its policy (event 1), a parked call that was rejected (events 2
 /// and 3) and another that was rejected (4 and 5).
 async fn app_with_four_events() -> TestApp {
-    let app = TestApp::spawn().await;
+    app_with_four_events_in(common::Setup::default()).await
+}
+
+async fn app_with_four_events_in(setup: common::Setup) -> TestApp {
+    let app = TestApp::spawn_with(setup).await;
     let alice = app.reviewer("alice@example.org", "approver").await;
     let agent = app.agent().await;
     for reason in ["first", "second"] {
@@ -213,11 +225,21 @@ async fn the_export_streams_the_log_as_json_lines_or_csv_and_can_be_checked_with
         "{}",
         String::from_utf8_lossy(&jsonl.stderr)
     );
-    let events: Vec<airlock::audit::AuditEvent> = String::from_utf8_lossy(&jsonl.stdout)
+    let stdout = String::from_utf8_lossy(&jsonl.stdout).into_owned();
+    let (events, checkpoint) = stdout.trim_end().rsplit_once('\n').expect("lines");
+    let events: Vec<airlock::audit::AuditEvent> = events
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON event"))
         .collect();
     assert_eq!(events.len(), 5);
+    let checkpoint: Value = serde_json::from_str(checkpoint).expect("the checkpoint line");
+    assert_eq!(checkpoint["checkpoint"]["seq"], 5);
+    assert_eq!(checkpoint["checkpoint"]["hash"], events[4].hash.as_str());
+    assert_eq!(
+        checkpoint["checkpoint"]["signature"],
+        Value::Null,
+        "no key configured"
+    );
     // A third party holding only the file re-computes every link.
     let mut previous = airlock::audit::GENESIS.to_owned();
     for (i, event) in events.iter().enumerate() {
@@ -248,11 +270,7 @@ async fn the_export_streams_the_log_as_json_lines_or_csv_and_can_be_checked_with
         line.extend(&args);
         let output = app.cli(&line).await;
         assert!(output.status.success(), "{args:?}");
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout).lines().count(),
-            expected,
-            "{args:?}"
-        );
+        assert_eq!(event_lines(&output), expected, "{args:?}");
     }
     let bad = app.cli(&["audit", "export", "--format", "xml"]).await;
     assert_eq!(bad.status.code(), Some(1));
@@ -470,7 +488,7 @@ async fn calls_the_policy_decides_alone_are_in_the_chain_with_how_they_ended() {
 
     let by_agent = app.cli(&["audit", "export", "--agent", "test-agent"]).await;
     assert_eq!(
-        String::from_utf8_lossy(&by_agent.stdout).lines().count(),
+        event_lines(&by_agent),
         events.len(),
         "the agent's calls, including the outcomes the system recorded"
     );
@@ -648,4 +666,189 @@ async fn the_session_string_and_secret_arguments_never_reach_the_log_of_a_real_p
     let export = common::stdout(&export);
     assert!(export.contains("completed"), "{export}");
     assert!(!export.contains(&secret) && !export.contains(PASSWORD));
+}
+
+/// `airlock audit verify --file` on `lines` (written to a file), with `extra` arguments.
+fn verify_file(dir: &std::path::Path, lines: &[String], extra: &[&str]) -> (bool, String) {
+    let path = dir.join("export.jsonl");
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write the export");
+    let mut args = vec![
+        "audit",
+        "verify",
+        "--file",
+        path.to_str().unwrap_or_default(),
+    ];
+    args.extend(extra);
+    let output = common::run_in(dir, &args);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), said)
+}
+
+#[tokio::test]
+async fn a_signed_export_is_checked_offline_and_any_change_to_the_file_is_named() {
+    let keys = tempfile::tempdir().expect("a temporary directory");
+    let keygen = common::run_in(keys.path(), &["audit", "keygen"]);
+    assert!(keygen.status.success());
+    let seed = common::stdout(&keygen).trim().to_owned();
+    assert_eq!(seed.len(), 64, "the key alone on stdout: {seed}");
+    let public_key = String::from_utf8_lossy(&keygen.stderr)
+        .split("public key: ")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let key_path = keys.path().join("audit.key");
+    std::fs::write(&key_path, &seed).expect("save the key");
+    let app = app_with_four_events_in(common::Setup {
+        extra_toml: format!(
+            "[audit]\nsigning_key_file = {:?}\n",
+            key_path.display().to_string()
+        ),
+        ..common::Setup::default()
+    })
+    .await;
+    let export = app.cli(&["audit", "export"]).await;
+    assert!(export.status.success());
+    let lines: Vec<String> = common::stdout(&export).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 6, "5 events and the checkpoint");
+    let offline = keys.path();
+
+    let (ok, said) = verify_file(offline, &lines, &["--public-key", &public_key]);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("export intact: 5 events; the whole log from event 1 to the head 5"),
+        "{said}"
+    );
+
+    let mut edited = lines.clone();
+    let mut event: Value = serde_json::from_str(&edited[2]).expect("an event");
+    event["detail"] = json!("approved after all");
+    edited[2] = event.to_string();
+    let (ok, said) = verify_file(offline, &edited, &[]);
+    assert!(!ok && said.contains("audit event 3 was edited"), "{said}");
+
+    let mut deleted = lines.clone();
+    deleted.remove(2);
+    let (ok, said) = verify_file(offline, &deleted, &[]);
+    assert!(!ok && said.contains("audit event 3 is missing"), "{said}");
+
+    let mut cut = lines.clone();
+    cut.remove(4);
+    let (ok, said) = verify_file(offline, &cut, &[]);
+    assert!(!ok && said.contains("events are missing"), "{said}");
+
+    let mut moved_head = cut.clone();
+    let mut checkpoint: Value = serde_json::from_str(&moved_head[4]).expect("the checkpoint");
+    let last: Value = serde_json::from_str(&moved_head[3]).expect("an event");
+    checkpoint["checkpoint"]["seq"] = json!(4);
+    checkpoint["checkpoint"]["hash"] = last["hash"].clone();
+    moved_head[4] = checkpoint.to_string();
+    let (ok, said) = verify_file(offline, &moved_head, &[]);
+    assert!(!ok && said.contains("signature does not hold"), "{said}");
+
+    let (ok, said) = verify_file(offline, &lines, &["--public-key", &"ab".repeat(32)]);
+    assert!(!ok && said.contains("not by the key given"), "{said}");
+
+    let filtered = app
+        .cli(&["audit", "export", "--tool", "export_session"])
+        .await;
+    let filtered: Vec<String> = common::stdout(&filtered)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(filtered.len(), 5, "4 call events and the checkpoint");
+    let (ok, said) = verify_file(offline, &filtered, &[]);
+    assert!(!ok && said.contains("audit event 1 is missing"), "{said}");
+    let (ok, said) = verify_file(
+        offline,
+        &filtered,
+        &["--partial", "--public-key", &public_key],
+    );
+    assert!(ok && said.contains("gaps are not checked"), "{said}");
+}
+
+#[tokio::test]
+async fn retention_removes_old_events_and_the_rest_still_verifies() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = common::TestDatabase::new(dir.path()).await;
+    let store = airlock::store::Store::connect(&db.url)
+        .await
+        .expect("the store");
+    let now = time::OffsetDateTime::now_utc();
+    for (days_ago, kind) in [
+        (90, "old-1"),
+        (60, "old-2"),
+        (40, "old-3"),
+        (1, "recent"),
+        (0, "today"),
+    ] {
+        let at = airlock::store::timestamp(now - time::Duration::days(days_ago));
+        store
+            .audit(&airlock::store::NewAuditEvent {
+                at: &at,
+                kind,
+                actor: "system",
+                via: "system",
+                upstream: None,
+                tool: None,
+                call_id: None,
+                args_digest: None,
+                detail: None,
+            })
+            .await
+            .expect("append");
+    }
+    let third = store.audit_events_after(2, 1).await.expect("events")[0]
+        .hash
+        .clone();
+
+    let removed = airlock::audit::retention::prune_once(&store, 30)
+        .await
+        .expect("prune");
+    assert_eq!(removed, 3);
+    assert_eq!(store.audit_pruned().await.expect("start"), (3, third));
+    let kept: Vec<String> = store
+        .audit_events_after(0, 10)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kept, ["recent", "today", "pruned"]);
+    let verified = airlock::audit::verify(&store).await.expect("still intact");
+    assert_eq!(verified.events, 3);
+    assert_eq!(
+        airlock::audit::retention::prune_once(&store, 30)
+            .await
+            .expect("prune"),
+        0,
+        "nothing more is old enough"
+    );
+
+    // A whole export of what is kept verifies from where the log now starts.
+    let mut file = Vec::new();
+    airlock::audit::export::export(
+        &store,
+        airlock::store::AuditFilter::default(),
+        airlock::audit::export::Format::Jsonl,
+        Some(&airlock::audit::SigningKey::from_hex(&"42".repeat(32)).expect("a key")),
+        &mut file,
+    )
+    .await
+    .expect("export");
+    let checked = airlock::audit::verify_export(file.as_slice(), None, false).expect("intact");
+    assert_eq!((checked.events, checked.checkpoint.pruned_seq), (3, 3));
+
+    // Removing a kept event is still found.
+    db.execute("DELETE FROM audit_events WHERE seq = 4", &[])
+        .await;
+    let broken = airlock::audit::verify(&store).await.expect_err("broken");
+    assert!(
+        broken.to_string().contains("audit event 4 is missing"),
+        "{broken}"
+    );
 }

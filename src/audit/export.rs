@@ -1,10 +1,13 @@
 //! Exporting the audit log: JSON lines or CSV, filtered, oldest first, read a page at a time and
-//! written as it is read, so memory stays flat however long the log is. Each event carries its
-//! `prev_hash` and `hash`, so an export can be checked link by link without the database.
+//! written as it is read, so memory stays flat however long the log is (`benches/audit_export.rs`
+//! measures it). Each event carries its `prev_hash` and `hash`, and a JSON-lines export ends with a
+//! (signed) checkpoint of the head, so a whole export can be checked without the database
+//! ([`super::verify_export`]).
 
 use std::io::Write;
 
 use super::AuditEvent;
+use super::checkpoint::{Checkpoint, CheckpointLine, SigningKey};
 use crate::store::{AuditFilter, AuditOrder, Store, StoreError};
 
 /// Events read per query.
@@ -50,36 +53,105 @@ pub enum ExportError {
     Write(#[from] std::io::Error),
 }
 
-/// Writes every event matching `filter` to `out`; returns how many.
-pub async fn export(
-    store: &Store,
-    filter: &AuditFilter,
+/// An export in progress: [`Exporter::next_chunk`] reads the next page and renders it. The
+/// events are those up to the chain's head when the export started; a JSON-lines export ends with
+/// a [`CheckpointLine`] for that head (signed when a key is given).
+pub struct Exporter {
+    store: Store,
+    filter: AuditFilter,
     format: Format,
-    out: &mut impl Write,
-) -> Result<u64, ExportError> {
-    if format == Format::Csv {
-        writeln!(out, "{}", COLUMNS.join(","))?;
+    after: i64,
+    /// The head the export stops at; taken when it starts.
+    checkpoint: Option<Checkpoint>,
+    started: bool,
+}
+
+impl Exporter {
+    pub async fn start(
+        store: &Store,
+        filter: AuditFilter,
+        format: Format,
+        key: Option<&SigningKey>,
+    ) -> Result<Self, ExportError> {
+        let head = store.audit_head().await?;
+        let (pruned_seq, pruned_hash) = store.audit_pruned().await?;
+        let mut checkpoint = Checkpoint {
+            seq: head.0,
+            hash: head.1,
+            pruned_seq,
+            pruned_hash,
+            at: crate::store::timestamp(time::OffsetDateTime::now_utc()),
+            public_key: None,
+            signature: None,
+        };
+        if let Some(key) = key {
+            key.sign(&mut checkpoint);
+        }
+        Ok(Self {
+            store: store.clone(),
+            filter: AuditFilter {
+                max_seq: Some(checkpoint.seq),
+                ..filter
+            },
+            format,
+            after: 0,
+            checkpoint: Some(checkpoint),
+            started: false,
+        })
     }
-    let mut after = 0;
-    let mut written = 0;
-    loop {
-        let page = store
-            .audit_page(filter, AuditOrder::After(after), PAGE)
+
+    /// The next piece of the file, or `None` at its end.
+    pub async fn next_chunk(&mut self) -> Result<Option<(Vec<u8>, usize)>, ExportError> {
+        let mut out = Vec::new();
+        if !std::mem::replace(&mut self.started, true) && self.format == Format::Csv {
+            writeln!(out, "{}", COLUMNS.join(","))?;
+        }
+        if self.after < 0 {
+            return Ok(None);
+        }
+        let page = self
+            .store
+            .audit_page(&self.filter, AuditOrder::After(self.after), PAGE)
             .await?;
         for event in &page {
-            match format {
+            match self.format {
                 Format::Jsonl => {
-                    serde_json::to_writer(&mut *out, event).map_err(std::io::Error::other)?;
+                    serde_json::to_writer(&mut out, event).map_err(std::io::Error::other)?;
                     writeln!(out)?;
                 }
                 Format::Csv => writeln!(out, "{}", csv_row(event))?,
             }
-            written += 1;
         }
         match page.last() {
-            Some(last) if page.len() == PAGE as usize => after = last.seq,
-            _ => break,
+            Some(last) if page.len() == PAGE as usize => self.after = last.seq,
+            _ => {
+                // The end: nothing more to read; JSON lines close with the checkpoint.
+                self.after = -1;
+                if let (Format::Jsonl, Some(checkpoint)) = (self.format, self.checkpoint.take()) {
+                    serde_json::to_writer(&mut out, &CheckpointLine { checkpoint })
+                        .map_err(std::io::Error::other)?;
+                    writeln!(out)?;
+                }
+            }
         }
+        Ok(Some((out, page.len())))
+    }
+}
+
+/// Writes every event matching `filter` to `out`, then (JSON lines) the checkpoint; returns how
+/// many events.
+pub async fn export(
+    store: &Store,
+    filter: AuditFilter,
+    format: Format,
+    key: Option<&SigningKey>,
+    out: &mut impl Write,
+) -> Result<u64, ExportError> {
+    let mut exporter = Exporter::start(store, filter, format, key).await?;
+    let mut written = 0;
+    while let Some((chunk, events)) = exporter.next_chunk().await? {
+        out.write_all(&chunk)?;
+        written += events as u64;
     }
     out.flush()?;
     Ok(written)

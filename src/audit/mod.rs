@@ -21,12 +21,17 @@
 //! one before), or cut off at the end (the stored head).
 
 mod chain;
+pub mod checkpoint;
 pub mod export;
+pub mod retention;
 mod verify;
 pub mod writer;
 
 pub use chain::{AuditEvent, GENESIS, event_hash};
-pub use verify::{Broken, Verified, VerifyError, verify};
+pub use checkpoint::{Checkpoint, SigningKey};
+pub use verify::{
+    Broken, ExportFault, Verified, VerifiedExport, VerifyError, verify, verify_export,
+};
 pub use writer::{AuditWriter, Entry, NotRecorded};
 
 use crate::store::{NewAuditEvent, Store, StoreError};

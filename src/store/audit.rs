@@ -105,6 +105,81 @@ impl Store {
             .await
             .map_err(query("read the audit head"))
     }
+
+    /// The number and hash of the last event removed by retention (0 and the genesis hash when
+    /// none was): the first kept event follows it.
+    pub async fn audit_pruned(&self) -> Result<(i64, String), StoreError> {
+        sqlx::query_as("SELECT pruned_seq, pruned_hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query("read where the audit log starts"))
+    }
+
+    /// Removes the events recorded before `cutoff` (stored-time text) and keeps the number and
+    /// hash of the last one removed, so the rest still verifies; the removal is itself recorded
+    /// (`pruned`). Returns how many events went, if any did.
+    pub async fn audit_prune(&self, cutoff: &str, why: &str) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // Events are numbered in the order they were appended; their times are when they
+        // happened, a little earlier for batched ones. Everything before the first event at or
+        // after the cutoff goes.
+        let (head,): (i64,) =
+            sqlx::query_as("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(query("lock the audit head"))?;
+        let (first_kept,): (Option<i64>,) =
+            sqlx::query_as("SELECT MIN(seq) FROM audit_events WHERE at >= $1")
+                .bind(cutoff)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(query("find the first audit event to keep"))?;
+        let last_removed = first_kept.map_or(head, |seq| seq - 1);
+        let (pruned,): (i64,) = sqlx::query_as("SELECT pruned_seq FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(query("read where the audit log starts"))?;
+        if last_removed <= pruned {
+            return Ok(None);
+        }
+        let (hash,): (String,) = sqlx::query_as("SELECT hash FROM audit_events WHERE seq = $1")
+            .bind(last_removed)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(query("read the last audit event to remove"))?;
+        sqlx::query("DELETE FROM audit_events WHERE seq <= $1")
+            .bind(last_removed)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("remove old audit events"))?;
+        sqlx::query("UPDATE audit_head SET pruned_seq = $1, pruned_hash = $2 WHERE id = 1")
+            .bind(last_removed)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("keep the last removed audit event"))?;
+        let detail = format!(
+            "events {} to {last_removed} removed ({why}); the last removed had hash {hash}",
+            pruned + 1
+        );
+        append_audit(
+            &mut tx,
+            &NewAuditEvent {
+                at: &crate::store::timestamp(time::OffsetDateTime::now_utc()),
+                kind: "pruned",
+                actor: "system",
+                via: "system",
+                upstream: None,
+                tool: None,
+                call_id: None,
+                args_digest: None,
+                detail: Some(&detail),
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(Some(last_removed - pruned))
+    }
 }
 
 /// What an audit search or export selects; `None` fields do not filter. Times are stored-time
@@ -121,6 +196,8 @@ pub struct AuditFilter {
     pub kind: Option<String>,
     /// Events recorded by this actor (a reviewer's email, `cli`, `system`, `agent:NAME`).
     pub actor: Option<String>,
+    /// Events numbered up to this one (an export stops at the head it started with).
+    pub max_seq: Option<i64>,
 }
 
 /// Which way a page of events runs from its starting number.
@@ -162,6 +239,12 @@ impl Store {
             if let Some(value) = value {
                 conditions.push(format!("{test} {}", param(value)));
             }
+        }
+        if let Some(max_seq) = filter.max_seq {
+            conditions.push(format!(
+                "seq <= CAST({} AS BIGINT)",
+                param(&max_seq.to_string())
+            ));
         }
         if let Some(agent) = &filter.agent {
             conditions.push(format!(

@@ -206,6 +206,18 @@ impl Store {
     /// Starts a transaction that writes. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so two writers queue up instead of both reading and then failing to upgrade;
     /// on PostgreSQL the queries lock the rows they change (`FOR UPDATE`).
+    /// SQLite: copies the write-ahead log into the database file and empties it, so no old page
+    /// versions stay in it. (Nothing to do on PostgreSQL.)
+    pub async fn truncate_wal(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
+                .map_err(query("checkpoint the WAL"))?;
+        }
+        Ok(())
+    }
+
     async fn begin_write(&self) -> Result<Tx, StoreError> {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
