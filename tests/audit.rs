@@ -852,3 +852,73 @@ async fn retention_removes_old_events_and_the_rest_still_verifies() {
         "{broken}"
     );
 }
+
+#[tokio::test]
+async fn the_dashboard_lists_filters_and_downloads_the_audit_log() {
+    let app = TestApp::spawn().await;
+    let agent = app.agent().await;
+    assert!(!common::is_error(&agent.call("get_chats", json!({})).await));
+    let hostile = "<script>alert(1)</script>";
+    assert!(common::is_error(&agent.call(hostile, json!({})).await));
+    wait_events(&app, 3).await;
+    let mut viewer = app.signed_in("vera@example.org", "viewer").await;
+
+    let page = viewer.get("/history/events").await;
+    assert_eq!(page.status, 200);
+    for shown in [
+        "allowed",
+        "completed",
+        "denied",
+        "policy_loaded",
+        "agent:test-agent",
+    ] {
+        assert!(page.body.contains(shown), "{shown} on the page");
+    }
+    assert!(!page.body.contains(hostile), "the tool name is escaped");
+    assert!(
+        page.body.contains("&#60;script&#62;alert(1)"),
+        "shown as text"
+    );
+    let denied = viewer.get("/history/events?kind=denied").await;
+    assert_eq!(denied.body.matches("data-seq=").count(), 1);
+    let by_agent = viewer.get("/history/events?agent=test-agent").await;
+    assert_eq!(
+        by_agent.body.matches("data-seq=").count(),
+        3,
+        "the agent's calls"
+    );
+    assert_eq!(
+        viewer.get("/history/events?since=tomorrow").await.status,
+        400
+    );
+
+    let jsonl = viewer
+        .get("/history/events/export?kind=denied&format=jsonl")
+        .await;
+    assert_eq!(jsonl.status, 200);
+    let lines: Vec<&str> = jsonl.body.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "one event and the checkpoint: {}",
+        jsonl.body
+    );
+    assert!(lines[1].starts_with("{\"checkpoint\""));
+    let csv = viewer.get("/history/events/export?format=csv").await;
+    assert!(csv.body.starts_with("seq,at,kind,actor"));
+    assert_eq!(
+        csv.body.lines().count(),
+        6,
+        "the header, the policy, 3 call events and the viewer's sign-in"
+    );
+    assert!(
+        csv.headers[reqwest::header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap_or_default()
+            .contains("airlock-audit.csv")
+    );
+
+    let mut stranger = common::dashboard::Dashboard::new(&app.url(""));
+    let refused = stranger.get("/history/events/export").await;
+    assert_eq!(refused.status, 303, "sign in first");
+}

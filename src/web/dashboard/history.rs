@@ -48,13 +48,17 @@ pub struct HistoryQuery {
     before: String,
 }
 
-fn non_empty(text: &str) -> Option<String> {
+pub(super) fn non_empty(text: &str) -> Option<String> {
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
 }
 
 /// `YYYY-MM-DD` as the stored time of that day's start, `days_after` days later.
-fn day_start(text: &str, days_after: i64, field: &str) -> Result<Option<String>, PageError> {
+pub(super) fn day_start(
+    text: &str,
+    days_after: i64,
+    field: &str,
+) -> Result<Option<String>, PageError> {
     let Some(text) = non_empty(text) else {
         return Ok(None);
     };

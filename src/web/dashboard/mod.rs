@@ -8,6 +8,7 @@
 //! GET  /                 pending queue          GET /queue/rows       its rows, for live updates
 //! GET  /calls/{id}       one call               POST /calls/{id}/decide   approve | reject
 //! GET  /calls/{id}/status                       GET /history  GET /history/export
+//! GET  /history/events   the audit log          GET /history/events/export  (jsonl | csv)
 //! GET  /tools            upstreams' tools and rules
 //! GET  /users (admin)    POST /users/add  /users/{id}/role  /users/{id}/disable  /users/{id}/enable  /users/{id}/password
 //! GET  /outbox (admin)   GET /outbox/{id}  GET /outbox/{id}/html   queued email
@@ -15,6 +16,7 @@
 //! ```
 
 mod account;
+mod audit_log;
 mod call;
 mod history;
 mod login;
@@ -39,6 +41,8 @@ pub fn router() -> Router<AppState> {
         .route("/calls/{id}/decide", post(call::decide))
         .route("/history", get(history::page))
         .route("/history/export", get(history::export))
+        .route("/history/events", get(audit_log::page))
+        .route("/history/events/export", get(audit_log::export))
         .route("/tools", get(tools::page))
         .route("/users", get(users::page))
         .route("/users/add", post(users::add))
