@@ -127,10 +127,12 @@ enum AuditCommand {
         /// An export (`audit export --format jsonl`) to check offline.
         #[arg(long)]
         file: Option<PathBuf>,
-        /// The hex Ed25519 public key the export's checkpoint must be signed with.
+        /// The hex Ed25519 public key the export's checkpoint must be signed with (default: the
+        /// key of this config's `[audit] signing_key_file`).
         #[arg(long, requires = "file")]
         public_key: Option<String>,
-        /// The export was filtered: check each event's own hash, not that none is missing.
+        /// The export was filtered: its events have gaps in the chain by design; check them
+        /// against the checkpoint's count and digest instead.
         #[arg(long, requires = "file")]
         partial: bool,
     },
@@ -293,7 +295,7 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         } => {
             print!(
                 "{}",
-                commands::audit_verify_file(&file, public_key.as_deref(), partial)?
+                commands::audit_verify_file(&cli.config, &file, public_key.as_deref(), partial)?
             );
             Ok(())
         }

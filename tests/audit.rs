@@ -717,40 +717,63 @@ async fn a_signed_export_is_checked_offline_and_any_change_to_the_file_is_named(
     assert_eq!(lines.len(), 6, "5 events and the checkpoint");
     let offline = keys.path();
 
-    let (ok, said) = verify_file(offline, &lines, &["--public-key", &public_key]);
+    let key = ["--public-key", public_key.as_str()];
+    let (ok, said) = verify_file(offline, &lines, &key);
     assert!(ok, "{said}");
     assert!(
         said.contains("export intact: 5 events; the whole log from event 1 to the head 5"),
         "{said}"
+    );
+    let (ok, said) = verify_file(offline, &lines, &[]);
+    assert!(
+        !ok && said.contains("pass --public-key"),
+        "a key in the file proves nothing: {said}"
     );
 
     let mut edited = lines.clone();
     let mut event: Value = serde_json::from_str(&edited[2]).expect("an event");
     event["detail"] = json!("approved after all");
     edited[2] = event.to_string();
-    let (ok, said) = verify_file(offline, &edited, &[]);
+    let (ok, said) = verify_file(offline, &edited, &key);
     assert!(!ok && said.contains("audit event 3 was edited"), "{said}");
 
     let mut deleted = lines.clone();
     deleted.remove(2);
-    let (ok, said) = verify_file(offline, &deleted, &[]);
+    let (ok, said) = verify_file(offline, &deleted, &key);
     assert!(!ok && said.contains("audit event 3 is missing"), "{said}");
 
     let mut cut = lines.clone();
     cut.remove(4);
-    let (ok, said) = verify_file(offline, &cut, &[]);
+    let (ok, said) = verify_file(offline, &cut, &key);
     assert!(!ok && said.contains("events are missing"), "{said}");
 
-    let mut moved_head = cut.clone();
-    let mut checkpoint: Value = serde_json::from_str(&moved_head[4]).expect("the checkpoint");
-    let last: Value = serde_json::from_str(&moved_head[3]).expect("an event");
+    // A forger who drops the last event and rewrites the checkpoint to match cannot sign it
+    // with the key, and a signature with a key of their own is not the one pinned.
+    let mut forged = cut.clone();
+    let mut checkpoint: Value = serde_json::from_str(&forged[4]).expect("the checkpoint");
+    let hashes: String = forged[..4]
+        .iter()
+        .map(|l| {
+            let event: Value = serde_json::from_str(l).expect("an event");
+            format!("{}\n", event["hash"].as_str().unwrap_or_default())
+        })
+        .collect();
+    let last: Value = serde_json::from_str(&forged[3]).expect("an event");
     checkpoint["checkpoint"]["seq"] = json!(4);
     checkpoint["checkpoint"]["hash"] = last["hash"].clone();
-    moved_head[4] = checkpoint.to_string();
-    let (ok, said) = verify_file(offline, &moved_head, &[]);
+    checkpoint["checkpoint"]["events"] = json!(4);
+    checkpoint["checkpoint"]["events_sha256"] =
+        json!(airlock::secrets::sha256_hex(hashes.as_bytes()));
+    forged[4] = checkpoint.to_string();
+    let (ok, said) = verify_file(offline, &forged, &key);
     assert!(!ok && said.contains("signature does not hold"), "{said}");
-
-    let (ok, said) = verify_file(offline, &lines, &["--public-key", &"ab".repeat(32)]);
+    let mut resigned: airlock::audit::Checkpoint =
+        serde_json::from_value(checkpoint["checkpoint"].clone()).expect("a checkpoint");
+    airlock::audit::SigningKey::from_hex(&"77".repeat(32))
+        .expect("a key")
+        .sign(&mut resigned);
+    forged[4] = json!({ "checkpoint": resigned }).to_string();
+    let (ok, said) = verify_file(offline, &forged, &key);
     assert!(!ok && said.contains("not by the key given"), "{said}");
 
     let filtered = app
@@ -761,14 +784,21 @@ async fn a_signed_export_is_checked_offline_and_any_change_to_the_file_is_named(
         .map(str::to_owned)
         .collect();
     assert_eq!(filtered.len(), 5, "4 call events and the checkpoint");
-    let (ok, said) = verify_file(offline, &filtered, &[]);
-    assert!(!ok && said.contains("audit event 1 is missing"), "{said}");
-    let (ok, said) = verify_file(
-        offline,
-        &filtered,
-        &["--partial", "--public-key", &public_key],
+    let (ok, said) = verify_file(offline, &filtered, &key);
+    assert!(
+        !ok && said.contains("filtered (tool=export_session)"),
+        "{said}"
     );
-    assert!(ok && said.contains("gaps are not checked"), "{said}");
+    let partial = ["--partial", "--public-key", public_key.as_str()];
+    let (ok, said) = verify_file(offline, &filtered, &partial);
+    assert!(ok && said.contains("export intact: 4 events"), "{said}");
+    let mut thinned = filtered.clone();
+    thinned.remove(1);
+    let (ok, said) = verify_file(offline, &thinned, &partial);
+    assert!(
+        !ok && said.contains("lines were removed, added or changed"),
+        "{said}"
+    );
 }
 
 #[tokio::test]
@@ -840,7 +870,9 @@ async fn retention_removes_old_events_and_the_rest_still_verifies() {
     )
     .await
     .expect("export");
-    let checked = airlock::audit::verify_export(file.as_slice(), None, false).expect("intact");
+    let key = airlock::audit::SigningKey::from_hex(&"42".repeat(32)).expect("a key");
+    let checked =
+        airlock::audit::verify_export(file.as_slice(), &key.public_key(), false).expect("intact");
     assert_eq!((checked.events, checked.checkpoint.pruned_seq), (3, 3));
 
     // Removing a kept event is still found.
@@ -865,15 +897,14 @@ async fn the_dashboard_lists_filters_and_downloads_the_audit_log() {
 
     let page = viewer.get("/history/events").await;
     assert_eq!(page.status, 200);
-    for shown in [
-        "allowed",
-        "completed",
-        "denied",
-        "policy_loaded",
-        "agent:test-agent",
-    ] {
+    for shown in ["allowed", "completed", "denied", "agent:test-agent"] {
         assert!(page.body.contains(shown), "{shown} on the page");
     }
+    assert!(
+        !page.body.contains("<code>policy_loaded</code>")
+            && !page.body.contains("<code>sign_in</code>"),
+        "a viewer sees the events of calls only"
+    );
     assert!(!page.body.contains(hostile), "the tool name is escaped");
     assert!(
         page.body.contains("&#60;script&#62;alert(1)"),
@@ -906,11 +937,7 @@ async fn the_dashboard_lists_filters_and_downloads_the_audit_log() {
     assert!(lines[1].starts_with("{\"checkpoint\""));
     let csv = viewer.get("/history/events/export?format=csv").await;
     assert!(csv.body.starts_with("seq,at,kind,actor"));
-    assert_eq!(
-        csv.body.lines().count(),
-        6,
-        "the header, the policy, 3 call events and the viewer's sign-in"
-    );
+    assert_eq!(csv.body.lines().count(), 4, "the header and 3 call events");
     assert!(
         csv.headers[reqwest::header::CONTENT_DISPOSITION]
             .to_str()
@@ -918,6 +945,15 @@ async fn the_dashboard_lists_filters_and_downloads_the_audit_log() {
             .contains("airlock-audit.csv")
     );
 
+    let mut admin = app.signed_in("root@example.org", "admin").await;
+    let everything = admin.get("/history/events").await;
+    for shown in [
+        "<code>policy_loaded</code>",
+        "<code>sign_in</code>",
+        "vera@example.org",
+    ] {
+        assert!(everything.body.contains(shown), "{shown} for an admin");
+    }
     let mut stranger = common::dashboard::Dashboard::new(&app.url(""));
     let refused = stranger.get("/history/events/export").await;
     assert_eq!(refused.status, 303, "sign in first");

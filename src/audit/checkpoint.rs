@@ -3,9 +3,13 @@
 //! holds the export and the public key can check offline that the file is the log as it was, from
 //! its first kept event to that head, without access to the database.
 //!
+//! The checkpoint also names the export's filter, how many events the file holds and the SHA-256
+//! of their hashes in file order, so a filtered export, whose chain has gaps by design, cannot
+//! lose, gain or change a line either.
+//!
 //! The key file holds the 32-byte Ed25519 seed in hex (`airlock audit keygen` writes one and
-//! prints the public key). What is signed is the text
-//! `airlock-audit-checkpoint\n{seq}\n{hash}\n{pruned_seq}\n{pruned_hash}\n{at}`.
+//! prints the public key). What is signed is the text `airlock-audit-checkpoint` followed by the
+//! fields, one per line, in the order of [`Checkpoint::signed_text`].
 
 use std::path::Path;
 
@@ -29,6 +33,12 @@ pub struct Checkpoint {
     pub pruned_seq: i64,
     pub pruned_hash: String,
     pub at: String,
+    /// The export's filters (`tool=get_chats agent=claude`), empty for the whole log.
+    pub filter: String,
+    /// How many events the file holds, and the SHA-256 of their `hash` fields in file order,
+    /// each followed by a newline.
+    pub events: u64,
+    pub events_sha256: String,
     /// Hex Ed25519 public key and signature; absent without `[audit] signing_key_file`.
     pub public_key: Option<String>,
     pub signature: Option<String>,
@@ -38,8 +48,15 @@ impl Checkpoint {
     /// The text the signature covers.
     pub fn signed_text(&self) -> String {
         format!(
-            "airlock-audit-checkpoint\n{}\n{}\n{}\n{}\n{}",
-            self.seq, self.hash, self.pruned_seq, self.pruned_hash, self.at
+            "airlock-audit-checkpoint\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            self.seq,
+            self.hash,
+            self.pruned_seq,
+            self.pruned_hash,
+            self.at,
+            self.filter.replace('\n', " "),
+            self.events,
+            self.events_sha256
         )
     }
 
@@ -75,6 +92,13 @@ pub enum KeyError {
 /// The key checkpoints are signed with.
 pub struct SigningKey {
     pair: Ed25519KeyPair,
+    seed: Vec<u8>,
+}
+
+impl Clone for SigningKey {
+    fn clone(&self) -> Self {
+        Self::from_seed(&self.seed).unwrap_or_else(|_| unreachable!("the seed was valid once"))
+    }
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -97,8 +121,15 @@ impl SigningKey {
 
     pub fn from_hex(seed: &str) -> Result<Self, KeyError> {
         let seed = hex::decode(seed).map_err(|_| KeyError::Format)?;
-        let pair = Ed25519KeyPair::from_seed_unchecked(&seed).map_err(|_| KeyError::Format)?;
-        Ok(Self { pair })
+        Self::from_seed(&seed)
+    }
+
+    fn from_seed(seed: &[u8]) -> Result<Self, KeyError> {
+        let pair = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| KeyError::Format)?;
+        Ok(Self {
+            pair,
+            seed: seed.to_vec(),
+        })
     }
 
     /// A new random key, as its hex seed.
@@ -132,6 +163,9 @@ mod tests {
             pruned_seq: 0,
             pruned_hash: super::super::GENESIS.to_owned(),
             at: "2026-11-25T14:05:00.000Z".to_owned(),
+            filter: String::new(),
+            events: 7,
+            events_sha256: "cd".repeat(32),
             public_key: None,
             signature: None,
         }
@@ -147,6 +181,9 @@ mod tests {
         let mut moved = signed.clone();
         moved.seq = 6;
         assert!(!moved.signature_holds().expect("well formed"));
+        let mut fewer = signed.clone();
+        fewer.events = 6;
+        assert!(!fewer.signature_holds().expect("well formed"));
         let other = SigningKey::from_hex(&"11".repeat(32)).expect("a key");
         let mut foreign = signed.clone();
         foreign.public_key = Some(other.public_key());

@@ -6,6 +6,8 @@
 
 use std::io::Write;
 
+use sha2::{Digest, Sha256};
+
 use super::AuditEvent;
 use super::checkpoint::{Checkpoint, CheckpointLine, SigningKey};
 use crate::store::{AuditFilter, AuditOrder, Store, StoreError};
@@ -61,8 +63,12 @@ pub struct Exporter {
     filter: AuditFilter,
     format: Format,
     after: i64,
-    /// The head the export stops at; taken when it starts.
+    /// The head the export stops at; taken when it starts, signed when it ends.
     checkpoint: Option<Checkpoint>,
+    key: Option<SigningKey>,
+    /// The events written so far, and the running SHA-256 of their hashes.
+    events: u64,
+    events_digest: Sha256,
     started: bool,
 }
 
@@ -73,20 +79,19 @@ impl Exporter {
         format: Format,
         key: Option<&SigningKey>,
     ) -> Result<Self, ExportError> {
-        let head = store.audit_head().await?;
-        let (pruned_seq, pruned_hash) = store.audit_pruned().await?;
-        let mut checkpoint = Checkpoint {
-            seq: head.0,
-            hash: head.1,
-            pruned_seq,
-            pruned_hash,
+        let bounds = store.audit_bounds().await?;
+        let checkpoint = Checkpoint {
+            seq: bounds.head_seq,
+            hash: bounds.head_hash,
+            pruned_seq: bounds.pruned_seq,
+            pruned_hash: bounds.pruned_hash,
             at: crate::store::timestamp(time::OffsetDateTime::now_utc()),
+            filter: filter.describe(),
+            events: 0,
+            events_sha256: String::new(),
             public_key: None,
             signature: None,
         };
-        if let Some(key) = key {
-            key.sign(&mut checkpoint);
-        }
         Ok(Self {
             store: store.clone(),
             filter: AuditFilter {
@@ -96,6 +101,9 @@ impl Exporter {
             format,
             after: 0,
             checkpoint: Some(checkpoint),
+            key: key.cloned(),
+            events: 0,
+            events_digest: Sha256::new(),
             started: false,
         })
     }
@@ -114,6 +122,9 @@ impl Exporter {
             .audit_page(&self.filter, AuditOrder::After(self.after), PAGE)
             .await?;
         for event in &page {
+            self.events += 1;
+            self.events_digest.update(event.hash.as_bytes());
+            self.events_digest.update(b"\n");
             match self.format {
                 Format::Jsonl => {
                     serde_json::to_writer(&mut out, event).map_err(std::io::Error::other)?;
@@ -127,7 +138,14 @@ impl Exporter {
             _ => {
                 // The end: nothing more to read; JSON lines close with the checkpoint.
                 self.after = -1;
-                if let (Format::Jsonl, Some(checkpoint)) = (self.format, self.checkpoint.take()) {
+                if let (Format::Jsonl, Some(mut checkpoint)) = (self.format, self.checkpoint.take())
+                {
+                    checkpoint.events = self.events;
+                    checkpoint.events_sha256 =
+                        hex::encode(std::mem::take(&mut self.events_digest).finalize());
+                    if let Some(key) = &self.key {
+                        key.sign(&mut checkpoint);
+                    }
                     serde_json::to_writer(&mut out, &CheckpointLine { checkpoint })
                         .map_err(std::io::Error::other)?;
                     writeln!(out)?;

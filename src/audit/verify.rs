@@ -3,9 +3,11 @@
 
 use std::io::BufRead;
 
+use sha2::{Digest, Sha256};
+
 use super::AuditEvent;
 use super::checkpoint::{Checkpoint, CheckpointLine};
-use crate::store::{Store, StoreError};
+use crate::store::{AuditBounds, Store, StoreError};
 
 /// Events read per query while verifying.
 const PAGE: u32 = 1000;
@@ -32,6 +34,10 @@ pub enum Broken {
     Truncated { last: i64, head: i64 },
     #[error("the audit chain's head does not match its newest event {last} (edited?)")]
     HeadMismatch { last: i64 },
+    #[error(
+        "the log starts after event {seq}, but no kept `pruned` event records that removal: the oldest events were deleted"
+    )]
+    UnrecordedPrune { seq: i64 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,17 +48,46 @@ pub enum VerifyError {
     Store(#[from] StoreError),
 }
 
-/// Walks every kept event in order (from the last one retention removed) and checks each against
-/// the one before and the stored head.
+/// Walks every kept event in order (from the last one retention removed) up to the head as it was
+/// when the walk began (events appended meanwhile are not looked at), and checks each against the
+/// one before and the head. A removal by retention must be recorded by a `pruned` event in the
+/// kept chain naming the same event and hash. A prune that runs during the walk starts it again.
 pub async fn verify(store: &Store) -> Result<Verified, VerifyError> {
-    let (pruned_seq, mut previous_hash) = store.audit_pruned().await?;
-    let mut expected_seq = pruned_seq + 1;
-    let mut after = pruned_seq;
+    let mut attempts = 0;
     loop {
+        let bounds = store.audit_bounds().await?;
+        match walk(store, &bounds).await {
+            Err(VerifyError::Broken(Broken::Missing { .. }))
+                if attempts < 3 && store.audit_bounds().await?.pruned_seq != bounds.pruned_seq =>
+            {
+                attempts += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+async fn walk(store: &Store, bounds: &AuditBounds) -> Result<Verified, VerifyError> {
+    let mut previous_hash = bounds.pruned_hash.clone();
+    let mut expected_seq = bounds.pruned_seq.saturating_add(1);
+    let mut after = bounds.pruned_seq;
+    let mut prune_recorded = bounds.pruned_seq == 0;
+    let prune_note = format!(" to {} removed ", bounds.pruned_seq);
+    'pages: loop {
         let page: Vec<AuditEvent> = store.audit_events_after(after, PAGE).await?;
         for event in &page {
+            if event.seq > bounds.head_seq {
+                break 'pages;
+            }
             check(event, expected_seq, &previous_hash)?;
-            expected_seq = event.seq + 1;
+            if event.kind == "pruned"
+                && event.detail.as_deref().is_some_and(|d| {
+                    d.contains(&prune_note) && d.ends_with(bounds.pruned_hash.as_str())
+                })
+            {
+                prune_recorded = true;
+            }
+            expected_seq = event.seq.saturating_add(1);
             previous_hash.clone_from(&event.hash);
         }
         match page.last() {
@@ -61,19 +96,24 @@ pub async fn verify(store: &Store) -> Result<Verified, VerifyError> {
         }
     }
     let last = expected_seq - 1;
-    let (head_seq, head_hash) = store.audit_head().await?;
-    if head_seq > last {
+    if bounds.head_seq > last {
         return Err(Broken::Truncated {
             last,
-            head: head_seq,
+            head: bounds.head_seq,
         }
         .into());
     }
-    if head_seq != last || head_hash != previous_hash {
+    if bounds.head_seq != last || bounds.head_hash != previous_hash {
         return Err(Broken::HeadMismatch { last }.into());
     }
+    if !prune_recorded {
+        return Err(Broken::UnrecordedPrune {
+            seq: bounds.pruned_seq,
+        }
+        .into());
+    }
     Ok(Verified {
-        events: last - pruned_seq,
+        events: last - bounds.pruned_seq,
         head: previous_hash,
     })
 }
@@ -88,7 +128,7 @@ fn check(event: &AuditEvent, expected_seq: i64, previous_hash: &str) -> Result<(
     if event.prev_hash != previous_hash {
         return Err(Broken::Unlinked {
             seq: event.seq,
-            previous: event.seq - 1,
+            previous: event.seq.saturating_sub(1),
         });
     }
     if event.expected_hash() != event.hash {
@@ -120,26 +160,34 @@ pub enum ExportFault {
     BadSignature,
     #[error("the checkpoint is signed by {found}, not by the key given ({expected})")]
     OtherKey { expected: String, found: String },
+    #[error(
+        "the checkpoint counts {expected} events with other hashes than the {found} in the file: lines were removed, added or changed"
+    )]
+    EventsDiffer { expected: u64, found: u64 },
+    #[error("this export was filtered ({filter}): check it with --partial")]
+    Filtered { filter: String },
 }
 
 /// A checked export: how many events, the head it proves, and who signed it.
 #[derive(Debug)]
 pub struct VerifiedExport {
-    pub events: i64,
+    pub events: u64,
     pub checkpoint: Checkpoint,
 }
 
-/// Checks an exported JSON-lines file on its own. With `partial` false (a whole export) the
-/// events must run without a gap from where the log starts to the checkpoint's head; with
-/// `partial` (a filtered export) each event is checked against its own hash only. The
-/// checkpoint's signature must hold, and be made by `public_key` when one is given.
+/// Checks an exported JSON-lines file on its own. Every event must match its hash, and the
+/// events' number and hashes must be those the checkpoint counts; the checkpoint must be signed
+/// by `public_key` (a key in the file alone proves nothing: anyone can sign a forged file with a
+/// key of their own). With `partial` false (a whole export) the events must also run without a
+/// gap from where the log starts to the checkpoint's head.
 pub fn verify_export(
     file: impl BufRead,
-    public_key: Option<&str>,
+    public_key: &str,
     partial: bool,
 ) -> Result<VerifiedExport, ExportFault> {
+    let mut digest = Sha256::new();
     let mut checkpoint = None;
-    let mut count = 0;
+    let mut count: u64 = 0;
     // The first event's number and link, checked against the checkpoint at the end.
     let mut first: Option<(i64, String)> = None;
     let mut previous: Option<AuditEvent> = None;
@@ -166,6 +214,8 @@ pub fn verify_export(
         if event.expected_hash() != event.hash {
             return Err(Broken::Edited { seq: event.seq }.into());
         }
+        digest.update(event.hash.as_bytes());
+        digest.update(b"\n");
         match &previous {
             Some(before) if !partial => check(&event, before.seq + 1, &before.hash)?,
             Some(_) => {}
@@ -175,6 +225,11 @@ pub fn verify_export(
         previous = Some(event);
     }
     let checkpoint = checkpoint.ok_or(ExportFault::NoCheckpoint)?;
+    if !partial && !checkpoint.filter.is_empty() {
+        return Err(ExportFault::Filtered {
+            filter: checkpoint.filter,
+        });
+    }
     if !partial {
         match &previous {
             None if checkpoint.seq > checkpoint.pruned_seq => {
@@ -198,9 +253,10 @@ pub fn verify_export(
         }
         // The first event follows where the log starts (its beginning, or the last pruned).
         if let Some((seq, prev_hash)) = first {
-            if seq != checkpoint.pruned_seq + 1 {
+            let expected = checkpoint.pruned_seq.saturating_add(1);
+            if seq != expected {
                 return Err(Broken::Missing {
-                    expected: checkpoint.pruned_seq + 1,
+                    expected,
                     found: seq,
                 }
                 .into());
@@ -208,22 +264,27 @@ pub fn verify_export(
             if prev_hash != checkpoint.pruned_hash {
                 return Err(Broken::Unlinked {
                     seq,
-                    previous: seq - 1,
+                    previous: seq.saturating_sub(1),
                 }
                 .into());
             }
         }
+    }
+    if checkpoint.events != count || checkpoint.events_sha256 != hex::encode(digest.finalize()) {
+        return Err(ExportFault::EventsDiffer {
+            expected: checkpoint.events,
+            found: count,
+        });
     }
     match checkpoint.signature_holds() {
         Ok(true) => {}
         Ok(false) if checkpoint.signature.is_none() => return Err(ExportFault::Unsigned),
         _ => return Err(ExportFault::BadSignature),
     }
-    if let (Some(expected), Some(found)) = (public_key, checkpoint.public_key.as_deref())
-        && !expected.trim().eq_ignore_ascii_case(found)
-    {
+    let found = checkpoint.public_key.as_deref().unwrap_or_default();
+    if !public_key.trim().eq_ignore_ascii_case(found) {
         return Err(ExportFault::OtherKey {
-            expected: expected.trim().to_owned(),
+            expected: public_key.trim().to_owned(),
             found: found.to_owned(),
         });
     }

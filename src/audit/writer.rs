@@ -4,16 +4,18 @@
 //!
 //! Each event is queued on a bounded channel and the task appends whatever has gathered in one
 //! transaction. A store that cannot be written is retried with backoff; the batch stays in
-//! memory meanwhile. When the channel is full (the store has been unwritable for a while), a call
-//! about to be forwarded waits up to [`ADMIT_WAIT`] for room and is then refused: Airlock does not
-//! run what it cannot record. Events that report something that already happened (an outcome, a
-//! refusal) never wait; they are handed to a task that waits for room.
+//! memory meanwhile; after a few failures its events are tried one at a time, so a single event
+//! the store refuses cannot stop the log. When the channel is full (the store has been unwritable
+//! for a while), a call about to be forwarded waits up to [`ADMIT_WAIT`] for room and is then
+//! refused: Airlock does not run what it cannot record. Events that report something that already
+//! happened (an outcome, a refusal) never wait; they are held beside the channel.
 //!
 //! On shutdown the task stops taking events, appends what it holds, and ends.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +29,13 @@ const BATCH: usize = 512;
 pub const ADMIT_WAIT: Duration = Duration::from_secs(5);
 /// The longest pause between two attempts to write a batch.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Characters kept of a text field (a tool name or detail the agent controls).
+const MAX_FIELD: usize = 4096;
+/// Failed attempts at a batch after which its events are tried one by one (to find one the
+/// store refuses, rather than a store that is down).
+const ISOLATE_AFTER: u32 = 3;
+/// Events held beside the full channel before further ones are dropped (and counted).
+const OVERFLOW: usize = 65_536;
 
 /// An event to append, owned, so it can wait in the channel.
 #[derive(Debug, Clone, Default)]
@@ -54,6 +63,35 @@ impl Entry {
         }
     }
 
+    /// The entry with characters no store can hold removed (PostgreSQL refuses NUL in text) and
+    /// agent-supplied fields capped, so one hostile tool name cannot stop the writer.
+    fn sanitized(mut self) -> Self {
+        for field in [
+            Some(&mut self.kind),
+            Some(&mut self.actor),
+            self.upstream.as_mut(),
+            self.tool.as_mut(),
+            self.detail.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if field.contains('\0') || field.len() > MAX_FIELD {
+                let mut clean: String = field.chars().filter(|c| *c != '\0').collect();
+                if clean.len() > MAX_FIELD {
+                    let cut = (0..=MAX_FIELD)
+                        .rev()
+                        .find(|i| clean.is_char_boundary(*i))
+                        .unwrap_or(0);
+                    clean.truncate(cut);
+                    clean.push('…');
+                }
+                *field = clean;
+            }
+        }
+        self
+    }
+
     pub fn as_new(&self) -> NewAuditEvent<'_> {
         NewAuditEvent {
             at: &self.at,
@@ -78,6 +116,22 @@ pub struct NotRecorded;
 #[derive(Clone)]
 pub struct AuditWriter {
     queue: mpsc::Sender<Entry>,
+    /// Events that found the channel full and could not wait; the task takes them after the
+    /// channel's.
+    overflow: Arc<Overflow>,
+}
+
+#[derive(Default)]
+struct Overflow {
+    events: Mutex<Vec<Entry>>,
+    /// Told when an event is put here, so an idle writer looks.
+    added: Notify,
+}
+
+impl Overflow {
+    fn take(&self) -> Vec<Entry> {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 impl AuditWriter {
@@ -85,30 +139,38 @@ impl AuditWriter {
     /// written. Await the handle to be sure of that.
     pub fn start(store: Store, stop: CancellationToken) -> (Self, JoinHandle<()>) {
         let (queue, events) = mpsc::channel(CAPACITY);
-        let task = tokio::spawn(run(store, events, stop));
-        (Self { queue }, task)
+        let overflow = Arc::new(Overflow::default());
+        let task = tokio::spawn(run(store, events, overflow.clone(), stop));
+        (Self { queue, overflow }, task)
     }
 
     /// Queues an event that must be recorded before what it describes may happen: waits up to
     /// [`ADMIT_WAIT`] for room.
     pub async fn admit(&self, entry: Entry) -> Result<(), NotRecorded> {
         self.queue
-            .send_timeout(entry, ADMIT_WAIT)
+            .send_timeout(entry.sanitized(), ADMIT_WAIT)
             .await
             .map_err(|_| NotRecorded)
     }
 
-    /// Queues an event about something that has happened; never waits.
+    /// Queues an event about something that has happened; never waits. With the channel full it
+    /// is held beside it (up to [`OVERFLOW`] events; beyond that it is dropped, and logged).
     pub fn record(&self, entry: Entry) {
-        match self.queue.try_send(entry) {
+        match self.queue.try_send(entry.sanitized()) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(entry)) => {
-                let queue = self.queue.clone();
-                tokio::spawn(async move {
-                    if queue.send(entry).await.is_err() {
-                        tracing::error!("audit writer stopped; an event was not recorded");
-                    }
-                });
+                let mut held = self
+                    .overflow
+                    .events
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if held.len() < OVERFLOW {
+                    held.push(entry);
+                    drop(held);
+                    self.overflow.added.notify_one();
+                } else {
+                    tracing::error!(kind = %entry.kind, "audit writer far behind; an event was dropped");
+                }
             }
             Err(mpsc::error::TrySendError::Closed(entry)) => {
                 tracing::error!(kind = %entry.kind, "audit writer stopped; an event was not recorded");
@@ -117,52 +179,110 @@ impl AuditWriter {
     }
 }
 
-async fn run(store: Store, mut events: mpsc::Receiver<Entry>, stop: CancellationToken) {
+async fn run(
+    store: Store,
+    mut events: mpsc::Receiver<Entry>,
+    overflow: Arc<Overflow>,
+    stop: CancellationToken,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
-        tokio::select! {
-            received = events.recv_many(&mut batch, BATCH) => {
-                if received == 0 {
-                    return;
+        // The channel's events first (they are older), then what overflowed it.
+        while batch.len() < BATCH
+            && let Ok(entry) = events.try_recv()
+        {
+            batch.push(entry);
+        }
+        if batch.len() < BATCH {
+            batch.extend(overflow.take());
+        }
+        if batch.is_empty() {
+            tokio::select! {
+                received = events.recv_many(&mut batch, BATCH) => {
+                    if received == 0 {
+                        return;
+                    }
                 }
+                () = overflow.added.notified() => continue,
+                () = stop.cancelled() => break,
             }
-            () = stop.cancelled() => break,
         }
         write(&store, &mut batch, &stop).await;
     }
     // Shutting down: take nothing new, write what is queued.
     events.close();
-    while events.recv_many(&mut batch, BATCH).await > 0 {
+    loop {
+        while let Ok(entry) = events.try_recv() {
+            batch.push(entry);
+        }
+        batch.extend(overflow.take());
+        if batch.is_empty() {
+            return;
+        }
         write(&store, &mut batch, &stop).await;
     }
 }
 
-/// Appends `batch` in one transaction, retrying until it is written; after `stop`, tries a few
-/// more times and then gives up, logging how many events are lost.
+/// Appends `batch` in one transaction, retrying until it is written. After a few failures the
+/// events are tried one at a time: one the store refuses is replaced by an event saying so (the
+/// chain stays whole and the rest go on), and a store that refuses everything is waited for.
+/// After `stop`, gives up after a few tries, logging how many events are lost.
 async fn write(store: &Store, batch: &mut Vec<Entry>, stop: &CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     let mut failures = 0;
     loop {
         let events: Vec<NewAuditEvent<'_>> = batch.iter().map(Entry::as_new).collect();
-        match store.audit_many(&events).await {
+        let error = match store.audit_many(&events).await {
             Ok(()) => {
                 batch.clear();
                 return;
             }
-            Err(e) => {
-                failures += 1;
-                tracing::error!(events = batch.len(), error = %crate::telemetry::error_chain(&e), "cannot write audit events; retrying");
-                if stop.is_cancelled() && failures >= 3 {
-                    tracing::error!(
-                        events = batch.len(),
-                        "shutting down with audit events unwritten"
-                    );
-                    batch.clear();
-                    return;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
+            Err(e) => e,
+        };
+        failures += 1;
+        tracing::error!(events = batch.len(), error = %crate::telemetry::error_chain(&error), "cannot write audit events; retrying");
+        if failures >= ISOLATE_AFTER && one_by_one(store, batch).await {
+            return;
         }
+        if stop.is_cancelled() && failures >= ISOLATE_AFTER {
+            tracing::error!(
+                events = batch.len(),
+                "shutting down with audit events unwritten"
+            );
+            batch.clear();
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// Writes `batch` an event at a time, replacing any the store refuses by an `unrecordable` event
+/// that keeps its kind, actor and call but none of its text. Returns whether all are done; on a
+/// store that refuses even the replacement, stops and leaves the rest in `batch`.
+async fn one_by_one(store: &Store, batch: &mut Vec<Entry>) -> bool {
+    let mut done = 0;
+    for entry in batch.iter() {
+        if store.audit(&entry.as_new()).await.is_ok() {
+            done += 1;
+            continue;
+        }
+        let stand_in = Entry {
+            kind: "unrecordable".to_owned(),
+            upstream: None,
+            tool: None,
+            detail: Some(format!(
+                "a {:?} event the store refused to hold",
+                entry.kind
+            )),
+            ..entry.clone()
+        };
+        if store.audit(&stand_in.as_new()).await.is_err() {
+            break;
+        }
+        tracing::error!(kind = %entry.kind, "an audit event the store refused was replaced by an 'unrecordable' one");
+        done += 1;
+    }
+    batch.drain(..done);
+    batch.is_empty()
 }

@@ -268,28 +268,46 @@ pub async fn audit_verify(config_path: &Path) -> Result<String, CommandError> {
     }
 }
 
-/// `airlock audit verify --file`: an exported JSON-lines file checked on its own.
+/// `airlock audit verify --file`: an exported JSON-lines file checked on its own, against the
+/// public key given, or else the one of this config's `[audit] signing_key_file`.
 pub fn audit_verify_file(
+    config_path: &Path,
     file: &Path,
     public_key: Option<&str>,
     partial: bool,
 ) -> Result<String, CommandError> {
+    let public_key = match public_key {
+        Some(key) => key.to_owned(),
+        None => Config::load(config_path)
+            .ok()
+            .and_then(|config| config.audit.signing_key_file)
+            .and_then(|path| crate::audit::SigningKey::load(&path).ok())
+            .map(|key| key.public_key())
+            .ok_or_else(|| {
+                CommandError::Invalid(
+                    "pass --public-key HEX, the key the export must be signed with (a key named \
+                     in the file alone proves nothing), or run where [audit] signing_key_file is set"
+                        .to_owned(),
+                )
+            })?,
+    };
     let opened = std::fs::File::open(file).map_err(|source| CommandError::Io {
         context: format!("cannot open {}", file.display()),
         source,
     })?;
     let verified =
-        crate::audit::verify_export(std::io::BufReader::new(opened), public_key, partial)
+        crate::audit::verify_export(std::io::BufReader::new(opened), &public_key, partial)
             .map_err(|e| CommandError::Invalid(format!("{}: {e}", file.display())))?;
     let checkpoint = &verified.checkpoint;
-    let signer = checkpoint.public_key.as_deref().unwrap_or_default();
-    let pinned = if public_key.is_some() {
-        "the key given"
-    } else {
-        "the key in the file; pass --public-key to pin it"
-    };
     let scope = if partial {
-        "each event matches its hash (a filtered export: gaps are not checked)".to_owned()
+        format!(
+            "the events of a filtered export ({}), none missing, added or changed",
+            if checkpoint.filter.is_empty() {
+                "no filter"
+            } else {
+                &checkpoint.filter
+            }
+        )
     } else {
         format!(
             "the whole log from event {} to the head {}",
@@ -298,7 +316,7 @@ pub fn audit_verify_file(
         )
     };
     Ok(format!(
-        "export intact: {} events; {scope}; signed at {} by {signer} ({pinned})\n",
+        "export intact: {} events; {scope}; signed at {} by {public_key}\n",
         verified.events, checkpoint.at
     ))
 }
@@ -400,12 +418,27 @@ pub async fn demo(args: DemoArgs) -> Result<(), CommandError> {
         std::fs::write(&policy_path, DEMO_POLICY)
             .map_err(io(format!("cannot write {}", policy_path.display())))?;
     }
+    // Audit exports are signed with a key of the demo's own.
+    let audit_key = dir.join("audit.key");
+    if !audit_key.exists() {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let (seed, _) = audit_keygen()?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&audit_key)
+            .and_then(|mut file| file.write_all(seed.as_bytes()))
+            .map_err(io(format!("cannot write {}", audit_key.display())))?;
+    }
     let exe = std::env::current_exe().map_err(io("cannot find the airlock binary".to_owned()))?;
     let call_log = dir.join("telegram-calls.jsonl");
     let mut config = Config::from_toml("", None, std::iter::empty())?;
     config.server.listen = args.listen;
     config.server.public_url = format!("http://{}", args.listen);
     config.database.url = format!("sqlite://{}", dir.join("airlock.db").display());
+    config.audit.signing_key_file = Some(audit_key);
     // No SMTP server: email stays in the local outbox, readable on /outbox.
     config.email = Some(crate::config::EmailConfig {
         smtp_url: None,
@@ -438,7 +471,7 @@ pub async fn demo(args: DemoArgs) -> Result<(), CommandError> {
         &cli_config,
         "# Written by `airlock demo` so the CLI (pending, approve, reject, user) reaches the demo's\n\
          # database: airlock --config airlock-demo/airlock.toml pending\n\
-         [database]\nurl = \"sqlite://airlock.db\"\n",
+         [database]\nurl = \"sqlite://airlock.db\"\n[audit]\nsigning_key_file = \"audit.key\"\n",
     )
     .map_err(io(format!("cannot write {}", cli_config.display())))?;
     let app = Application::build(config).await?;
@@ -470,6 +503,7 @@ Airlock demo is running.
   dashboard      http://{addr}/
                  sign in as {DEMO_REVIEWER} with password {password}
   email          kept in the local outbox: http://{addr}/outbox
+  audit log      http://{addr}/history/events   (check it: airlock --config {cli_config} audit verify)
   MCP endpoint   {url}
   agent token    {token}
   reviewer       {DEMO_REVIEWER}, API token {reviewer_token}

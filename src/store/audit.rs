@@ -106,6 +106,17 @@ impl Store {
             .map_err(query("read the audit head"))
     }
 
+    /// The head and the pruned start in one read.
+    pub async fn audit_bounds(&self) -> Result<AuditBounds, StoreError> {
+        sqlx::query_as(
+            "SELECT seq AS head_seq, hash AS head_hash, pruned_seq, pruned_hash \
+             FROM audit_head WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query("read the audit head"))
+    }
+
     /// The number and hash of the last event removed by retention (0 and the genesis hash when
     /// none was): the first kept event follows it.
     pub async fn audit_pruned(&self) -> Result<(i64, String), StoreError> {
@@ -198,6 +209,38 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     /// Events numbered up to this one (an export stops at the head it started with).
     pub max_seq: Option<i64>,
+    /// Only events of calls (for reviewers who are not admins: sign-ins and user changes are
+    /// for admins).
+    pub calls_only: bool,
+}
+
+impl AuditFilter {
+    /// The filters in words (`tool=get_chats agent=claude`), empty for none.
+    pub fn describe(&self) -> String {
+        [
+            ("since", &self.since),
+            ("until", &self.until),
+            ("upstream", &self.upstream),
+            ("tool", &self.tool),
+            ("agent", &self.agent),
+            ("kind", &self.kind),
+            ("actor", &self.actor),
+        ]
+        .iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={v}")))
+        .chain(self.calls_only.then(|| "calls-only".to_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+}
+
+/// Where the kept log starts and ends, read at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditBounds {
+    pub head_seq: i64,
+    pub head_hash: String,
+    pub pruned_seq: i64,
+    pub pruned_hash: String,
 }
 
 /// Which way a page of events runs from its starting number.
@@ -239,6 +282,9 @@ impl Store {
             if let Some(value) = value {
                 conditions.push(format!("{test} {}", param(value)));
             }
+        }
+        if filter.calls_only {
+            conditions.push("call_id IS NOT NULL".to_owned());
         }
         if let Some(max_seq) = filter.max_seq {
             conditions.push(format!(

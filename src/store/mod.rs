@@ -26,7 +26,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{Executor, Transaction};
 
 pub use agents::Agent;
-pub use audit::{AuditFilter, AuditOrder, NewAuditEvent};
+pub use audit::{AuditBounds, AuditFilter, AuditOrder, NewAuditEvent};
 pub use calls::{Actor, ApprovalRow, CallFilter, CallRow, EventRow, NewCall, ResultSummary, Vote};
 pub use instances::{Holder, InstanceRow};
 pub use links::Followup;

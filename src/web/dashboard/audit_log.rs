@@ -1,5 +1,5 @@
-//! The audit log on the dashboard (`/history/events`): every event of the hash chain, newest
-//! first, filtered by kind, actor, agent, upstream, tool and days, in keyset pages (`before` = the
+//! The audit log on the dashboard (`/history/events`): every event of the hash chain (for
+//! admins; other reviewers see the events of calls, not sign-ins and user changes), newest first, filtered by kind, actor, agent, upstream, tool and days, in keyset pages (`before` = the
 //! last number shown); and its download (`/history/events/export`) as JSON lines (ending with the
 //! signed checkpoint) or CSV, streamed page by page in constant memory.
 
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::history::{day_start, non_empty};
 use crate::app::AppState;
 use crate::audit::export::{Exporter, Format};
-use crate::store::{AuditFilter, AuditOrder};
+use crate::store::{AuditFilter, AuditOrder, Role};
 use crate::web::page::{Chrome, PageError, PageResult, short_time};
 use crate::web::session::SignedIn;
 
@@ -79,7 +79,8 @@ pub struct EventsQuery {
 }
 
 impl EventsQuery {
-    fn filter(&self) -> Result<AuditFilter, PageError> {
+    /// The filters; `everything` (admins) includes the events that are not about calls.
+    fn filter(&self, everything: bool) -> Result<AuditFilter, PageError> {
         Ok(AuditFilter {
             kind: non_empty(&self.kind),
             actor: non_empty(&self.actor),
@@ -89,6 +90,7 @@ impl EventsQuery {
             since: day_start(&self.since, 0, "From")?,
             until: day_start(&self.until, 1, "To")?,
             max_seq: None,
+            calls_only: !everything,
         })
     }
 
@@ -119,6 +121,8 @@ pub struct AuditLogPage {
     next: Option<String>,
     export: String,
     signed: bool,
+    /// Admins see every event; others see the events of calls.
+    admin: bool,
 }
 
 pub async fn page(
@@ -126,7 +130,8 @@ pub async fn page(
     signed: SignedIn,
     Query(query): Query<EventsQuery>,
 ) -> PageResult<AuditLogPage> {
-    let filter = query.filter()?;
+    let admin = signed.user.role() == Role::Admin;
+    let filter = query.filter(admin)?;
     let before = match non_empty(&query.before) {
         None => i64::MAX,
         Some(text) => text
@@ -168,16 +173,17 @@ pub async fn page(
         rows,
         next,
         signed: app.audit_key.is_some(),
+        admin,
         query,
     })
 }
 
 pub async fn export(
     State(app): State<AppState>,
-    _signed: SignedIn,
+    signed: SignedIn,
     Query(query): Query<EventsQuery>,
 ) -> PageResult<Response> {
-    let filter = query.filter()?;
+    let filter = query.filter(signed.user.role() == Role::Admin)?;
     let format = Format::parse(non_empty(&query.format).as_deref().unwrap_or("jsonl"))
         .ok_or_else(|| PageError::bad_request("format: use jsonl or csv"))?;
     let exporter = Exporter::start(&app.store, filter, format, app.audit_key.as_deref())
