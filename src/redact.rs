@@ -27,6 +27,8 @@ const SECRET_NAMES: &[&str] = &[
     "authorization",
     "privatekey",
     "cookie",
+    "credential",
+    "accesskey",
 ];
 
 /// `[redaction]`: rules added to the built-in ones.
@@ -142,8 +144,15 @@ impl Redactor {
             }
             if !word.is_empty() {
                 let shown = match armed {
-                    // Wrappers a debug dump puts around the value.
-                    Some(true) if matches!(word.as_str(), "String" | "Some" | "Str") => false,
+                    // Wrappers a debug dump puts around the value, and auth schemes.
+                    Some(true)
+                        if matches!(
+                            word.as_str(),
+                            "String" | "Some" | "Str" | "Bearer" | "Basic" | "Token" | "token"
+                        ) =>
+                    {
+                        false
+                    }
                     Some(true) => {
                         armed = None;
                         true
@@ -241,6 +250,10 @@ mod tests {
             format!("login ok password={MASK} key: {MASK} session={MASK} \"{MASK}\" chat 42")
         );
         assert_eq!(redactor.redact_text("plain words"), "plain words");
+        assert_eq!(
+            redactor.redact_text("Authorization: Bearer 0123456789abcdef0123"),
+            format!("Authorization: Bearer {MASK}")
+        );
         assert_eq!(
             redactor
                 .redact_text(r#"arguments: Some({"password": String("horse-staple"), "n": 1})"#),

@@ -475,7 +475,7 @@ async fn calls_the_policy_decides_alone_are_in_the_chain_with_how_they_ended() {
     assert_eq!(detail(5), text(&limited));
     assert_eq!(detail(6), text(&unlisted));
     assert!(
-        detail(8).contains("the upstream answered with an error"),
+        detail(8).contains("the upstream answered with error -32602"),
         "{}",
         detail(8)
     );
@@ -957,4 +957,63 @@ async fn the_dashboard_lists_filters_and_downloads_the_audit_log() {
     let mut stranger = common::dashboard::Dashboard::new(&app.url(""));
     let refused = stranger.get("/history/events/export").await;
     assert_eq!(refused.status, 303, "sign in first");
+}
+
+#[tokio::test]
+async fn a_hostile_tool_name_is_recorded_cleaned_and_does_not_stop_the_log() {
+    let app = TestApp::spawn().await;
+    let agent = app.agent().await;
+    // PostgreSQL refuses NUL in text: stored as sent, it would fail the writer's batch forever.
+    let hostile = format!("evil\u{0}{}", "x".repeat(10_000));
+    let refused = agent.call(&hostile, json!({})).await;
+    assert!(common::is_error(&refused));
+    assert!(!common::is_error(&agent.call("get_chats", json!({})).await));
+    let events = wait_events(&app, 3).await;
+    assert_eq!(events[0].kind, "denied");
+    let tool = events[0].tool.clone().unwrap_or_default();
+    assert!(
+        tool.starts_with("evilxxx") && !tool.contains('\0'),
+        "{tool:.20}"
+    );
+    assert!(tool.len() < 5000, "capped: {} bytes", tool.len());
+    assert_eq!(events[1].kind, "allowed", "later events still land");
+    let (intact, said) = verify(&app).await;
+    assert!(intact, "{said}");
+}
+
+#[tokio::test]
+async fn calls_stored_before_masked_copies_existed_are_masked_and_scrubbed_at_start() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = common::TestDatabase::new(dir.path()).await;
+    let setup = || common::Setup {
+        database: Some(db.url.clone()),
+        ..common::Setup::default()
+    };
+    let app = TestApp::spawn_with(setup()).await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    let call = agent.spawn_call("export_session", json!({"x": 1}));
+    let id = alice.wait_one_pending().await;
+    assert_eq!(alice.reject(&id, "no").await.0, 200);
+    result_of(call).await;
+    // As an older Airlock left it: the real arguments, no masked copy.
+    app.db
+        .execute(
+            "UPDATE tool_calls SET args_shown = NULL, \
+             args_json = '{\"password\": \"hunter2-old-secret\", \"x\": 1}' WHERE id = $1",
+            &[&id],
+        )
+        .await;
+    drop(agent);
+    let _ = app.stop().await;
+
+    let app = TestApp::spawn_with(setup()).await;
+    let holding = "SELECT COUNT(*) FROM tool_calls WHERE args_json LIKE '%hunter2-old-secret%' \
+                   OR args_shown LIKE '%hunter2-old-secret%'";
+    assert_eq!(app.db.count(holding).await, 0, "scrubbed at start");
+    let alice = app.reviewer("alice2@example.org", "approver").await;
+    assert_eq!(
+        alice.call(&id).await["arguments"],
+        json!({"password": "•••• (redacted)", "x": 1})
+    );
 }

@@ -95,7 +95,7 @@ pub struct ApprovalQueue {
     /// Where emails find what a tool does.
     catalogue: Arc<crate::upstream::catalogue::ToolCatalogue>,
     /// The masking rules applied to a call's arguments when it is parked.
-    redactor: crate::redact::Redactor,
+    pub(super) redactor: crate::redact::Redactor,
     /// Told when a call of this process is parked or changes, so the dashboard's live feed looks
     /// at once instead of at its next poll.
     pub changed: Arc<Notify>,

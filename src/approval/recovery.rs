@@ -139,7 +139,25 @@ impl ApprovalQueue {
         }
         self.register(&host).await?;
         self.recover(true).await?;
+        self.mask_older_calls().await?;
         Ok(())
+    }
+
+    /// Gives calls stored before masked copies existed their masked copy, and scrubs the real
+    /// arguments of those that are over, so an upgrade leaves no secret behind.
+    async fn mask_older_calls(&self) -> Result<(), StoreError> {
+        loop {
+            let calls = self.store.calls_without_shown_args(500).await?;
+            if calls.is_empty() {
+                return Ok(());
+            }
+            for (id, args_json) in calls {
+                let shown = serde_json::from_str::<serde_json::Value>(&args_json)
+                    .map(|args| self.redactor.redact(&args))
+                    .unwrap_or(serde_json::Value::Null);
+                self.store.set_shown_args(&id, &shown.to_string()).await?;
+            }
+        }
     }
 
     async fn register(&self, host: &str) -> Result<(), StoreError> {

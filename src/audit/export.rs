@@ -199,9 +199,10 @@ fn csv_row(event: &AuditEvent) -> String {
 }
 
 /// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break, quotes doubled.
-/// A field a spreadsheet would run as a formula (`=`, `+`, `-`, `@`) gets a leading `'`.
+/// A field a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a tab or carriage return
+/// before one) gets a leading `'`.
 fn csv_field(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@']) {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {
         text.to_owned()

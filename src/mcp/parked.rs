@@ -438,7 +438,7 @@ fn outcome_of(
     match item {
         Inbound::Message(msg) if msg.get("method").is_none() => {
             if let Some(error) = msg.get("error") {
-                let detail = format!("the upstream answered with an error: {error}");
+                let detail = super::trail::upstream_error(error);
                 return Some((CallStatus::Failed, None, detail));
             }
             let summary = ResultSummary::of(msg.get("result").unwrap_or(&Value::Null));

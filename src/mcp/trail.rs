@@ -66,10 +66,7 @@ impl Trail {
     pub fn answered(&mut self, response: &Value) {
         let elapsed = self.started.elapsed().as_millis();
         match response.get("error") {
-            Some(error) => self.end(
-                "failed",
-                &format!("the upstream answered with an error: {error}"),
-            ),
+            Some(error) => self.end("failed", &upstream_error(error)),
             None => {
                 let summary = ResultSummary::of(response.get("result").unwrap_or(&Value::Null));
                 self.end(
@@ -119,4 +116,20 @@ impl Drop for Trail {
             "the agent's request ended before the upstream answered",
         );
     }
+}
+
+/// What the audit log keeps of an upstream's JSON-RPC error: its code and message, secret-looking
+/// words masked and the message capped; never its `data`, where servers echo arguments.
+pub fn upstream_error(error: &Value) -> String {
+    const MAX: usize = 300;
+    let code = error.get("code").map_or_else(String::new, Value::to_string);
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut message = crate::redact::Redactor::built_in().redact_text(message);
+    if message.chars().count() > MAX {
+        message = message.chars().take(MAX).collect::<String>() + "…";
+    }
+    format!("the upstream answered with error {code}: {message}")
 }

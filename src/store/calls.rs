@@ -534,6 +534,32 @@ impl Store {
         Ok(vote)
     }
 
+    /// Up to `limit` calls stored before `args_shown` existed: (id, args_json).
+    pub async fn calls_without_shown_args(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query_as("SELECT id, args_json FROM tool_calls WHERE args_shown IS NULL LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("select calls without masked arguments"))
+    }
+
+    /// Stores a call's masked arguments; for a call that is over they also replace the real ones.
+    pub async fn set_shown_args(&self, id: &str, shown: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tool_calls SET args_shown = $1, args_json = CASE WHEN status IN \
+             ('pending', 'approved', 'forwarding') THEN args_json ELSE $1 END WHERE id = $2",
+        )
+        .bind(shown)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(query("store masked arguments"))?;
+        Ok(())
+    }
+
     /// The statuses of those of `ids` that are no longer pending.
     pub async fn decided_among(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
         let mut decided = Vec::new();
