@@ -45,6 +45,44 @@ const POLICY: &str = r#"{"version":"1","default":"deny","tools":{
   "export_session":{"action":"require_approval"}}}"#;
 
 #[test]
+fn check_names_the_audit_signing_key_or_says_what_is_wrong_with_it() {
+    let dir = project("[audit]\nsigning_key_file = \"audit.key\"\n", POLICY);
+    let keygen = airlock(dir.path(), &["audit", "keygen"]);
+    assert!(keygen.status.success());
+    let public_key = stderr(&keygen)
+        .replace("public key: ", "")
+        .trim()
+        .to_owned();
+    std::fs::write(dir.path().join("audit.key"), stdout(&keygen)).expect("save the key");
+    let output = airlock(dir.path(), &["check", "--offline"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains(&format!("exports are signed; public key {public_key}")),
+        "{}",
+        stdout(&output)
+    );
+    std::fs::write(dir.path().join("audit.key"), "not a key").expect("break the key");
+    let broken = airlock(dir.path(), &["check", "--offline"]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        stderr(&broken).contains("[audit] signing_key_file: not an Ed25519 key"),
+        "{}",
+        stderr(&broken)
+    );
+    let serve = airlock(dir.path(), &["serve"]);
+    assert_eq!(
+        serve.status.code(),
+        Some(1),
+        "serve refuses to start without its key"
+    );
+    assert!(
+        stderr(&serve).contains("signing_key_file"),
+        "{}",
+        stderr(&serve)
+    );
+}
+
+#[test]
 fn check_explains_each_tools_rule() {
     let dir = project("", POLICY);
     let output = airlock(dir.path(), &["check"]);

@@ -111,6 +111,27 @@ pub async fn check(config_path: &Path, offline: bool) -> Result<String, CommandE
             },
         }
     }
+    match &config.audit.signing_key_file {
+        Some(path) => {
+            let key = crate::audit::SigningKey::load(path)
+                .map_err(|e| CommandError::Invalid(format!("[audit] signing_key_file: {e}")))?;
+            let _ = writeln!(
+                report,
+                "audit: exports are signed; public key {} (give it to whoever checks them)",
+                key.public_key()
+            );
+        }
+        None => report.push_str(
+            "audit: exports are not signed (set [audit] signing_key_file; `airlock audit keygen` makes a key)\n",
+        ),
+    }
+    if config.audit.retain_days > 0 {
+        let _ = writeln!(
+            report,
+            "audit: events older than {} days are removed",
+            config.audit.retain_days
+        );
+    }
     if config.upstreams.is_empty() {
         report.push_str("warning: no [[upstream]] is configured; agents have nothing to reach\n");
     }
