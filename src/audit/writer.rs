@@ -2,8 +2,9 @@
 //! calls, their outcomes, policy reloads) are appended by one background task, in batches, so the
 //! proxy path never waits for the database.
 //!
-//! Each event is queued on a bounded channel and the task appends whatever has gathered in one
-//! transaction. A store that cannot be written is retried with backoff; the batch stays in
+//! Each event is queued on a bounded channel and the task appends whatever has gathered within
+//! [`LINGER`] in one transaction (one commit for many calls: with a commit per event, the
+//! database work halved the proxy's throughput in `benches/proxy.rs`). A store that cannot be written is retried with backoff; the batch stays in
 //! memory meanwhile; after a few failures its events are tried one at a time, so a single event
 //! the store refuses cannot stop the log. When the channel is full (the store has been unwritable
 //! for a while), a call about to be forwarded waits up to [`ADMIT_WAIT`] for room and is then
@@ -29,6 +30,8 @@ const BATCH: usize = 512;
 pub const ADMIT_WAIT: Duration = Duration::from_secs(5);
 /// The longest pause between two attempts to write a batch.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long the first event of a quiet moment waits for others to join its batch.
+const LINGER: Duration = Duration::from_millis(20);
 /// Characters kept of a text field (a tool name or detail the agent controls).
 const MAX_FIELD: usize = 4096;
 /// Failed attempts at a batch after which its events are tried one by one (to find one the
@@ -201,6 +204,18 @@ async fn run(
                 received = events.recv_many(&mut batch, BATCH) => {
                     if received == 0 {
                         return;
+                    }
+                    // Let a batch gather: one transaction (one fsync) for many calls.
+                    if batch.len() < BATCH {
+                        tokio::select! {
+                            () = tokio::time::sleep(LINGER) => {}
+                            () = stop.cancelled() => {}
+                        }
+                        while batch.len() < BATCH
+                            && let Ok(entry) = events.try_recv()
+                        {
+                            batch.push(entry);
+                        }
                     }
                 }
                 () = overflow.added.notified() => continue,

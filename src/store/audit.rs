@@ -21,47 +21,61 @@ pub struct NewAuditEvent<'a> {
 }
 
 pub(super) async fn append_audit(tx: &mut Tx, new: &NewAuditEvent<'_>) -> Result<(), StoreError> {
-    let (seq, prev_hash): (i64, String) =
-        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+    append_audit_many(tx, std::slice::from_ref(new)).await
+}
+
+/// Appends `events` in order: the head is moved past all of them first (taking its lock), each
+/// is chained to the one before, and the head's hash is set once at the end.
+async fn append_audit_many(tx: &mut Tx, events: &[NewAuditEvent<'_>]) -> Result<(), StoreError> {
+    let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    if count == 0 {
+        return Ok(());
+    }
+    let (last_seq, mut prev_hash): (i64, String) =
+        sqlx::query_as("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+            .bind(count)
             .fetch_one(&mut **tx)
             .await
             .map_err(query("advance the audit head"))?;
-    let mut event = AuditEvent {
-        seq,
-        at: new.at.to_owned(),
-        kind: new.kind.to_owned(),
-        actor: new.actor.to_owned(),
-        via: new.via.to_owned(),
-        upstream: new.upstream.map(str::to_owned),
-        tool: new.tool.map(str::to_owned),
-        call_id: new.call_id.map(str::to_owned),
-        args_digest: new.args_digest.map(str::to_owned),
-        detail: new.detail.map(str::to_owned),
-        hash: String::new(),
-        prev_hash,
-    };
-    event.hash = event_hash(&event.prev_hash, &event.canonical());
-    sqlx::query(
-        "INSERT INTO audit_events (seq, at, kind, actor, via, upstream, tool, call_id, \
-         args_digest, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(event.seq)
-    .bind(&event.at)
-    .bind(&event.kind)
-    .bind(&event.actor)
-    .bind(&event.via)
-    .bind(&event.upstream)
-    .bind(&event.tool)
-    .bind(&event.call_id)
-    .bind(&event.args_digest)
-    .bind(&event.detail)
-    .bind(&event.prev_hash)
-    .bind(&event.hash)
-    .execute(&mut **tx)
-    .await
-    .map_err(query("append an audit event"))?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+    for (new, seq) in events.iter().zip(last_seq - count + 1..) {
+        let mut event = AuditEvent {
+            seq,
+            at: new.at.to_owned(),
+            kind: new.kind.to_owned(),
+            actor: new.actor.to_owned(),
+            via: new.via.to_owned(),
+            upstream: new.upstream.map(str::to_owned),
+            tool: new.tool.map(str::to_owned),
+            call_id: new.call_id.map(str::to_owned),
+            args_digest: new.args_digest.map(str::to_owned),
+            detail: new.detail.map(str::to_owned),
+            hash: String::new(),
+            prev_hash,
+        };
+        event.hash = event_hash(&event.prev_hash, &event.canonical());
+        sqlx::query(
+            "INSERT INTO audit_events (seq, at, kind, actor, via, upstream, tool, call_id, \
+             args_digest, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(event.seq)
+        .bind(&event.at)
+        .bind(&event.kind)
+        .bind(&event.actor)
+        .bind(&event.via)
+        .bind(&event.upstream)
+        .bind(&event.tool)
+        .bind(&event.call_id)
+        .bind(&event.args_digest)
+        .bind(&event.detail)
+        .bind(&event.prev_hash)
         .bind(&event.hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(query("append an audit event"))?;
+        prev_hash = event.hash;
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&prev_hash)
         .execute(&mut **tx)
         .await
         .map_err(query("move the audit head"))?;
@@ -324,9 +338,7 @@ impl Store {
     /// Appends `events` in order, all or none, in one transaction.
     pub async fn audit_many(&self, events: &[NewAuditEvent<'_>]) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        for event in events {
-            append_audit(&mut tx, event).await?;
-        }
+        append_audit_many(&mut tx, events).await?;
         tx.commit().await.map_err(query("commit"))
     }
 }
