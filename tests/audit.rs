@@ -1017,3 +1017,55 @@ async fn calls_stored_before_masked_copies_existed_are_masked_and_scrubbed_at_st
         json!({"password": "•••• (redacted)", "x": 1})
     );
 }
+
+#[tokio::test]
+async fn an_event_the_store_refuses_is_replaced_and_the_log_goes_on() {
+    let app = TestApp::spawn().await;
+    // The store refuses any `denied` event, as it might refuse a value it cannot hold.
+    if app.db.url.starts_with("sqlite:") {
+        app.db
+            .execute(
+                "CREATE TRIGGER refuse_denied BEFORE INSERT ON audit_events \
+                 WHEN NEW.kind = 'denied' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                &[],
+            )
+            .await;
+    } else {
+        app.db
+            .execute(
+                "CREATE FUNCTION refuse_denied() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.kind = 'denied' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; \
+                 END $$ LANGUAGE plpgsql",
+                &[],
+            )
+            .await;
+        app.db
+            .execute(
+                "CREATE TRIGGER refuse_denied BEFORE INSERT ON audit_events \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_denied()",
+                &[],
+            )
+            .await;
+    }
+    let agent = app.agent().await;
+    assert!(common::is_error(
+        &agent.call("delete_chat", json!({"chat_id": 1})).await
+    ));
+    assert!(!common::is_error(&agent.call("get_chats", json!({})).await));
+
+    let events = wait_events(&app, 3).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["unrecordable", "allowed", "completed"]);
+    assert_eq!(events[0].actor, "agent:test-agent");
+    assert!(
+        events[0]
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("\"denied\""),
+        "{:?}",
+        events[0].detail
+    );
+    let (intact, said) = verify(&app).await;
+    assert!(intact, "{said}");
+}

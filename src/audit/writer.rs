@@ -150,10 +150,15 @@ impl AuditWriter {
     /// Queues an event that must be recorded before what it describes may happen: waits up to
     /// [`ADMIT_WAIT`] for room.
     pub async fn admit(&self, entry: Entry) -> Result<(), NotRecorded> {
-        self.queue
-            .send_timeout(entry.sanitized(), ADMIT_WAIT)
-            .await
-            .map_err(|_| NotRecorded)
+        match self.queue.try_send(entry.sanitized()) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(entry)) => self
+                .queue
+                .send_timeout(entry, ADMIT_WAIT)
+                .await
+                .map_err(|_| NotRecorded),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(NotRecorded),
+        }
     }
 
     /// Queues an event about something that has happened; never waits. With the channel full it
