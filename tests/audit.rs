@@ -737,6 +737,16 @@ async fn a_signed_export_is_checked_offline_and_any_change_to_the_file_is_named(
     let (ok, said) = verify_file(offline, &edited, &key);
     assert!(!ok && said.contains("audit event 3 was edited"), "{said}");
 
+    let mut annotated = lines.clone();
+    let mut event: Value = serde_json::from_str(&annotated[2]).expect("an event");
+    event["reviewed_by"] = json!("the CFO");
+    annotated[2] = event.to_string();
+    let (ok, said) = verify_file(offline, &annotated, &key);
+    assert!(
+        !ok && said.contains("line 3: not a line as Airlock writes it"),
+        "{said}"
+    );
+
     let mut deleted = lines.clone();
     deleted.remove(2);
     let (ok, said) = verify_file(offline, &deleted, &key);

@@ -146,8 +146,9 @@ impl ApprovalQueue {
     /// Gives calls stored before masked copies existed their masked copy, and scrubs the real
     /// arguments of those that are over, so an upgrade leaves no secret behind.
     async fn mask_older_calls(&self) -> Result<(), StoreError> {
+        let mut after = String::new();
         loop {
-            let calls = self.store.calls_without_shown_args(500).await?;
+            let calls = self.store.calls_without_shown_args(&after, 500).await?;
             if calls.is_empty() {
                 return Ok(());
             }
@@ -156,6 +157,7 @@ impl ApprovalQueue {
                     .map(|args| self.redactor.redact(&args))
                     .unwrap_or(serde_json::Value::Null);
                 self.store.set_shown_args(&id, &shown.to_string()).await?;
+                after = id;
             }
         }
     }

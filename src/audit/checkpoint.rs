@@ -54,7 +54,7 @@ impl Checkpoint {
             self.pruned_seq,
             self.pruned_hash,
             self.at,
-            self.filter.replace('\n', " "),
+            serde_json::Value::String(self.filter.clone()),
             self.events,
             self.events_sha256
         )

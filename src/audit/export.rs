@@ -53,6 +53,8 @@ pub enum ExportError {
     Store(#[from] StoreError),
     #[error("cannot write the export")]
     Write(#[from] std::io::Error),
+    #[error("old events were pruned while the export ran (retain_days); export again")]
+    PrunedMeanwhile,
 }
 
 /// An export in progress: [`Exporter::next_chunk`] reads the next page and renders it. The
@@ -140,6 +142,10 @@ impl Exporter {
                 self.after = -1;
                 if let (Format::Jsonl, Some(mut checkpoint)) = (self.format, self.checkpoint.take())
                 {
+                    // A prune while the file was read removed events it should hold.
+                    if self.store.audit_bounds().await?.pruned_seq != checkpoint.pruned_seq {
+                        return Err(ExportError::PrunedMeanwhile);
+                    }
                     checkpoint.events = self.events;
                     checkpoint.events_sha256 =
                         hex::encode(std::mem::take(&mut self.events_digest).finalize());

@@ -57,7 +57,7 @@ pub async fn verify(store: &Store) -> Result<Verified, VerifyError> {
     loop {
         let bounds = store.audit_bounds().await?;
         match walk(store, &bounds).await {
-            Err(VerifyError::Broken(Broken::Missing { .. }))
+            Err(VerifyError::Broken(_))
                 if attempts < 3 && store.audit_bounds().await?.pruned_seq != bounds.pruned_seq =>
             {
                 attempts += 1;
@@ -197,15 +197,21 @@ pub fn verify_export(
             message,
         };
         let line = line.map_err(|e| unreadable(e.to_string()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
         if checkpoint.is_some() {
             return Err(unreadable("a line after the checkpoint".to_owned()));
         }
+        // Each line must be exactly what the export wrote: no added fields, no reformatting.
+        let exact = |written: Result<String, serde_json::Error>| match written {
+            Ok(written) if written == line => Ok(()),
+            _ => Err(unreadable(
+                "not a line as Airlock writes it (changed, reformatted or with added fields)"
+                    .to_owned(),
+            )),
+        };
         if line.starts_with("{\"checkpoint\"") {
             let parsed: CheckpointLine =
                 serde_json::from_str(&line).map_err(|e| unreadable(e.to_string()))?;
+            exact(serde_json::to_string(&parsed))?;
             checkpoint = Some(parsed.checkpoint);
             continue;
         }
@@ -214,10 +220,13 @@ pub fn verify_export(
         if event.expected_hash() != event.hash {
             return Err(Broken::Edited { seq: event.seq }.into());
         }
+        exact(serde_json::to_string(&event))?;
         digest.update(event.hash.as_bytes());
         digest.update(b"\n");
         match &previous {
-            Some(before) if !partial => check(&event, before.seq + 1, &before.hash)?,
+            Some(before) if !partial => {
+                check(&event, before.seq.saturating_add(1), &before.hash)?;
+            }
             Some(_) => {}
             None => first = Some((event.seq, event.prev_hash.clone())),
         }

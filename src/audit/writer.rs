@@ -132,8 +132,11 @@ struct Overflow {
 }
 
 impl Overflow {
-    fn take(&self) -> Vec<Entry> {
-        std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
+    /// Up to `most` of the held events, oldest first.
+    fn take(&self, most: usize) -> Vec<Entry> {
+        let mut held = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        let most = most.min(held.len());
+        held.drain(..most).collect()
     }
 }
 
@@ -164,7 +167,20 @@ impl AuditWriter {
     /// Queues an event about something that has happened; never waits. With the channel full it
     /// is held beside it (up to [`OVERFLOW`] events; beyond that it is dropped, and logged).
     pub fn record(&self, entry: Entry) {
-        match self.queue.try_send(entry.sanitized()) {
+        let entry = entry.sanitized();
+        // Behind events already held, to keep their order.
+        let held_before = !self
+            .overflow
+            .events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty();
+        let sent = if held_before {
+            Err(mpsc::error::TrySendError::Full(entry))
+        } else {
+            self.queue.try_send(entry)
+        };
+        match sent {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(entry)) => {
                 let mut held = self
@@ -195,15 +211,17 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
-        // The channel's events first (they are older), then what overflowed it.
+        if stop.is_cancelled() {
+            break;
+        }
+        // The channel's events first (they are older: events are held beside it only once it
+        // is full, and while any are held new ones queue behind them), then the held ones.
         while batch.len() < BATCH
             && let Ok(entry) = events.try_recv()
         {
             batch.push(entry);
         }
-        if batch.len() < BATCH {
-            batch.extend(overflow.take());
-        }
+        batch.extend(overflow.take(BATCH - batch.len()));
         if batch.is_empty() {
             tokio::select! {
                 received = events.recv_many(&mut batch, BATCH) => {
@@ -232,10 +250,12 @@ async fn run(
     // Shutting down: take nothing new, write what is queued.
     events.close();
     loop {
-        while let Ok(entry) = events.try_recv() {
+        while batch.len() < BATCH
+            && let Ok(entry) = events.try_recv()
+        {
             batch.push(entry);
         }
-        batch.extend(overflow.take());
+        batch.extend(overflow.take(BATCH - batch.len()));
         if batch.is_empty() {
             return;
         }
@@ -283,9 +303,14 @@ async fn write(store: &Store, batch: &mut Vec<Entry>, stop: &CancellationToken) 
 async fn one_by_one(store: &Store, batch: &mut Vec<Entry>) -> bool {
     let mut done = 0;
     for entry in batch.iter() {
-        if store.audit(&entry.as_new()).await.is_ok() {
-            done += 1;
-            continue;
+        match store.audit(&entry.as_new()).await {
+            Ok(()) => {
+                done += 1;
+                continue;
+            }
+            // Unreachable or busy: nothing is wrong with the event; wait and try again.
+            Err(e) if !e.is_refusal() => break,
+            Err(_) => {}
         }
         let stand_in = Entry {
             kind: "unrecordable".to_owned(),

@@ -534,16 +534,22 @@ impl Store {
         Ok(vote)
     }
 
-    /// Up to `limit` calls stored before `args_shown` existed: (id, args_json).
+    /// Up to `limit` calls stored before `args_shown` existed, with ids after `after`, in id
+    /// order: (id, args_json).
     pub async fn calls_without_shown_args(
         &self,
+        after: &str,
         limit: u32,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        sqlx::query_as("SELECT id, args_json FROM tool_calls WHERE args_shown IS NULL LIMIT $1")
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query("select calls without masked arguments"))
+        sqlx::query_as(
+            "SELECT id, args_json FROM tool_calls WHERE id > $1 AND args_shown IS NULL \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("select calls without masked arguments"))
     }
 
     /// Stores a call's masked arguments; for a call that is over they also replace the real ones.

@@ -62,6 +62,20 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the database answered and refused the statement (a constraint, a value it cannot
+    /// hold), rather than being unreachable or busy.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Query {
+                source: sqlx::Error::Database(_),
+                ..
+            }
+        )
+    }
+}
+
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

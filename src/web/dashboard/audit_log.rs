@@ -190,7 +190,8 @@ pub async fn export(
         .await
         .map_err(|e| match e {
             crate::audit::export::ExportError::Store(e) => PageError::from(e),
-            crate::audit::export::ExportError::Write(_) => {
+            crate::audit::export::ExportError::Write(_)
+            | crate::audit::export::ExportError::PrunedMeanwhile => {
                 PageError::bad_request("cannot start the export")
             }
         })?;
