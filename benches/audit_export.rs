@@ -8,6 +8,8 @@
 //! at the default size: the chain is appended through the store, as Airlock does) and removes it.
 //! The peak is the process's `VmHWM` (Linux), read every few milliseconds while it runs.
 
+mod support;
+
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,23 +19,7 @@ use airlock::store::{NewAuditEvent, Store};
 const BATCH: usize = 5000;
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("audit export bench failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    support::run("audit export", run())
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {

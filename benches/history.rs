@@ -13,6 +13,8 @@
 //! - `agent, deep`: one agent's calls (a third of them), 90% of the way down;
 //! - `text in arguments`: a substring that a tenth of the calls contain, first page.
 
+mod support;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -23,23 +25,7 @@ const PAGE: u32 = 50;
 const REPEAT: usize = 31;
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("history bench failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    support::run("history", run())
 }
 
 type Fallible<T> = Result<T, Box<dyn std::error::Error>>;

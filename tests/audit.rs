@@ -59,7 +59,11 @@ fn event_lines(output: &std::process::Output) -> usize {
 }
 
 async fn verify(app: &TestApp) -> (bool, String) {
-    let output = app.cli(&["audit", "verify"]).await;
+    outcome(&app.cli(&["audit", "verify"]).await)
+}
+
+/// Whether a command succeeded, and all it said.
+fn outcome(output: &std::process::Output) -> (bool, String) {
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -679,13 +683,7 @@ fn verify_file(dir: &std::path::Path, lines: &[String], extra: &[&str]) -> (bool
         path.to_str().unwrap_or_default(),
     ];
     args.extend(extra);
-    let output = common::run_in(dir, &args);
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), said)
+    outcome(&common::run_in(dir, &args))
 }
 
 #[tokio::test]
