@@ -213,6 +213,16 @@ impl Metrics {
     }
 }
 
+/// Appends counters kept elsewhere (name, help, value) in the exposition format.
+pub fn render_counters(out: &mut String, counters: &[(&str, &str, u64)]) {
+    for (name, help, value) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+}
+
 /// MCP methods are a small known set; anything else an agent sends is `other`.
 fn method_label(method: &str) -> &'static str {
     const KNOWN: [&str; 16] = [

@@ -75,7 +75,7 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let sessions = app.sessions.len() as f64;
     let waiting = app.approvals.waiting() as f64;
-    let text = app.metrics.render(&[
+    let mut text = app.metrics.render(&[
         (
             "airlock_sessions",
             "Open downstream MCP sessions.",
@@ -86,6 +86,38 @@ async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
             "Calls parked in this process, waiting for a decision.",
             waiting,
         ),
+        (
+            "airlock_audit_backlog_events",
+            "Audit events of calls the policy decided alone, queued and not yet written.",
+            app.audit.backlog() as f64,
+        ),
     ]);
+    let stats = &app.audit.stats;
+    let count = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+    crate::metrics::render_counters(
+        &mut text,
+        &[
+            (
+                "airlock_audit_events_written_total",
+                "Audit events the batching writer appended to the chain.",
+                count(&stats.written),
+            ),
+            (
+                "airlock_audit_events_unrecordable_total",
+                "Audit events the store refused, recorded as `unrecordable` instead.",
+                count(&stats.unrecordable),
+            ),
+            (
+                "airlock_audit_events_dropped_total",
+                "Audit events lost (the writer far behind, or stopped with them unwritten).",
+                count(&stats.dropped),
+            ),
+            (
+                "airlock_audit_write_failures_total",
+                "Failed attempts to write a batch of audit events.",
+                count(&stats.failures),
+            ),
+        ],
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

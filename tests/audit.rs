@@ -1074,6 +1074,18 @@ async fn an_event_the_store_refuses_is_replaced_and_the_log_goes_on() {
         "{:?}",
         events[0].detail
     );
+    let metrics = app.metrics().await;
+    for line in [
+        "airlock_audit_events_unrecordable_total 1",
+        "airlock_audit_events_dropped_total 0",
+        "airlock_audit_backlog_events 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(
+        !metrics.contains("airlock_audit_write_failures_total 0"),
+        "{metrics}"
+    );
     let (intact, said) = verify(&app).await;
     assert!(intact, "{said}");
 }

@@ -13,6 +13,7 @@
 //!
 //! On shutdown the task stops taking events, appends what it holds, and ends.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -115,10 +116,24 @@ impl Entry {
 #[error("the audit log is not being written")]
 pub struct NotRecorded;
 
+/// What the writer has done, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Events appended to the chain.
+    pub written: AtomicU64,
+    /// Events the store refused, recorded as `unrecordable` instead.
+    pub unrecordable: AtomicU64,
+    /// Events lost: the held buffer was full, or the writer stopped with them unwritten.
+    pub dropped: AtomicU64,
+    /// Failed attempts to write a batch (the store was unreachable, busy or refused).
+    pub failures: AtomicU64,
+}
+
 /// Hands events to the writer task. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditWriter {
     queue: mpsc::Sender<Entry>,
+    pub stats: Arc<WriterStats>,
     /// Events that found the channel full and could not wait; the task takes them after the
     /// channel's.
     overflow: Arc<Overflow>,
@@ -146,8 +161,27 @@ impl AuditWriter {
     pub fn start(store: Store, stop: CancellationToken) -> (Self, JoinHandle<()>) {
         let (queue, events) = mpsc::channel(CAPACITY);
         let overflow = Arc::new(Overflow::default());
-        let task = tokio::spawn(run(store, events, overflow.clone(), stop));
-        (Self { queue, overflow }, task)
+        let stats = Arc::new(WriterStats::default());
+        let task = tokio::spawn(run(store, events, overflow.clone(), stats.clone(), stop));
+        (
+            Self {
+                queue,
+                stats,
+                overflow,
+            },
+            task,
+        )
+    }
+
+    /// Events waiting to be written (in the channel and held beside it).
+    pub fn backlog(&self) -> usize {
+        let held = self
+            .overflow
+            .events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        CAPACITY - self.queue.capacity() + held
     }
 
     /// Queues an event that must be recorded before what it describes may happen: waits up to
@@ -193,10 +227,12 @@ impl AuditWriter {
                     drop(held);
                     self.overflow.added.notify_one();
                 } else {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(kind = %entry.kind, "audit writer far behind; an event was dropped");
                 }
             }
             Err(mpsc::error::TrySendError::Closed(entry)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(kind = %entry.kind, "audit writer stopped; an event was not recorded");
             }
         }
@@ -207,6 +243,7 @@ async fn run(
     store: Store,
     mut events: mpsc::Receiver<Entry>,
     overflow: Arc<Overflow>,
+    stats: Arc<WriterStats>,
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -245,7 +282,7 @@ async fn run(
                 () = stop.cancelled() => break,
             }
         }
-        write(&store, &mut batch, &stop).await;
+        write(&store, &mut batch, &stats, &stop).await;
     }
     // Shutting down: take nothing new, write what is queued.
     events.close();
@@ -259,7 +296,7 @@ async fn run(
         if batch.is_empty() {
             return;
         }
-        write(&store, &mut batch, &stop).await;
+        write(&store, &mut batch, &stats, &stop).await;
     }
 }
 
@@ -267,21 +304,30 @@ async fn run(
 /// events are tried one at a time: one the store refuses is replaced by an event saying so (the
 /// chain stays whole and the rest go on), and a store that refuses everything is waited for.
 /// After `stop`, gives up after a few tries, logging how many events are lost.
-async fn write(store: &Store, batch: &mut Vec<Entry>, stop: &CancellationToken) {
+async fn write(
+    store: &Store,
+    batch: &mut Vec<Entry>,
+    stats: &WriterStats,
+    stop: &CancellationToken,
+) {
     let mut backoff = Duration::from_millis(100);
     let mut failures = 0;
     loop {
         let events: Vec<NewAuditEvent<'_>> = batch.iter().map(Entry::as_new).collect();
         let error = match store.audit_many(&events).await {
             Ok(()) => {
+                stats
+                    .written
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 batch.clear();
                 return;
             }
             Err(e) => e,
         };
         failures += 1;
+        stats.failures.fetch_add(1, Ordering::Relaxed);
         tracing::error!(events = batch.len(), error = %crate::telemetry::error_chain(&error), "cannot write audit events; retrying");
-        if failures >= ISOLATE_AFTER && one_by_one(store, batch).await {
+        if failures >= ISOLATE_AFTER && one_by_one(store, batch, stats).await {
             return;
         }
         if stop.is_cancelled() && failures >= ISOLATE_AFTER {
@@ -289,6 +335,9 @@ async fn write(store: &Store, batch: &mut Vec<Entry>, stop: &CancellationToken) 
                 events = batch.len(),
                 "shutting down with audit events unwritten"
             );
+            stats
+                .dropped
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
             batch.clear();
             return;
         }
@@ -300,11 +349,12 @@ async fn write(store: &Store, batch: &mut Vec<Entry>, stop: &CancellationToken) 
 /// Writes `batch` an event at a time, replacing any the store refuses by an `unrecordable` event
 /// that keeps its kind, actor and call but none of its text. Returns whether all are done; on a
 /// store that refuses even the replacement, stops and leaves the rest in `batch`.
-async fn one_by_one(store: &Store, batch: &mut Vec<Entry>) -> bool {
+async fn one_by_one(store: &Store, batch: &mut Vec<Entry>, stats: &WriterStats) -> bool {
     let mut done = 0;
     for entry in batch.iter() {
         match store.audit(&entry.as_new()).await {
             Ok(()) => {
+                stats.written.fetch_add(1, Ordering::Relaxed);
                 done += 1;
                 continue;
             }
@@ -325,6 +375,7 @@ async fn one_by_one(store: &Store, batch: &mut Vec<Entry>) -> bool {
         if store.audit(&stand_in.as_new()).await.is_err() {
             break;
         }
+        stats.unrecordable.fetch_add(1, Ordering::Relaxed);
         tracing::error!(kind = %entry.kind, "an audit event the store refused was replaced by an 'unrecordable' one");
         done += 1;
     }
