@@ -115,10 +115,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let audit_key = match &config.audit.signing_key_file {
-            Some(path) => Some(Arc::new(crate::audit::SigningKey::load(path)?)),
-            None => None,
-        };
+        let audit_key = crate::audit::SigningKey::configured(&config.audit)?.map(Arc::new);
         let store = Store::open(&config.database).await?;
         let shutdown = CancellationToken::new();
         // Upstreams outlive the shutdown signal by the grace period, so calls in flight can finish.

@@ -132,6 +132,15 @@ impl SigningKey {
         })
     }
 
+    /// The key `[audit] signing_key_file` names, if it names one.
+    pub fn configured(config: &crate::config::AuditConfig) -> Result<Option<Self>, KeyError> {
+        config
+            .signing_key_file
+            .as_deref()
+            .map(Self::load)
+            .transpose()
+    }
+
     /// A new random key, as its hex seed.
     pub fn generate() -> Result<String, KeyError> {
         let mut seed = [0u8; 32];

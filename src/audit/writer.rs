@@ -251,14 +251,7 @@ async fn run(
         if stop.is_cancelled() {
             break;
         }
-        // The channel's events first (they are older: events are held beside it only once it
-        // is full, and while any are held new ones queue behind them), then the held ones.
-        while batch.len() < BATCH
-            && let Ok(entry) = events.try_recv()
-        {
-            batch.push(entry);
-        }
-        batch.extend(overflow.take(BATCH - batch.len()));
+        gather(&mut events, &overflow, &mut batch);
         if batch.is_empty() {
             tokio::select! {
                 received = events.recv_many(&mut batch, BATCH) => {
@@ -271,11 +264,7 @@ async fn run(
                             () = tokio::time::sleep(LINGER) => {}
                             () = stop.cancelled() => {}
                         }
-                        while batch.len() < BATCH
-                            && let Ok(entry) = events.try_recv()
-                        {
-                            batch.push(entry);
-                        }
+                        gather(&mut events, &overflow, &mut batch);
                     }
                 }
                 () = overflow.added.notified() => continue,
@@ -287,17 +276,24 @@ async fn run(
     // Shutting down: take nothing new, write what is queued.
     events.close();
     loop {
-        while batch.len() < BATCH
-            && let Ok(entry) = events.try_recv()
-        {
-            batch.push(entry);
-        }
-        batch.extend(overflow.take(BATCH - batch.len()));
+        gather(&mut events, &overflow, &mut batch);
         if batch.is_empty() {
             return;
         }
         write(&store, &mut batch, &stats, &stop).await;
     }
+}
+
+/// Fills `batch` (up to [`BATCH`]) with what is waiting, without waiting: the channel's events
+/// first (they are older: events are held beside it only once it is full, and while any are held
+/// new ones queue behind them), then the held ones.
+fn gather(events: &mut mpsc::Receiver<Entry>, overflow: &Overflow, batch: &mut Vec<Entry>) {
+    while batch.len() < BATCH
+        && let Ok(entry) = events.try_recv()
+    {
+        batch.push(entry);
+    }
+    batch.extend(overflow.take(BATCH - batch.len()));
 }
 
 /// Appends `batch` in one transaction, retrying until it is written. After a few failures the

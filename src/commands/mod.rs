@@ -111,10 +111,8 @@ pub async fn check(config_path: &Path, offline: bool) -> Result<String, CommandE
             },
         }
     }
-    match &config.audit.signing_key_file {
-        Some(path) => {
-            let key = crate::audit::SigningKey::load(path)
-                .map_err(|e| CommandError::Invalid(format!("[audit] signing_key_file: {e}")))?;
+    match audit_key(&config)? {
+        Some(key) => {
             let _ = writeln!(
                 report,
                 "audit: exports are signed; public key {} (give it to whoever checks them)",
@@ -301,8 +299,7 @@ pub fn audit_verify_file(
         Some(key) => key.to_owned(),
         None => Config::load(config_path)
             .ok()
-            .and_then(|config| config.audit.signing_key_file)
-            .and_then(|path| crate::audit::SigningKey::load(&path).ok())
+            .and_then(|config| audit_key(&config).ok().flatten())
             .map(|key| key.public_key())
             .ok_or_else(|| {
                 CommandError::Invalid(
@@ -340,6 +337,12 @@ pub fn audit_verify_file(
         "export intact: {} events; {scope}; signed at {} by {public_key}\n",
         verified.events, checkpoint.at
     ))
+}
+
+/// The config's audit signing key, or a one-line reason it cannot be read.
+fn audit_key(config: &Config) -> Result<Option<crate::audit::SigningKey>, CommandError> {
+    crate::audit::SigningKey::configured(&config.audit)
+        .map_err(|e| CommandError::Invalid(format!("[audit] signing_key_file: {e}")))
 }
 
 /// `airlock audit keygen`: a new signing key (hex seed) and its public key.
@@ -408,13 +411,7 @@ pub async fn audit_export(config_path: &Path, request: ExportRequest) -> Result<
         ..crate::store::AuditFilter::default()
     };
     let config = Config::load(config_path)?;
-    let key = match &config.audit.signing_key_file {
-        Some(path) => Some(
-            crate::audit::SigningKey::load(path)
-                .map_err(|e| CommandError::Invalid(format!("[audit] signing_key_file: {e}")))?,
-        ),
-        None => None,
-    };
+    let key = audit_key(&config)?;
     let store = Store::open(&config.database).await?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     crate::audit::export::export(&store, filter, format, key.as_ref(), &mut out)

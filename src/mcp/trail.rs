@@ -23,17 +23,17 @@ pub struct Trail {
 impl Trail {
     /// The trail of a `tools/call` request `msg` by `agent` to `upstream`'s `tool`.
     pub fn new(writer: &AuditWriter, upstream: &str, tool: &str, agent: &str, msg: &Value) -> Self {
-        let args = msg
-            .pointer("/params/arguments")
-            .cloned()
-            .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        let digest = match msg.pointer("/params/arguments") {
+            Some(args) => crate::approval::args_digest(args),
+            None => crate::approval::args_digest(&Value::Object(serde_json::Map::new())),
+        };
         let template = Entry {
             actor: format!("agent:{agent}"),
             via: "mcp".to_owned(),
             upstream: Some(upstream.to_owned()),
             tool: Some(tool.to_owned()),
             call_id: Some(uuid::Uuid::now_v7().to_string()),
-            args_digest: Some(crate::approval::args_digest(&args)),
+            args_digest: Some(digest),
             ..Entry::default()
         };
         Self {

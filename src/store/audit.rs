@@ -169,11 +169,12 @@ impl Store {
         // Events are numbered in the order they were appended; their times are when they
         // happened, a little earlier for batched ones. Everything before the first event at or
         // after the cutoff goes.
-        let (head,): (i64,) =
-            sqlx::query_as("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(query("lock the audit head"))?;
+        let (head, pruned): (i64, i64) = sqlx::query_as(
+            "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, pruned_seq",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(query("lock the audit head"))?;
         let (first_kept,): (Option<i64>,) =
             sqlx::query_as("SELECT MIN(seq) FROM audit_events WHERE at >= $1")
                 .bind(cutoff)
@@ -181,10 +182,6 @@ impl Store {
                 .await
                 .map_err(query("find the first audit event to keep"))?;
         let last_removed = first_kept.map_or(head, |seq| seq - 1);
-        let (pruned,): (i64,) = sqlx::query_as("SELECT pruned_seq FROM audit_head WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(query("read where the audit log starts"))?;
         if last_removed <= pruned {
             return Ok(None);
         }
