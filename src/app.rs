@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::approval::ApprovalQueue;
 use crate::config::Config;
-use crate::mcp::auth::{OriginPolicy, TokenCache};
+use crate::mcp::auth::{HostPolicy, OriginPolicy, TokenCache};
 use crate::mcp::session::SessionRegistry;
 use crate::metrics::Metrics;
 use crate::policy::{PolicyError, PolicyHandle, RateLimiter, ReloadOutcome};
@@ -75,6 +75,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     pub metrics: Arc<Metrics>,
     pub origins: Arc<OriginPolicy>,
+    /// The `Host` names this Airlock answers to on `/mcp` and the reviewer face.
+    pub hosts: Arc<HostPolicy>,
     pub tokens: Arc<TokenCache>,
     /// The upstreams' tool lists, as the dashboard shows them.
     pub catalogue: Arc<crate::upstream::catalogue::ToolCatalogue>,
@@ -90,12 +92,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Ends a downstream session, withdraws the calls it has parked, and forgets its rate-limit
-    /// history.
+    /// Ends a downstream session, withdraws the calls it has parked, and forgets what its
+    /// per-session rate limits counted (per-agent limits keep counting).
     pub fn close_session(&self, id: &str) {
         self.approvals.withdraw_session(id);
         if self.sessions.remove(id).is_some() {
-            self.limiter.forget_key(id);
+            self.limiter.forget_session(id);
             tracing::info!(session = id, "session closed");
         }
     }
@@ -191,6 +193,10 @@ impl Application {
         let state = AppState {
             approvals,
             origins: Arc::new(OriginPolicy::from_config(&config)),
+            hosts: Arc::new(HostPolicy::new(
+                &config,
+                listener.local_addr().unwrap_or(config.server.listen),
+            )),
             tokens: Arc::new(TokenCache::default()),
             catalogue,
             feed: Arc::default(),
@@ -292,7 +298,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::mcp::router())
         .merge(crate::ops::router())
-        .merge(crate::web::router())
+        .merge(crate::web::router(&state))
         .with_state(state)
 }
 
@@ -348,9 +354,11 @@ fn spawn_workers(state: &AppState) {
                 () = reaper.shutdown.cancelled() => return,
             }
             for id in reaper.sessions.reap_idle(idle) {
-                reaper.limiter.forget_key(&id);
+                reaper.limiter.forget_session(&id);
                 tracing::info!(session = %id, "idle session closed");
             }
+            // Per-agent and per-token counts have no session end: the ones past their window go.
+            reaper.limiter.prune(std::time::Instant::now());
         }
     });
 }

@@ -69,8 +69,12 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub public_url: String,
-    /// Browser origins allowed on `/mcp`, besides `public_url`'s origin and localhost origins.
+    /// Browser origins allowed on `/mcp`, besides `public_url`'s origin (and localhost origins
+    /// when `public_url` is localhost).
     pub allowed_origins: Vec<String>,
+    /// `Host` values accepted besides `public_url`'s and the listen address: `name` (any port) or
+    /// `name:port`. Anything else is refused (403), as DNS rebinding sends a foreign name.
+    pub allowed_hosts: Vec<String>,
     pub max_body_bytes: usize,
     /// A downstream session with no request, call or open stream for this long is closed.
     pub session_idle_timeout: u64,
@@ -89,6 +93,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: "http://127.0.0.1:8080".to_owned(),
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             session_idle_timeout: 1800,
             max_sessions_per_agent: 100,
@@ -356,6 +361,18 @@ impl Config {
                 return Err(invalid(
                     &format!("server.allowed_origins[{i}]"),
                     format!("{allowed:?} is not an origin; write it as \"https://host[:port]\""),
+                ));
+            }
+        }
+        for (i, host) in self.server.allowed_hosts.iter().enumerate() {
+            let plain = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+            if !plain {
+                return Err(invalid(
+                    &format!("server.allowed_hosts[{i}]"),
+                    format!("{host:?} is not a host; write it as \"name\" or \"name:port\", without a scheme or path"),
                 ));
             }
         }

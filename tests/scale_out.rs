@@ -366,14 +366,26 @@ async fn an_agents_rate_limit_holds_across_instances() {
     };
     let a = instance(&db, "a").await;
     let mut b = instance(&db, "b").await;
-    // TEST_POLICY: send_message at most 2 calls per 3 s, per agent token for stateless clients.
-    // The agent uses one token on both instances (both know it: they share the database).
+    // TEST_POLICY: send_message at most 2 calls per 3 s, per agent: across instances, sessions
+    // and revisions. The agent uses one token on both instances (they share the database).
     b.token = a.token.clone();
+    let session_on_b = b.raw_session("2025-06-18").await;
+    let in_session = |n: u32| {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"send_message","arguments":{{"chat_id":1297381004,"text":"m{n}"}}}}}}"#
+        );
+        let b = &b;
+        let session = session_on_b.clone();
+        async move {
+            let response = b.post_in_session(&session, &body).await;
+            common::messages(response).await.pop().expect("an answer")
+        }
+    };
 
     let first = stateless_send(&a, 1).await;
-    let second = stateless_send(&b, 2).await;
+    let second = in_session(2).await;
     let third = stateless_send(&a, 3).await;
-    let fourth = stateless_send(&b, 4).await;
+    let fourth = in_session(4).await;
 
     for ok in [&first, &second] {
         assert_ne!(ok["result"]["isError"], true, "{ok}");

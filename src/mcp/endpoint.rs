@@ -1,6 +1,6 @@
 //! `POST/GET/DELETE /mcp/{upstream}`: the Streamable HTTP endpoint agents talk to.
 //!
-//! Checks run in the order of the contract (DESIGN.md): Origin (403), bearer token (401), upstream
+//! Checks run in the order of the contract (DESIGN.md): Host (403), Origin (403), bearer token (401), upstream
 //! (404), body size (413), JSON (400, -32700), JSON-RPC shape and `Mcp-Method`/`Mcp-Name` headers
 //! (400, -32600). Then a message goes one of three ways: `initialize` opens a session; a message with
 //! `Mcp-Session-Id` belongs to that session; a 2026-07-28 message (no session, protocol version
@@ -41,12 +41,21 @@ fn refuse(status: StatusCode, code: i64, message: impl Into<String>) -> Response
         .into_response()
 }
 
-/// The checks every method shares: Origin, token, upstream. Returns the agent and the upstream.
+/// The checks every method shares: Host, Origin, token, upstream. Returns the agent and the
+/// upstream.
 async fn admit(
     app: &AppState,
+    uri: &axum::http::Uri,
     headers: &HeaderMap,
     upstream: &str,
 ) -> Result<(auth::AgentIdentity, Arc<Upstream>), Response> {
+    if !app.hosts.permits(auth::HostPolicy::host_of(uri, headers)) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            jsonrpc::INVALID_REQUEST,
+            "Forbidden: Host not allowed (add it to server.allowed_hosts)",
+        ));
+    }
     if !app.origins.permits(headers) {
         return Err(refuse(
             StatusCode::FORBIDDEN,
@@ -109,10 +118,11 @@ fn accepts_sse(headers: &HeaderMap) -> Option<bool> {
 pub async fn post(
     State(app): State<AppState>,
     Path(upstream): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (agent, upstream) = match admit(&app, &headers, &upstream).await {
+    let (agent, upstream) = match admit(&app, &uri, &headers, &upstream).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
@@ -370,7 +380,7 @@ async fn session_message(
                 conn: &session.conn,
                 session: &session.id,
                 agent: &session.agent.name,
-                rate_key: &session.id,
+                session_key: &session.id,
                 overflow: Some(session.sink_tx.clone()),
                 stateless: false,
                 in_flight: Some(session.call_started()),
@@ -485,7 +495,7 @@ async fn stateless(
                 conn: &conn,
                 session: &key,
                 agent: &agent.name,
-                rate_key: &agent.token_sha256,
+                session_key: &agent.token_sha256,
                 overflow: None,
                 stateless: true,
                 in_flight: None,
@@ -515,7 +525,7 @@ struct Call<'a> {
     conn: &'a crate::upstream::Connection,
     session: &'a SessionKey,
     agent: &'a str,
-    rate_key: &'a str,
+    session_key: &'a str,
     overflow: Option<tokio::sync::mpsc::Sender<Value>>,
     stateless: bool,
     in_flight: Option<super::session::InFlight>,
@@ -544,7 +554,7 @@ impl Call<'_> {
         if method == "tools/call" {
             let caller = tools_call::Caller {
                 agent: self.agent,
-                rate_key: self.rate_key,
+                session_key: self.session_key,
                 stateless: self.stateless,
             };
             match tools_call::gate(self.app, self.upstream, &caller, &msg).await {
@@ -632,11 +642,12 @@ impl Call<'_> {
 /// request names none.
 async fn named_session(
     app: &AppState,
+    uri: &axum::http::Uri,
     headers: &HeaderMap,
     upstream: &str,
     missing: (StatusCode, &str),
 ) -> Result<Arc<Session>, Response> {
-    let (agent, upstream) = admit(app, headers, upstream).await?;
+    let (agent, upstream) = admit(app, uri, headers, upstream).await?;
     let Some(session_id) = header_str(headers, SESSION_HEADER) else {
         return Err(refuse(missing.0, jsonrpc::INVALID_REQUEST, missing.1));
     };
@@ -652,13 +663,14 @@ async fn named_session(
 pub async fn get(
     State(app): State<AppState>,
     Path(upstream): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
     let missing = (
         StatusCode::METHOD_NOT_ALLOWED,
         "GET needs an Mcp-Session-Id (2026-07-28 has no GET stream)",
     );
-    let session = match named_session(&app, &headers, &upstream, missing).await {
+    let session = match named_session(&app, &uri, &headers, &upstream, missing).await {
         Ok(session) => session,
         Err(response) => return response,
     };
@@ -697,13 +709,14 @@ pub async fn get(
 pub async fn delete(
     State(app): State<AppState>,
     Path(upstream): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
     let missing = (
         StatusCode::BAD_REQUEST,
         "Bad Request: Mcp-Session-Id header is required",
     );
-    match named_session(&app, &headers, &upstream, missing).await {
+    match named_session(&app, &uri, &headers, &upstream, missing).await {
         Ok(session) => {
             app.close_session(&session.id);
             StatusCode::OK.into_response()

@@ -2,9 +2,11 @@
 //! A refused call is answered here, as an `isError` result the model can read, and never forwarded;
 //! a call that needs a human is handed to the approval queue (`parked.rs`).
 //!
-//! Rate limits count in this process's memory. A limit keyed by agent token (2026-07-28 clients,
-//! which a load balancer spreads over instances) is also counted in the database on PostgreSQL,
-//! so it holds across instances; if the database cannot count, the local count still applies.
+//! Rate limits count in this process's memory, per agent by default (across its sessions and both
+//! protocol families) or per session with `"per": "session"`. On PostgreSQL a limit that other
+//! instances may see calls for (per agent, or per token for 2026-07-28 clients, which a load
+//! balancer spreads over instances) is also counted in the database, so it holds across
+//! instances; if the database cannot count, the local count still applies.
 
 use std::time::Instant;
 
@@ -56,10 +58,10 @@ pub enum Gate {
 /// Who makes a call, and where their rate limits count.
 pub struct Caller<'a> {
     pub agent: &'a str,
-    /// Whose quota the call counts against (the session, or the agent token for stateless
-    /// clients).
-    pub rate_key: &'a str,
-    /// `rate_key` is the agent token, which other instances may count against too.
+    /// What limits counted per session count against (the session, or the agent token for
+    /// stateless clients).
+    pub session_key: &'a str,
+    /// `session_key` is the agent token, which other instances may count against too.
     pub stateless: bool,
 }
 
@@ -78,15 +80,16 @@ pub async fn gate(app: &AppState, upstream: &Upstream, caller: &Caller<'_>, msg:
     let call = CallSite {
         upstream: &upstream.name,
         tool,
-        agent_key: caller.rate_key,
+        agent: caller.agent,
+        session: caller.session_key,
     };
     let trail = || Trail::new(&app.audit, &upstream.name, tool, caller.agent, msg);
     let (outcome, text) = match policy.evaluate(&call, &app.limiter, Instant::now()) {
         Verdict::Allow { slot } => {
             let slot = match slot {
                 None => Ok(None),
-                Some(local) if caller.stateless && app.store.backend() == Backend::Postgres => {
-                    shared_quota(app, policy.rule_for(tool).rule, &call, local)
+                Some(local) if app.store.backend() == Backend::Postgres => {
+                    shared_quota(app, policy.rule_for(tool).rule, &call, caller, local)
                         .await
                         .map(Some)
                 }
@@ -160,29 +163,38 @@ async fn admit(
     ))
 }
 
-/// Counts the call in the database too, so the agent's limit holds across instances. Refused: the
-/// local slot is given back and the refusal's text returned. If the database cannot count, the
-/// local limit alone applies (a rate limit is a budget, not a safety check: failing open here
-/// keeps allowed tools working through a database outage).
+/// Counts the call in the database too, so the limit holds across instances (unless it counts
+/// per handshake-era session, which lives on one instance). Refused: the local slot is given back
+/// and the refusal's text returned. If the database cannot count, the local limit alone applies
+/// (a rate limit is a budget, not a safety check: failing open here keeps allowed tools working
+/// through a database outage).
 async fn shared_quota(
     app: &AppState,
     rule: &Rule,
     call: &CallSite<'_>,
+    caller: &Caller<'_>,
     local: Slot,
 ) -> Result<Quota, String> {
+    let local_only = Quota {
+        local,
+        shared: None,
+    };
     let Rule::Allow {
         rate_limit: Some(limit),
     } = rule
     else {
-        return Ok(Quota {
-            local,
-            shared: None,
-        });
+        return Ok(local_only);
     };
+    if limit.per() == crate::policy::RateScope::Session && !caller.stateless {
+        return Ok(local_only);
+    }
+    let local = local_only.local;
     let bucket = crate::secrets::sha256_hex(
         format!(
             "{}\u{1f}{}\u{1f}{}",
-            call.agent_key, call.upstream, call.tool
+            call.rate_key(limit),
+            call.upstream,
+            call.tool
         )
         .as_bytes(),
     );

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::model::{ApprovalRule, Policy, RateLimit, Rule};
+use super::model::{ApprovalRule, Policy, RateLimit, RateScope, Rule};
 use super::rate_limit::{RateLimiter, Slot};
 
 /// The call being judged.
@@ -21,9 +21,21 @@ pub struct CallSite<'a> {
     pub upstream: &'a str,
     /// The tool's name as the upstream lists it (`send_message`).
     pub tool: &'a str,
-    /// Whose quota the call counts against: the agent session id (handshake era) or the agent
-    /// token id (2026-07-28, stateless).
-    pub agent_key: &'a str,
+    /// The agent's name: limits count per agent unless the rule says `"per": "session"`.
+    pub agent: &'a str,
+    /// The agent session id (handshake era) or the agent token's digest (2026-07-28, stateless),
+    /// for limits counted per session.
+    pub session: &'a str,
+}
+
+impl CallSite<'_> {
+    /// The key `limit` counts this call under: the agent, or its session (or token).
+    pub fn rate_key(&self, limit: &RateLimit) -> String {
+        match limit.per() {
+            RateScope::Agent => super::rate_limit::agent_key(self.agent),
+            RateScope::Session => super::rate_limit::session_key(self.session),
+        }
+    }
 }
 
 /// The rule that applies to a tool.
@@ -78,7 +90,15 @@ impl Policy {
             Rule::Allow { rate_limit: None } => Verdict::Allow { slot: None },
             Rule::Allow {
                 rate_limit: Some(limit),
-            } => match limiter.try_acquire(call, *limit, now) {
+            } => match limiter.try_acquire(
+                &super::Counted {
+                    key: &call.rate_key(limit),
+                    upstream: call.upstream,
+                    tool: call.tool,
+                },
+                *limit,
+                now,
+            ) {
                 Ok(slot) => Verdict::Allow { slot: Some(slot) },
                 Err(wait) => {
                     let (message, retry_after) = rate_limited(&name.to_string(), *limit, wait);
@@ -171,7 +191,8 @@ mod tests {
         CallSite {
             upstream: "telegram",
             tool,
-            agent_key: "session-1",
+            agent: "claude",
+            session: "session-1",
         }
     }
 

@@ -12,7 +12,7 @@ use super::evaluate::{ResolvedRule, Secs};
 use super::model::{ApprovalRule, Policy, PolicyOrigin, Rule};
 
 impl Policy {
-    /// The rule for `tool` in a few words: `allow`, `allow, rate limit 10 per 60 s`,
+    /// The rule for `tool` in a few words: `allow`, `allow, rate limit 10 per 60 s per agent`,
     /// `deny: never from an agent`, `require approval (1 of security; timeout 600 s)`,
     /// `deny (default: not listed)`.
     pub fn describe(&self, tool: &str) -> String {
@@ -122,9 +122,13 @@ fn describe_resolved(resolved: ResolvedRule<'_>) -> String {
             if let Some(limit) = rate_limit {
                 let _ = write!(
                     text,
-                    ", rate limit {} per {} s",
+                    ", rate limit {} per {} s per {}",
                     limit.max(),
-                    Secs(limit.window())
+                    Secs(limit.window()),
+                    match limit.per() {
+                        super::RateScope::Agent => "agent",
+                        super::RateScope::Session => "session",
+                    }
                 );
             }
             if let Some(note) = default_note {
@@ -192,7 +196,7 @@ mod tests {
         assert_eq!(policy.describe("get_chats"), "allow");
         assert_eq!(
             policy.describe("send_message"),
-            "allow, rate limit 10 per 60 s"
+            "allow, rate limit 10 per 60 s per agent"
         );
         assert_eq!(
             policy.describe("delete_account"),

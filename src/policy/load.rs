@@ -23,7 +23,8 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
 use super::error::{Location, PolicyError};
 use super::model::{
-    ApprovalRule, DEFAULT_APPROVAL_TIMEOUT, DefaultAction, Policy, PolicyOrigin, RateLimit, Rule,
+    ApprovalRule, DEFAULT_APPROVAL_TIMEOUT, DefaultAction, Policy, PolicyOrigin, RateLimit,
+    RateScope, Rule,
 };
 
 /// The longest `window` or `timeout` accepted, in seconds (365 days).
@@ -207,6 +208,9 @@ struct RawRule {
     reason: Option<Text>,
     #[serde(default, deserialize_with = "present")]
     rate_limit: Option<Table<RawRateLimit>>,
+    /// `"session"` counts `rate_limit` per session (PolicyLayer's way); `"agent"` is the default.
+    #[serde(default, deserialize_with = "present")]
+    per: Option<Per>,
     #[serde(default, deserialize_with = "present")]
     approvals: Option<Approvals>,
     #[serde(default, deserialize_with = "present")]
@@ -359,6 +363,35 @@ impl<'de> Deserialize<'de> for Action {
         }
 
         deserializer.deserialize_str(ActionVisitor)
+    }
+}
+
+/// `per`: whose calls a rate limit counts together.
+struct Per(RateScope);
+
+impl<'de> Deserialize<'de> for Per {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PerVisitor;
+
+        impl Visitor<'_> for PerVisitor {
+            type Value = Per;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"agent\" or \"session\"")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Per, E> {
+                match v {
+                    "agent" => Ok(Per(RateScope::Agent)),
+                    "session" => Ok(Per(RateScope::Session)),
+                    other => Err(E::custom(format_args!(
+                        "unknown scope {other:?}; use \"agent\" (the default: across sessions) or \"session\""
+                    ))),
+                }
+            }
+        }
+
+        deserializer.deserialize_str(PerVisitor)
     }
 }
 
@@ -600,6 +633,9 @@ fn convert_rule(tool: &str, raw: RawRule) -> Result<Rule, Failure> {
             "allowed tools (no \"action\", or \"action\": \"allow\")",
         ));
     }
+    if raw.per.is_some() && raw.rate_limit.is_none() {
+        return Err(misplaced("per", "rules with a \"rate_limit\""));
+    }
 
     match action {
         Action::Allow => {
@@ -613,15 +649,17 @@ fn convert_rule(tool: &str, raw: RawRule) -> Result<Rule, Failure> {
                 None => None,
                 // The value checks above make `new` succeed; should they ever disagree, the file
                 // is refused rather than loaded without its limit.
-                Some(Table(limit)) => {
-                    Some(RateLimit::new(limit.max.0, limit.window.0).ok_or_else(|| {
-                        Failure::at(
-                            key("rate_limit"),
-                            "expected at least 1 call over a window of at least 1 second"
-                                .to_owned(),
-                        )
-                    })?)
-                }
+                Some(Table(limit)) => Some(
+                    RateLimit::new(limit.max.0, limit.window.0)
+                        .ok_or_else(|| {
+                            Failure::at(
+                                key("rate_limit"),
+                                "expected at least 1 call over a window of at least 1 second"
+                                    .to_owned(),
+                            )
+                        })?
+                        .counted_per(raw.per.map_or(RateScope::Agent, |Per(per)| per)),
+                ),
             };
             Ok(Rule::Allow { rate_limit })
         }
@@ -1004,6 +1042,26 @@ notify = ["security@example.org"]
     }
 
     #[test]
+    fn rate_limits_count_per_agent_unless_the_rule_says_per_session() {
+        let policy = parse(
+            "p.json",
+            r#"{"version": "1", "tools": {
+                "a": {"rate_limit": {"max": 5, "window": 60}},
+                "b": {"rate_limit": {"max": 5, "window": 60}, "per": "session"},
+                "c": {"rate_limit": {"max": 5, "window": 60}, "per": "agent"}}}"#,
+        );
+        let per = |tool| match rule(&policy, tool) {
+            Rule::Allow {
+                rate_limit: Some(limit),
+            } => limit.per(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(per("a"), RateScope::Agent);
+        assert_eq!(per("b"), RateScope::Session);
+        assert_eq!(per("c"), RateScope::Agent);
+    }
+
+    #[test]
     fn settings_that_do_not_fit_the_action_are_errors() {
         let cases = [
             (
@@ -1033,6 +1091,14 @@ notify = ["security@example.org"]
             (
                 r#"{"reason": "why not"}"#,
                 "tools.x.reason: `reason` applies only to \"action\": \"deny\"",
+            ),
+            (
+                r#"{"per": "session"}"#,
+                "tools.x.per: `per` applies only to rules with a \"rate_limit\"",
+            ),
+            (
+                r#"{"rate_limit": {"max": 1, "window": 1}, "per": "tool"}"#,
+                "tools.x.per: unknown scope \"tool\"",
             ),
         ];
         for (rule, expected) in cases {

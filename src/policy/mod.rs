@@ -31,7 +31,8 @@ pub use error::{Location, PolicyError};
 pub use evaluate::{CallSite, ResolvedRule, Verdict, rate_limited};
 pub use load::PolicyFormat;
 pub use model::{
-    ApprovalRule, DEFAULT_APPROVAL_TIMEOUT, DefaultAction, Policy, PolicyOrigin, RateLimit, Rule,
+    ApprovalRule, DEFAULT_APPROVAL_TIMEOUT, DefaultAction, Policy, PolicyOrigin, RateLimit,
+    RateScope, Rule,
 };
-pub use rate_limit::{RateLimiter, Slot};
+pub use rate_limit::{Counted, RateLimiter, Slot};
 pub use reload::{PolicyHandle, PolicyStatus, ReloadOutcome};

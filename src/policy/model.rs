@@ -56,11 +56,24 @@ pub enum Rule {
     RequireApproval(ApprovalRule),
 }
 
-/// At most `max` calls in any `window` (a sliding window), per agent session or token.
+/// At most `max` calls in any `window` (a sliding window), per agent or per session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RateLimit {
     max: u32,
     window: Duration,
+    per: RateScope,
+}
+
+/// Whose calls a rate limit counts together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RateScope {
+    /// The agent's, across its sessions, tokens, Airlock instances and protocol revisions (the
+    /// default: a new session must not bring a new budget).
+    #[default]
+    Agent,
+    /// One session's (for a 2026-07-28 client, which has no sessions, one token's): PolicyLayer's
+    /// behaviour, with `"per": "session"` in the rule.
+    Session,
 }
 
 /// How a call that needs a human is decided.
@@ -151,9 +164,24 @@ impl DefaultAction {
 }
 
 impl RateLimit {
-    /// A limit of `max` calls per `window`; `None` unless `max >= 1` and `window` is not zero.
+    /// A limit of `max` calls per `window` for each agent; `None` unless `max >= 1` and `window`
+    /// is not zero.
     pub fn new(max: u32, window: Duration) -> Option<Self> {
-        (max >= 1 && !window.is_zero()).then_some(Self { max, window })
+        (max >= 1 && !window.is_zero()).then_some(Self {
+            max,
+            window,
+            per: RateScope::Agent,
+        })
+    }
+
+    /// The same limit, counted per `per` instead.
+    pub fn counted_per(self, per: RateScope) -> Self {
+        Self { per, ..self }
+    }
+
+    /// Whose calls count together.
+    pub fn per(&self) -> RateScope {
+        self.per
     }
 
     /// Calls allowed per window (at least 1).

@@ -1,4 +1,5 @@
-//! Sliding-window rate limits, counted per agent (session or token) and per `upstream.tool`.
+//! Sliding-window rate limits, counted per key (the agent, or one session or token of it; see
+//! [`RateScope`](super::RateScope)) and per `upstream.tool`.
 //!
 //! Each bucket keeps a log of the calls it counted: a call at `t` counts until `t + window` and is
 //! forgotten from then on, so at most `max` calls ever fall within any `window` (no burst at a
@@ -17,8 +18,16 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::evaluate::CallSite;
 use super::model::RateLimit;
+
+/// What one count is kept under: whose quota (`key`, see [`super::CallSite::rate_key`]) for which
+/// `upstream.tool`.
+#[derive(Debug, Clone, Copy)]
+pub struct Counted<'a> {
+    pub key: &'a str,
+    pub upstream: &'a str,
+    pub tool: &'a str,
+}
 
 /// The counted calls of every agent. Cheap to clone: clones share the counts.
 #[derive(Clone, Default)]
@@ -65,6 +74,17 @@ impl Bucket {
     }
 }
 
+/// The key of limits counted per agent. (Agent names have no `:`, so the two spellings cannot
+/// collide.)
+pub fn agent_key(agent: &str) -> String {
+    format!("agent:{agent}")
+}
+
+/// The key of limits counted per session (or, for 2026-07-28 clients, per token digest).
+pub fn session_key(session: &str) -> String {
+    format!("session:{session}")
+}
+
 impl RateLimiter {
     pub fn new() -> Self {
         Self::default()
@@ -74,7 +94,7 @@ impl RateLimiter {
     /// and says how long until the call would be accepted (exactly; callers round as they show it).
     pub fn try_acquire(
         &self,
-        call: &CallSite<'_>,
+        call: &Counted<'_>,
         limit: RateLimit,
         now: Instant,
     ) -> Result<Slot, Duration> {
@@ -83,7 +103,7 @@ impl RateLimiter {
         let tool = (call.upstream.to_owned(), call.tool.to_owned());
         let bucket = logs
             .by_agent
-            .entry(call.agent_key.to_owned())
+            .entry(call.key.to_owned())
             .or_default()
             .entry(tool.clone())
             .or_insert_with(|| Bucket {
@@ -114,18 +134,23 @@ impl RateLimiter {
         logs.next_id = id.wrapping_add(1);
         Ok(Slot {
             state: Arc::clone(&self.state),
-            agent_key: call.agent_key.to_owned(),
+            agent_key: call.key.to_owned(),
             tool,
             id,
         })
     }
 
-    /// Drops everything counted for this agent (its session ended).
-    pub fn forget_key(&self, agent_key: &str) {
-        self.lock().by_agent.remove(agent_key);
+    /// Drops everything counted under `key`.
+    pub fn forget_key(&self, key: &str) {
+        self.lock().by_agent.remove(key);
     }
 
-    /// Drops logs whose calls have all left their window. Token-keyed agents (2026-07-28) have no
+    /// Drops what limits counted per session counted for `session` (it ended).
+    pub fn forget_session(&self, session: &str) {
+        self.forget_key(&session_key(session));
+    }
+
+    /// Drops logs whose calls have all left their window. Agents and tokens (2026-07-28) have no
     /// session end to call [`Self::forget_key`] on; a periodic prune bounds their memory instead.
     pub fn prune(&self, now: Instant) {
         let mut logs = self.lock();
@@ -202,15 +227,15 @@ mod tests {
         }
     }
 
-    fn send(agent_key: &str) -> CallSite<'_> {
-        CallSite {
+    fn send(key: &str) -> Counted<'_> {
+        Counted {
             upstream: "telegram",
             tool: "send_message",
-            agent_key,
+            key,
         }
     }
 
-    fn acquire(limiter: &RateLimiter, call: &CallSite<'_>, limit: RateLimit, at: Instant) -> Slot {
+    fn acquire(limiter: &RateLimiter, call: &Counted<'_>, limit: RateLimit, at: Instant) -> Slot {
         match limiter.try_acquire(call, limit, at) {
             Ok(slot) => slot,
             Err(wait) => panic!("refused, retry after {wait:?}"),
@@ -254,16 +279,16 @@ mod tests {
         let once = limit(1, 60);
         let _a = acquire(&limiter, &send("s1"), once, t0);
         let _b = acquire(&limiter, &send("s2"), once, t0);
-        let other_tool = CallSite {
+        let other_tool = Counted {
             upstream: "telegram",
             tool: "get_chats",
-            agent_key: "s1",
+            key: "s1",
         };
         let _c = acquire(&limiter, &other_tool, once, t0);
-        let other_upstream = CallSite {
+        let other_upstream = Counted {
             upstream: "telegram.send_message",
             tool: "",
-            agent_key: "s1",
+            key: "s1",
         };
         let _d = acquire(&limiter, &other_upstream, once, t0);
         assert!(limiter.try_acquire(&send("s1"), once, t0).is_err());

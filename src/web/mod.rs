@@ -19,7 +19,7 @@ use crate::app::AppState;
 
 pub use error::AppError;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(api::router())
         .merge(dashboard::router())
@@ -33,5 +33,9 @@ pub fn router() -> Router<AppState> {
         .route("/static/airlock.css", get(assets::css))
         .route("/static/airlock.js", get(assets::js))
         .route("/static/favicon.svg", get(assets::icon))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            page::own_host,
+        ))
         .layer(axum::middleware::from_fn(page::security_headers))
 }

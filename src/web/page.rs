@@ -45,6 +45,22 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// Refuses a request for a `Host` that is not this Airlock's (DNS rebinding: a page whose name was
+/// re-pointed at Airlock's address would otherwise be served the dashboard as its own origin).
+pub async fn own_host(
+    axum::extract::State(app): axum::extract::State<crate::app::AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = crate::mcp::auth::HostPolicy::host_of(request.uri(), request.headers());
+    if app.hosts.permits(host) {
+        next.run(request).await
+    } else {
+        PageError::forbidden("This Airlock does not answer to that host name (see server.allowed_hosts).")
+            .into_response()
+    }
+}
+
 /// The layout's data: who is signed in, and which page is open.
 pub struct Chrome {
     pub email: String,
