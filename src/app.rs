@@ -82,6 +82,8 @@ pub struct AppState {
     pub catalogue: Arc<crate::upstream::catalogue::ToolCatalogue>,
     /// The dashboard's live feed of queue changes.
     pub feed: Arc<crate::web::live::QueueFeed>,
+    /// Failed sign-ins recorded this hour (the audit log takes at most 100 an hour one by one).
+    pub failed_sign_ins: Arc<crate::audit::sign_ins::FailedSignIns>,
     /// Turns for argon2 work (sign-ins, new passwords), at most one per CPU.
     pub passwords: Arc<crate::web::passwords::PasswordWork>,
     /// Appends the audit events of calls the policy decided alone, in batches.
@@ -201,6 +203,7 @@ impl Application {
             catalogue,
             feed: Arc::default(),
             passwords: Arc::default(),
+            failed_sign_ins: Arc::default(),
             audit,
             audit_key,
             config,
@@ -265,8 +268,11 @@ impl Application {
         }
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let app = router(state.clone());
-        let serve = axum::serve(listener.tap_io(no_delay), app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let serve = axum::serve(
+            listener.tap_io(no_delay),
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let grace = async {
             shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -283,6 +289,9 @@ impl Application {
         // Children are killed and HTTP upstream sessions ended by their own tasks; give those a
         // moment to run before the process exits under them.
         tokio::time::sleep(UPSTREAM_CLOSE).await;
+        if let Err(e) = state.failed_sign_ins.flush(&state.store, true).await {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot record the count of failed sign-ins");
+        }
         // Last: the outcomes of the calls that just ended are still on their way to the log.
         audit_stop.cancel();
         if tokio::time::timeout(AUDIT_FLUSH, audit_task).await.is_err() {
@@ -342,6 +351,19 @@ fn spawn_workers(state: &AppState) {
         state.config.audit.retain_days,
         state.shutdown.clone(),
     );
+    let sign_ins = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = sign_ins.shutdown.cancelled() => return,
+            }
+            if let Err(e) = sign_ins.failed_sign_ins.flush(&sign_ins.store, false).await {
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot record the count of failed sign-ins");
+            }
+        }
+    });
     let reaper = state.clone();
     tokio::spawn(async move {
         let idle = Duration::from_secs(reaper.config.server.session_idle_timeout);

@@ -75,6 +75,9 @@ pub struct ServerConfig {
     /// `Host` values accepted besides `public_url`'s and the listen address: `name` (any port) or
     /// `name:port`. Anything else is refused (403), as DNS rebinding sends a foreign name.
     pub allowed_hosts: Vec<String>,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client, for
+    /// sign-in throttling; from anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
     pub max_body_bytes: usize,
     /// A downstream session with no request, call or open stream for this long is closed.
     pub session_idle_timeout: u64,
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             public_url: "http://127.0.0.1:8080".to_owned(),
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             session_idle_timeout: 1800,
             max_sessions_per_agent: 100,
@@ -124,6 +128,8 @@ pub struct DashboardConfig {
     /// Failed sign-ins for one account, within `login_lockout` seconds, after which further
     /// attempts are refused until the oldest failure is that old.
     pub login_max_failures: u32,
+    /// The same, for one client address (whatever emails it tries).
+    pub login_max_failures_per_client: u32,
     pub login_lockout: u64,
 }
 
@@ -132,6 +138,7 @@ impl Default for DashboardConfig {
         Self {
             session_ttl: 12 * 3600,
             login_max_failures: 5,
+            login_max_failures_per_client: 20,
             login_lockout: 15 * 60,
         }
     }
@@ -366,13 +373,23 @@ impl Config {
         }
         for (i, host) in self.server.allowed_hosts.iter().enumerate() {
             let plain = !host.is_empty()
-                && host
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+                && host.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                });
             if !plain {
                 return Err(invalid(
                     &format!("server.allowed_hosts[{i}]"),
-                    format!("{host:?} is not a host; write it as \"name\" or \"name:port\", without a scheme or path"),
+                    format!(
+                        "{host:?} is not a host; write it as \"name\" or \"name:port\", without a scheme or path"
+                    ),
+                ));
+            }
+        }
+        for (i, range) in self.server.trusted_proxies.iter().enumerate() {
+            if !crate::web::client::is_range(range) {
+                return Err(invalid(
+                    &format!("server.trusted_proxies[{i}]"),
+                    format!("{range:?} is not an address or CIDR block such as \"10.0.0.0/8\""),
                 ));
             }
         }
@@ -411,11 +428,12 @@ impl Config {
         }
         if self.dashboard.session_ttl == 0
             || self.dashboard.login_max_failures == 0
+            || self.dashboard.login_max_failures_per_client == 0
             || self.dashboard.login_lockout == 0
         {
             return Err(invalid(
                 "dashboard",
-                "session_ttl, login_max_failures and login_lockout must be more than 0".to_owned(),
+                "session_ttl, login_max_failures, login_max_failures_per_client and login_lockout must be more than 0".to_owned(),
             ));
         }
         if self.database.max_connections == 0 || self.database.acquire_timeout == 0 {

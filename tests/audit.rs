@@ -972,7 +972,8 @@ async fn a_hostile_tool_name_is_recorded_cleaned_and_does_not_stop_the_log() {
     let app = TestApp::spawn().await;
     let agent = app.agent().await;
     // PostgreSQL refuses NUL in text: stored as sent, it would fail the writer's batch forever.
-    let hostile = format!("evil\u{0}{}", "x".repeat(10_000));
+    // (Longer names are refused before the policy: tests/security.rs.)
+    let hostile = format!("evil\u{0}{}", "x".repeat(200));
     let refused = agent.call(&hostile, json!({})).await;
     assert!(common::is_error(&refused));
     assert!(!common::is_error(&agent.call("get_chats", json!({})).await));
@@ -983,7 +984,6 @@ async fn a_hostile_tool_name_is_recorded_cleaned_and_does_not_stop_the_log() {
         tool.starts_with("evilxxx") && !tool.contains('\0'),
         "{tool:.20}"
     );
-    assert!(tool.len() < 5000, "capped: {} bytes", tool.len());
     assert_eq!(events[1].kind, "allowed", "later events still land");
     let (intact, said) = verify(&app).await;
     assert!(intact, "{said}");

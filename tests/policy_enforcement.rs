@@ -127,8 +127,13 @@ async fn the_rate_limit_refuses_the_extra_call_in_the_window_and_allows_it_after
 }
 
 #[tokio::test]
-async fn rate_limits_count_per_session() {
-    let app = TestApp::spawn().await;
+async fn rate_limits_count_per_session_when_the_rule_says_so() {
+    // By default a limit counts per agent, across sessions (tests/security.rs).
+    let policy = common::TEST_POLICY.replace(
+        r#""rate_limit": { "max": 2, "window": 3 } }"#,
+        r#""rate_limit": { "max": 2, "window": 3 }, "per": "session" }"#,
+    );
+    let app = TestApp::spawn_with_policy(&policy).await;
     let first = app.agent().await;
     let second = app.agent().await;
     let send = json!({"chat_id": 1297381004, "text": "hi"});

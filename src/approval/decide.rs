@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 use super::{CallStatus, RuleSnapshot};
 use crate::store::{Actor, CallRow, Store, StoreError, User, Vote};
 
+/// The longest reason a decision may carry, in bytes (it is stored, audited and shown to the
+/// agent).
+pub const MAX_REASON: usize = 2000;
+
 /// Who is deciding.
 #[derive(Debug, Clone, Copy)]
 pub enum Reviewer<'a> {
@@ -61,6 +65,8 @@ pub enum DecideError {
     DigestMismatch,
     #[error("a rejection needs a reason; the agent is shown it")]
     ReasonRequired,
+    #[error("the reason is too long ({0} bytes; at most {MAX_REASON})")]
+    ReasonTooLong(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -153,6 +159,11 @@ async fn check(
     id: &str,
     decision: &Decision<'_>,
 ) -> Result<CallRow, DecideError> {
+    if let Some(reason) = decision.reason
+        && reason.len() > MAX_REASON
+    {
+        return Err(DecideError::ReasonTooLong(reason.len()));
+    }
     let row = store
         .call(id)
         .await?

@@ -9,7 +9,7 @@
 //!   go through [`AuditWriter`], which appends them in batches off the proxy path. An allowed call
 //!   is forwarded only once its event is queued.
 //! - Policies loaded at start-up and each reload (with the file's SHA-256), sign-ins, failed
-//!   sign-ins, user and token changes ([`record`]).
+//!   sign-ins (capped per hour: [`sign_ins`]), user and token changes ([`record`]).
 //!
 //! Results are never recorded, only their size and digest; arguments only as their digest.
 //!
@@ -24,6 +24,7 @@ mod chain;
 pub mod checkpoint;
 pub mod export;
 pub mod retention;
+pub mod sign_ins;
 mod verify;
 pub mod writer;
 

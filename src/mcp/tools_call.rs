@@ -55,6 +55,10 @@ pub enum Gate {
     Refuse(Value),
 }
 
+/// The longest tool name a call may carry, in bytes. Names are stored and audited with every
+/// call; MCP asks for at most 128 characters, this leaves room for servers that go beyond.
+pub const MAX_TOOL_NAME: usize = 256;
+
 /// Who makes a call, and where their rate limits count.
 pub struct Caller<'a> {
     pub agent: &'a str,
@@ -76,6 +80,16 @@ pub async fn gate(app: &AppState, upstream: &Upstream, caller: &Caller<'_>, msg:
             "tools/call needs params.name, the tool's name",
         ));
     };
+    if tool.len() > MAX_TOOL_NAME {
+        return Gate::Refuse(jsonrpc::error_response(
+            id,
+            jsonrpc::INVALID_PARAMS,
+            format!(
+                "tools/call params.name is too long ({} bytes; at most {MAX_TOOL_NAME}); no tool has such a name",
+                tool.len()
+            ),
+        ));
+    }
     let policy = upstream.policy.current();
     let call = CallSite {
         upstream: &upstream.name,

@@ -884,13 +884,13 @@ notify = ["security@example.org"]
         assert_eq!(
             json_error(r#"{"version": "1", "tools": {"delete_chat": {"acton": "deny"}}}"#),
             "policies/telegram.json: tools.delete_chat.acton: unknown field `acton`, expected one \
-             of `action`, `reason`, `rate_limit`, `approvals`, `timeout`, `reviewers`, `notify` \
+             of `action`, `reason`, `rate_limit`, `per`, `approvals`, `timeout`, `reviewers`, `notify` \
              (line 1, column 50)"
         );
         assert_eq!(
             toml_error("version = \"1\"\n[tools.delete_chat]\nacton = \"deny\"\n"),
             "policies/telegram.toml: tools.delete_chat.acton: unknown field `acton`, expected one \
-             of `action`, `reason`, `rate_limit`, `approvals`, `timeout`, `reviewers`, `notify` \
+             of `action`, `reason`, `rate_limit`, `per`, `approvals`, `timeout`, `reviewers`, `notify` \
              (line 3, column 1)"
         );
     }

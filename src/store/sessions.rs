@@ -69,17 +69,19 @@ impl Store {
         Ok(())
     }
 
-    /// Records a sign-in attempt for `email`, counted as a failure until a success clears it
-    /// (recorded before the password is checked, so concurrent guesses all count), and forgets
-    /// failures older than `window`.
+    /// Records a sign-in attempt for `email` from `client`, counted as a failure until a success
+    /// clears it (recorded before the password is checked, so concurrent guesses all count), and
+    /// forgets failures older than `window`.
     pub async fn record_login_attempt(
         &self,
         email: &str,
+        client: &str,
         window: time::Duration,
     ) -> Result<(), StoreError> {
         let now = time::OffsetDateTime::now_utc();
-        sqlx::query("INSERT INTO login_failures (email, at) VALUES ($1, $2)")
+        sqlx::query("INSERT INTO login_failures (email, client, at) VALUES ($1, $2, $3)")
             .bind(email.to_lowercase())
+            .bind(client)
             .bind(timestamp(now))
             .execute(&self.pool)
             .await
@@ -107,7 +109,24 @@ impl Store {
             .map_err(query("count login failures"))
     }
 
-    /// Forgets `email`'s failures after a successful sign-in.
+    /// `client`'s failed sign-ins within `window`, whatever the emails: how many, and when the
+    /// oldest was.
+    pub async fn client_login_failures(
+        &self,
+        client: &str,
+        window: time::Duration,
+    ) -> Result<(i64, Option<String>), StoreError> {
+        let since = timestamp(time::OffsetDateTime::now_utc() - window);
+        sqlx::query_as("SELECT COUNT(*), MIN(at) FROM login_failures WHERE client = $1 AND at > $2")
+            .bind(client)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query("count a client's login failures"))
+    }
+
+    /// Forgets `email`'s failures after a successful sign-in. (A client's failures at other
+    /// emails stay counted: signing in to one's own account does not reset guessing at others.)
     pub async fn clear_login_failures(&self, email: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM login_failures WHERE email = $1")
             .bind(email.to_lowercase())

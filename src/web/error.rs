@@ -34,7 +34,9 @@ impl From<DecideError> for AppError {
             | DecideError::AlreadyApproved { .. }
             | DecideError::DigestMismatch => Self::Conflict(e.to_string()),
             DecideError::Forbidden(why) => Self::Forbidden(why),
-            DecideError::ReasonRequired => Self::BadRequest(e.to_string()),
+            DecideError::ReasonRequired | DecideError::ReasonTooLong(_) => {
+                Self::BadRequest(e.to_string())
+            }
             DecideError::Store(e) => Self::Store(e),
         }
     }

@@ -3,8 +3,10 @@
 
 mod api;
 mod assets;
+pub mod client;
 mod dashboard;
 mod error;
+pub mod fields;
 pub mod live;
 mod page;
 pub mod passwords;
@@ -38,4 +40,5 @@ pub fn router(state: &AppState) -> Router<AppState> {
             page::own_host,
         ))
         .layer(axum::middleware::from_fn(page::security_headers))
+        .layer(axum::extract::DefaultBodyLimit::max(fields::MAX_BODY_BYTES))
 }

@@ -56,8 +56,10 @@ pub async fn own_host(
     if app.hosts.permits(host) {
         next.run(request).await
     } else {
-        PageError::forbidden("This Airlock does not answer to that host name (see server.allowed_hosts).")
-            .into_response()
+        PageError::forbidden(
+            "This Airlock does not answer to that host name (see server.allowed_hosts).",
+        )
+        .into_response()
     }
 }
 

@@ -19,9 +19,10 @@ use serde::Deserialize;
 use super::page::{PageError, PageResult, arguments_html};
 use super::session::{form_from, signed_in_user};
 use crate::app::AppState;
-use crate::approval::decide::{self, Approved};
+use crate::approval::decide::{self, Approved, MAX_REASON};
 use crate::approval::{CallStatus, CallView, DecideError, Decision, Reviewer};
 use crate::notify::links::{BadLink, LinkAction, LinkClaims};
+use crate::web::fields::Text;
 
 #[derive(Template, WebTemplate, Default)]
 #[template(path = "dashboard/review.html")]
@@ -251,7 +252,7 @@ pub async fn confirm(
 #[derive(Deserialize, Default)]
 struct ReasonForm {
     #[serde(default)]
-    reason: String,
+    reason: Text<MAX_REASON>,
 }
 
 pub async fn decide(
@@ -337,6 +338,7 @@ pub async fn decide(
         Err(DecideError::Forbidden(_)
             | DecideError::DigestMismatch
             | DecideError::ReasonRequired
+            | DecideError::ReasonTooLong(_)
             | DecideError::Store(_)
             | DecideError::NotFound(_))
     ) {

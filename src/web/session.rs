@@ -20,9 +20,6 @@ use crate::app::AppState;
 use crate::secrets;
 use crate::store::User;
 
-/// The largest form body the dashboard reads.
-const MAX_FORM_BYTES: usize = 64 * 1024;
-
 /// A signed-in reviewer, and the CSRF token their forms carry.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
@@ -181,7 +178,7 @@ pub struct CsrfForm<T>(pub SignedIn, pub T);
 #[derive(Deserialize)]
 struct WithCsrf<T> {
     #[serde(default)]
-    csrf: String,
+    csrf: super::fields::Text<{ super::fields::CHOICE }>,
     #[serde(flatten)]
     form: T,
 }
@@ -199,7 +196,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
                 PageError::forbidden("This form was sent from another site.").into_response(),
             );
         }
-        let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        let bytes = axum::body::to_bytes(body, super::fields::MAX_BODY_BYTES)
             .await
             .map_err(|_| PageError::bad_request("The form is too large.").into_response())?;
         let WithCsrf { csrf, form } = form_from(&bytes).map_err(IntoResponse::into_response)?;

@@ -69,6 +69,8 @@ pub struct TestDatabase {
     pub url: String,
     /// The server URL and schema name to drop afterwards (PostgreSQL only).
     postgres: Option<(String, String)>,
+    /// The folder of a SQLite file, kept as long as the database is (after its app stopped).
+    folder: Option<TempDir>,
 }
 
 impl TestDatabase {
@@ -77,6 +79,7 @@ impl TestDatabase {
             return Self {
                 url: format!("sqlite://{}", dir.join("airlock.db").display()),
                 postgres: None,
+                folder: None,
             };
         };
         Self::on_postgres(&server).await
@@ -87,6 +90,7 @@ impl TestDatabase {
         Self {
             url: url.to_owned(),
             postgres: None,
+            folder: None,
         }
     }
 
@@ -109,6 +113,7 @@ impl TestDatabase {
         Self {
             url: url.to_string(),
             postgres: Some((server.to_owned(), name)),
+            folder: None,
         }
     }
 
@@ -128,6 +133,20 @@ impl TestDatabase {
             .await
             .expect("run SQL on the test database")
             .rows_affected()
+    }
+
+    /// One text from the test's database (the first row's first column; empty if none).
+    pub async fn text(&self, sql: &'static str) -> String {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .expect("open the test database");
+        let row: Option<(String,)> = sqlx::query_as(sql)
+            .fetch_optional(&mut conn)
+            .await
+            .expect("a text");
+        row.map(|(text,)| text).unwrap_or_default()
     }
 
     /// One number from the test's database.
@@ -489,15 +508,20 @@ impl TestApp {
             .expect("metrics text")
     }
 
-    /// Stops Airlock gracefully; the database outlives it, for a look at what it left.
+    /// Stops Airlock gracefully; the database (and the folder of a SQLite file) outlives it, for
+    /// a look at what it left.
     pub async fn stop(mut self) -> TestDatabase {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(WAIT, &mut self.server).await;
         let placeholder = TestDatabase {
             url: String::new(),
             postgres: None,
+            folder: None,
         };
-        std::mem::replace(&mut self.db, placeholder)
+        let mut db = std::mem::replace(&mut self.db, placeholder);
+        let spare = tempfile::tempdir().expect("a temporary directory");
+        db.folder = Some(std::mem::replace(&mut self.dir, spare));
+        db
     }
 }
 

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::secrets;
 use crate::store::TokenListing;
+use crate::web::fields::{LABEL, PASSWORD, Text};
 use crate::web::page::{Chrome, PageError, PageResult, short_time};
 use crate::web::session::{CsrfForm, SignedIn};
 
@@ -50,11 +51,11 @@ pub async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
 #[derive(Deserialize)]
 pub struct PasswordForm {
     #[serde(default)]
-    current: String,
+    current: Text<PASSWORD>,
     #[serde(default)]
-    new: String,
+    new: Text<PASSWORD>,
     #[serde(default)]
-    confirm: String,
+    confirm: Text<PASSWORD>,
 }
 
 pub async fn change_password(
@@ -70,14 +71,18 @@ pub async fn change_password(
     }
     let stored = app.store.password_hash(&signed.user.email).await?;
     let matches = match stored {
-        Some((_, hash)) => app.passwords.verify(form.current, hash).await?,
+        Some((_, hash)) => {
+            app.passwords
+                .verify(form.current.into_string(), hash)
+                .await?
+        }
         None => false,
     };
     if !matches {
         let notice = ("error", "The current password is not right.".to_owned());
         return render(&app, &signed, None, Some(notice)).await;
     }
-    let hash = match app.passwords.hash(form.new).await? {
+    let hash = match app.passwords.hash(form.new.into_string()).await? {
         Ok(hash) => hash,
         Err(e) => return render(&app, &signed, None, Some(("error", format!("{e}.")))).await,
     };
@@ -98,7 +103,7 @@ pub async fn change_password(
 #[derive(Deserialize)]
 pub struct TokenForm {
     #[serde(default)]
-    label: String,
+    label: Text<LABEL>,
 }
 
 pub async fn create_token(

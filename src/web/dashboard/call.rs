@@ -12,10 +12,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::approval::decide::{self, Approved};
+use crate::approval::decide::{self, Approved, MAX_REASON};
 use crate::approval::{CallStatus, CallView, DecideError, Decision, Reviewer};
 use crate::store::{EventRow, MailRow};
 use crate::web::AppError;
+use crate::web::fields::{CHOICE, Text};
 use crate::web::page::{
     Badge, Chrome, PageError, PageResult, arguments_html, risk_badge, seconds_until, short_time,
     status_badge, time_left,
@@ -176,11 +177,11 @@ fn notice(call: &CallView, flash: &Flash) -> Option<(&'static str, String)> {
 #[derive(Deserialize)]
 pub struct DecideForm {
     #[serde(default)]
-    decision: String,
+    decision: Text<CHOICE>,
     #[serde(default)]
-    reason: String,
+    reason: Text<MAX_REASON>,
     #[serde(default)]
-    args_digest: String,
+    args_digest: Text<CHOICE>,
 }
 
 pub async fn decide(
@@ -193,10 +194,10 @@ pub async fn decide(
         reviewer: Reviewer::User(&signed.user),
         via: "dashboard",
         reason: (!reason.is_empty()).then_some(reason),
-        args_digest: Some(form.args_digest.as_str()),
+        args_digest: Some(&form.args_digest),
     };
     let back = |flash: &str| Redirect::to(&format!("/calls/{id}?{flash}")).into_response();
-    let outcome = match form.decision.as_str() {
+    let outcome = match &*form.decision {
         "approve" => decide::approve(&app.store, &app.config.groups, &id, decision)
             .await
             .map(|approved| match approved {

@@ -1,8 +1,11 @@
 //! Signing in and out. A sign-in checks the password against its argon2id hash off the async
 //! threads; unknown emails are checked against a dummy hash so timing does not tell who has an
-//! account. After `login_max_failures` failures for one email within `login_lockout` seconds,
-//! further attempts are refused (429) until the oldest failure ages out, whether or not the
-//! password is right; the message says when to try again.
+//! account. After `login_max_failures` failures for one email, or `login_max_failures_per_client`
+//! from one client address (whatever the emails), within `login_lockout` seconds, further
+//! attempts are refused (429) until the oldest failure ages out, whether or not the password is
+//! right; the message says when to try again. Known and unknown emails get the same answers. The
+//! form's fields are bounded before anything else happens (an email is at most 254 bytes), and
+//! failed sign-ins reach the audit log at most 100 an hour one by one (`audit::sign_ins`).
 
 use std::sync::LazyLock;
 
@@ -16,6 +19,8 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::secrets;
+use crate::web::client::ClientAddr;
+use crate::web::fields::{CHOICE, EMAIL, OTHER, PASSWORD, Text};
 use crate::web::page::{PageError, PageResult, seconds_until};
 use crate::web::session::{Cookies, CsrfForm, cookie, form_from, same_token};
 
@@ -31,8 +36,8 @@ struct LoginPage {
 
 #[derive(Deserialize)]
 pub struct NextQuery {
-    next: Option<String>,
-    changed: Option<String>,
+    next: Option<Text<OTHER>>,
+    changed: Option<Text<CHOICE>>,
 }
 
 /// Only a path on this site, else `/`: `//evil.example`, `/\evil.example` or `https://...` would
@@ -111,13 +116,13 @@ fn page(app: &AppState, shown: Shown, status: StatusCode) -> PageResult {
 #[derive(Deserialize)]
 struct LoginForm {
     #[serde(default)]
-    csrf: String,
+    csrf: Text<CHOICE>,
     #[serde(default)]
-    next: String,
+    next: Text<OTHER>,
     #[serde(default)]
-    email: String,
+    email: Text<EMAIL>,
     #[serde(default)]
-    password: String,
+    password: Text<PASSWORD>,
 }
 
 /// A hash of a random password, verified against when the email has no account.
@@ -145,22 +150,59 @@ fn refuse(
     page(app, shown, status)
 }
 
+/// Whose failures locked a sign-in out.
+#[derive(Clone, Copy)]
+enum Lockout {
+    Account,
+    Client,
+}
+
 /// The page refusing a sign-in for too many failures, saying when to try again.
 fn locked(
     app: &AppState,
     next: String,
     email: String,
-    oldest: Option<String>,
+    (whose, oldest): (Lockout, Option<String>),
     window: time::Duration,
 ) -> PageResult {
     let wait = oldest.map_or(0, |at| seconds_until(&at)) + window.whole_seconds();
     let minutes = (wait.max(1) + 59) / 60;
-    tracing::warn!(email = %email, "sign-in refused: too many failures");
-    let error = format!("Too many failed sign-ins for this account. Try again in {minutes} min.");
+    let whose = match whose {
+        Lockout::Account => "for this account",
+        Lockout::Client => "from this address",
+    };
+    tracing::warn!(email = %email, "sign-in refused: too many failures {whose}");
+    let error = format!("Too many failed sign-ins {whose}. Try again in {minutes} min.");
     refuse(app, next, email, error, StatusCode::TOO_MANY_REQUESTS)
 }
 
-pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> PageResult {
+/// The lockout in force for `email` from `client` once the failures counted so far are
+/// `over` their limits (`>=` before an attempt is counted, `>` after), if any.
+async fn lockout(
+    app: &AppState,
+    email: &str,
+    client: &str,
+    window: time::Duration,
+    over: fn(i64, i64) -> bool,
+) -> PageResult<Option<(Lockout, Option<String>)>> {
+    let dashboard = &app.config.dashboard;
+    let (failures, oldest) = app.store.login_failures(email, window).await?;
+    if over(failures, i64::from(dashboard.login_max_failures)) {
+        return Ok(Some((Lockout::Account, oldest)));
+    }
+    let (failures, oldest) = app.store.client_login_failures(client, window).await?;
+    if over(failures, i64::from(dashboard.login_max_failures_per_client)) {
+        return Ok(Some((Lockout::Client, oldest)));
+    }
+    Ok(None)
+}
+
+pub async fn submit(
+    State(app): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
     let form: LoginForm = form_from(&body)?;
     let cookies = Cookies::of(&app);
     let next = safe_next(Some(&form.next));
@@ -170,30 +212,34 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
         let error = "The sign-in form expired. Please try again.".to_owned();
         return refuse(&app, next, email, error, StatusCode::FORBIDDEN);
     }
-    let dashboard = &app.config.dashboard;
-    let window =
-        time::Duration::seconds(i64::try_from(dashboard.login_lockout).unwrap_or(i64::MAX));
-    let max = i64::from(dashboard.login_max_failures);
+    let window = time::Duration::seconds(
+        i64::try_from(app.config.dashboard.login_lockout).unwrap_or(i64::MAX),
+    );
     // Refused before it counts, so hammering a locked account does not extend the lockout ...
-    let (failures, oldest) = app.store.login_failures(&email, window).await?;
-    if failures >= max {
-        return locked(&app, next, email, oldest, window);
+    if let Some(lock) = lockout(&app, &email, &client, window, |n, max| n >= max).await? {
+        return locked(&app, next, email, lock, window);
     }
     // ... and counted before the check, so parallel guesses cannot all slip under the limit.
-    app.store.record_login_attempt(&email, window).await?;
-    let (attempts, oldest) = app.store.login_failures(&email, window).await?;
-    if attempts > max {
-        return locked(&app, next, email, oldest, window);
+    app.store
+        .record_login_attempt(&email, &client, window)
+        .await?;
+    if let Some(lock) = lockout(&app, &email, &client, window, |n, max| n > max).await? {
+        return locked(&app, next, email, lock, window);
     }
     let stored = app.store.password_hash(&email).await?;
     let (user, hash) = match stored {
         Some((user, hash)) => (Some(user), hash),
         None => (None, DUMMY_HASH.clone()),
     };
-    let matches = app.passwords.verify(form.password, hash).await?;
+    let matches = app
+        .passwords
+        .verify(form.password.into_string(), hash)
+        .await?;
     let Some(user) = user.filter(|_| matches) else {
-        tracing::info!(email = %email, "failed sign-in");
-        crate::audit::record(&app.store, "sign_in_failed", &email, "dashboard", None).await?;
+        tracing::info!(email = %email, client = %client, "failed sign-in");
+        app.failed_sign_ins
+            .record(&app.store, &email, &client)
+            .await?;
         let error = "Wrong email or password.".to_owned();
         return refuse(&app, next, email, error, StatusCode::UNAUTHORIZED);
     };
@@ -205,7 +251,7 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     let session = secrets::generate_token().map_err(|_| PageError::bad_request("no randomness"))?;
     let csrf =
         secrets::generate_session_id().map_err(|_| PageError::bad_request("no randomness"))?;
-    let ttl = dashboard.session_ttl;
+    let ttl = app.config.dashboard.session_ttl;
     app.store
         .create_session(
             &secrets::sha256_hex(session.as_bytes()),

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::secrets;
 use crate::store::{Role, UserListing};
+use crate::web::fields::{CHOICE, EMAIL, Text};
 use crate::web::page::{Chrome, PageError, PageResult, short_time};
 use crate::web::session::{CsrfForm, SignedIn};
 
@@ -74,9 +75,9 @@ async fn new_password(app: &AppState) -> PageResult<(String, String)> {
 #[derive(Deserialize)]
 pub struct AddForm {
     #[serde(default)]
-    email: String,
+    email: Text<EMAIL>,
     #[serde(default)]
-    role: String,
+    role: Text<CHOICE>,
 }
 
 pub async fn add(
@@ -112,7 +113,7 @@ pub async fn add(
 #[derive(Deserialize)]
 pub struct RoleForm {
     #[serde(default)]
-    role: String,
+    role: Text<CHOICE>,
 }
 
 pub async fn set_role(

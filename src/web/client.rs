@@ -1,0 +1,140 @@
+//! Who a request comes from, as far as throttling needs to know: the TCP peer's address, or, when
+//! the peer is one of `[server] trusted_proxies`, the address that proxy says it forwarded for
+//! (the right-most `X-Forwarded-For` entry that is not itself a trusted proxy). A header from
+//! anyone else is ignored: it is whatever the client wants it to be.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+
+use crate::app::AppState;
+
+/// The client's address, as text (`unknown` when the server was not told the peer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddr(pub String);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        let client = client_of(peer, &forwarded, &app.config.server.trusted_proxies);
+        Ok(Self(
+            client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+        ))
+    }
+}
+
+/// The client behind `peer`: the peer itself unless it is a trusted proxy, then the right-most
+/// forwarded address that is not one.
+fn client_of(peer: Option<IpAddr>, forwarded: &[IpAddr], trusted: &[String]) -> Option<IpAddr> {
+    let trusted_ip = |ip: &IpAddr| trusted.iter().any(|range| in_range(*ip, range));
+    let peer = peer?;
+    if !trusted_ip(&peer) {
+        return Some(peer);
+    }
+    Some(
+        forwarded
+            .iter()
+            .rev()
+            .find(|ip| !trusted_ip(ip))
+            .copied()
+            .unwrap_or(peer),
+    )
+}
+
+/// Whether `ip` is `range`: an address (`10.0.0.1`) or a CIDR block (`10.0.0.0/8`, `fd00::/8`).
+pub fn in_range(ip: IpAddr, range: &str) -> bool {
+    let (net, bits) = match range.split_once('/') {
+        Some((net, bits)) => (net, bits.parse::<u32>().ok()),
+        None => (range, None),
+    };
+    let Ok(net) = net.trim().parse::<IpAddr>() else {
+        return false;
+    };
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let bits = bits.unwrap_or(32).min(32);
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let bits = bits.unwrap_or(128).min(128);
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Whether `range` is something [`in_range`] understands (for config validation).
+pub fn is_range(range: &str) -> bool {
+    let (net, bits) = match range.split_once('/') {
+        Some((net, bits)) => (net, Some(bits)),
+        None => (range, None),
+    };
+    match net.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => bits.is_none_or(|b| b.parse::<u32>().is_ok_and(|b| b <= 32)),
+        Ok(IpAddr::V6(_)) => bits.is_none_or(|b| b.parse::<u32>().is_ok_and(|b| b <= 128)),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_through_a_trusted_proxy() {
+        let trusted = vec!["10.0.0.0/8".to_owned(), "::1".to_owned()];
+        let claimed = [ip("203.0.113.9")];
+        // Not through a proxy: the header is the client's own say-so.
+        assert_eq!(
+            client_of(Some(ip("198.51.100.7")), &claimed, &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // Through one: the address it forwarded for.
+        assert_eq!(
+            client_of(Some(ip("10.1.2.3")), &claimed, &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        // A client that prepends its own entry cannot choose its address.
+        let chain = [ip("192.0.2.1"), ip("203.0.113.9"), ip("10.0.0.2")];
+        assert_eq!(
+            client_of(Some(ip("::1")), &chain, &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            client_of(Some(ip("10.1.2.3")), &[], &trusted),
+            Some(ip("10.1.2.3"))
+        );
+        assert!(in_range(ip("fd00::1"), "fd00::/8"));
+        assert!(!in_range(ip("fe00::1"), "fd00::/8"));
+        assert!(in_range(ip("1.2.3.4"), "0.0.0.0/0"));
+        assert!(
+            is_range("10.0.0.0/8")
+                && is_range("::1")
+                && !is_range("10.0.0.0/33")
+                && !is_range("proxy")
+        );
+    }
+}
