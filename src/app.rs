@@ -38,8 +38,6 @@ pub enum StartupError {
     Recovery(#[from] crate::approval::RecoveryError),
     #[error(transparent)]
     Mail(#[from] crate::notify::worker::MailError),
-    #[error(transparent)]
-    LinkKey(#[from] crate::notify::links::LinkKeyError),
     #[error("[audit] signing_key_file: {0}")]
     AuditKey(#[from] crate::audit::checkpoint::KeyError),
     #[error("upstream {upstream}: {source}")]
@@ -162,7 +160,6 @@ impl Application {
             None => None,
         };
         let config = Arc::new(config);
-        let links = Arc::new(crate::notify::links::LinkSigner::load(&store).await?);
         let upstreams = Arc::new(upstreams);
         let catalogue = Arc::new(crate::upstream::catalogue::ToolCatalogue::new(
             upstreams.clone(),
@@ -171,11 +168,18 @@ impl Application {
             store.clone(),
             metrics.clone(),
             config.clone(),
-            links,
             catalogue.clone(),
         ));
         // Before serving: what an earlier run left waiting can never be delivered now.
         approvals.start().await?;
+        // Messages an older version queued with live review links in them lose those links.
+        let scrubbed = store.scrub_old_outbox_links().await?;
+        if scrubbed > 0 {
+            tracing::info!(
+                messages = scrubbed,
+                "old review links removed from the outbox"
+            );
+        }
         // The policies this run starts with, ahead of anything they decide.
         let loaded: Vec<_> = upstreams
             .values()
@@ -262,6 +266,7 @@ impl Application {
                 state.store.clone(),
                 mailer,
                 state.approvals.process_token().to_owned(),
+                state.config.server.public_url.clone(),
                 state.approvals.mail_queued.clone(),
                 shutdown.clone(),
             );

@@ -11,6 +11,13 @@ pub fn generate_token() -> Result<String, getrandom::Error> {
     Ok(format!("alk_{}", hex(&bytes)))
 }
 
+/// A new single-use link secret (`rl_` and 32 random bytes in hex): review and set-password links.
+pub fn generate_link_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("rl_{}", hex(&bytes)))
+}
+
 /// An unguessable id for an MCP session (visible ASCII, as the spec asks).
 pub fn generate_session_id() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];

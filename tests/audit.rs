@@ -307,7 +307,7 @@ async fn sign_ins_and_user_and_token_changes_are_in_the_chain() {
     let events = entries(&app).await;
     let expected = [
         ("sign_in", "root@example.org", None),
-        ("sign_in_failed", "root@example.org", None),
+        ("sign_in_failed", "root@example.org", Some("from 127.0.0.1")),
         (
             "user_added",
             "root@example.org",

@@ -322,3 +322,214 @@ async fn a_ten_kilobyte_tool_name_is_refused_before_the_policy_the_store_or_the_
     let got_to_the_log = "SELECT COUNT(*) FROM audit_events WHERE tool LIKE 'xxxxxxxx%'";
     assert_eq!(app.db.count(got_to_the_log).await, 0);
 }
+
+/// Every run of token-like text (16 or more of `A-Za-z0-9_-.`) in `bytes`.
+fn token_runs(bytes: &[u8]) -> std::collections::BTreeSet<String> {
+    let text = String::from_utf8_lossy(bytes);
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        .filter(|run| run.len() >= 16)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// All the database holds, as bytes: the SQLite file with its WAL (free pages included), or
+/// every row of every table of the PostgreSQL schema.
+async fn database_dump(app: &TestApp) -> Vec<u8> {
+    use sqlx::Connection;
+    if let Some(path) = app.db.url.strip_prefix("sqlite://") {
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            bytes.extend(std::fs::read(format!("{path}{suffix}")).unwrap_or_default());
+        }
+        return bytes;
+    }
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.db.url)
+        .await
+        .expect("open the test database");
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("the tables");
+    assert!(tables.len() > 10, "{tables:?}");
+    let mut bytes = Vec::new();
+    for (table,) in tables {
+        let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT row_to_json(t)::text FROM {table} t"
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .expect("a table's rows");
+        for (row,) in rows {
+            bytes.extend(row.into_bytes());
+            bytes.push(b'\n');
+        }
+    }
+    bytes
+}
+
+/// A review link in the format Airlock's first release used, signed with `key`: what a reader
+/// of that release's database could make with the key it found there.
+fn forged_link(key: &str, call: &str, reviewer: &str, digest: &str) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let claims = json!({"call": call, "reviewer": reviewer, "action": "approve",
+        "digest": digest, "expires": time::OffsetDateTime::now_utc().unix_timestamp() + 600,
+        "nonce": "forged"});
+    let payload = engine.encode(claims.to_string());
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+    mac.update(payload.as_bytes());
+    format!("{payload}.{}", engine.encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn nothing_a_reader_of_the_database_finds_approves_a_parked_call() {
+    let sink = common::smtp::SmtpSink::start().await;
+    let app = TestApp::spawn_with(Setup {
+        policy: r#"{"version": "1", "default": "deny", "tools": {"export_session":
+            {"action": "require_approval", "notify": ["alice@example.org"]}}}"#
+            .to_owned(),
+        extra_toml: format!(
+            "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\n",
+            sink.url()
+        ),
+        ..Setup::default()
+    })
+    .await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let _signed_in = app.signed_in("bob@example.org", "approver").await;
+    let agent = app.agent().await;
+    let call = agent.spawn_call("export_session", json!({"account": "main"}));
+    let id = alice.wait_one_pending().await;
+    let digest = alice.call(&id).await["args_digest"]
+        .as_str()
+        .expect("a digest")
+        .to_owned();
+    // The email went out with working links, minted as it was sent.
+    let mail = &sink.wait_for(1, common::WAIT).await[0];
+    let text = mail.part("text/plain").expect("a text part");
+    let approve = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Approve: "))
+        .expect("an Approve link")
+        .trim()
+        .to_owned();
+    let real_token = approve.rsplit('/').next().expect("a token").to_owned();
+
+    let dump = database_dump(&app).await;
+    assert!(dump.len() > 1000, "the dump holds the database");
+    let candidates = token_runs(&dump);
+    eprintln!(
+        "{} candidate secrets in {} bytes",
+        candidates.len(),
+        dump.len()
+    );
+    assert!(
+        candidates.contains(&id),
+        "the dump holds the call ({} candidates)",
+        candidates.len()
+    );
+    assert!(
+        !candidates.iter().any(|c| c.contains(&real_token)),
+        "the emailed link's token is not stored"
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    for candidate in &candidates {
+        for path in [
+            format!("/review/{candidate}"),
+            format!(
+                "/review/{}",
+                forged_link(candidate, &id, "alice@example.org", &digest)
+            ),
+        ] {
+            let page = http
+                .post(app.url(&path))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("reason=forged")
+                .send()
+                .await
+                .expect("POST /review");
+            assert_ne!(page.status(), 200, "{path} decided something");
+        }
+        let api = http
+            .post(app.url(&format!("/api/v1/calls/{id}/approve")))
+            .bearer_auth(candidate)
+            .send()
+            .await
+            .expect("POST approve");
+        assert_eq!(api.status(), 401, "{candidate} is a reviewer token");
+        let dashboard = http
+            .get(app.url("/"))
+            .header("cookie", format!("airlock_session={candidate}"))
+            .send()
+            .await
+            .expect("GET /");
+        assert_eq!(dashboard.status(), 303, "{candidate} is a session cookie");
+    }
+    assert_eq!(alice.call(&id).await["status"], "pending");
+    assert_eq!(app.call_log.calls_of("export_session"), 0);
+    // The mailed link itself still works: the mechanism is intact, only unreadable.
+    let mut browser = Dashboard::new(&app.url(""));
+    let done = browser
+        .post(&format!("/review/{real_token}"), &[("reason", "")])
+        .await;
+    assert!(done.body.contains("Approved."), "{}", done.body);
+    let result = common::result_of(call).await;
+    assert!(!common::is_error(&result), "{}", common::text(&result));
+}
+
+#[test]
+fn the_database_and_its_folder_are_private_and_check_says_when_they_are_not() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("airlock-demo");
+    let (mut demo, _banner) = common::start_demo(&data);
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&data), 0o700, "the demo's folder");
+    for file in [
+        "airlock.db",
+        "airlock.db-wal",
+        "airlock.db-shm",
+        "audit.key",
+    ] {
+        let path = data.join(file);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{file}");
+        }
+    }
+    assert!(data.join("airlock.db").exists());
+    let _ = demo.kill();
+    let _ = demo.wait();
+
+    // `airlock check` on a database someone made readable, in a folder open to all.
+    std::fs::set_permissions(
+        data.join("airlock.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let checked = common::run_in(&data, &["check", "--offline"]);
+    let report = common::stdout(&checked);
+    assert!(
+        report.contains("airlock.db can be read by other users (mode 644)")
+            && report.contains("chmod 600"),
+        "{report}"
+    );
+    assert!(
+        report.contains("is open to other users (mode 755)"),
+        "{report}"
+    );
+}

@@ -3,3 +3,25 @@
 -- Failed sign-ins are throttled per client address as well as per email.
 ALTER TABLE login_failures ADD COLUMN client TEXT COLLATE "C";
 CREATE INDEX login_failures_client ON login_failures (client, at);
+
+-- Review links are random tokens of which only the SHA-256 is stored: nothing in this database
+-- decides a call. The signing key that used to live here (readable by any role that can read the
+-- table) goes, and with it every link it signed; outbox bodies hold placeholders where links go,
+-- and tokens are minted when a message is sent (src/notify/links.rs). Bodies stored before this
+-- migration are scrubbed of their old links at start-up.
+CREATE TABLE review_links (
+    token_sha256  TEXT COLLATE "C" PRIMARY KEY NOT NULL,
+    call_id       TEXT COLLATE "C" NOT NULL REFERENCES tool_calls (id),
+    reviewer      TEXT NOT NULL,
+    action        TEXT NOT NULL CHECK (action IN ('approve', 'reject')),
+    args_digest   TEXT NOT NULL,
+    expires_at    TEXT COLLATE "C" NOT NULL,
+    created_at    TEXT COLLATE "C" NOT NULL,
+    used_at       TEXT COLLATE "C"
+);
+CREATE INDEX review_links_expiry ON review_links (expires_at);
+
+DROP TABLE used_review_links;
+DROP TABLE server_secrets;
+
+ALTER TABLE outbox ADD COLUMN link_slot TEXT COLLATE "C";

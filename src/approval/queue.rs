@@ -90,8 +90,6 @@ pub struct ApprovalQueue {
     config: Arc<Config>,
     /// Wakes the outbox worker when a parked call queued emails.
     pub mail_queued: Arc<Notify>,
-    /// Signs the Approve and Reject links in emails.
-    pub links: Arc<crate::notify::links::LinkSigner>,
     /// Where emails find what a tool does.
     catalogue: Arc<crate::upstream::catalogue::ToolCatalogue>,
     /// The masking rules applied to a call's arguments when it is parked.
@@ -142,7 +140,6 @@ impl ApprovalQueue {
         store: Store,
         metrics: Arc<Metrics>,
         config: Arc<Config>,
-        links: Arc<crate::notify::links::LinkSigner>,
         catalogue: Arc<crate::upstream::catalogue::ToolCatalogue>,
     ) -> Self {
         let instance_id = config
@@ -160,7 +157,6 @@ impl ApprovalQueue {
             config,
             mail_queued: Arc::new(Notify::new()),
             changed: Arc::new(Notify::new()),
-            links,
             catalogue,
             waiters: Mutex::new(HashMap::new()),
         }
@@ -250,7 +246,7 @@ impl ApprovalQueue {
         };
         let recipients = crate::notify::recipients(&parked.rule, &self.config);
         let deciders = self.deciders(&recipients, &parked.rule).await?;
-        let mails = notice.mails(&recipients, &deciders, &self.links);
+        let mails = notice.mails(&recipients, &deciders);
         self.store
             .insert_call(
                 &NewCall {
@@ -382,7 +378,7 @@ impl ApprovalQueue {
         };
         let recipients = crate::notify::recipients(rule, &self.config);
         let deciders = self.deciders(&recipients, rule).await?;
-        Ok(notice.mails(&recipients, &deciders, &self.links))
+        Ok(notice.mails(&recipients, &deciders))
     }
 
     /// Wakes the request waiting on call `id`, if it is parked here.

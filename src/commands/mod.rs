@@ -48,6 +48,9 @@ pub enum CommandError {
 pub async fn serve(config_path: &Path) -> Result<(), CommandError> {
     let config = Config::load(config_path)?;
     let app = Application::build(config).await?;
+    for warning in crate::store::permission_warnings(&app.state().config.database.url) {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(addr = %app.local_addr(), "airlock listening");
     app.run_until_stopped().await.map_err(CommandError::Serve)
 }
@@ -94,6 +97,9 @@ pub async fn check(config_path: &Path, offline: bool) -> Result<String, CommandE
                 )));
             }
         }
+    }
+    for warning in crate::store::permission_warnings(&config.database.url) {
+        let _ = writeln!(report, "warning: {warning}");
     }
     if let Some(email) = &config.email {
         let mailer = crate::notify::worker::Mailer::new(email)
@@ -431,6 +437,19 @@ pub async fn demo(args: DemoArgs) -> Result<(), CommandError> {
         .map_err(io(format!("cannot create {}", args.data_dir.display())))?;
     let dir = std::fs::canonicalize(&args.data_dir)
         .map_err(io(format!("cannot resolve {}", args.data_dir.display())))?;
+    // The demo's folder is its own: only its user may read the database, the key and the logs.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io(format!("cannot make {} private", dir.display())))?;
+        for file in ["airlock.db", "airlock.db-wal", "airlock.db-shm"] {
+            let file = dir.join(file);
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io(format!("cannot make {} private", file.display())))?;
+            }
+        }
+    }
     let policy_path = dir.join("telegram-policy.json");
     if !policy_path.exists() {
         std::fs::write(&policy_path, DEMO_POLICY)

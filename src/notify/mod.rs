@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::approval::RuleSnapshot;
 use crate::config::Config;
 use crate::store::NewMail;
-use links::{LinkAction, LinkClaims, LinkSigner};
+use links::{LinkAction, LinkSlot};
 
 /// How much of a call's arguments a message shows.
 const ARGS_PREVIEW: usize = 2000;
@@ -97,6 +97,8 @@ pub struct CallMessage {
     digest: String,
     arguments: String,
     truncated: bool,
+    /// A decider's message that offers View only, because its arguments were cut.
+    decide_on_page: bool,
     view_url: String,
     approve_url: Option<String>,
     reject_url: Option<String>,
@@ -116,26 +118,32 @@ struct CallHtml<'a> {
 
 impl CallNotice<'_> {
     /// One message per recipient. Recipients among `deciders` (users who may decide this call)
-    /// get Approve and Reject links signed for them; everyone gets the View link.
-    pub fn mails(
-        &self,
-        recipients: &[String],
-        deciders: &[String],
-        links: &LinkSigner,
-    ) -> Vec<NewMail> {
+    /// get places for Approve and Reject links (minted for them when the message is sent:
+    /// [`links`]); everyone gets the View link.
+    pub fn mails(&self, recipients: &[String], deciders: &[String]) -> Vec<NewMail> {
         let subject = self.subject();
         recipients
             .iter()
             .filter_map(|to| {
-                let message = self.message(deciders.contains(to).then_some((to.as_str(), links)));
+                let slot = deciders
+                    .contains(to)
+                    .then(LinkSlot::new)
+                    .transpose()
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "no randomness for a message's links; it offers View only");
+                        None
+                    });
+                let message = self.message(slot.as_ref());
                 let body = CallText { m: &message }.render();
                 let html = CallHtml { m: &message }.render();
+                let link_slot = slot.filter(|_| message.approve_url.is_some());
                 match (body, html) {
                     (Ok(body), Ok(html)) => Some(NewMail {
                         recipient: to.clone(),
                         subject: subject.clone(),
                         body,
                         html: Some(html),
+                        link_slot: link_slot.map(|slot| slot.as_str().to_owned()),
                     }),
                     (Err(e), _) | (_, Err(e)) => {
                         tracing::error!(error = %e, "cannot render an email; not queued");
@@ -177,7 +185,9 @@ impl CallNotice<'_> {
             .unwrap_or_default()
     }
 
-    fn message(&self, decider: Option<(&str, &LinkSigner)>) -> CallMessage {
+    /// The message's data; `slot` marks where a decider's links go. A message whose arguments
+    /// had to be cut offers View only: a reviewer must not approve what the message did not show.
+    fn message(&self, slot: Option<&LinkSlot>) -> CallMessage {
         let mut arguments = serde_json::to_string_pretty(self.arguments).unwrap_or_default();
         let truncated = arguments.chars().count() > ARGS_PREVIEW;
         if truncated {
@@ -187,17 +197,8 @@ impl CallNotice<'_> {
         let base = self.public_url.trim_end_matches('/');
         let pending = self.kind != MailKind::Outcome;
         let link = |action: LinkAction| {
-            let (reviewer, links) = decider.filter(|_| pending)?;
-            let nonce = crate::secrets::generate_session_id().ok()?;
-            let token = links.sign(&LinkClaims {
-                call: self.call_id.to_owned(),
-                reviewer: reviewer.to_owned(),
-                action,
-                digest: self.args_digest.to_owned(),
-                expires: self.expires_at.unix_timestamp(),
-                nonce,
-            });
-            Some(format!("{base}/review/{token}"))
+            let slot = slot.filter(|_| pending && !truncated)?;
+            Some(format!("{base}/review/{}", slot.placeholder(action)))
         };
         let seconds = (self.expires_at - time::OffsetDateTime::now_utc()).whole_seconds();
         let headline = match self.kind {
@@ -245,6 +246,7 @@ impl CallNotice<'_> {
             digest: self.args_digest.to_owned(),
             arguments,
             truncated,
+            decide_on_page: truncated && pending && slot.is_some(),
             view_url: format!("{base}/calls/{}", self.call_id),
             approve_url: link(LinkAction::Approve),
             reject_url: link(LinkAction::Reject),

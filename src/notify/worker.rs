@@ -175,12 +175,38 @@ fn backoff(attempts: i64) -> time::Duration {
     time::Duration::seconds(secs)
 }
 
+/// A claimed message with its decision links minted (see [`super::links`]): they exist from now on,
+/// and only in the message.
+async fn with_links(
+    store: &Store,
+    public_url: &str,
+    mut mail: ClaimedMail,
+) -> Result<ClaimedMail, super::links::IssueError> {
+    if let (Some(call), Some(slot)) = (&mail.call_id, &mail.link_slot) {
+        let slot = super::links::LinkSlot::from_stored(slot.clone());
+        let mut html = mail.html.take().unwrap_or_default();
+        super::links::complete(
+            store,
+            public_url,
+            call,
+            &mail.recipient,
+            &slot,
+            [&mut mail.body, &mut html],
+        )
+        .await?;
+        mail.html = (!html.is_empty()).then_some(html);
+    }
+    Ok(mail)
+}
+
 /// Sends the outbox until `stop`. `claimer` names this process in its claims (unique per
-/// process); `wake` is notified when messages are queued.
+/// process); `wake` is notified when messages are queued; links in messages point at
+/// `public_url`.
 pub fn spawn(
     store: Store,
     mailer: Mailer,
     claimer: String,
+    public_url: String,
     wake: Arc<Notify>,
     stop: CancellationToken,
 ) {
@@ -216,6 +242,22 @@ pub fn spawn(
                         continue;
                     }
                 }
+                let (id, attempts) = (mail.id.clone(), mail.attempts);
+                let mail = match with_links(&store, &public_url, mail).await {
+                    Ok(mail) => mail,
+                    Err(e) => {
+                        let why = crate::telemetry::error_chain(&e);
+                        tracing::warn!(error = %why, "cannot make an email's links; will retry");
+                        let retry = time::OffsetDateTime::now_utc() + backoff(attempts);
+                        if let Err(e) = store
+                            .mark_mail_failed(&id, &claimer, &why, Some(retry))
+                            .await
+                        {
+                            tracing::warn!(error = %e, "cannot record a failed email");
+                        }
+                        continue;
+                    }
+                };
                 match mailer.send(&mail).await {
                     Ok(()) => {
                         tracing::info!(to = %mail.recipient, "email sent");

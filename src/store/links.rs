@@ -1,56 +1,86 @@
-//! What email links need from the store: the server's own secrets (made once, shared by every
-//! instance on the database), single use of review links, and the once-only marks of a call's
-//! reminder and outcome emails.
+//! What email links need from the store: review links (by their token's SHA-256 only; single
+//! use), and the once-only marks of a call's reminder and outcome emails.
 
 use super::{CallRow, NewMail, Store, StoreError, now_rfc3339, query, timestamp};
 
+/// A review link as stored: what it decides, never its token.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReviewLinkRow {
+    pub token_sha256: String,
+    pub call_id: String,
+    pub reviewer: String,
+    action: String,
+    pub args_digest: String,
+    pub expires_at: String,
+    pub used_at: Option<String>,
+}
+
+impl ReviewLinkRow {
+    /// What the link does; a value the code does not know decides nothing.
+    pub fn action(&self) -> Option<crate::notify::links::LinkAction> {
+        crate::notify::links::LinkAction::parse(&self.action)
+    }
+}
+
 impl Store {
-    /// The secret called `name`: `candidate` if none was stored yet (then it is stored), else the
-    /// stored one. Every instance ends up with the same value.
-    pub async fn server_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
+    /// Stores a review link by its token's SHA-256 (the token itself is never stored), and
+    /// forgets links that expired a week ago.
+    pub async fn insert_review_link(
+        &self,
+        token_sha256: &str,
+        link: &crate::notify::links::LinkFor<'_>,
+    ) -> Result<(), StoreError> {
+        let now = now_rfc3339();
         sqlx::query(
-            "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO review_links (token_sha256, call_id, reviewer, action, args_digest, \
+             expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(name)
-        .bind(candidate)
-        .bind(now_rfc3339())
+        .bind(token_sha256)
+        .bind(link.call)
+        .bind(link.reviewer)
+        .bind(link.action.as_str())
+        .bind(link.digest)
+        .bind(timestamp(link.expires_at))
+        .bind(&now)
         .execute(&self.pool)
         .await
-        .map_err(query("store a server secret"))?;
-        let (value,): (String,) =
-            sqlx::query_as("SELECT value FROM server_secrets WHERE name = $1")
-                .bind(name)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(query("read a server secret"))?;
-        Ok(value)
+        .map_err(query("store a review link"))?;
+        sqlx::query("DELETE FROM review_links WHERE expires_at < $1")
+            .bind(timestamp(
+                time::OffsetDateTime::now_utc() - time::Duration::days(7),
+            ))
+            .execute(&self.pool)
+            .await
+            .map_err(query("forget old review links"))?;
+        Ok(())
+    }
+
+    /// The review link whose token has this SHA-256.
+    pub async fn review_link(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<ReviewLinkRow>, StoreError> {
+        sqlx::query_as(
+            "SELECT token_sha256, call_id, reviewer, action, args_digest, expires_at, used_at \
+             FROM review_links WHERE token_sha256 = $1",
+        )
+        .bind(token_sha256)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query("look up a review link"))
     }
 
     /// Marks a review link used; false if it already was.
-    pub async fn use_review_link(&self, nonce: &str, call_id: &str) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO used_review_links (nonce, call_id, used_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (nonce) DO NOTHING",
+    pub async fn use_review_link(&self, token_sha256: &str) -> Result<bool, StoreError> {
+        let used = sqlx::query(
+            "UPDATE review_links SET used_at = $1 WHERE token_sha256 = $2 AND used_at IS NULL",
         )
-        .bind(nonce)
-        .bind(call_id)
         .bind(now_rfc3339())
+        .bind(token_sha256)
         .execute(&self.pool)
         .await
         .map_err(query("use a review link"))?;
-        Ok(inserted.rows_affected() == 1)
-    }
-
-    /// Whether a review link was used already.
-    pub async fn review_link_used(&self, nonce: &str) -> Result<bool, StoreError> {
-        let found: Option<(String,)> =
-            sqlx::query_as("SELECT nonce FROM used_review_links WHERE nonce = $1")
-                .bind(nonce)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(query("look up a review link"))?;
-        Ok(found.is_some())
+        Ok(used.rows_affected() == 1)
     }
 
     /// Pending calls that expire between now and `by` and have had no reminder.
@@ -144,9 +174,9 @@ impl Store {
 
     /// Takes back the use of a review link whose decision could not be made (so it can be used
     /// again).
-    pub async fn unuse_review_link(&self, nonce: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM used_review_links WHERE nonce = $1")
-            .bind(nonce)
+    pub async fn unuse_review_link(&self, token_sha256: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE review_links SET used_at = NULL WHERE token_sha256 = $1")
+            .bind(token_sha256)
             .execute(&self.pool)
             .await
             .map_err(query("take back a review link's use"))?;

@@ -29,8 +29,8 @@ pub use agents::Agent;
 pub use audit::{AuditBounds, AuditFilter, AuditOrder, NewAuditEvent};
 pub use calls::{Actor, ApprovalRow, CallFilter, CallRow, EventRow, NewCall, ResultSummary, Vote};
 pub use instances::{Holder, InstanceRow};
-pub use links::Followup;
-pub use outbox::{ClaimedMail, MailRow, NewMail};
+pub use links::{Followup, ReviewLinkRow};
+pub use outbox::{ClaimedMail, MailRow, NewMail, StoredMail};
 pub use sessions::BrowserSession;
 pub use users::{Role, TokenListing, User, UserListing};
 
@@ -146,6 +146,9 @@ impl Store {
             .acquire_timeout(Duration::from_secs(config.acquire_timeout));
         let pool = match backend {
             Backend::Sqlite => {
+                if let Some(path) = sqlite_path(&config.url) {
+                    create_private(&path).map_err(|e| open(sqlx::Error::Io(e)))?;
+                }
                 let pool = options
                     .after_connect(|conn, _| {
                         Box::pin(async move {
@@ -267,6 +270,77 @@ async fn announce_decision(backend: Backend, tx: &mut Tx, id: &str) -> Result<()
             .map_err(query("announce a decision"))?;
     }
     Ok(())
+}
+
+/// The file a `sqlite:` URL names (`None` for an in-memory database).
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
+/// Creates an empty database file readable by its owner only (0600), unless it exists. SQLite
+/// gives its `-wal` and `-shm` files the database file's mode, so they are private too: the
+/// files hold the queue, every call's arguments while they wait, and the audit log.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// What is wrong with who may read a SQLite database: the file, its `-wal` and `-shm`, and the
+/// folder holding them, each when others than its owner may read (or enter) it. `airlock check`
+/// prints these; `serve` logs them.
+pub fn permission_warnings(url: &str) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(path) = sqlite_path(url) else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    let mut files = vec![path.clone()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.clone().into_os_string();
+        name.push(suffix);
+        files.push(name.into());
+    }
+    for file in files {
+        if let Ok(meta) = std::fs::metadata(&file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            warnings.push(format!(
+                "{} can be read by other users (mode {:o}); it holds waiting calls' arguments and the audit log: chmod 600 {}",
+                file.display(),
+                meta.permissions().mode() & 0o777,
+                file.display()
+            ));
+        }
+    }
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let folder = std::fs::canonicalize(&folder).unwrap_or(folder);
+    if let Ok(meta) = std::fs::metadata(&folder)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        warnings.push(format!(
+            "the folder {} holding the database is open to other users (mode {:o}): chmod 700 {} (or move the database into a private folder)",
+            folder.display(),
+            meta.permissions().mode() & 0o777,
+            folder.display()
+        ));
+    }
+    warnings
 }
 
 /// A SQLite URL that creates the file when it is missing.

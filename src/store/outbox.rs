@@ -16,16 +16,21 @@ pub struct NewMail {
     pub subject: String,
     pub body: String,
     pub html: Option<String>,
+    /// The mark of the placeholders where decision links go (`notify::links::LinkSlot`), when
+    /// the message has any: the links are minted when it is sent, never stored.
+    pub link_slot: Option<String>,
 }
 
 /// A message claimed for sending.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedMail {
     pub id: String,
+    pub call_id: Option<String>,
     pub recipient: String,
     pub subject: String,
     pub body: String,
     pub html: Option<String>,
+    pub link_slot: Option<String>,
     pub attempts: i64,
 }
 
@@ -49,6 +54,15 @@ struct MailWithBodies {
     row: MailRow,
     body: String,
     html: Option<String>,
+    link_slot: Option<String>,
+}
+
+/// One message with its bodies, as the `/outbox` page shows it.
+pub struct StoredMail {
+    pub row: MailRow,
+    pub body: String,
+    pub html: Option<String>,
+    pub link_slot: Option<String>,
 }
 
 pub(super) async fn insert_mail(
@@ -59,7 +73,8 @@ pub(super) async fn insert_mail(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO outbox (id, call_id, recipient, subject, body, html, status, attempts, \
-         next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
+         next_attempt_at, created_at, link_slot) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $8)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(call_id)
@@ -68,6 +83,7 @@ pub(super) async fn insert_mail(
     .bind(&mail.body)
     .bind(mail.html.as_deref())
     .bind(at)
+    .bind(mail.link_slot.as_deref())
     .execute(&mut **tx)
     .await
     .map_err(query("queue an email"))?;
@@ -87,13 +103,13 @@ impl Store {
                 "UPDATE outbox SET status = 'sending', claimed_by = $1, claimed_at = $2, \
                  attempts = attempts + 1 WHERE status = 'pending' AND id IN (SELECT id FROM outbox \
                  WHERE status = 'pending' AND next_attempt_at <= $2 ORDER BY id LIMIT $3 \
-                 FOR UPDATE SKIP LOCKED) RETURNING id, recipient, subject, body, html, attempts"
+                 FOR UPDATE SKIP LOCKED) RETURNING id, call_id, recipient, subject, body, html, link_slot, attempts"
             }
             Backend::Sqlite => {
                 "UPDATE outbox SET status = 'sending', claimed_by = $1, claimed_at = $2, \
                  attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox \
                  WHERE status = 'pending' AND next_attempt_at <= $2 ORDER BY id LIMIT $3) \
-                 RETURNING id, recipient, subject, body, html, attempts"
+                 RETURNING id, call_id, recipient, subject, body, html, link_slot, attempts"
             }
         };
         let mut tx = self.begin_write().await?;
@@ -181,19 +197,50 @@ impl Store {
     }
 
     /// One message with its bodies (the `/outbox` page).
-    pub async fn mail(
-        &self,
-        id: &str,
-    ) -> Result<Option<(MailRow, String, Option<String>)>, StoreError> {
+    pub async fn mail(&self, id: &str) -> Result<Option<StoredMail>, StoreError> {
         let row: Option<MailWithBodies> = sqlx::query_as(
             "SELECT id, call_id, recipient, subject, status, attempts, created_at, sent_at, \
-             last_error, body, html FROM outbox WHERE id = $1",
+             last_error, body, html, link_slot FROM outbox WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await
         .map_err(query("select an email"))?;
-        Ok(row.map(|m| (m.row, m.body, m.html)))
+        Ok(row.map(|m| StoredMail {
+            row: m.row,
+            body: m.body,
+            html: m.html,
+            link_slot: m.link_slot,
+        }))
+    }
+
+    /// Messages an older Airlock stored with live review links in them (before links were minted
+    /// at send time): their links are cut out, once, at start-up. Returns how many were.
+    pub async fn scrub_old_outbox_links(&self) -> Result<u64, StoreError> {
+        let rows: Vec<(String, Option<String>, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, call_id, body, html FROM outbox WHERE link_slot IS NULL \
+             AND (body LIKE '%/review/%' OR html LIKE '%/review/%')",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("select emails with old links"))?;
+        let mut scrubbed = 0;
+        for (id, call_id, body, html) in rows {
+            let page = format!("/calls/{}", call_id.unwrap_or_default());
+            let body = crate::notify::links::scrub_old_links(&body, &page);
+            let html = html
+                .as_deref()
+                .map(|html| crate::notify::links::scrub_old_links(html, &page));
+            sqlx::query("UPDATE outbox SET body = $1, html = $2 WHERE id = $3")
+                .bind(body)
+                .bind(html)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(query("scrub an email's old links"))?;
+            scrubbed += 1;
+        }
+        Ok(scrubbed)
     }
 
     /// The messages about one call, oldest first (shown on its page).

@@ -131,6 +131,14 @@ impl PageError {
         }
     }
 
+    /// Something Airlock needs (the database, randomness) failed; the request may work later.
+    pub fn unavailable(message: &str) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: message.to_owned(),
+        }
+    }
+
     pub fn busy() -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,

@@ -2,9 +2,10 @@
 //! the decision, as the reviewer the link was made for, through `approval::decide` like every
 //! other face (`via = email`). Mail scanners fetch links, so GET never decides.
 //!
-//! A link that was edited, made elsewhere or has expired, one already used, one whose call's
-//! arguments are not those it was made for, and one for a call already decided each get a page
-//! that says so, and decide nothing. A reason is checked before the link is spent, so a rejection
+//! A link is a random token the store knows only by its SHA-256 (`notify::links`). One that was
+//! edited, made up or made elsewhere, has expired, was already used, whose call's arguments are
+//! not those it was made for, or whose call was already decided gets a page that says so, and
+//! decides nothing. A reason is checked before the link is spent, so a rejection
 //! sent without one can be sent again. With `[email] links_require_sign_in`, the browser must be
 //! signed in as the link's reviewer.
 
@@ -21,7 +22,8 @@ use super::session::{form_from, signed_in_user};
 use crate::app::AppState;
 use crate::approval::decide::{self, Approved, MAX_REASON};
 use crate::approval::{CallStatus, CallView, DecideError, Decision, Reviewer};
-use crate::notify::links::{BadLink, LinkAction, LinkClaims};
+use crate::notify::links::{BadLink, LinkAction};
+use crate::store::ReviewLinkRow;
 use crate::web::fields::Text;
 
 #[derive(Template, WebTemplate, Default)]
@@ -89,18 +91,44 @@ fn with_call(
     }
 }
 
+/// What a link decides, read from its stored row.
+struct Claims {
+    token_sha256: String,
+    call: String,
+    reviewer: String,
+    action: LinkAction,
+    digest: String,
+}
+
 /// What a link's checks found.
 enum Checked {
     /// The link can decide: its claims and call.
-    Usable(LinkClaims, Box<CallView>),
+    Usable(Claims, Box<CallView>),
     /// A page that says why not.
     Refused(Response),
 }
 
+fn claims_of(row: ReviewLinkRow) -> Result<(Claims, bool), BadLink> {
+    let action = row.action().ok_or(BadLink::Unknown)?;
+    Ok((
+        Claims {
+            token_sha256: row.token_sha256,
+            call: row.call_id,
+            reviewer: row.reviewer,
+            action,
+            digest: row.args_digest,
+        },
+        row.used_at.is_some(),
+    ))
+}
+
 async fn check(app: &AppState, headers: &HeaderMap, token: &str) -> PageResult<Checked> {
-    let claims = match app.approvals.links.verify(token) {
-        Ok(claims) => claims,
-        Err(BadLink::Tampered) => {
+    let found = crate::notify::links::find(&app.store, token)
+        .await?
+        .and_then(claims_of);
+    let (claims, used) = match found {
+        Ok(found) => found,
+        Err(BadLink::Unknown) => {
             return Ok(Checked::Refused(page(
                 StatusCode::BAD_REQUEST,
                 "This link is not valid",
@@ -129,7 +157,7 @@ async fn check(app: &AppState, headers: &HeaderMap, token: &str) -> PageResult<C
     let approvals = app.store.approvals(&claims.call).await?;
     let call = CallView::new(row, approvals, None);
     let base = base_url(app);
-    if app.store.review_link_used(&claims.nonce).await? {
+    if used {
         let text =
             "This link was already used; it works once. Nothing more was decided.".to_owned();
         let shown = with_call("This link was already used", "warning", text, call, &base);
@@ -185,7 +213,7 @@ async fn check(app: &AppState, headers: &HeaderMap, token: &str) -> PageResult<C
 async fn sign_in_needed(
     app: &AppState,
     headers: &HeaderMap,
-    claims: &LinkClaims,
+    claims: &Claims,
     token: &str,
 ) -> PageResult<Option<Response>> {
     let required = app
@@ -286,11 +314,7 @@ pub async fn decide(
         shown.token = token;
         return Ok((StatusCode::BAD_REQUEST, shown).into_response());
     }
-    if !app
-        .store
-        .use_review_link(&claims.nonce, &claims.call)
-        .await?
-    {
+    if !app.store.use_review_link(&claims.token_sha256).await? {
         let text =
             "This link was already used; it works once. Nothing more was decided.".to_owned();
         return Ok((
@@ -342,7 +366,7 @@ pub async fn decide(
             | DecideError::Store(_)
             | DecideError::NotFound(_))
     ) {
-        app.store.unuse_review_link(&claims.nonce).await?;
+        app.store.unuse_review_link(&claims.token_sha256).await?;
     }
     let row = app.store.call(&claims.call).await?;
     let after = match row {

@@ -2,9 +2,11 @@
 //! failed and why). Without an SMTP server (`airlock demo`) mail stays here, and each message can
 //! be read as it would arrive, text or HTML, with working links.
 //!
-//! A message's Approve and Reject links decide as its recipient, so they work here only for the
-//! admin the message is addressed to; in anyone else's messages they are blanked (and the HTML
-//! part, which holds them too, is not shown). An admin cannot decide as another reviewer.
+//! A message's Approve and Reject links decide as its recipient, so they are minted here only for
+//! the admin the message is addressed to (fresh single-use links, each time the message is
+//! opened, as the worker mints them when it sends: the outbox never holds a working link); in
+//! anyone else's messages they are blanked (and the HTML part, which holds them too, is not
+//! shown). An admin cannot decide as another reviewer.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -13,7 +15,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
-use crate::store::MailRow;
+use crate::notify::links::LinkSlot;
+use crate::store::{MailRow, StoredMail};
 use crate::web::page::{Chrome, PageError, PageResult, linkify};
 use crate::web::session::SignedIn;
 
@@ -61,19 +64,61 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> PageResult<MailPage> {
     PageError::admin_only(&signed)?;
-    let (mail, text, html) = app
+    let stored = app
         .store
         .mail(&id)
         .await?
         .ok_or_else(|| PageError::not_found("There is no such message."))?;
-    let own = mail.recipient == signed.user.email;
-    let text = if own { text } else { blank_review_links(&text) };
+    let own = stored.row.recipient == signed.user.email;
+    let has_html = stored.html.is_some() && own;
+    let mail = stored.row.clone();
+    let (text, _) = if own {
+        with_links(&app, stored).await?
+    } else {
+        let text = match &stored.link_slot {
+            Some(slot) => crate::notify::links::blank(
+                &stored.body,
+                &app.config.server.public_url,
+                &LinkSlot::from_stored(slot.clone()),
+                "[a decision link for the recipient only]",
+            ),
+            None => stored.body,
+        };
+        (text, None)
+    };
     Ok(MailPage {
         chrome: Chrome::new(&signed, "outbox"),
         text_html: linkify(&text),
-        has_html: html.is_some() && own,
+        has_html,
         mail,
     })
+}
+
+/// The recipient's view of a message: its bodies with fresh links of their own.
+async fn with_links(app: &AppState, stored: StoredMail) -> PageResult<(String, Option<String>)> {
+    let StoredMail {
+        row,
+        mut body,
+        html,
+        link_slot,
+    } = stored;
+    let mut html = html.unwrap_or_default();
+    if let (Some(call), Some(slot)) = (&row.call_id, link_slot) {
+        crate::notify::links::complete(
+            &app.store,
+            &app.config.server.public_url,
+            call,
+            &row.recipient,
+            &LinkSlot::from_stored(slot),
+            [&mut body, &mut html],
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %crate::telemetry::error_chain(&e), "cannot make a message's links");
+            PageError::unavailable("The message's links cannot be made right now; try again.")
+        })?;
+    }
+    Ok((body, (!html.is_empty()).then_some(html)))
 }
 
 pub async fn html(
@@ -82,16 +127,17 @@ pub async fn html(
     Path(id): Path<String>,
 ) -> PageResult<Response> {
     PageError::admin_only(&signed)?;
-    let (mail, _, html) = app
+    let stored = app
         .store
         .mail(&id)
         .await?
         .ok_or_else(|| PageError::not_found("There is no such message."))?;
-    if mail.recipient != signed.user.email {
+    if stored.row.recipient != signed.user.email {
         return Err(PageError::forbidden(
             "Only its recipient can open this message's HTML part: it holds their decision links.",
         ));
     }
+    let (_, html) = with_links(&app, stored).await?;
     let html = html.ok_or_else(|| PageError::not_found("This message has no HTML part."))?;
     let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     // Set before the reviewer face's layer, which keeps what a handler set.
@@ -100,23 +146,4 @@ pub async fn html(
         HeaderValue::from_static(MAIL_CSP),
     );
     Ok(response)
-}
-
-/// `text` with every review link replaced by a note: those links decide as their recipient.
-fn blank_review_links(text: &str) -> String {
-    text.split('\n')
-        .map(|line| {
-            line.split(' ')
-                .map(|word| {
-                    if word.contains("/review/") {
-                        "[a decision link for the recipient only]"
-                    } else {
-                        word
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
