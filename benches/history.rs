@@ -69,6 +69,7 @@ async fn run() -> Fallible<()> {
                     expires_at: now,
                 },
                 &[],
+                None,
             )
             .await?;
         ids.push(id);

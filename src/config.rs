@@ -49,6 +49,8 @@ pub struct Config {
     #[serde(default)]
     pub dashboard: DashboardConfig,
     #[serde(default)]
+    pub approval: ApprovalConfig,
+    #[serde(default)]
     pub redaction: crate::redact::RedactionConfig,
     #[serde(default)]
     pub audit: AuditConfig,
@@ -117,6 +119,29 @@ pub struct AuditConfig {
     /// A file holding an Ed25519 seed in hex (`airlock audit keygen` makes one): JSON-lines
     /// exports end with a checkpoint signed with it.
     pub signing_key_file: Option<PathBuf>,
+}
+
+/// `[approval]`: bounds on the queue, so agents cannot park without limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalConfig {
+    /// Open queue rows (calls waiting for a decision, or approved and not yet on their way) one
+    /// agent may have; more calls that need approval are refused.
+    pub max_pending_per_agent: u32,
+    /// The same, for all agents together.
+    pub max_pending: u32,
+    /// Calls whose arguments are larger than this (as JSON text) cannot wait for approval.
+    pub max_args_bytes: usize,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        Self {
+            max_pending_per_agent: 20,
+            max_pending: 1000,
+            max_args_bytes: 256 * 1024,
+        }
+    }
 }
 
 /// The reviewers' browser sessions and sign-in throttling.
@@ -201,10 +226,19 @@ pub struct EmailConfig {
     /// Approve/reject links in emails work only for a browser signed in as their reviewer.
     #[serde(default)]
     pub links_require_sign_in: bool,
+    /// Seconds: a recipient gets at most one message about newly parked calls this often; calls
+    /// parked in between are listed in one digest sent when the time is up (0: a message per
+    /// call).
+    #[serde(default = "default_notify_every")]
+    pub notify_every: u64,
 }
 
 fn default_smtp_timeout() -> u64 {
     15
+}
+
+fn default_notify_every() -> u64 {
+    60
 }
 
 /// How downstream sessions map onto a stdio upstream's child processes.
@@ -434,6 +468,16 @@ impl Config {
             return Err(invalid(
                 "dashboard",
                 "session_ttl, login_max_failures, login_max_failures_per_client and login_lockout must be more than 0".to_owned(),
+            ));
+        }
+        if self.approval.max_pending_per_agent == 0
+            || self.approval.max_pending == 0
+            || self.approval.max_args_bytes == 0
+        {
+            return Err(invalid(
+                "approval",
+                "max_pending_per_agent, max_pending and max_args_bytes must be more than 0"
+                    .to_owned(),
             ));
         }
         if self.database.max_connections == 0 || self.database.acquire_timeout == 0 {

@@ -533,7 +533,13 @@ async fn arguments_edited_in_the_store_after_parking_are_never_forwarded() {
 async fn a_thousand_parked_calls_are_all_decided_and_delivered_to_their_own_requests() {
     const AGENTS: usize = 10;
     const PER_AGENT: usize = 100;
-    let app = spawn(r#"{"action": "require_approval"}"#).await;
+    // The agents share one token (one agent name): the queue's limits are raised to fit.
+    let app = TestApp::spawn_with(Setup {
+        policy: policy(r#"{"action": "require_approval"}"#),
+        extra_toml: "[approval]\nmax_pending_per_agent = 1000\nmax_pending = 1000\n".to_owned(),
+        ..Setup::default()
+    })
+    .await;
     let alice = app.reviewer("alice@example.org", "approver").await;
     let mut agents = Vec::new();
     for _ in 0..AGENTS {

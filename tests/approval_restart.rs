@@ -143,6 +143,7 @@ async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown() {
                     expires_at: now + time::Duration::minutes(10),
                 },
                 &[],
+                None,
             )
             .await
             .expect("insert a call");

@@ -785,6 +785,7 @@ async fn history_filters_pages_by_keyset_and_exports_what_it_shows() {
                     expires_at: now + time::Duration::minutes(10),
                 },
                 &[],
+                None,
             )
             .await
             .expect("insert a call");

@@ -417,8 +417,10 @@ async fn each_parked_call_is_emailed_once_with_every_instance_sending() {
         return;
     };
     let sink = common::smtp::SmtpSink::start().await;
+    // One message per call (no digests), and room for 30 waiting calls of one agent.
     let email = format!(
-        "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\nto = [\"ops@example.org\"]\n",
+        "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\nto = [\"ops@example.org\"]\n\
+         notify_every = 0\n[approval]\nmax_pending_per_agent = 30\n",
         sink.url()
     );
     let a = instance_with(&db, "a", &email).await;

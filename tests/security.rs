@@ -533,3 +533,210 @@ fn the_database_and_its_folder_are_private_and_check_says_when_they_are_not() {
         "{report}"
     );
 }
+
+/// A 2026-07-28 `tools/call` of `export_session` with these arguments: the answer, as text.
+async fn stateless_export(app: &TestApp, id: u32, arguments: serde_json::Value) -> String {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "export_session", "arguments": arguments}})
+    .to_string();
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "export_session"),
+    ];
+    let answer = messages(app.post("telegram", &headers, &body).await)
+        .await
+        .pop()
+        .expect("an answer");
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_megabyte_calls_park_nothing_and_mail_nobody() {
+    let sink = common::smtp::SmtpSink::start().await;
+    let app = std::sync::Arc::new(
+        TestApp::spawn_with(Setup {
+            extra_toml: format!(
+                "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\nto = [\"ops@example.org\"]\n",
+                sink.url()
+            ),
+            ..Setup::default()
+        })
+        .await,
+    );
+    let megabyte = "A".repeat(1024 * 1024);
+    let mut calls = Vec::new();
+    for id in 0..100 {
+        let (app, megabyte) = (app.clone(), megabyte.clone());
+        calls.push(tokio::spawn(async move {
+            stateless_export(&app, id, json!({"account": "main", "padding": megabyte})).await
+        }));
+    }
+    let bytes = json!({"account": "main", "padding": megabyte})
+        .to_string()
+        .len();
+    for call in calls {
+        let text = call.await.expect("the call ran");
+        assert_eq!(
+            text,
+            format!(
+                "Approval required by policy (telegram.export_session), but its arguments are \
+                 too large to wait for approval ({bytes} bytes, limit 262144); not run"
+            )
+        );
+    }
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM tool_calls").await, 0);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox").await, 0);
+    assert!(sink.mails().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_parking_calls_in_a_loop_is_stopped_at_its_limit_and_reviewers_get_one_digest() {
+    let sink = common::smtp::SmtpSink::start().await;
+    let app = TestApp::spawn_with(Setup {
+        extra_toml: format!(
+            "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\nto = [\"ops@example.org\"]\n\
+             notify_every = 2\n[approval]\nmax_pending_per_agent = 20\nmax_pending = 22\n",
+            sink.url()
+        ),
+        ..Setup::default()
+    })
+    .await;
+    let agent = app.agent().await;
+    let mut calls: Vec<_> = (0..25)
+        .map(|n| agent.spawn_call("export_session", json!({"account": format!("a{n}")})))
+        .collect();
+    // Twenty wait; the five beyond the agent's limit are refused at once.
+    let mut refused = Vec::new();
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while refused.len() < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "{refused:?}");
+        let mut waiting = Vec::new();
+        for call in calls {
+            if call.is_finished() {
+                refused.push(common::text(&common::result_of(call).await).to_owned());
+            } else {
+                waiting.push(call);
+            }
+        }
+        calls = waiting;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(calls.len(), 20);
+    for text in &refused {
+        assert_eq!(
+            text,
+            "Approval required by policy (telegram.export_session), but agent test-agent \
+             already has 20 calls waiting for a decision; not run"
+        );
+    }
+    // Another agent fits in the room left under max_pending (22), then meets it.
+    let token = airlock::secrets::generate_token().expect("randomness");
+    app.store
+        .add_agent_token(
+            "other-agent",
+            &airlock::secrets::sha256_hex(token.as_bytes()),
+        )
+        .await
+        .expect("a second agent");
+    let other = common::Agent::connect(&app.mcp_url("telegram"), &token).await;
+    let _fits: Vec<_> = (0..2)
+        .map(|n| other.spawn_call("export_session", json!({"account": format!("b{n}")})))
+        .collect();
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    alice.wait_pending(22).await;
+    let over = other.call("export_session", json!({"account": "b2"})).await;
+    assert_eq!(
+        common::text(&over),
+        "Approval required by policy (telegram.export_session), but Airlock already has 22 \
+         calls waiting for a decision; not run"
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM tool_calls").await, 22);
+    // 22 calls, one recipient: the first call's own message, then one digest of the other 21.
+    let mails = sink.wait_for(2, common::WAIT).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mails = if sink.mails().len() > mails.len() {
+        sink.mails()
+    } else {
+        mails
+    };
+    assert_eq!(
+        mails.len(),
+        2,
+        "{:#?}",
+        mails
+            .iter()
+            .map(|m| m.header("Subject"))
+            .collect::<Vec<_>>()
+    );
+    let digest = mails
+        .iter()
+        .find(|m| {
+            m.header("Subject")
+                .is_some_and(|s| s.contains("more calls"))
+        })
+        .expect("a digest");
+    assert_eq!(
+        digest.header("Subject").as_deref(),
+        Some("[Airlock] 21 more calls are waiting for a decision")
+    );
+    let text = digest.part("text/plain").expect("a text part");
+    assert_eq!(text.matches("/calls/").count(), 21, "{text}");
+    assert!(
+        !text.contains("/review/"),
+        "a digest has View links only: {text}"
+    );
+    assert_eq!(app.call_log.calls_of("export_session"), 0);
+}
+
+#[tokio::test]
+async fn the_queue_page_pages_through_every_waiting_call() {
+    let app = TestApp::spawn().await;
+    let now = time::OffsetDateTime::now_utc();
+    for i in 0..130 {
+        let id = uuid::Uuid::now_v7().to_string();
+        let args = format!("{{\"n\": {i}}}");
+        app.store
+            .insert_call(
+                &airlock::store::NewCall {
+                    id: &id,
+                    upstream: "telegram",
+                    tool: "export_session",
+                    agent: "claude",
+                    agent_session: "0123456789abcdef",
+                    instance_id: "elsewhere",
+                    args_json: &args,
+                    args_shown: &args,
+                    args_sha256: &airlock::secrets::sha256_hex(args.as_bytes()),
+                    rule_json: "{}",
+                    approvals_needed: 1,
+                    created_at: now,
+                    expires_at: now + time::Duration::minutes(10),
+                },
+                &[],
+                None,
+            )
+            .await
+            .expect("insert a call");
+    }
+    let mut browser = app.signed_in("vera@example.org", "viewer").await;
+    let first = browser.get("/").await;
+    assert!(
+        first.body.contains("130 calls are waiting."),
+        "{}",
+        first.body
+    );
+    assert!(first.body.contains("<title>(130) Airlock</title>"));
+    assert_eq!(first.body.matches("data-call-id=").count(), 100);
+    let older = first
+        .between("href=\"/?before=", '"')
+        .expect("an Older link");
+    let second = browser.get(&format!("/?before={older}")).await;
+    assert_eq!(second.body.matches("data-call-id=").count(), 30);
+    assert!(!second.body.contains("/?before="), "the last page");
+    let live = browser.get(&format!("/queue/rows?before={older}")).await;
+    assert_eq!(live.body.matches("data-call-id=").count(), 30);
+}

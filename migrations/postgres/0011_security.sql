@@ -25,3 +25,21 @@ DROP TABLE used_review_links;
 DROP TABLE server_secrets;
 
 ALTER TABLE outbox ADD COLUMN link_slot TEXT COLLATE "C";
+
+-- Parking is bounded ([approval] max_pending_per_agent, max_pending: open rows are counted per
+-- agent), and many calls parking at once are told in one message per recipient per minute: the
+-- first call's own message, then a digest listing the calls of the next minute (outbox_calls),
+-- rendered when it is sent. `kind` says what a message is; `notify_at` when a call's or digest's
+-- message is due to go first.
+ALTER TABLE outbox ADD COLUMN kind TEXT;
+ALTER TABLE outbox ADD COLUMN notify_at TEXT COLLATE "C";
+CREATE INDEX outbox_recipient ON outbox (recipient, kind, notify_at);
+
+CREATE TABLE outbox_calls (
+    mail_id  TEXT COLLATE "C" NOT NULL REFERENCES outbox (id),
+    call_id  TEXT COLLATE "C" NOT NULL REFERENCES tool_calls (id),
+    PRIMARY KEY (mail_id, call_id)
+);
+CREATE INDEX outbox_calls_call ON outbox_calls (call_id);
+
+CREATE INDEX tool_calls_agent_status ON tool_calls (agent, status);

@@ -14,7 +14,9 @@ use super::CallStatus;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::policy::ApprovalRule;
-use crate::store::{Actor, CallRow, NewCall, ResultSummary, Store, StoreError};
+use crate::store::{
+    Actor, CallRow, NewCall, Parking, QueueLimits, ResultSummary, Store, StoreError,
+};
 use crate::upstream::SessionKey;
 
 pub(super) const SYSTEM: Actor<'static> = Actor {
@@ -28,6 +30,25 @@ pub enum ParkError {
     Store(#[from] StoreError),
     #[error("the call's arguments cannot be stored")]
     Encode(#[source] serde_json::Error),
+    /// Over `[approval] max_args_bytes`.
+    #[error("its arguments are too large to wait for approval ({bytes} bytes, limit {limit})")]
+    TooLarge { bytes: usize, limit: usize },
+    /// Over `[approval] max_pending_per_agent`.
+    #[error("agent {agent} already has {open} calls waiting for a decision")]
+    AgentFull { agent: String, open: i64 },
+    /// Over `[approval] max_pending`.
+    #[error("Airlock already has {open} calls waiting for a decision")]
+    QueueFull { open: i64 },
+}
+
+impl ParkError {
+    /// A limit refused the call (the agent is told which), rather than the store failing.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            Self::TooLarge { .. } | Self::AgentFull { .. } | Self::QueueFull { .. }
+        )
+    }
 }
 
 /// The rule a call was parked under, stored with it: later policy edits do not change how a
@@ -65,7 +86,9 @@ pub struct ParkRequest<'a> {
     pub session: &'a SessionKey,
     /// The JSON-RPC id of the agent's request, as `jsonrpc::id_key` spells it.
     pub request_key: String,
-    pub arguments: &'a Value,
+    /// The arguments, owned: once stored they are dropped, and a release reads them back from
+    /// the store, so a waiting call holds no copy of them in memory.
+    pub arguments: Value,
     pub rule: &'a ApprovalRule,
 }
 
@@ -195,7 +218,15 @@ impl ApprovalQueue {
     /// to anyone before the commit.
     pub async fn park(self: &Arc<Self>, request: ParkRequest<'_>) -> Result<Parked, ParkError> {
         let id = uuid::Uuid::now_v7().to_string();
-        let args_json = serde_json::to_string(request.arguments).map_err(ParkError::Encode)?;
+        let args_json = serde_json::to_string(&request.arguments).map_err(ParkError::Encode)?;
+        drop(request.arguments);
+        let limit = self.config.approval.max_args_bytes;
+        if args_json.len() > limit {
+            return Err(ParkError::TooLarge {
+                bytes: args_json.len(),
+                limit,
+            });
+        }
         // The digest is taken over the stored text, read back, exactly as the release will.
         let stored: Value = serde_json::from_str(&args_json).map_err(ParkError::Encode)?;
         let digest = super::args_digest(&stored);
@@ -247,7 +278,18 @@ impl ApprovalQueue {
         let recipients = crate::notify::recipients(&parked.rule, &self.config);
         let deciders = self.deciders(&recipients, &parked.rule).await?;
         let mails = notice.mails(&recipients, &deciders);
-        self.store
+        let limits = QueueLimits {
+            per_agent: self.config.approval.max_pending_per_agent,
+            total: self.config.approval.max_pending,
+            notify_every: time::Duration::seconds(
+                self.config
+                    .email
+                    .as_ref()
+                    .map_or(0, |e| i64::try_from(e.notify_every).unwrap_or(i64::MAX)),
+            ),
+        };
+        let parking = self
+            .store
             .insert_call(
                 &NewCall {
                     id: &parked.id,
@@ -265,8 +307,19 @@ impl ApprovalQueue {
                     expires_at,
                 },
                 &mails,
+                Some(&limits),
             )
             .await?;
+        match parking {
+            Parking::Parked { .. } => {}
+            Parking::AgentFull(open) => {
+                return Err(ParkError::AgentFull {
+                    agent: request.agent.to_owned(),
+                    open,
+                });
+            }
+            Parking::QueueFull(open) => return Err(ParkError::QueueFull { open }),
+        }
         if !mails.is_empty() {
             self.mail_queued.notify_one();
         }

@@ -487,6 +487,7 @@ pub async fn demo(args: DemoArgs) -> Result<(), CommandError> {
         remind_before: Some(120),
         outcome_emails: true,
         links_require_sign_in: false,
+        notify_every: 60,
     });
     config.upstreams.push(UpstreamConfig {
         name: "telegram".to_owned(),

@@ -76,10 +76,12 @@ impl ParkedCall {
 }
 
 /// Parks the call and answers with the stream that waits for its fate.
-pub async fn respond(call: ParkedCall, as_sse: bool) -> Response {
-    let arguments = match call.msg.pointer("/params/arguments") {
+pub async fn respond(mut call: ParkedCall, as_sse: bool) -> Response {
+    // The arguments move into the store; the waiting request keeps none (a release reads them
+    // back from there).
+    let arguments = match call.msg.pointer_mut("/params/arguments").map(Value::take) {
         None | Some(Value::Null) => json!({}),
-        Some(args @ Value::Object(_)) => args.clone(),
+        Some(args @ Value::Object(_)) => args,
         Some(_) => {
             let answer = jsonrpc::error_response(
                 call.id(),
@@ -98,12 +100,21 @@ pub async fn respond(call: ParkedCall, as_sse: bool) -> Response {
             agent: &call.agent,
             session: &call.session,
             request_key: jsonrpc::id_key(&call.id()),
-            arguments: &arguments,
+            arguments,
             rule: &call.rule,
         })
         .await;
     let parked = match parked {
         Ok(parked) => parked,
+        Err(e) if e.is_limit() => {
+            tracing::warn!(upstream = %call.upstream.name, tool = %call.tool, agent = %call.agent, why = %e, "call not parked");
+            call.count(Outcome::NotApproved);
+            let text = format!(
+                "Approval required by policy ({}), but {e}; not run",
+                call.rule_name()
+            );
+            return reply::single(call.refusal(text), as_sse);
+        }
         Err(e) => {
             // Fail closed: a call that cannot be recorded for review is not run.
             tracing::error!(upstream = %call.upstream.name, tool = %call.tool, error = %crate::telemetry::error_chain(&e), "cannot park a call");

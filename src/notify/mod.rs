@@ -9,6 +9,7 @@
 //! Who gets a message: the rule's `notify` (addresses, or `[groups]` names expanded to their
 //! members), else `[email] to`.
 
+pub mod digest;
 pub mod links;
 pub mod worker;
 
@@ -17,7 +18,7 @@ use serde_json::Value;
 
 use crate::approval::RuleSnapshot;
 use crate::config::Config;
-use crate::store::NewMail;
+use crate::store::{MailPurpose, NewMail};
 use links::{LinkAction, LinkSlot};
 
 /// How much of a call's arguments a message shows.
@@ -139,6 +140,11 @@ impl CallNotice<'_> {
                 let link_slot = slot.filter(|_| message.approve_url.is_some());
                 match (body, html) {
                     (Ok(body), Ok(html)) => Some(NewMail {
+                        purpose: match self.kind {
+                            MailKind::Parked => MailPurpose::Parked,
+                            MailKind::Reminder => MailPurpose::Reminder,
+                            MailKind::Outcome => MailPurpose::Outcome,
+                        },
                         recipient: to.clone(),
                         subject: subject.clone(),
                         body,

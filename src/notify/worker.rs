@@ -175,13 +175,24 @@ fn backoff(attempts: i64) -> time::Duration {
     time::Duration::seconds(secs)
 }
 
-/// A claimed message with its decision links minted (see [`super::links`]): they exist from now on,
-/// and only in the message.
-async fn with_links(
+/// A message as it leaves: a digest's list made now, decision links minted now (see
+/// [`super::links`]; they exist from here on, and only in the message).
+pub async fn prepare(
     store: &Store,
     public_url: &str,
     mut mail: ClaimedMail,
 ) -> Result<ClaimedMail, super::links::IssueError> {
+    if mail.kind.as_deref() == Some(crate::store::MailPurpose::Digest.as_str()) {
+        let calls = store.digest_calls(&mail.id).await?;
+        match super::digest::render(&calls, public_url) {
+            Ok((subject, body, html)) => {
+                mail.subject = subject;
+                mail.body = body;
+                mail.html = Some(html);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot render a digest; it goes out as stored"),
+        }
+    }
     if let (Some(call), Some(slot)) = (&mail.call_id, &mail.link_slot) {
         let slot = super::links::LinkSlot::from_stored(slot.clone());
         let mut html = mail.html.take().unwrap_or_default();
@@ -243,7 +254,7 @@ pub fn spawn(
                     }
                 }
                 let (id, attempts) = (mail.id.clone(), mail.attempts);
-                let mail = match with_links(&store, &public_url, mail).await {
+                let mail = match prepare(&store, &public_url, mail).await {
                     Ok(mail) => mail,
                     Err(e) => {
                         let why = crate::telemetry::error_chain(&e);

@@ -7,6 +7,30 @@ use sqlx::FromRow;
 use super::{Backend, Store, StoreError, Tx, announce_decision, query, timestamp};
 use crate::approval::{CallStatus, Transition};
 
+/// How many calls may wait at once, and how often one recipient is told of new ones.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Open rows (`pending`, or `approved` and not yet on its way) one agent may have.
+    pub per_agent: u32,
+    /// Open rows of all agents together.
+    pub total: u32,
+    /// At most one message per recipient this often; calls parked in between are listed in
+    /// the next digest.
+    pub notify_every: time::Duration,
+}
+
+/// What became of a call offered to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parking {
+    /// Stored as `pending`; `messages` of its notifications were queued as their own (the rest
+    /// went into digests).
+    Parked { messages: usize },
+    /// The agent already has this many open rows (at least `per_agent`); nothing was stored.
+    AgentFull(i64),
+    /// All agents together already have this many.
+    QueueFull(i64),
+}
+
 /// A call about to be parked.
 #[derive(Debug)]
 pub struct NewCall<'a> {
@@ -182,13 +206,22 @@ const IDS_PER_QUERY: usize = 500;
 impl Store {
     /// Commits a new `pending` call, its first history row and its notifications, in one
     /// transaction: a call is never waiting without its emails queued, nor announced without
-    /// existing.
+    /// existing. Refused (nothing stored) when the agent, or everyone, has as many open calls as
+    /// `limits` allow; the count and the insert are one step (SQLite's write lock, an advisory
+    /// lock on PostgreSQL), so instances parking at once cannot overshoot. Without `limits`
+    /// (loading calls in bulk) nothing is counted and every message is queued as it is.
     pub async fn insert_call(
         &self,
         call: &NewCall<'_>,
         mails: &[super::NewMail],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(query("begin"))?;
+        limits: Option<&QueueLimits>,
+    ) -> Result<Parking, StoreError> {
+        let mut tx = self.begin_write().await?;
+        if let Some(limits) = limits
+            && let Some(refused) = self.over_limits(&mut tx, call.agent, limits).await?
+        {
+            return Ok(refused);
+        }
         let created = timestamp(call.created_at);
         sqlx::query(
             "INSERT INTO tool_calls (id, upstream, tool, agent, agent_session, instance_id, \
@@ -225,10 +258,71 @@ impl Store {
             None,
         )
         .await?;
+        let mut messages = 0;
         for mail in mails {
-            super::outbox::insert_mail(&mut tx, call.id, mail, &created).await?;
+            let own = match limits {
+                Some(limits) => {
+                    super::outbox::queue_parked(
+                        &mut tx,
+                        self.backend,
+                        call.id,
+                        mail,
+                        call.created_at,
+                        limits.notify_every,
+                    )
+                    .await?
+                }
+                None => {
+                    super::outbox::insert_mail(&mut tx, Some(call.id), mail, &created).await?;
+                    true
+                }
+            };
+            messages += usize::from(own);
         }
-        tx.commit().await.map_err(query("commit"))
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(Parking::Parked { messages })
+    }
+
+    /// The refusal a call of `agent` meets under `limits`, if any. Counts are bounded by the
+    /// limits (a full queue costs no more to count than a nearly full one). On PostgreSQL the
+    /// transaction first takes the queue's advisory lock, so two instances counting at once
+    /// cannot both see room for one more.
+    async fn over_limits(
+        &self,
+        tx: &mut Tx,
+        agent: &str,
+        limits: &QueueLimits,
+    ) -> Result<Option<Parking>, StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(4242001)")
+                .execute(&mut **tx)
+                .await
+                .map_err(query("lock the queue for parking"))?;
+        }
+        let (mine,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM tool_calls WHERE agent = $1 \
+             AND status IN ('pending', 'approved') LIMIT $2) AS open",
+        )
+        .bind(agent)
+        .bind(i64::from(limits.per_agent))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(query("count an agent's open calls"))?;
+        if mine >= i64::from(limits.per_agent) {
+            return Ok(Some(Parking::AgentFull(mine)));
+        }
+        let (all,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM tool_calls \
+             WHERE status IN ('pending', 'approved') LIMIT $1) AS open",
+        )
+        .bind(i64::from(limits.total))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(query("count open calls"))?;
+        if all >= i64::from(limits.total) {
+            return Ok(Some(Parking::QueueFull(all)));
+        }
+        Ok(None)
     }
 
     pub async fn call(&self, id: &str) -> Result<Option<CallRow>, StoreError> {
@@ -344,6 +438,16 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query("count decisions per day"))
+    }
+
+    /// How many calls are in `status`.
+    pub async fn count_status(&self, status: CallStatus) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tool_calls WHERE status = $1")
+            .bind(status.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query("count calls"))?;
+        Ok(n)
     }
 
     /// The newest history row's number: it changes whenever any call changes, on any instance.

@@ -166,7 +166,7 @@ impl Store {
             return Ok(false);
         }
         for mail in mails {
-            super::outbox::insert_mail(&mut tx, id, mail, &now).await?;
+            super::outbox::insert_mail(&mut tx, Some(id), mail, &now).await?;
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(true)

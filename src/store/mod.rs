@@ -27,10 +27,13 @@ use sqlx::{Executor, Transaction};
 
 pub use agents::Agent;
 pub use audit::{AuditBounds, AuditFilter, AuditOrder, NewAuditEvent};
-pub use calls::{Actor, ApprovalRow, CallFilter, CallRow, EventRow, NewCall, ResultSummary, Vote};
+pub use calls::{
+    Actor, ApprovalRow, CallFilter, CallRow, EventRow, NewCall, Parking, QueueLimits,
+    ResultSummary, Vote,
+};
 pub use instances::{Holder, InstanceRow};
 pub use links::{Followup, ReviewLinkRow};
-pub use outbox::{ClaimedMail, MailRow, NewMail, StoredMail};
+pub use outbox::{ClaimedMail, DIGEST_PENDING_BODY, MailPurpose, MailRow, NewMail, StoredMail};
 pub use sessions::BrowserSession;
 pub use users::{Role, TokenListing, User, UserListing};
 

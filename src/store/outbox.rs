@@ -9,9 +9,48 @@
 
 use super::{Backend, Store, StoreError, Tx, query, timestamp};
 
+/// What a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailPurpose {
+    /// A call was parked: the first message about it.
+    Parked,
+    Reminder,
+    Outcome,
+    /// The calls parked within a minute of a recipient's last message, listed (rendered when
+    /// sent, from `outbox_calls`).
+    Digest,
+    /// A one-time link to set a password.
+    Password,
+}
+
+impl MailPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Parked => "parked",
+            Self::Reminder => "reminder",
+            Self::Outcome => "outcome",
+            Self::Digest => "digest",
+            Self::Password => "password",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Parked,
+            Self::Reminder,
+            Self::Outcome,
+            Self::Digest,
+            Self::Password,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == text)
+    }
+}
+
 /// A message to queue: a plain-text body, and an HTML alternative when there is one.
 #[derive(Debug, Clone)]
 pub struct NewMail {
+    pub purpose: MailPurpose,
     pub recipient: String,
     pub subject: String,
     pub body: String,
@@ -25,6 +64,7 @@ pub struct NewMail {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedMail {
     pub id: String,
+    pub kind: Option<String>,
     pub call_id: Option<String>,
     pub recipient: String,
     pub subject: String,
@@ -55,6 +95,7 @@ struct MailWithBodies {
     body: String,
     html: Option<String>,
     link_slot: Option<String>,
+    kind: Option<String>,
 }
 
 /// One message with its bodies, as the `/outbox` page shows it.
@@ -63,31 +104,125 @@ pub struct StoredMail {
     pub body: String,
     pub html: Option<String>,
     pub link_slot: Option<String>,
+    pub purpose: Option<MailPurpose>,
 }
 
+/// Queues `mail` (about call `call_id`, if any), due at `due` (`at` when it is now).
 pub(super) async fn insert_mail(
     tx: &mut Tx,
-    call_id: &str,
+    call_id: Option<&str>,
     mail: &NewMail,
     at: &str,
-) -> Result<(), StoreError> {
+) -> Result<String, StoreError> {
+    insert_due(tx, call_id, mail, at, at).await
+}
+
+async fn insert_due(
+    tx: &mut Tx,
+    call_id: Option<&str>,
+    mail: &NewMail,
+    at: &str,
+    due: &str,
+) -> Result<String, StoreError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let notify_at =
+        matches!(mail.purpose, MailPurpose::Parked | MailPurpose::Digest).then_some(due);
     sqlx::query(
         "INSERT INTO outbox (id, call_id, recipient, subject, body, html, status, attempts, \
-         next_attempt_at, created_at, link_slot) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $8)",
+         next_attempt_at, created_at, link_slot, kind, notify_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9, $10, $11)",
     )
-    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&id)
     .bind(call_id)
     .bind(&mail.recipient)
     .bind(&mail.subject)
     .bind(&mail.body)
     .bind(mail.html.as_deref())
+    .bind(due)
     .bind(at)
     .bind(mail.link_slot.as_deref())
+    .bind(mail.purpose.as_str())
+    .bind(notify_at)
     .execute(&mut **tx)
     .await
     .map_err(query("queue an email"))?;
-    Ok(())
+    Ok(id)
+}
+
+/// The body a digest carries until it is sent (its list is made then, from `outbox_calls`).
+pub const DIGEST_PENDING_BODY: &str = "The calls this message lists are added until it is sent.";
+
+/// Queues the parked call `call_id`'s message to one recipient, or, when that recipient was told
+/// of a parked call less than `every` ago, adds the call to the digest that goes out `every`
+/// after that message (made if needed). True when the message itself was queued.
+pub(super) async fn queue_parked(
+    tx: &mut Tx,
+    backend: Backend,
+    call_id: &str,
+    mail: &NewMail,
+    at: time::OffsetDateTime,
+    every: time::Duration,
+) -> Result<bool, StoreError> {
+    let now = timestamp(at);
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    // A digest still gathering (due later, not yet claimed) takes the call.
+    let gathering: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM outbox WHERE recipient = $1 AND kind = 'digest' AND status = 'pending' \
+         AND attempts = 0 AND notify_at > $2 ORDER BY notify_at LIMIT 1{lock}"
+    )))
+    .bind(&mail.recipient)
+    .bind(&now)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(query("find a digest"))?;
+    let digest = match gathering {
+        Some((id,)) => Some(id),
+        None => {
+            let (last,): (Option<String>,) = sqlx::query_as(
+                "SELECT MAX(notify_at) FROM outbox WHERE recipient = $1 \
+                 AND kind IN ('parked', 'digest')",
+            )
+            .bind(&mail.recipient)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(query("find a recipient's last message"))?;
+            let last = last.and_then(|t| {
+                time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok()
+            });
+            match last.filter(|last| *last + every > at) {
+                Some(last) => {
+                    let digest = NewMail {
+                        purpose: MailPurpose::Digest,
+                        recipient: mail.recipient.clone(),
+                        subject: "[Airlock] More calls are waiting for a decision".to_owned(),
+                        body: DIGEST_PENDING_BODY.to_owned(),
+                        html: None,
+                        link_slot: None,
+                    };
+                    Some(insert_due(tx, None, &digest, &now, &timestamp(last + every)).await?)
+                }
+                None => None,
+            }
+        }
+    };
+    match digest {
+        Some(digest) => {
+            sqlx::query("INSERT INTO outbox_calls (mail_id, call_id) VALUES ($1, $2)")
+                .bind(digest)
+                .bind(call_id)
+                .execute(&mut **tx)
+                .await
+                .map_err(query("add a call to a digest"))?;
+            Ok(false)
+        }
+        None => {
+            insert_mail(tx, Some(call_id), mail, &now).await?;
+            Ok(true)
+        }
+    }
 }
 
 impl Store {
@@ -103,13 +238,13 @@ impl Store {
                 "UPDATE outbox SET status = 'sending', claimed_by = $1, claimed_at = $2, \
                  attempts = attempts + 1 WHERE status = 'pending' AND id IN (SELECT id FROM outbox \
                  WHERE status = 'pending' AND next_attempt_at <= $2 ORDER BY id LIMIT $3 \
-                 FOR UPDATE SKIP LOCKED) RETURNING id, call_id, recipient, subject, body, html, link_slot, attempts"
+                 FOR UPDATE SKIP LOCKED) RETURNING id, kind, call_id, recipient, subject, body, html, link_slot, attempts"
             }
             Backend::Sqlite => {
                 "UPDATE outbox SET status = 'sending', claimed_by = $1, claimed_at = $2, \
                  attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox \
                  WHERE status = 'pending' AND next_attempt_at <= $2 ORDER BY id LIMIT $3) \
-                 RETURNING id, call_id, recipient, subject, body, html, link_slot, attempts"
+                 RETURNING id, kind, call_id, recipient, subject, body, html, link_slot, attempts"
             }
         };
         let mut tx = self.begin_write().await?;
@@ -200,7 +335,7 @@ impl Store {
     pub async fn mail(&self, id: &str) -> Result<Option<StoredMail>, StoreError> {
         let row: Option<MailWithBodies> = sqlx::query_as(
             "SELECT id, call_id, recipient, subject, status, attempts, created_at, sent_at, \
-             last_error, body, html, link_slot FROM outbox WHERE id = $1",
+             last_error, body, html, link_slot, kind FROM outbox WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -211,6 +346,7 @@ impl Store {
             body: m.body,
             html: m.html,
             link_slot: m.link_slot,
+            purpose: m.kind.as_deref().and_then(MailPurpose::parse),
         }))
     }
 
@@ -243,11 +379,30 @@ impl Store {
         Ok(scrubbed)
     }
 
-    /// The messages about one call, oldest first (shown on its page).
+    /// The calls a digest lists, oldest first.
+    pub async fn digest_calls(&self, mail_id: &str) -> Result<Vec<super::CallRow>, StoreError> {
+        let ids: Vec<(String,)> =
+            sqlx::query_as("SELECT call_id FROM outbox_calls WHERE mail_id = $1 ORDER BY call_id")
+                .bind(mail_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query("select a digest's calls"))?;
+        let mut calls = Vec::with_capacity(ids.len());
+        for (id,) in ids {
+            if let Some(call) = self.call(&id).await? {
+                calls.push(call);
+            }
+        }
+        Ok(calls)
+    }
+
+    /// The messages about one call, oldest first (shown on its page): its own, and digests
+    /// listing it.
     pub async fn mails_of_call(&self, call_id: &str) -> Result<Vec<MailRow>, StoreError> {
         sqlx::query_as(
             "SELECT id, call_id, recipient, subject, status, attempts, created_at, sent_at, \
-             last_error FROM outbox WHERE call_id = $1 ORDER BY id",
+             last_error FROM outbox WHERE call_id = $1 \
+             OR id IN (SELECT mail_id FROM outbox_calls WHERE call_id = $1) ORDER BY id",
         )
         .bind(call_id)
         .fetch_all(&self.pool)

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::notify::links::LinkSlot;
-use crate::store::{MailRow, StoredMail};
+use crate::store::{ClaimedMail, MailRow, StoredMail};
 use crate::web::page::{Chrome, PageError, PageResult, linkify};
 use crate::web::session::SignedIn;
 
@@ -71,20 +71,31 @@ pub async fn show(
         .ok_or_else(|| PageError::not_found("There is no such message."))?;
     let own = stored.row.recipient == signed.user.email;
     let has_html = stored.html.is_some() && own;
-    let mail = stored.row.clone();
-    let (text, _) = if own {
-        with_links(&app, stored).await?
+    let mut mail = stored.row.clone();
+    let text = if own {
+        let shown = as_sent(&app, stored).await?;
+        mail.subject = shown.subject;
+        shown.body
     } else {
-        let text = match &stored.link_slot {
-            Some(slot) => crate::notify::links::blank(
-                &stored.body,
+        let link_slot = stored.link_slot.clone();
+        let mut shown = as_sent(
+            &app,
+            StoredMail {
+                link_slot: None,
+                ..stored
+            },
+        )
+        .await?;
+        if let Some(slot) = link_slot {
+            shown.body = crate::notify::links::blank(
+                &shown.body,
                 &app.config.server.public_url,
-                &LinkSlot::from_stored(slot.clone()),
+                &LinkSlot::from_stored(slot),
                 "[a decision link for the recipient only]",
-            ),
-            None => stored.body,
-        };
-        (text, None)
+            );
+        }
+        mail.subject = shown.subject;
+        shown.body
     };
     Ok(MailPage {
         chrome: Chrome::new(&signed, "outbox"),
@@ -94,31 +105,26 @@ pub async fn show(
     })
 }
 
-/// The recipient's view of a message: its bodies with fresh links of their own.
-async fn with_links(app: &AppState, stored: StoredMail) -> PageResult<(String, Option<String>)> {
-    let StoredMail {
-        row,
-        mut body,
-        html,
-        link_slot,
-    } = stored;
-    let mut html = html.unwrap_or_default();
-    if let (Some(call), Some(slot)) = (&row.call_id, link_slot) {
-        crate::notify::links::complete(
-            &app.store,
-            &app.config.server.public_url,
-            call,
-            &row.recipient,
-            &LinkSlot::from_stored(slot),
-            [&mut body, &mut html],
-        )
+/// A message as it would leave now (a digest's list made, decision links minted for its
+/// recipient unless `stored` has its link slot taken out).
+async fn as_sent(app: &AppState, stored: StoredMail) -> PageResult<ClaimedMail> {
+    let mail = ClaimedMail {
+        id: stored.row.id,
+        kind: stored.purpose.map(|p| p.as_str().to_owned()),
+        call_id: stored.row.call_id,
+        recipient: stored.row.recipient,
+        subject: stored.row.subject,
+        body: stored.body,
+        html: stored.html,
+        link_slot: stored.link_slot,
+        attempts: stored.row.attempts,
+    };
+    crate::notify::worker::prepare(&app.store, &app.config.server.public_url, mail)
         .await
         .map_err(|e| {
             tracing::error!(error = %crate::telemetry::error_chain(&e), "cannot make a message's links");
             PageError::unavailable("The message's links cannot be made right now; try again.")
-        })?;
-    }
-    Ok((body, (!html.is_empty()).then_some(html)))
+        })
 }
 
 pub async fn html(
@@ -137,8 +143,10 @@ pub async fn html(
             "Only its recipient can open this message's HTML part: it holds their decision links.",
         ));
     }
-    let (_, html) = with_links(&app, stored).await?;
-    let html = html.ok_or_else(|| PageError::not_found("This message has no HTML part."))?;
+    let html = as_sent(&app, stored)
+        .await?
+        .html
+        .ok_or_else(|| PageError::not_found("This message has no HTML part."))?;
     let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     // Set before the reviewer face's layer, which keeps what a handler set.
     response.headers_mut().insert(

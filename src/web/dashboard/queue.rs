@@ -1,18 +1,22 @@
-//! The pending queue (`/`): every call waiting for a decision, newest first. The page embeds the
-//! rows; the browser script swaps in `/queue/rows` whenever `/events` says the queue changed, so
-//! the list stays live without a reload (and works, refreshed by hand, with JavaScript off).
+//! The pending queue (`/`): every call waiting for a decision, newest first, [`PAGE`] at a time
+//! (keyset pages: `?before=ID` continues after that call), with the total. The page embeds the
+//! rows; the browser script swaps in `/queue/rows` (of the same page) whenever `/events` says the
+//! queue changed, so the list stays live without a reload (and works, refreshed by hand, with
+//! JavaScript off).
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
+use axum::extract::{Query, State};
+use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::approval::{CallStatus, CallView};
+use crate::web::fields::{CHOICE, Text};
 use crate::web::page::{Badge, Chrome, PageResult, preview, risk_badge, seconds_until, time_left};
 use crate::web::session::SignedIn;
 
-/// The most pending calls the page lists.
-const MAX_ROWS: u32 = 500;
+/// Pending calls per page.
+const PAGE: u32 = 100;
 /// Characters of the argument preview.
 const PREVIEW_CHARS: usize = 80;
 
@@ -33,20 +37,46 @@ pub struct QueueRow {
 #[template(path = "dashboard/queue.html")]
 pub struct QueuePage {
     chrome: Chrome,
-    rows: Vec<QueueRow>,
+    page: QueueRows,
 }
 
 #[derive(Template, WebTemplate)]
 #[template(path = "partials/queue_rows.html")]
 pub struct QueueRows {
     rows: Vec<QueueRow>,
+    /// Every pending call, not only this page's.
+    total: i64,
+    /// The page continues after this call (`?before=`), when it is not the first.
+    before: Option<String>,
+    /// The next page's `before`, when there are older calls.
+    older: Option<String>,
 }
 
-async fn rows(app: &AppState) -> PageResult<Vec<QueueRow>> {
-    let pending = app
+impl QueueRows {
+    /// Where this page's rows are fetched for the live update.
+    fn src(&self) -> String {
+        match &self.before {
+            Some(id) => format!("/queue/rows?before={id}"),
+            None => "/queue/rows".to_owned(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    before: Option<Text<CHOICE>>,
+}
+
+async fn rows(app: &AppState, before: Option<String>) -> PageResult<QueueRows> {
+    let total = app.store.count_status(CallStatus::Pending).await?;
+    let mut pending = app
         .store
-        .calls(Some(CallStatus::Pending), None, MAX_ROWS)
+        .calls(Some(CallStatus::Pending), before.as_deref(), PAGE + 1)
         .await?;
+    let older = (pending.len() > PAGE as usize).then(|| {
+        pending.truncate(PAGE as usize);
+        pending.last().map(|row| row.id.clone())
+    });
     let mut rows = Vec::with_capacity(pending.len());
     for row in pending {
         let approvals = app.store.approvals(&row.id).await?;
@@ -64,19 +94,30 @@ async fn rows(app: &AppState) -> PageResult<Vec<QueueRow>> {
             expires_at: call.expires_at,
         });
     }
-    Ok(rows)
+    Ok(QueueRows {
+        rows,
+        total,
+        before,
+        older: older.flatten(),
+    })
 }
 
-pub async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult<QueuePage> {
+pub async fn page(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Query(query): Query<PageQuery>,
+) -> PageResult<QueuePage> {
     Ok(QueuePage {
         chrome: Chrome::new(&signed, "queue"),
-        rows: rows(&app).await?,
+        page: rows(&app, query.before.map(Text::into_string)).await?,
     })
 }
 
 /// The rows alone, for the live update.
-pub async fn fragment(State(app): State<AppState>, _signed: SignedIn) -> PageResult<QueueRows> {
-    Ok(QueueRows {
-        rows: rows(&app).await?,
-    })
+pub async fn fragment(
+    State(app): State<AppState>,
+    _signed: SignedIn,
+    Query(query): Query<PageQuery>,
+) -> PageResult<QueueRows> {
+    rows(&app, query.before.map(Text::into_string)).await
 }
