@@ -19,4 +19,5 @@ pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod upstream;
+pub mod visible;
 pub mod web;

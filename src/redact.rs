@@ -1,10 +1,22 @@
 //! Masks argument fields that look like secrets before they are shown or kept: on the dashboard,
 //! in the API, in emails, and in the store once a call is over (`tool_calls.args_shown`, which
-//! replaces the real arguments when the call leaves `pending`/`forwarding`). A field is masked
-//! when its name contains one of the secret words, when its value starts with a configured token
-//! prefix, or when its value is a long unbroken run of base64-like characters (a key or a session
-//! string, whatever its field is called). The digest a reviewer approves is taken over the real
-//! arguments, so masking never changes what an approval binds to.
+//! replaces the real arguments when the call leaves `pending`/`forwarding`). The digest a reviewer
+//! approves is taken over the real arguments, so masking never changes what an approval binds to;
+//! a reviewer who may decide can reveal a masked value on the call page (audited).
+//!
+//! A reviewer must not approve what they cannot see, so the rules aim at secrets and leave
+//! ordinary values alone (`tests` holds a corpus of both):
+//! - **Names.** A field is masked when its name holds a secret word: `password`, `passphrase`,
+//!   `secret`, `credential`, `cookie`, `authorization`, `apikey` (also `api key`, `api_key`,
+//!   `X-Api-Key`), `privatekey`, `accesskey`, `accesstoken`, `sessionstring`, ... (compared in
+//!   lower case without separators), or is one of the short words `pin`, `otp`, `cvv`, `passwd`
+//!   (as a word of the name: `pinCode` yes, `spinner` no). `token` and `session` alone are
+//!   ambiguous (`token: "USDC"`, `max_tokens: 1000`, `session: "main"`): such a field is masked
+//!   only when its value is text that is not a plain word.
+//! - **Values.** A string starting with a configured prefix (`sk-`), or at least `long_values`
+//!   characters long with a random-looking run in it: 20 or more base64 characters mixing upper
+//!   case, lower case and digits and switching between them often (keys and session strings do;
+//!   paths, file names and identifiers do not), or 64 or more hex digits (a 256-bit key).
 //!
 //! The rules are the built-in ones plus `[redaction]` in the config (see [`RedactionConfig`]).
 
@@ -16,20 +28,38 @@ use serde_json::{Map, Value};
 /// What a masked value shows: the reviewer knows a field is there and hidden.
 pub const MASK: &str = "•••• (redacted)";
 
-/// Field-name fragments (compared in lower case, ignoring `-` and `_`) that mark a secret.
+/// Field-name fragments (compared in lower case without separators) that mark a secret.
 const SECRET_NAMES: &[&str] = &[
     "password",
-    "passwd",
-    "token",
+    "passphrase",
     "secret",
-    "session",
     "apikey",
     "authorization",
     "privatekey",
     "cookie",
     "credential",
     "accesskey",
+    "accesstoken",
+    "refreshtoken",
+    "authtoken",
+    "bearertoken",
+    "idtoken",
+    "apitoken",
+    "sessionstring",
+    "sessionkey",
+    "sessiontoken",
+    "sessioncookie",
+    "signingkey",
+    "encryptionkey",
+    "seedphrase",
+    "mnemonic",
 ];
+
+/// Short words that mark a secret only as a whole word of the name (`pin`, not `spinner`).
+const SECRET_WORDS: &[&str] = &["pin", "otp", "cvv", "cvc", "passwd", "pwd"];
+
+/// Words that mark a secret, or an ordinary value: masked only when the value is not plain.
+const AMBIGUOUS_WORDS: &[&str] = &["token", "session"];
 
 /// `[redaction]`: rules added to the built-in ones.
 #[derive(Debug, Clone, Deserialize)]
@@ -109,7 +139,7 @@ impl Redactor {
             Value::Object(map) => Value::Object(
                 map.iter()
                     .map(|(key, value)| {
-                        let shown = if self.is_secret_name(key) && !value.is_null() {
+                        let shown = if self.masks_field(key, value) {
                             Value::String(MASK.to_owned())
                         } else {
                             self.redact(value)
@@ -157,7 +187,10 @@ impl Redactor {
                         armed = None;
                         true
                     }
-                    _ if self.is_secret_name(&word) => {
+                    // In free text a bare `token=` or `session:` is taken at its word.
+                    _ if self.is_secret_name(&word)
+                        || AMBIGUOUS_WORDS.contains(&word.to_lowercase().as_str()) =>
+                    {
                         armed = Some(false);
                         false
                     }
@@ -178,30 +211,114 @@ impl Redactor {
         out
     }
 
+    /// Whether the field `name` holding `value` is masked as a whole.
+    fn masks_field(&self, name: &str, value: &Value) -> bool {
+        if value.is_null() {
+            return false;
+        }
+        if self.is_secret_name(name) {
+            return true;
+        }
+        let ambiguous = words(name)
+            .iter()
+            .any(|word| AMBIGUOUS_WORDS.contains(&word.as_str()));
+        // `token: "USDC"` and `max_tokens: 1000` are ordinary; `token: "a1b2…"` is not.
+        ambiguous && value.as_str().is_some_and(|text| !plain_word(text))
+    }
+
     fn is_secret_name(&self, name: &str) -> bool {
         let folded = fold(name);
         self.names.iter().any(|word| folded.contains(word.as_str()))
+            || words(name)
+                .iter()
+                .any(|word| SECRET_WORDS.contains(&word.as_str()))
     }
 
     fn is_secret_value(&self, text: &str) -> bool {
         self.prefixes.iter().any(|p| text.starts_with(p.as_str()))
-            || (self.long_values > 0 && text.len() >= self.long_values && base64_like(text))
+            || (self.long_values > 0 && text.len() >= self.long_values && has_random_run(text))
     }
 }
 
-/// A name in lower case without `-` and `_`, as names are compared.
+/// A name in lower case without separators (`-`, `_`, spaces, ...), as names are compared.
 fn fold(name: &str) -> String {
     name.chars()
-        .filter(|c| *c != '_' && *c != '-')
+        .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
         .collect()
 }
 
-fn base64_like(text: &str) -> bool {
-    text.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'.'))
-        && text.bytes().any(|b| b.is_ascii_digit())
-        && text.bytes().any(|b| b.is_ascii_alphabetic())
+/// The words of a name, in lower case: split at separators and where lower case meets upper
+/// (`pinCode` is `pin`, `code`; `X-Api-Key` is `x`, `api`, `key`).
+fn words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            previous_lower = false;
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            continue;
+        }
+        if c.is_uppercase() && previous_lower && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        previous_lower = c.is_lowercase() || c.is_ascii_digit();
+        word.extend(c.to_lowercase());
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// A short value made of letters (and spaces, `-`, `.`): a symbol, a name, a choice.
+fn plain_word(text: &str) -> bool {
+    text.chars().count() <= 24
+        && text
+            .chars()
+            .all(|c| c.is_alphabetic() || matches!(c, ' ' | '-' | '.' | '_'))
+}
+
+/// Whether `text` holds a run that looks like key material: 20 or more characters of the base64
+/// alphabets mixing upper case, lower case and digits and changing between them at least every
+/// third character (random text changes about two times in three; words and identifiers rarely),
+/// or 64 or more hex digits.
+fn has_random_run(text: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '=' | '-' | '_')))
+        .any(|run| {
+            random_base64(run) || (run.len() >= 64 && run.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+}
+
+fn random_base64(run: &str) -> bool {
+    let alnum: Vec<u8> = run.bytes().filter(u8::is_ascii_alphanumeric).collect();
+    if alnum.len() < 20 {
+        return false;
+    }
+    let class = |b: u8| {
+        if b.is_ascii_uppercase() {
+            0
+        } else if b.is_ascii_lowercase() {
+            1
+        } else {
+            2
+        }
+    };
+    let mut seen = [false; 3];
+    let mut changes = 0;
+    for pair in alnum.windows(2) {
+        seen[class(pair[0])] = true;
+        if class(pair[0]) != class(pair[1]) {
+            changes += 1;
+        }
+    }
+    if let Some(&last) = alnum.last() {
+        seen[class(last)] = true;
+    }
+    seen.iter().all(|s| *s) && changes * 3 >= alnum.len() - 1
 }
 
 #[cfg(test)]
@@ -228,6 +345,97 @@ mod tests {
                 "password": null,
             })
         );
+    }
+
+    /// Real-looking argument fields and what a reviewer must see of them: ordinary values in
+    /// clear, secrets masked, whatever field they are in.
+    #[test]
+    fn ordinary_values_are_shown_and_secrets_are_masked_both_ways() {
+        let shown = [
+            (
+                "path",
+                json!("/var/www/html/wp-content/uploads/2024/shell.php"),
+            ),
+            (
+                "file",
+                json!("/Users/JohnSmith/Documents/Projects2024/QuarterlyReport.xlsx"),
+            ),
+            (
+                "url",
+                json!("https://github.com/modelcontextprotocol/rust-sdk/blob/main/README.md"),
+            ),
+            ("token", json!("USDC")),
+            ("token", json!("Wrapped Ether")),
+            ("max_tokens", json!(4096)),
+            ("token_count", json!(12)),
+            ("session", json!("main")),
+            ("session_id", json!(42)),
+            ("sha", json!("9fceb02d0ae598e95dc970b74767f19372d61af8")),
+            ("id", json!("550e8400-e29b-41d4-a716-446655440000")),
+            ("name", json!("QuarterlyFinancialReportDraftVersion2024")),
+            (
+                "query",
+                json!("SELECT name, email FROM users WHERE created_at > '2024-01-01'"),
+            ),
+            (
+                "text",
+                json!("Meeting moved to 3pm; bring the Q3 numbers and the 2024 plan."),
+            ),
+            ("spinner", json!("dots")),
+            ("shipping_address", json!("1 Infinite Loop, Cupertino")),
+            ("keyword", json!("release notes")),
+            (
+                "branch",
+                json!("feature/add-OAuth2-support-for-GitHub-Enterprise"),
+            ),
+            ("email", json!("alice.smith+airlock@example.org")),
+        ];
+        let masked = [
+            ("password", json!("hunter2")),
+            ("api key", json!("abc")),
+            ("X-Api-Key", json!("abc")),
+            ("pin", json!("1234")),
+            ("PIN", json!(1234)),
+            ("pinCode", json!("0000")),
+            ("otp", json!("123456")),
+            ("client_secret", json!("s")),
+            ("Authorization", json!("Bearer abc")),
+            ("cookie", json!("sid=1")),
+            ("private_key", json!("-----BEGIN KEY-----")),
+            ("session_string", json!("x")),
+            ("token", json!("ghp_16C7e42F292c6912E7710c838347Ae178B4a")),
+            (
+                "session",
+                json!("1BVtsOKABu6Zr3ZcdvdSSAu1bXwQTJBz9fqc2x1pCgzsRvDIc"),
+            ),
+            (
+                "note",
+                json!("1BVtsOKABu6Zr3ZcdvdSSAu1bXwQTJBz9fqc2x1pCgzsRvDIc"),
+            ),
+            (
+                "jwt",
+                json!(
+                    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+                ),
+            ),
+            (
+                "blob",
+                json!("4c3b9d1e8f2a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c"),
+            ),
+        ];
+        let redactor = Redactor::built_in();
+        for (name, value) in shown {
+            let args = json!({ name: value.clone() });
+            assert_eq!(redactor.redact(&args), args, "{name}: {value} is ordinary");
+        }
+        for (name, value) in masked {
+            let args = json!({ name: value.clone() });
+            assert_eq!(
+                redactor.redact(&args),
+                json!({ name: MASK }),
+                "{name}: {value} is a secret"
+            );
+        }
     }
 
     #[test]
@@ -273,7 +481,7 @@ mod tests {
             redactor.redact(
                 &json!({"payer_iban": "DE44", "note": "sk-live-1", "blob": long, "token": 1})
             ),
-            json!({"payer_iban": MASK, "note": MASK, "blob": long, "token": MASK})
+            json!({"payer_iban": MASK, "note": MASK, "blob": long, "token": 1})
         );
         let empty = RedactionConfig {
             fields: vec!["_".to_owned()],

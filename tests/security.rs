@@ -740,3 +740,158 @@ async fn the_queue_page_pages_through_every_waiting_call() {
     let live = browser.get(&format!("/queue/rows?before={older}")).await;
     assert_eq!(live.body.matches("data-call-id=").count(), 30);
 }
+
+/// An app whose `export_session` waits for alice (approver, who is emailed about every call)
+/// with an SMTP sink.
+async fn reviewed_by_alice() -> (TestApp, common::smtp::SmtpSink) {
+    let sink = common::smtp::SmtpSink::start().await;
+    let app = TestApp::spawn_with(Setup {
+        policy: r#"{"version": "1", "default": "deny", "tools": {"export_session":
+            {"action": "require_approval", "notify": ["alice@example.org"]}}}"#
+            .to_owned(),
+        extra_toml: format!(
+            "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\nnotify_every = 0\n",
+            sink.url()
+        ),
+        ..Setup::default()
+    })
+    .await;
+    (app, sink)
+}
+
+#[tokio::test]
+async fn a_reviewer_sees_ordinary_paths_and_names_and_reveals_a_masked_field_on_the_record() {
+    let (app, _sink) = reviewed_by_alice().await;
+    let mut alice = app.signed_in("alice@example.org", "approver").await;
+    let api = app.reviewer("vera@example.org", "viewer").await;
+    let agent = app.agent().await;
+    let secret = "hunter2-correct-horse";
+    let _call = agent.spawn_call(
+        "export_session",
+        json!({"path": "/var/www/html/wp-content/uploads/2024/shell.php", "token": "USDC",
+               "api key": "abc-123", "pin": "1234", "password": secret}),
+    );
+    let id = api.wait_one_pending().await;
+    assert_eq!(
+        api.call(&id).await["arguments"],
+        json!({"path": "/var/www/html/wp-content/uploads/2024/shell.php", "token": "USDC",
+               "api key": "•••• (redacted)", "pin": "•••• (redacted)",
+               "password": "•••• (redacted)"})
+    );
+    let (page, _) = alice.open_call(&id).await;
+    assert!(page.body.contains("shell.php"), "the path is shown");
+    assert!(!page.body.contains(secret));
+    assert!(page.body.contains("value=\"/password\""), "a reveal button");
+    let revealed = alice
+        .submit(&format!("/calls/{id}/reveal"), &[("field", "/password")])
+        .await;
+    assert_eq!(revealed.status, 200, "{}", revealed.body);
+    assert!(
+        revealed.body.contains(secret),
+        "the value is shown to alice"
+    );
+    assert!(
+        revealed
+            .body
+            .contains("the audit log records that you saw it")
+    );
+    // Nowhere else: not the next page view, the API, or the audit log.
+    let (again, _) = alice.open_call(&id).await;
+    assert!(!again.body.contains(secret));
+    assert!(!api.call(&id).await.to_string().contains(secret));
+    let event = app
+        .db
+        .text("SELECT actor || ' ' || detail FROM audit_events WHERE kind = 'revealed'")
+        .await;
+    assert_eq!(event, "alice@example.org field /password");
+    let everything = app
+        .db
+        .count("SELECT COUNT(*) FROM audit_events WHERE detail LIKE '%hunter2%'")
+        .await;
+    assert_eq!(everything, 0);
+    // A viewer cannot, nor can a field that is not masked be "revealed".
+    let mut vera = app.signed_in("vera2@example.org", "viewer").await;
+    vera.get(&format!("/calls/{id}")).await;
+    let refused = vera
+        .submit(&format!("/calls/{id}/reveal"), &[("field", "/password")])
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(!refused.body.contains(secret));
+    let not_masked = alice
+        .submit(&format!("/calls/{id}/reveal"), &[("field", "/path")])
+        .await;
+    assert_eq!(not_masked.status, 400);
+}
+
+#[tokio::test]
+async fn padding_that_pushes_dangerous_fields_out_of_the_email_leaves_it_without_an_approve_link() {
+    let (app, sink) = reviewed_by_alice().await;
+    let _alice = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    let _short = agent.spawn_call("export_session", json!({"account": "main"}));
+    let _padded = agent.spawn_call(
+        "export_session",
+        json!({"a_padding": "x ".repeat(1500), "z_target": "the whole account"}),
+    );
+    let mails = sink.wait_for(2, common::WAIT).await;
+    let texts: Vec<String> = mails
+        .iter()
+        .map(|m| m.part("text/plain").expect("a text part"))
+        .collect();
+    let short = texts
+        .iter()
+        .find(|t| t.contains("\"main\""))
+        .unwrap_or_else(|| panic!("the short call's mail: {texts:#?}"));
+    assert!(
+        short.contains("Approve: ") && short.contains("/review/"),
+        "{short}"
+    );
+    let padded = texts
+        .iter()
+        .find(|t| t.contains("shortened"))
+        .expect("the padded call's mail");
+    assert!(
+        !padded.contains("the whole account"),
+        "the field was cut: {padded}"
+    );
+    assert!(!padded.contains("/review/"), "no decision links: {padded}");
+    assert!(
+        padded.contains("no Approve or Reject link: decide on the"),
+        "{padded}"
+    );
+    let html = mails
+        .iter()
+        .filter_map(|m| m.part("text/html"))
+        .find(|h| h.contains("shortened"))
+        .expect("the padded call's HTML");
+    assert!(!html.contains("/review/"), "{html}");
+}
+
+#[tokio::test]
+async fn bidi_overrides_and_zero_width_characters_are_shown_written_out_not_rendered() {
+    let (app, sink) = reviewed_by_alice().await;
+    let mut alice = app.signed_in("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    let _call = agent.spawn_call(
+        "export_session",
+        json!({"file": "invoice\u{202e}fdp.exe", "to": "pay\u{200b}pal.com"}),
+    );
+    let mail = &sink.wait_for(1, common::WAIT).await[0];
+    let api = app.reviewer("vera@example.org", "viewer").await;
+    let id = api.wait_one_pending().await;
+    let (page, _) = alice.open_call(&id).await;
+    for shown in [
+        page.body.clone(),
+        mail.part("text/plain").expect("text"),
+        mail.part("text/html").expect("html"),
+    ] {
+        assert!(
+            !shown.contains('\u{202e}') && !shown.contains('\u{200b}'),
+            "rendered: {shown}"
+        );
+        assert!(shown.contains("invoice\\u{202e}fdp.exe"), "{shown}");
+        assert!(shown.contains("pay\\u{200b}pal.com"), "{shown}");
+    }
+    let queue = alice.get("/").await;
+    assert!(!queue.body.contains('\u{202e}'), "the queue's preview");
+}

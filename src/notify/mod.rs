@@ -194,7 +194,10 @@ impl CallNotice<'_> {
     /// The message's data; `slot` marks where a decider's links go. A message whose arguments
     /// had to be cut offers View only: a reviewer must not approve what the message did not show.
     fn message(&self, slot: Option<&LinkSlot>) -> CallMessage {
-        let mut arguments = serde_json::to_string_pretty(self.arguments).unwrap_or_default();
+        let mut arguments = crate::visible::visible(
+            &serde_json::to_string_pretty(self.arguments).unwrap_or_default(),
+        )
+        .into_owned();
         let truncated = arguments.chars().count() > ARGS_PREVIEW;
         if truncated {
             arguments = arguments.chars().take(ARGS_PREVIEW).collect();
@@ -282,7 +285,7 @@ pub fn outcome_text(row: &crate::store::CallRow) -> String {
 }
 
 /// [`one_line`], at most 200 characters.
-fn short_line(text: &str) -> String {
+pub(crate) fn short_line(text: &str) -> String {
     let line = one_line(text);
     if line.chars().count() > 200 {
         let cut: String = line.chars().take(199).collect();
@@ -292,8 +295,12 @@ fn short_line(text: &str) -> String {
     }
 }
 
+/// Agent text on one line: control characters become spaces, and characters that would change
+/// how the line reads without being seen are written out.
 fn one_line(text: &str) -> String {
-    text.chars()
+    let line: String = text
+        .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+        .collect();
+    crate::visible::visible(&line).into_owned()
 }

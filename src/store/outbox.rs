@@ -164,6 +164,10 @@ pub(super) async fn queue_parked(
     every: time::Duration,
 ) -> Result<bool, StoreError> {
     let now = timestamp(at);
+    if every <= time::Duration::ZERO {
+        insert_mail(tx, Some(call_id), mail, &now).await?;
+        return Ok(true);
+    }
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",

@@ -255,9 +255,10 @@ pub fn seconds_until(at: &str) -> i64 {
 
 pub use crate::approval::time_left;
 
-/// A one-line preview of (already redacted) arguments, at most `max` characters.
+/// A one-line preview of (already redacted) arguments, at most `max` characters, hidden
+/// characters written out.
 pub fn preview(arguments: &Value, max: usize) -> String {
-    let text = arguments.to_string();
+    let text = crate::visible::visible(&arguments.to_string()).into_owned();
     if text.chars().count() <= max {
         text
     } else {
@@ -269,16 +270,49 @@ pub fn preview(arguments: &Value, max: usize) -> String {
 /// Strings longer than this are folded on the call page, showing their start.
 const FOLD_CHARS: usize = 160;
 
+/// Masked fields on the call page: a Reveal button for each (a reviewer who may decide), and
+/// the one value a reviewer asked to see.
+#[derive(Default)]
+pub struct Reveal<'a> {
+    /// The `id` of the form the buttons submit (`None`: no buttons).
+    pub form: Option<&'a str>,
+    /// The JSON pointer of the field revealed, and its real value.
+    pub revealed: Option<(&'a str, &'a Value)>,
+}
+
 /// (Already redacted) arguments, pretty-printed as HTML: indented JSON with keys, strings and
 /// numbers marked for colour, and long strings folded into a `<details>` that shows their start.
-/// Every piece of text is escaped here; the result is safe to insert as HTML.
+/// Every piece of text is escaped here, and characters that would change how it reads without
+/// being seen are written out (`crate::visible`); the result is safe to insert as HTML.
 pub fn arguments_html(value: &Value) -> String {
+    arguments_html_with(value, &Reveal::default())
+}
+
+/// [`arguments_html`], with masked fields offered for reveal as `reveal` says.
+pub fn arguments_html_with(value: &Value, reveal: &Reveal<'_>) -> String {
     let mut out = String::new();
-    write_json(&mut out, value, 0);
+    write_json(&mut out, value, 0, &mut String::new(), reveal);
     out
 }
 
-fn write_json(out: &mut String, value: &Value, depth: usize) {
+/// JSON text of `value` as it is shown: hidden characters written out, then escaped.
+fn shown_json(value: &Value) -> String {
+    escape(&crate::visible::visible(&value.to_string()))
+}
+
+/// `pointer` with `key` appended, as RFC 6901 spells it.
+fn push_pointer(pointer: &mut String, key: &str) {
+    pointer.push('/');
+    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+}
+
+fn write_json(
+    out: &mut String,
+    value: &Value,
+    depth: usize,
+    pointer: &mut String,
+    reveal: &Reveal<'_>,
+) {
     let pad = |depth: usize| "  ".repeat(depth);
     match value {
         Value::Object(map) if !map.is_empty() => {
@@ -286,9 +320,12 @@ fn write_json(out: &mut String, value: &Value, depth: usize) {
             for (i, (key, value)) in map.iter().enumerate() {
                 out.push_str(&pad(depth + 1));
                 out.push_str("<span class=\"j-key\">");
-                out.push_str(&escape(&Value::String(key.clone()).to_string()));
+                out.push_str(&shown_json(&Value::String(key.clone())));
                 out.push_str("</span>: ");
-                write_json(out, value, depth + 1);
+                let len = pointer.len();
+                push_pointer(pointer, key);
+                write_json(out, value, depth + 1, pointer, reveal);
+                pointer.truncate(len);
                 if i + 1 < map.len() {
                     out.push(',');
                 }
@@ -301,7 +338,10 @@ fn write_json(out: &mut String, value: &Value, depth: usize) {
             out.push_str("[\n");
             for (i, item) in items.iter().enumerate() {
                 out.push_str(&pad(depth + 1));
-                write_json(out, item, depth + 1);
+                let len = pointer.len();
+                push_pointer(pointer, &i.to_string());
+                write_json(out, item, depth + 1, pointer, reveal);
+                pointer.truncate(len);
                 if i + 1 < items.len() {
                     out.push(',');
                 }
@@ -310,27 +350,41 @@ fn write_json(out: &mut String, value: &Value, depth: usize) {
             out.push_str(&pad(depth));
             out.push(']');
         }
-        Value::String(text) if text == crate::redact::MASK => {
-            out.push_str("<span class=\"j-redacted\">");
-            out.push_str(&escape(text));
-            out.push_str("</span>");
-        }
+        Value::String(text) if text == crate::redact::MASK => match reveal.revealed {
+            Some((field, real)) if field == pointer.as_str() => {
+                out.push_str("<span class=\"j-revealed\" id=\"revealed\" title=\"revealed to you; recorded in the audit log\">");
+                out.push_str(&shown_json(real));
+                out.push_str("</span>");
+            }
+            _ => {
+                out.push_str("<span class=\"j-redacted\">");
+                out.push_str(&escape(text));
+                out.push_str("</span>");
+                if let Some(form) = reveal.form {
+                    out.push_str(&format!(
+                        " <button type=\"submit\" form=\"{}\" name=\"field\" value=\"{}\" class=\"reveal\">reveal</button>",
+                        escape(form),
+                        escape(pointer)
+                    ));
+                }
+            }
+        },
         Value::String(text) if text.chars().count() > FOLD_CHARS => {
             let start: String = text.chars().take(FOLD_CHARS / 2).collect();
             out.push_str("<details class=\"j-fold\"><summary><span class=\"j-str\">");
-            let quoted = Value::String(start).to_string();
-            out.push_str(&escape(quoted.strip_suffix('"').unwrap_or(&quoted)));
+            let quoted = shown_json(&Value::String(start));
+            out.push_str(quoted.strip_suffix("&quot;").unwrap_or(&quoted));
             out.push('…');
             out.push_str(&format!(
                 "</span> <span class=\"j-note\">({} characters; show all)</span></summary><span class=\"j-str\">",
                 text.chars().count()
             ));
-            out.push_str(&escape(&value.to_string()));
+            out.push_str(&shown_json(value));
             out.push_str("</span></details>");
         }
         Value::String(_) => {
             out.push_str("<span class=\"j-str\">");
-            out.push_str(&escape(&value.to_string()));
+            out.push_str(&shown_json(value));
             out.push_str("</span>");
         }
         other => {

@@ -4,6 +4,11 @@
 //! A decision is a POST of that form (`/calls/{id}/decide`), bound to the argument digest the page
 //! showed. It answers with a redirect back to the call (post/redirect/get), whose page then says
 //! what happened; a decision that came too late shows the call's outcome instead of an error.
+//!
+//! A reviewer who may decide a waiting call can reveal one masked field at a time (`POST
+//! /calls/{id}/reveal`): the answer is this page with that field's real value, never stored in a
+//! page anyone else sees (no redirect, no URL holding it, `no-store`), and an audit event records
+//! who revealed which field (never the value).
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -16,10 +21,10 @@ use crate::approval::decide::{self, Approved, MAX_REASON};
 use crate::approval::{CallStatus, CallView, DecideError, Decision, Reviewer};
 use crate::store::{EventRow, MailRow};
 use crate::web::AppError;
-use crate::web::fields::{CHOICE, Text};
+use crate::web::fields::{CHOICE, OTHER, Text};
 use crate::web::page::{
-    Badge, Chrome, PageError, PageResult, arguments_html, risk_badge, seconds_until, short_time,
-    status_badge, time_left,
+    Badge, Chrome, PageError, PageResult, Reveal, arguments_html_with, risk_badge, seconds_until,
+    short_time, status_badge, time_left,
 };
 use crate::web::session::{CsrfForm, SignedIn};
 
@@ -32,6 +37,8 @@ pub struct CallPage {
     risk: Badge,
     args_html: String,
     tool_description: Option<String>,
+    /// Masked fields can be revealed (the decision form's reviewer, a waiting call).
+    can_reveal: bool,
     created: String,
     expires: String,
     decided: Option<String>,
@@ -104,24 +111,51 @@ pub async fn page(
     Query(flash): Query<Flash>,
 ) -> PageResult<CallPage> {
     let call = load(&app, &id).await?;
+    let notice = notice(&call, &flash);
+    render(&app, &signed, call, notice, None).await
+}
+
+/// The call page for `signed`, with `revealed` (a field's JSON pointer and real value) shown.
+async fn render(
+    app: &AppState,
+    signed: &SignedIn,
+    mut call: CallView,
+    notice: Option<(&'static str, String)>,
+    revealed: Option<(&str, &serde_json::Value)>,
+) -> PageResult<CallPage> {
+    let id = call.id.clone();
     let status = CallStatus::parse(call.status).unwrap_or(CallStatus::Abandoned);
     let pending = status == CallStatus::Pending;
-    let notice = notice(&call, &flash);
-    let tool_description = app.catalogue.description(&call.upstream, &call.tool).await;
+    let tool_description = app
+        .catalogue
+        .description(&call.upstream, &call.tool)
+        .await
+        .map(|d| crate::visible::visible(&d).into_owned());
     let seconds = seconds_until(&call.expires_at);
+    let can_decide = pending && may_decide(app, signed, &call);
+    let args_html = arguments_html_with(
+        &call.arguments,
+        &Reveal {
+            form: can_decide.then_some("reveal"),
+            revealed,
+        },
+    );
+    call.tool = crate::visible::visible(&call.tool).into_owned();
+    call.agent = crate::visible::visible(&call.agent).into_owned();
     Ok(CallPage {
-        chrome: Chrome::new(&signed, "queue"),
+        chrome: Chrome::new(signed, "queue"),
         badge: status_badge(status),
         risk: risk_badge(&call.tool),
-        args_html: arguments_html(&call.arguments),
+        args_html,
         tool_description,
+        can_reveal: can_decide,
         created: short_time(&call.created_at),
         expires: short_time(&call.expires_at),
         decided: call.decided_at.as_deref().map(short_time),
         left: time_left(seconds),
         missing: call.approvals_needed - i64::try_from(call.approvals.len()).unwrap_or(0),
         pending,
-        can_decide: pending && may_decide(&app, &signed, &call),
+        can_decide,
         outcome: outcome(&call),
         notice,
         events: call.events.clone().unwrap_or_default(),
@@ -223,6 +257,66 @@ pub async fn decide(
         Err(DecideError::DigestMismatch) => Ok(back("error=digest")),
         Err(e) => Err(AppError::from(e).into()),
     }
+}
+
+#[derive(Deserialize)]
+pub struct RevealForm {
+    #[serde(default)]
+    field: Text<OTHER>,
+}
+
+/// Shows one masked field's real value to a reviewer who may decide the waiting call, and
+/// records that they saw it.
+pub async fn reveal(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    CsrfForm(signed, form): CsrfForm<RevealForm>,
+) -> PageResult<Response> {
+    let call = load(&app, &id).await?;
+    if call.status != CallStatus::Pending.as_str() || !may_decide(&app, &signed, &call) {
+        return Err(PageError::forbidden(
+            "Only a reviewer who may decide this call can reveal its masked fields, while it waits.",
+        ));
+    }
+    let row = app
+        .store
+        .call(&id)
+        .await?
+        .ok_or_else(|| PageError::not_found(&format!("There is no call {id}.")))?;
+    let field = form.field.into_string();
+    let masked = call
+        .arguments
+        .pointer(&field)
+        .and_then(serde_json::Value::as_str)
+        == Some(crate::redact::MASK);
+    let real = serde_json::from_str::<serde_json::Value>(&row.args_json)
+        .ok()
+        .and_then(|args| args.pointer(&field).cloned())
+        .filter(|_| masked)
+        .ok_or_else(|| PageError::bad_request("That field is not masked in this call."))?;
+    let detail = format!("field {}", crate::visible::visible(&field));
+    let at = crate::store::timestamp(time::OffsetDateTime::now_utc());
+    app.store
+        .audit(&crate::store::NewAuditEvent {
+            at: &at,
+            kind: "revealed",
+            actor: &signed.user.email,
+            via: "dashboard",
+            upstream: Some(&row.upstream),
+            tool: Some(&row.tool),
+            call_id: Some(&row.id),
+            args_digest: Some(&row.args_sha256),
+            detail: Some(&detail),
+        })
+        .await?;
+    tracing::info!(call = %id, reviewer = %signed.user.email, field = %field, "masked field revealed");
+    let notice = Some((
+        "warning",
+        format!("Revealed {field} to you; the audit log records that you saw it."),
+    ));
+    Ok(render(&app, &signed, call, notice, Some((&field, &real)))
+        .await?
+        .into_response())
 }
 
 /// The call's status alone, for the call page's live check.

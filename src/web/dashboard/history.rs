@@ -165,8 +165,8 @@ pub async fn page(
             reason: call.reason.unwrap_or_default(),
             id: call.id,
             upstream: call.upstream,
-            tool: call.tool,
-            agent: call.agent,
+            tool: crate::visible::visible(&call.tool).into_owned(),
+            agent: crate::visible::visible(&call.agent).into_owned(),
         })
         .collect();
     Ok(HistoryPage {

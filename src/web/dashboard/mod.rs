@@ -7,6 +7,7 @@
 //! GET  /login  POST /login  POST /logout
 //! GET  /                 pending queue          GET /queue/rows       its rows, for live updates
 //! GET  /calls/{id}       one call               POST /calls/{id}/decide   approve | reject
+//!                                               POST /calls/{id}/reveal   one masked field (audited)
 //! GET  /calls/{id}/status                       GET /history  GET /history/export
 //! GET  /history/events   the audit log          GET /history/events/export  (jsonl | csv)
 //! GET  /tools            upstreams' tools and rules
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/calls/{id}", get(call::page))
         .route("/calls/{id}/status", get(call::status))
         .route("/calls/{id}/decide", post(call::decide))
+        .route("/calls/{id}/reveal", post(call::reveal))
         .route("/history", get(history::page))
         .route("/history/export", get(history::export))
         .route("/history/events", get(audit_log::page))

@@ -89,8 +89,8 @@ async fn rows(app: &AppState, before: Option<String>) -> PageResult<QueueRows> {
             left: time_left(seconds_until(&call.expires_at)),
             id: call.id,
             upstream: call.upstream,
-            tool: call.tool,
-            agent: call.agent,
+            tool: crate::visible::visible(&call.tool).into_owned(),
+            agent: crate::visible::visible(&call.agent).into_owned(),
             expires_at: call.expires_at,
         });
     }
