@@ -47,7 +47,9 @@ const POLICY: &str = r#"{
     "trigger-url-elicitation": {},
     "get-roots-list": {},
     "get-env": { "action": "deny", "reason": "it would reveal the gateway's environment" }
-  }
+  },
+  "resources": { "demo://resource/static/document/*": {} },
+  "prompts": { "args-prompt": {}, "completable-prompt": {} }
 }"#;
 
 /// The canned answers of the test's "user", recognisable in the server's tool results.

@@ -895,3 +895,103 @@ async fn bidi_overrides_and_zero_width_characters_are_shown_written_out_not_rend
     let queue = alice.get("/").await;
     assert!(!queue.body.contains('\u{202e}'), "the queue's preview");
 }
+
+/// A JSON-RPC request in a 2025-06-18 session: the answer.
+async fn request_in(
+    app: &TestApp,
+    session: &str,
+    method: &str,
+    params: serde_json::Value,
+) -> serde_json::Value {
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": method, "params": params}).to_string();
+    messages(app.post_in_session(session, &body).await)
+        .await
+        .pop()
+        .expect("an answer")
+}
+
+#[tokio::test]
+async fn a_denied_tools_data_cannot_be_had_through_its_prompt_or_a_resource() {
+    // get_messages is denied; the prompt that quotes the same messages and the profile resource
+    // are not listed, and the policy denies what it does not list.
+    let app = TestApp::spawn_with_policy(
+        r#"{"version": "1", "default": "deny", "tools": {
+              "get_messages": {"action": "deny", "reason": "private messages"}},
+            "resources": {"telegram://account/*": {"action": "require_approval"}}}"#,
+    )
+    .await;
+    let session = app.raw_session("2025-06-18").await;
+    let chat = json!({"name": "summarize_chat", "arguments": {"chat_id": "1297381004"}});
+    let cases = [
+        (
+            "prompts/get",
+            chat.clone(),
+            "Denied by policy (telegram.summarize_chat): not listed in the policy (default: deny)",
+        ),
+        (
+            "completion/complete",
+            json!({"ref": {"type": "ref/prompt", "name": "summarize_chat"},
+                "argument": {"name": "chat_id", "value": "1"}}),
+            "Denied by policy (telegram.summarize_chat): not listed in the policy (default: deny)",
+        ),
+        (
+            "resources/read",
+            json!({"uri": "telegram://account/profile"}),
+            "Approval required by policy (telegram.telegram://account/profile), but only tool calls \
+          can wait for approval; not run",
+        ),
+        (
+            "resources/subscribe",
+            json!({"uri": "telegram://account/profile"}),
+            "Approval required by policy (telegram.telegram://account/profile), but only tool calls \
+          can wait for approval; not run",
+        ),
+        (
+            "admin/dump_everything",
+            json!({}),
+            "Denied by policy (telegram.admin/dump_everything): not listed in the policy (default: deny)",
+        ),
+    ];
+    for (method, params, text) in cases {
+        let answer = request_in(&app, &session, method, params).await;
+        assert_eq!(answer["id"], 9);
+        assert_eq!(answer["error"]["code"], -32003, "{method}: {answer}");
+        assert_eq!(answer["error"]["message"], text, "{method}");
+        assert!(
+            !answer.to_string().contains("Alice"),
+            "no transcript: {answer}"
+        );
+    }
+    // Listings still work, and the refusals are in the audit log.
+    let listed = request_in(&app, &session, "prompts/list", json!({})).await;
+    assert_eq!(listed["result"]["prompts"][0]["name"], "summarize_chat");
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while app
+        .db
+        .count("SELECT COUNT(*) FROM audit_events WHERE kind = 'denied'")
+        .await
+        < 5
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refusals were not audited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Listed, the prompt passes; under default allow, unlisted requests pass too.
+    std::fs::write(
+        &app.policy_path,
+        r#"{"version": "1", "default": "deny", "prompts": {"summarize_chat": {}}}"#,
+    )
+    .expect("edit the policy");
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let answer = request_in(&app, &session, "prompts/get", chat.clone()).await;
+        if answer["result"]["messages"].is_array() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{answer}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

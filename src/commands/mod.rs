@@ -185,9 +185,36 @@ pub async fn check(config_path: &Path, offline: bool) -> Result<String, CommandE
             }
         };
         explain_tools(&mut report, &current, offered.as_deref());
+        explain_other_requests(&mut report, &current);
     }
     shutdown.cancel();
     Ok(report)
+}
+
+/// The rules of resources and prompts, and what the rest of the requests get.
+fn explain_other_requests(report: &mut String, policy: &Policy) {
+    use std::fmt::Write;
+    for (title, entries) in [
+        ("resources", policy.resources().collect::<Vec<_>>()),
+        ("prompts", policy.prompts().collect::<Vec<_>>()),
+    ] {
+        if entries.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            report,
+            "  {title} (resources/read and subscribe, prompts/get, their completions):"
+        );
+        for (name, rule) in entries {
+            let _ = writeln!(report, "    {name:<24} {}", policy.describe_listed(rule));
+        }
+    }
+    let _ = writeln!(
+        report,
+        "  other resources, prompts and methods: {} (tool listings, ping and tasks always pass; \
+         outside tools/call nothing can wait for approval)",
+        policy.describe_default()
+    );
 }
 
 /// One line per tool: the upstream's own tools when known (plus policy entries it lacks), else the
@@ -264,7 +291,11 @@ pub const DEMO_POLICY: &str = r#"{
     "send_message": { "rate_limit": { "max": 5, "window": 60 } },
     "delete_chat": { "action": "deny", "reason": "never from an agent" },
     "export_session": { "action": "require_approval", "approvals": 1, "timeout": 600 }
-  }
+  },
+  "resources": {
+    "telegram://account/profile": { "action": "deny", "reason": "the account's own details" }
+  },
+  "prompts": { "summarize_chat": {} }
 }
 "#;
 

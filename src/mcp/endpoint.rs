@@ -551,6 +551,29 @@ impl Call<'_> {
         let mut tool = None;
         let mut slot = None;
         let mut trail = None;
+        if method != "tools/call" {
+            let subject = crate::policy::Subject::of(&method, msg.get("params"));
+            if let Some(text) = self
+                .upstream
+                .policy
+                .current()
+                .refusal(&self.upstream.name, &subject)
+            {
+                let audited = format!("{method} {}", subject.name());
+                super::trail::Trail::new(
+                    &self.app.audit,
+                    &self.upstream.name,
+                    &audited,
+                    self.agent,
+                    &msg,
+                )
+                .refused("denied", &text);
+                tracing::info!(upstream = %self.upstream.name, %method, subject = subject.name(), "request refused by the policy");
+                let answer =
+                    jsonrpc::error_response(original_id, crate::policy::POLICY_REFUSAL, text);
+                return self.answer(answer, as_sse);
+            }
+        }
         if method == "tools/call" {
             let caller = tools_call::Caller {
                 agent: self.agent,

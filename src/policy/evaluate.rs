@@ -66,9 +66,9 @@ pub enum Verdict {
 }
 
 /// The fallback when a deny rule gives no `reason`.
-const DENIED_WITHOUT_REASON: &str = "not allowed for agents";
+pub(super) const DENIED_WITHOUT_REASON: &str = "not allowed for agents";
 /// The reason given for a tool that a `default: deny` policy does not list.
-const NOT_LISTED: &str = "not listed in the policy (default: deny)";
+pub(super) const NOT_LISTED: &str = "not listed in the policy (default: deny)";
 
 impl Policy {
     /// The tool's own rule, or the default for tools not listed.

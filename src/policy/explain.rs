@@ -19,6 +19,11 @@ impl Policy {
         describe_resolved(self.rule_for(tool))
     }
 
+    /// A listed rule (of a resource or prompt) in a few words.
+    pub fn describe_listed(&self, rule: &Rule) -> String {
+        describe_resolved(ResolvedRule { rule, listed: true })
+    }
+
     /// What happens to a tool the policy does not list.
     pub fn describe_default(&self) -> String {
         describe_resolved(ResolvedRule {
@@ -47,6 +52,17 @@ impl Policy {
         for (tool, rule) in self.tools() {
             if let Rule::RequireApproval(approval) = rule {
                 check_approval(&format!("tools.{tool}"), approval, &is_group, &mut warnings);
+            }
+        }
+        let listed = self
+            .resources()
+            .map(|entry| ("resources", entry))
+            .chain(self.prompts().map(|entry| ("prompts", entry)));
+        for (section, (name, rule)) in listed {
+            if matches!(rule, Rule::RequireApproval(_)) {
+                warnings.push(format!(
+                    "{section}.{name}: only tool calls can wait for approval, so this is refused like a deny"
+                ));
             }
         }
         warnings

@@ -197,6 +197,12 @@ struct RawPolicy {
     default: Option<Action>,
     #[serde(default)]
     tools: ToolTable,
+    /// Resource URIs or globs to rules.
+    #[serde(default)]
+    resources: PatternTable,
+    /// Prompt names or globs to rules.
+    #[serde(default)]
+    prompts: PatternTable,
 }
 
 #[derive(serde::Deserialize)]
@@ -239,7 +245,8 @@ trait Described {
 }
 
 impl Described for RawPolicy {
-    const EXPECTING: &'static str = "a policy with the keys \"version\", \"default\" and \"tools\"";
+    const EXPECTING: &'static str =
+        "a policy with the keys \"version\", \"default\", \"tools\", \"resources\" and \"prompts\"";
 }
 
 impl Described for RawRule {
@@ -572,6 +579,46 @@ impl<'de> Deserialize<'de> for ToolTable {
     }
 }
 
+/// `resources` and `prompts`: names or globs (`*`, `?`) to rules, in the file's order. A name given
+/// twice is an error, and so is `""`.
+#[derive(Default)]
+struct PatternTable(Vec<(String, RawRule)>);
+
+impl<'de> Deserialize<'de> for PatternTable {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PatternsVisitor;
+
+        impl<'de> Visitor<'de> for PatternsVisitor {
+            type Value = PatternTable;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map from names or globs (`*`, `?`) to rules")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PatternTable, A::Error> {
+                let mut entries: Vec<(String, RawRule)> = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    if name.trim().is_empty() {
+                        return Err(de::Error::custom(format_args!(
+                            "{name:?} is not a name; give a URI, a prompt name or a glob such as \"*\""
+                        )));
+                    }
+                    if entries.iter().any(|(known, _)| *known == name) {
+                        return Err(de::Error::custom(format_args!(
+                            "{name:?} is listed twice; keep one rule per name"
+                        )));
+                    }
+                    let rule = map.next_value::<Table<RawRule>>()?.0;
+                    entries.push((name, rule));
+                }
+                Ok(PatternTable(entries))
+            }
+        }
+
+        deserializer.deserialize_map(PatternsVisitor)
+    }
+}
+
 // ---- From the document to the model -----------------------------------------------------------
 
 fn convert(raw: RawPolicy, format: PolicyFormat, path: &Path) -> Result<Policy, Failure> {
@@ -592,9 +639,20 @@ fn convert(raw: RawPolicy, format: PolicyFormat, path: &Path) -> Result<Policy, 
     };
     let mut tools = BTreeMap::new();
     for (name, rule) in raw.tools.0 {
-        let rule = convert_rule(&name, rule)?;
+        let rule = convert_rule(&format!("tools.{name}"), true, rule)?;
         tools.insert(name, rule);
     }
+    let patterns = |section: &str, table: PatternTable| {
+        table
+            .0
+            .into_iter()
+            .map(|(name, rule)| {
+                convert_rule(&format!("{section}.{name}"), false, rule).map(|rule| (name, rule))
+            })
+            .collect::<Result<Vec<_>, Failure>>()
+    };
+    let resources = patterns("resources", raw.resources)?;
+    let prompts = patterns("prompts", raw.prompts)?;
     Ok(Policy {
         origin: PolicyOrigin::File(path.to_path_buf()),
         description: raw.description,
@@ -602,12 +660,16 @@ fn convert(raw: RawPolicy, format: PolicyFormat, path: &Path) -> Result<Policy, 
         default_is_explicit: raw.default.is_some(),
         default_rule: default.to_rule(),
         tools,
+        resources,
+        prompts,
     })
 }
 
-fn convert_rule(tool: &str, raw: RawRule) -> Result<Rule, Failure> {
+/// The rule at `at` (`tools.send_message`); `is_tool` because only tool calls are counted by
+/// rate limits.
+fn convert_rule(at: &str, is_tool: bool, raw: RawRule) -> Result<Rule, Failure> {
     let action = raw.action.unwrap_or(Action::Allow);
-    let key = |name: &str| format!("tools.{tool}.{name}");
+    let key = |name: &str| format!("{at}.{name}");
     let misplaced = |name: &str, applies_to: &str| {
         Failure::at(
             key(name),
@@ -635,6 +697,9 @@ fn convert_rule(tool: &str, raw: RawRule) -> Result<Rule, Failure> {
     }
     if raw.per.is_some() && raw.rate_limit.is_none() {
         return Err(misplaced("per", "rules with a \"rate_limit\""));
+    }
+    if !is_tool && raw.rate_limit.is_some() {
+        return Err(misplaced("rate_limit", "tools"));
     }
 
     match action {
@@ -875,7 +940,7 @@ notify = ["security@example.org"]
         assert_eq!(
             json_error(r#"{"version": "1", "defualt": "deny"}"#),
             "policies/telegram.json: defualt: unknown field `defualt`, expected one of `version`, \
-             `description`, `default`, `tools` (line 1, column 26)"
+             `description`, `default`, `tools`, `resources`, `prompts` (line 1, column 26)"
         );
     }
 
@@ -1042,6 +1107,33 @@ notify = ["security@example.org"]
     }
 
     #[test]
+    fn resources_and_prompts_take_rules_by_name_or_glob_in_their_order() {
+        let policy = parse(
+            "p.json",
+            r#"{"version": "1", "default": "deny",
+                "resources": {"telegram://account/*": {"action": "deny"}, "*": {}},
+                "prompts": {"summarize_chat": {"action": "require_approval", "reason": "a transcript"}}}"#,
+        );
+        let resources: Vec<&str> = policy.resources().map(|(name, _)| name).collect();
+        assert_eq!(resources, ["telegram://account/*", "*"]);
+        assert_eq!(policy.prompts().count(), 1);
+        assert!(
+            json_error(
+                r#"{"version": "1", "resources": {"a": {"rate_limit": {"max": 1, "window": 1}}}}"#
+            )
+            .contains("resources.a.rate_limit: `rate_limit` applies only to tools")
+        );
+        assert!(
+            json_error(r#"{"version": "1", "prompts": {"a": {}, "a": {"action": "deny"}}}"#)
+                .contains("\"a\" is listed twice")
+        );
+        assert!(
+            json_error(r#"{"version": "1", "prompts": {"a": {"actoin": "deny"}}}"#)
+                .contains("prompts.a.actoin: unknown field `actoin`")
+        );
+    }
+
+    #[test]
     fn rate_limits_count_per_agent_unless_the_rule_says_per_session() {
         let policy = parse(
             "p.json",
@@ -1178,7 +1270,7 @@ notify = ["security@example.org"]
         assert_eq!(
             json_error(r#"["1", null, "allow", {}]"#),
             "policies/telegram.json: invalid type: sequence, expected a policy with the keys \
-             \"version\", \"default\" and \"tools\" (line 1, column 1)"
+             \"version\", \"default\", \"tools\", \"resources\" and \"prompts\" (line 1, column 1)"
         );
         let message = json_error(r#"{"version": "1", "tools": {"s": {"rate_limit": [10, 60]}}}"#);
         assert!(

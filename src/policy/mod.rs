@@ -22,6 +22,7 @@ mod error;
 mod evaluate;
 mod explain;
 mod load;
+mod methods;
 mod model;
 mod rate_limit;
 mod reload;
@@ -30,6 +31,7 @@ pub mod risk;
 pub use error::{Location, PolicyError};
 pub use evaluate::{CallSite, ResolvedRule, Verdict, rate_limited};
 pub use load::PolicyFormat;
+pub use methods::{POLICY_REFUSAL, Subject, glob_match};
 pub use model::{
     ApprovalRule, DEFAULT_APPROVAL_TIMEOUT, DefaultAction, Policy, PolicyOrigin, RateLimit,
     RateScope, Rule,

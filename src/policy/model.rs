@@ -1,4 +1,5 @@
-//! The policy as Airlock enforces it: one rule per tool plus a default for every tool not listed.
+//! The policy as Airlock enforces it: one rule per tool, per resource (by URI or glob) and per
+//! prompt (by name or glob), plus a default for everything not listed.
 //!
 //! These are the validated domain types the loader (`load.rs`) produces; nothing else builds a
 //! [`Policy`]. Their invariants hold by construction, so the proxy never re-checks them: a rate
@@ -26,6 +27,10 @@ pub struct Policy {
     /// [`Self::default`] as a rule, with the stock approval settings for `require_approval`.
     pub(super) default_rule: Rule,
     pub(super) tools: BTreeMap<String, Rule>,
+    /// Resource URIs or globs (`*` any run, `?` one character), in the file's order.
+    pub(super) resources: Vec<(String, Rule)>,
+    /// Prompt names or globs, in the file's order.
+    pub(super) prompts: Vec<(String, Rule)>,
 }
 
 /// Where a policy came from.
@@ -97,6 +102,8 @@ impl Policy {
             default_is_explicit: true,
             default_rule: DefaultAction::RequireApproval.to_rule(),
             tools: BTreeMap::new(),
+            resources: Vec::new(),
+            prompts: Vec::new(),
         }
     }
 
@@ -123,6 +130,20 @@ impl Policy {
     /// The listed tools and their rules, by tool name.
     pub fn tools(&self) -> impl Iterator<Item = (&str, &Rule)> {
         self.tools.iter().map(|(name, rule)| (name.as_str(), rule))
+    }
+
+    /// The listed resources (URIs or globs) and their rules, in the file's order.
+    pub fn resources(&self) -> impl Iterator<Item = (&str, &Rule)> {
+        self.resources
+            .iter()
+            .map(|(name, rule)| (name.as_str(), rule))
+    }
+
+    /// The listed prompts (names or globs) and their rules, in the file's order.
+    pub fn prompts(&self) -> impl Iterator<Item = (&str, &Rule)> {
+        self.prompts
+            .iter()
+            .map(|(name, rule)| (name.as_str(), rule))
     }
 }
 

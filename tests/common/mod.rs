@@ -51,7 +51,9 @@ pub const TEST_POLICY: &str = r#"{
     "send_message": { "rate_limit": { "max": 2, "window": 3 } },
     "delete_chat": { "action": "deny", "reason": "never from an agent" },
     "export_session": { "action": "require_approval" }
-  }
+  },
+  "resources": { "telegram://account/profile": {} },
+  "prompts": { "summarize_chat": {} }
 }"#;
 
 /// The variable naming a PostgreSQL server for the suite (see the module docs).
