@@ -84,6 +84,8 @@ pub struct AppState {
     pub failed_sign_ins: Arc<crate::audit::sign_ins::FailedSignIns>,
     /// Turns for argon2 work (sign-ins, new passwords), at most one per CPU.
     pub passwords: Arc<crate::web::passwords::PasswordWork>,
+    /// The masking rules in force (built in plus `[redaction]`).
+    pub redactor: Arc<crate::redact::Redactor>,
     /// Appends the audit events of calls the policy decided alone, in batches.
     pub audit: crate::audit::AuditWriter,
     /// Signs the checkpoint that ends an audit export (`[audit] signing_key_file`).
@@ -208,6 +210,7 @@ impl Application {
             feed: Arc::default(),
             passwords: Arc::default(),
             failed_sign_ins: Arc::default(),
+            redactor,
             audit,
             audit_key,
             config,

@@ -80,6 +80,9 @@ pub struct ServerConfig {
     /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client, for
     /// sign-in throttling; from anyone else the header is ignored.
     pub trusted_proxies: Vec<String>,
+    /// The SHA-256 (hex) of a bearer token that `/metrics` requires, and without which `/readyz`
+    /// answers only ready or not (no component detail). Unset: both are open, as before.
+    pub ops_token_sha256: Option<String>,
     pub max_body_bytes: usize,
     /// A downstream session with no request, call or open stream for this long is closed.
     pub session_idle_timeout: u64,
@@ -100,6 +103,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
+            ops_token_sha256: None,
             max_body_bytes: 4 * 1024 * 1024,
             session_idle_timeout: 1800,
             max_sessions_per_agent: 100,
@@ -231,6 +235,38 @@ pub struct EmailConfig {
     /// call).
     #[serde(default = "default_notify_every")]
     pub notify_every: u64,
+    /// Lets a password travel over plain `smtp://` to a host that is not this machine (refused
+    /// otherwise: anyone on the path could read it).
+    #[serde(default)]
+    pub allow_plaintext_password: bool,
+}
+
+impl EmailConfig {
+    /// Why this config would send the SMTP password in the clear to another machine, if it would.
+    fn plaintext_password(&self) -> Option<String> {
+        let url = url::Url::parse(self.smtp_url.as_ref()?.expose()).ok()?;
+        let encrypted = url.scheme() != "smtp"
+            || url
+                .query_pairs()
+                .any(|(k, v)| k == "tls" && v == "required");
+        let password =
+            self.password.is_some() || self.password_file.is_some() || url.password().is_some();
+        // `smtp:` is not a special scheme to the URL parser: its host is opaque text.
+        let host = url.host_str().unwrap_or_default();
+        let local = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        (!encrypted && password && !local && !self.allow_plaintext_password).then(|| {
+            format!(
+                "a password would travel unencrypted to {}; use smtps://HOST:465 or \
+                 smtp+starttls://HOST:587, or set email.allow_plaintext_password = true",
+                url.host_str().unwrap_or_default()
+            )
+        })
+    }
 }
 
 fn default_smtp_timeout() -> u64 {
@@ -419,6 +455,15 @@ impl Config {
                 ));
             }
         }
+        if let Some(hex) = &self.server.ops_token_sha256
+            && (hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(invalid(
+                "server.ops_token_sha256",
+                "expected 64 hex digits: the SHA-256 of the token (`printf %s TOKEN | sha256sum`)"
+                    .to_owned(),
+            ));
+        }
         for (i, range) in self.server.trusted_proxies.iter().enumerate() {
             if !crate::web::client::is_range(range) {
                 return Err(invalid(
@@ -456,6 +501,13 @@ impl Config {
                 "email.password_file",
                 "set email.password or email.password_file, not both".to_owned(),
             ));
+        }
+        if let Some(why) = self
+            .email
+            .as_ref()
+            .and_then(EmailConfig::plaintext_password)
+        {
+            return Err(invalid("email.smtp_url", why));
         }
         if let Some((key, message)) = self.redaction.problem() {
             return Err(invalid(&key, message));
@@ -786,9 +838,47 @@ mod tests {
     }
 
     #[test]
+    fn a_password_over_plain_smtp_to_another_host_is_refused_unless_allowed() {
+        let email = |url: &str, extra: &str| {
+            parse(
+                &format!("[email]\nsmtp_url = \"{url}\"\nfrom = \"a@b.c\"\n{extra}"),
+                &[],
+            )
+        };
+        let err = email("smtp://relay@mail.example.org:25", "password = \"p\"\n")
+            .expect_err("plain text to another host");
+        assert!(
+            err.to_string().contains(
+                "email.smtp_url: a password would travel unencrypted to mail.example.org"
+            ),
+            "{err}"
+        );
+        assert!(email("smtp://u:p@mail.example.org:25", "").is_err());
+        for ok in [
+            (
+                "smtp+starttls://relay@mail.example.org:587",
+                "password = \"p\"\n",
+            ),
+            ("smtps://relay@mail.example.org:465", "password = \"p\"\n"),
+            (
+                "smtp://mail.example.org:587?tls=required",
+                "password = \"p\"\n",
+            ),
+            ("smtp://relay@127.0.0.1:25", "password = \"p\"\n"),
+            ("smtp://mail.example.org:25", ""),
+            (
+                "smtp://relay@mail.example.org:25",
+                "password = \"p\"\nallow_plaintext_password = true\n",
+            ),
+        ] {
+            assert!(email(ok.0, ok.1).is_ok(), "{ok:?}");
+        }
+    }
+
+    #[test]
     fn secrets_do_not_show_in_debug_output() {
         let config = parse(
-            "[email]\nsmtp_url = \"smtp://u:hunter2@h\"\nfrom = \"a@b.c\"\npassword = \"hunter2\"\n",
+            "[email]\nsmtp_url = \"smtps://u:hunter2@h\"\nfrom = \"a@b.c\"\npassword = \"hunter2\"\n",
             &[],
         )
         .expect("valid");

@@ -1,11 +1,13 @@
 //! The operator face over HTTP: liveness (`/healthz`), readiness (`/readyz`: store, upstreams,
-//! policies) and Prometheus metrics (`/metrics`).
+//! policies) and Prometheus metrics (`/metrics`). With `[server] ops_token_sha256`, `/metrics`
+//! needs that bearer token and `/readyz` shows its detail (upstream names, causes, policy errors)
+//! only with it; without the token it still answers ready or not, for load balancers.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 
@@ -24,9 +26,26 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Whether the request may see operator detail: no ops token is configured, or it carries it.
+fn operator(app: &AppState, headers: &HeaderMap) -> bool {
+    let Some(expected) = &app.config.server.ops_token_sha256 else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| {
+            crate::web::same_token(
+                &crate::secrets::sha256_hex(token.trim().as_bytes()),
+                &expected.to_ascii_lowercase(),
+            )
+        })
+}
+
 /// 200 when the store answers, every shared upstream is up and every policy loaded; else 503,
-/// with the reason per component in the body.
-async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+/// with the reason per component in the body (for an operator: see [`operator`]).
+async fn readyz(State(app): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
     let mut ready = true;
     let store = match app.store.ping().await {
         Ok(()) => json!("ok"),
@@ -68,11 +87,23 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({"ready": ready, "store": store, "upstreams": Value::Object(upstreams)});
+    let body = if operator(&app, &headers) {
+        json!({"ready": ready, "store": store, "upstreams": Value::Object(upstreams)})
+    } else {
+        json!({"ready": ready})
+    };
     (status, Json(body))
 }
 
-async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if !operator(&app, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"airlock-ops\"")],
+            "send the operator token: Authorization: Bearer TOKEN ([server] ops_token_sha256)\n",
+        )
+            .into_response();
+    }
     let sessions = app.sessions.len() as f64;
     let waiting = app.approvals.waiting() as f64;
     let mut text = app.metrics.render(&[
@@ -119,5 +150,5 @@ async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
             ),
         ],
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -995,3 +995,295 @@ async fn a_denied_tools_data_cannot_be_had_through_its_prompt_or_a_resource() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A stdio MCP server (Python) whose every tool call fails with a JSON-RPC error quoting the
+/// call's arguments, as careless servers do.
+const QUOTING_SERVER: &str = r#"
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg or "method" not in msg:
+        continue
+    if msg["method"] == "initialize":
+        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                  "serverInfo": {"name": "quoting", "version": "1"}}
+        reply = {"jsonrpc": "2.0", "id": msg["id"], "result": result}
+    elif msg["method"] == "tools/list":
+        reply = {"jsonrpc": "2.0", "id": msg["id"], "result": {"tools": []}}
+    else:
+        text = "cannot use " + json.dumps(msg.get("params", {}).get("arguments"))
+        reply = {"jsonrpc": "2.0", "id": msg["id"], "error": {"code": -32000, "message": text}}
+    print(json.dumps(reply), flush=True)
+"#;
+
+#[tokio::test]
+async fn an_upstream_error_quoting_a_configured_secret_is_masked_in_the_audit_log() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let script = dir.path().join("quoting.py");
+    std::fs::write(&script, QUOTING_SERVER).expect("write the server");
+    let policy = dir.path().join("quoting.json");
+    std::fs::write(&policy, r#"{"version": "1", "default": "allow"}"#).expect("write the policy");
+    let app = TestApp::spawn_with(Setup {
+        extra_toml: "[redaction]\nprefixes = [\"acme-live-\"]\n".to_owned(),
+        upstreams: vec![airlock::config::UpstreamConfig {
+            name: "quoting".to_owned(),
+            command: Some(vec!["python3".to_owned(), script.display().to_string()]),
+            env: Default::default(),
+            url: None,
+            headers: Default::default(),
+            policy: Some(policy),
+            isolation: None,
+        }],
+        ..Setup::default()
+    })
+    .await;
+    let session = app.raw_session_on("quoting", "2025-06-18").await;
+    // The upstream quotes the argument back: a secret of this deployment's, which its own
+    // [redaction] prefix masks (the built-in rules would not).
+    let secret = "acme-live-7f3a9";
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "charge", "arguments": {"key": "k", "note": secret}}})
+    .to_string();
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let answer = messages(app.post("quoting", &headers, &call).await).await;
+    assert_eq!(answer[0]["error"]["code"], -32000, "{answer:?}");
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let detail = loop {
+        let detail = app
+            .db
+            .text("SELECT detail FROM audit_events WHERE kind = 'failed'")
+            .await;
+        if !detail.is_empty() {
+            break detail;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no failed event");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        detail.starts_with("the upstream answered with error -32000"),
+        "{detail}"
+    );
+    assert!(!detail.contains(secret), "{detail}");
+    assert!(detail.contains("•••• (redacted)"), "{detail}");
+}
+
+#[tokio::test]
+async fn an_admin_resetting_a_password_gets_no_sign_in_and_the_user_a_one_time_link() {
+    let sink = common::smtp::SmtpSink::start().await;
+    let app = TestApp::spawn_with(Setup {
+        extra_toml: format!(
+            "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\n",
+            sink.url()
+        ),
+        ..Setup::default()
+    })
+    .await;
+    let mut admin = app.signed_in("root@example.org", "admin").await;
+    let carol_password = app
+        .user_with_password("carol@example.org", "approver")
+        .await;
+    let carol_token = airlock::secrets::generate_token().expect("randomness");
+    let carol = app
+        .store
+        .user_by_email("carol@example.org")
+        .await
+        .expect("store")
+        .expect("carol");
+    app.store
+        .add_user_token(
+            &carol,
+            &airlock::secrets::sha256_hex(carol_token.as_bytes()),
+        )
+        .await
+        .expect("carol's API token");
+    let api = |token: String| {
+        let url = app.url("/api/v1/calls");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("GET the API")
+                .status()
+        }
+    };
+    assert_eq!(api(carol_token.clone()).await, 200);
+
+    admin.get("/users").await;
+    let reset = admin
+        .submit(&format!("/users/{}/password", carol.id), &[])
+        .await;
+    assert_eq!(reset.status, 200);
+    assert!(reset.body.contains("was emailed a link"), "{}", reset.body);
+    assert!(
+        reset.between("id=\"new-password\">", '<').is_none(),
+        "no password for the admin"
+    );
+    // Her old password and her API token end with the reset.
+    let mut browser = Dashboard::new(&app.url(""));
+    assert_eq!(
+        browser
+            .sign_in("carol@example.org", &carol_password)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(api(carol_token).await, 401);
+    // The admin reading the outbox sees the message, not the link.
+    let outbox = admin.get("/outbox").await;
+    let mail_id = outbox.between("data-mail=\"", '"').expect("the message");
+    let shown = admin.get(&format!("/outbox/{mail_id}")).await;
+    assert!(
+        shown
+            .body
+            .contains("[a set-password link for the recipient only]"),
+        "{}",
+        shown.body
+    );
+    assert!(!shown.body.contains("/set-password/rl_"));
+
+    let mail = &sink.wait_for(1, common::WAIT).await[0];
+    assert_eq!(mail.to, ["carol@example.org"]);
+    let text = mail.part("text/plain").expect("a text part");
+    let link = text
+        .lines()
+        .find(|l| l.contains("/set-password/"))
+        .expect("a set-password link")
+        .trim()
+        .to_owned();
+    let path = &link[link.find("/set-password/").expect("a path")..];
+    let form = browser.get(path).await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("carol@example.org"));
+    let new = "a-brand-new-password-for-carol";
+    let set = browser
+        .submit(path, &[("new", new), ("confirm", new)])
+        .await;
+    assert_eq!(set.status, 303, "{}", set.body);
+    assert_eq!(browser.sign_in("carol@example.org", new).await.status, 303);
+    // Once.
+    let again = Dashboard::new(&app.url("")).get(path).await;
+    assert_eq!(again.status, 410);
+    let events = app
+        .db
+        .count("SELECT COUNT(*) FROM audit_events WHERE kind IN ('password_reset', 'password_set')")
+        .await;
+    assert_eq!(events, 2);
+}
+
+#[tokio::test]
+async fn a_changed_password_ends_the_api_tokens_made_with_the_old_one() {
+    let app = TestApp::spawn().await;
+    let reviewer = app.reviewer("dana@example.org", "approver").await;
+    assert_eq!(reviewer.get("/api/v1/calls").await.0, 200);
+    let user = app
+        .store
+        .user_by_email("dana@example.org")
+        .await
+        .expect("store")
+        .expect("dana");
+    let old = "the-old-password-of-dana";
+    app.store
+        .set_password_hash(
+            &user.id,
+            &airlock::secrets::hash_password(old).expect("hash"),
+        )
+        .await
+        .expect("a password");
+    let mut browser = Dashboard::new(&app.url(""));
+    assert_eq!(browser.sign_in("dana@example.org", old).await.status, 303);
+    browser.get("/account").await;
+    let new = "the-new-password-of-dana";
+    let changed = browser
+        .submit(
+            "/account/password",
+            &[("current", old), ("new", new), ("confirm", new)],
+        )
+        .await;
+    assert_eq!(changed.status, 303, "{}", changed.body);
+    assert_eq!(reviewer.get("/api/v1/calls").await.0, 401);
+    // The same from the command line.
+    let second = app.reviewer("erin@example.org", "approver").await;
+    let out = app.cli(&["user", "password", "erin@example.org"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(second.get("/api/v1/calls").await.0, 401);
+}
+
+#[tokio::test]
+async fn metrics_and_readiness_detail_need_the_operator_token_when_one_is_set() {
+    let token = "ops-token-for-the-test";
+    let app = TestApp::spawn_with(Setup {
+        extra_toml: format!(
+            "ops_token_sha256 = \"{}\"\n",
+            airlock::secrets::sha256_hex(token.as_bytes())
+        ),
+        ..Setup::default()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let get = |path: &str, bearer: Option<&str>| {
+        let mut request = http.get(app.url(path));
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        request.send()
+    };
+    let anonymous = get("/metrics", None).await.expect("GET /metrics");
+    assert_eq!(anonymous.status(), 401);
+    assert!(!anonymous.text().await.expect("a body").contains("airlock_"));
+    assert_eq!(
+        get("/metrics", Some("wrong")).await.expect("GET").status(),
+        401
+    );
+    let operator = get("/metrics", Some(token)).await.expect("GET /metrics");
+    assert_eq!(operator.status(), 200);
+    assert!(
+        operator
+            .text()
+            .await
+            .expect("a body")
+            .contains("airlock_sessions")
+    );
+    // Readiness answers everyone (load balancers), its detail only the operator.
+    let (status, body) = app.readyz().await;
+    assert_eq!((status, body.clone()), (200, json!({"ready": true})));
+    let detail: serde_json::Value = get("/readyz", Some(token))
+        .await
+        .expect("GET /readyz")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(detail["upstreams"]["telegram"]["policy"], "ok", "{detail}");
+    assert_eq!(get("/healthz", None).await.expect("GET").status(), 200);
+}
+
+#[test]
+fn a_password_for_plain_smtp_to_another_host_stops_start_up() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(
+        dir.path().join("airlock.toml"),
+        "[email]\nsmtp_url = \"smtp://relay@mail.example.org:25\"\nfrom = \"a@example.org\"\n\
+         password = \"hunter2\"\n",
+    )
+    .expect("write the config");
+    for command in [&["check", "--offline"][..], &["serve"][..]] {
+        let out = common::run_in(dir.path(), command);
+        assert_eq!(out.status.code(), Some(1), "{command:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains(
+                "email.smtp_url: a password would travel unencrypted to mail.example.org"
+            ),
+            "{said}"
+        );
+        assert!(!said.contains("hunter2"));
+    }
+}

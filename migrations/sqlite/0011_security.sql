@@ -43,3 +43,14 @@ CREATE TABLE outbox_calls (
 CREATE INDEX outbox_calls_call ON outbox_calls (call_id);
 
 CREATE INDEX tool_calls_agent_status ON tool_calls (agent, status);
+
+-- An admin's password reset mails the user a one-time link to set a new one (the admin never
+-- sees a password); only the SHA-256 of the link's token is stored, as for review links.
+CREATE TABLE password_links (
+    token_sha256  TEXT PRIMARY KEY NOT NULL,
+    user_id       TEXT NOT NULL REFERENCES users (id),
+    expires_at    TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    used_at       TEXT
+);
+CREATE INDEX password_links_user ON password_links (user_id);

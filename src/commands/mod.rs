@@ -519,6 +519,7 @@ pub async fn demo(args: DemoArgs) -> Result<(), CommandError> {
         outcome_emails: true,
         links_require_sign_in: false,
         notify_every: 60,
+        allow_plaintext_password: false,
     });
     config.upstreams.push(UpstreamConfig {
         name: "telegram".to_owned(),

@@ -93,7 +93,7 @@ pub async fn user_password(
     let hash = hash(password).await?;
     let (_, store) = open(config_path).await?;
     let user = user(&store, email).await?;
-    store.set_password_hash(&user.id, &hash).await?;
+    store.change_password(&user.id, &hash).await?;
     crate::audit::record(&store, "password_reset", "cli", "cli", Some(&user.email)).await?;
     Ok(generated)
 }

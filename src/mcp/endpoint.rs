@@ -560,14 +560,8 @@ impl Call<'_> {
                 .refusal(&self.upstream.name, &subject)
             {
                 let audited = format!("{method} {}", subject.name());
-                super::trail::Trail::new(
-                    &self.app.audit,
-                    &self.upstream.name,
-                    &audited,
-                    self.agent,
-                    &msg,
-                )
-                .refused("denied", &text);
+                super::trail::Trail::new(self.app, &self.upstream.name, &audited, self.agent, &msg)
+                    .refused("denied", &text);
                 tracing::info!(upstream = %self.upstream.name, %method, subject = subject.name(), "request refused by the policy");
                 let answer =
                     jsonrpc::error_response(original_id, crate::policy::POLICY_REFUSAL, text);

@@ -426,7 +426,7 @@ async fn release(mut call: ParkedCall, parked: Parked, row: &CallRow, tx: mpsc::
             .await;
             return;
         };
-        let outcome = outcome_of(&item, started);
+        let outcome = outcome_of(&item, started, &call.app.redactor);
         let (msg, last) = forwarded.render(item);
         // The agent gets its answer first; recording the outcome is not on its path.
         if listening {
@@ -445,11 +445,12 @@ async fn release(mut call: ParkedCall, parked: Parked, row: &CallRow, tx: mpsc::
 fn outcome_of(
     item: &Inbound,
     started: Instant,
+    redactor: &crate::redact::Redactor,
 ) -> Option<(CallStatus, Option<ResultSummary>, String)> {
     match item {
         Inbound::Message(msg) if msg.get("method").is_none() => {
             if let Some(error) = msg.get("error") {
-                let detail = super::trail::upstream_error(error);
+                let detail = super::trail::upstream_error(error, redactor);
                 return Some((CallStatus::Failed, None, detail));
             }
             let summary = ResultSummary::of(msg.get("result").unwrap_or(&Value::Null));

@@ -97,7 +97,7 @@ pub async fn gate(app: &AppState, upstream: &Upstream, caller: &Caller<'_>, msg:
         agent: caller.agent,
         session: caller.session_key,
     };
-    let trail = || Trail::new(&app.audit, &upstream.name, tool, caller.agent, msg);
+    let trail = || Trail::new(app, &upstream.name, tool, caller.agent, msg);
     let (outcome, text) = match policy.evaluate(&call, &app.limiter, Instant::now()) {
         Verdict::Allow { slot } => {
             let slot = match slot {

@@ -13,6 +13,8 @@ use crate::store::ResultSummary;
 /// One call's events, sharing its id, agent, tool and argument digest.
 pub struct Trail {
     writer: AuditWriter,
+    /// The configured masking rules, for upstream error messages.
+    redactor: std::sync::Arc<crate::redact::Redactor>,
     template: Entry,
     started: Instant,
     /// Set once the call's outcome is recorded; a trail dropped before that records that the
@@ -22,7 +24,13 @@ pub struct Trail {
 
 impl Trail {
     /// The trail of a `tools/call` request `msg` by `agent` to `upstream`'s `tool`.
-    pub fn new(writer: &AuditWriter, upstream: &str, tool: &str, agent: &str, msg: &Value) -> Self {
+    pub fn new(
+        app: &crate::app::AppState,
+        upstream: &str,
+        tool: &str,
+        agent: &str,
+        msg: &Value,
+    ) -> Self {
         let digest = match msg.pointer("/params/arguments") {
             Some(args) => crate::approval::args_digest(args),
             None => crate::approval::args_digest(&Value::Object(serde_json::Map::new())),
@@ -37,7 +45,8 @@ impl Trail {
             ..Entry::default()
         };
         Self {
-            writer: writer.clone(),
+            writer: app.audit.clone(),
+            redactor: app.redactor.clone(),
             template,
             started: Instant::now(),
             ended: false,
@@ -66,7 +75,10 @@ impl Trail {
     pub fn answered(&mut self, response: &Value) {
         let elapsed = self.started.elapsed().as_millis();
         match response.get("error") {
-            Some(error) => self.end("failed", &upstream_error(error)),
+            Some(error) => {
+                let detail = upstream_error(error, &self.redactor);
+                self.end("failed", &detail);
+            }
             None => {
                 let summary = ResultSummary::of(response.get("result").unwrap_or(&Value::Null));
                 self.end(
@@ -119,15 +131,16 @@ impl Drop for Trail {
 }
 
 /// What the audit log keeps of an upstream's JSON-RPC error: its code and message, secret-looking
-/// words masked and the message capped; never its `data`, where servers echo arguments.
-pub fn upstream_error(error: &Value) -> String {
+/// words masked (by the configured rules) and the message capped; never its `data`, where servers
+/// echo arguments.
+pub fn upstream_error(error: &Value, redactor: &crate::redact::Redactor) -> String {
     const MAX: usize = 300;
     let code = error.get("code").map_or_else(String::new, Value::to_string);
     let message = error
         .get("message")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut message = crate::redact::Redactor::built_in().redact_text(message);
+    let mut message = redactor.redact_text(message);
     if message.chars().count() > MAX {
         message = message.chars().take(MAX).collect::<String>() + "…";
     }

@@ -11,6 +11,7 @@
 
 pub mod digest;
 pub mod links;
+pub mod password;
 pub mod worker;
 
 use askama::Template;

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::EmailConfig;
-use crate::store::{ClaimedMail, Store};
+use crate::store::{ClaimedMail, MailPurpose, Store};
 
 /// How often the outbox is checked when nothing wakes the worker.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -182,7 +182,8 @@ pub async fn prepare(
     public_url: &str,
     mut mail: ClaimedMail,
 ) -> Result<ClaimedMail, super::links::IssueError> {
-    if mail.kind.as_deref() == Some(crate::store::MailPurpose::Digest.as_str()) {
+    let purpose = mail.kind.as_deref().and_then(MailPurpose::parse);
+    if purpose == Some(MailPurpose::Digest) {
         let calls = store.digest_calls(&mail.id).await?;
         match super::digest::render(&calls, public_url) {
             Ok((subject, body, html)) => {
@@ -193,7 +194,19 @@ pub async fn prepare(
             Err(e) => tracing::error!(error = %e, "cannot render a digest; it goes out as stored"),
         }
     }
-    if let (Some(call), Some(slot)) = (&mail.call_id, &mail.link_slot) {
+    if let (Some(MailPurpose::Password), Some(slot)) = (purpose, &mail.link_slot) {
+        let slot = super::links::LinkSlot::from_stored(slot.clone());
+        let mut html = mail.html.take().unwrap_or_default();
+        super::password::complete(
+            store,
+            public_url,
+            &mail.recipient,
+            &slot,
+            [&mut mail.body, &mut html],
+        )
+        .await?;
+        mail.html = (!html.is_empty()).then_some(html);
+    } else if let (Some(call), Some(slot)) = (&mail.call_id, &mail.link_slot) {
         let slot = super::links::LinkSlot::from_stored(slot.clone());
         let mut html = mail.html.take().unwrap_or_default();
         super::links::complete(

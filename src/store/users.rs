@@ -207,6 +207,121 @@ impl Store {
         Ok(changed == 1)
     }
 
+    /// A user's new password, as they chose it: the hash is set, and their browser sessions and
+    /// API tokens end (a password changes because the old one may be known to someone else).
+    /// Returns how many API tokens were revoked.
+    pub async fn change_password(&self, user_id: &str, hash: &str) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("set password"))?;
+        let revoked = end_access(&mut tx, user_id).await?;
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(revoked)
+    }
+
+    /// An admin's reset of `user_id`'s password: the old one stops working, sessions and API
+    /// tokens end, earlier set-password links are void, and `mail` (holding the place of a new
+    /// one-time link, minted when it is sent) is queued, all in one transaction.
+    pub async fn reset_password(
+        &self,
+        user_id: &str,
+        mail: &super::NewMail,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE users SET password_hash = NULL WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("clear a password"))?;
+        end_access(&mut tx, user_id).await?;
+        sqlx::query("DELETE FROM password_links WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("void old password links"))?;
+        super::outbox::insert_mail(&mut tx, None, mail, &now_rfc3339()).await?;
+        tx.commit().await.map_err(query("commit"))
+    }
+
+    /// Stores a set-password link for `user_id` by its token's SHA-256, valid until `expires_at`.
+    pub async fn insert_password_link(
+        &self,
+        token_sha256: &str,
+        user_id: &str,
+        expires_at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO password_links (token_sha256, user_id, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_sha256)
+        .bind(user_id)
+        .bind(super::timestamp(expires_at))
+        .bind(now_rfc3339())
+        .execute(&self.pool)
+        .await
+        .map_err(query("store a password link"))?;
+        Ok(())
+    }
+
+    /// The user a usable (unexpired, unused) set-password link is for.
+    pub async fn password_link_user(&self, token_sha256: &str) -> Result<Option<User>, StoreError> {
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT users.id, users.email, users.role FROM password_links \
+             JOIN users ON users.id = password_links.user_id \
+             WHERE password_links.token_sha256 = $1 AND password_links.used_at IS NULL \
+             AND password_links.expires_at > $2 AND users.disabled_at IS NULL",
+        )
+        .bind(token_sha256)
+        .bind(now_rfc3339())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query("look up a password link"))?;
+        Ok(row.map(|(id, email, role)| User::from_parts(id, email, role)))
+    }
+
+    /// Spends a set-password link and sets its user's password (ending their sessions and API
+    /// tokens), in one transaction; `None` when the link is unknown, used or expired.
+    pub async fn set_password_by_link(
+        &self,
+        token_sha256: &str,
+        hash: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = now_rfc3339();
+        let user: Option<(String,)> = sqlx::query_as(
+            "UPDATE password_links SET used_at = $1 WHERE token_sha256 = $2 \
+             AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+        )
+        .bind(&now)
+        .bind(token_sha256)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query("spend a password link"))?;
+        let Some((user_id,)) = user else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND disabled_at IS NULL")
+            .bind(hash)
+            .bind(&user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("set password"))?;
+        end_access(&mut tx, &user_id).await?;
+        let row: Option<(String, String, String)> =
+            sqlx::query_as("SELECT id, email, role FROM users WHERE id = $1")
+                .bind(&user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query("select user"))?;
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(row.map(|(id, email, role)| User::from_parts(id, email, role)))
+    }
+
     /// Changes a user's role, unless that would leave no enabled admin; false if refused.
     pub async fn set_role(&self, user_id: &str, role: Role) -> Result<bool, StoreError> {
         self.change_user(
@@ -312,6 +427,18 @@ impl Store {
         .map_err(query("revoke user token"))?;
         Ok(revoked.rows_affected() == 1)
     }
+}
+
+/// Ends a user's browser sessions and revokes their API tokens; returns how many tokens.
+async fn end_access(tx: &mut Tx, user_id: &str) -> Result<u64, StoreError> {
+    end_sessions(tx, user_id).await?;
+    sqlx::query("UPDATE user_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(now_rfc3339())
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(query("revoke API tokens"))
 }
 
 async fn end_sessions(tx: &mut Tx, user_id: &str) -> Result<(), StoreError> {

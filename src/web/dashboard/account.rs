@@ -86,8 +86,9 @@ pub async fn change_password(
         Ok(hash) => hash,
         Err(e) => return render(&app, &signed, None, Some(("error", format!("{e}.")))).await,
     };
-    // Every session of this user ends, this one included: sign in again with the new password.
-    app.store.set_password_hash(&signed.user.id, &hash).await?;
+    // Every session of this user ends, this one included, and their API tokens: sign in again
+    // with the new password.
+    app.store.change_password(&signed.user.id, &hash).await?;
     tracing::info!(email = %signed.user.email, "password changed");
     crate::audit::record(
         &app.store,

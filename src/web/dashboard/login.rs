@@ -272,6 +272,131 @@ pub async fn submit(
     Ok(response)
 }
 
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/set_password.html")]
+struct SetPasswordPage {
+    csrf: String,
+    token: String,
+    /// The user the link is for; `None` when the link cannot be used.
+    email: Option<String>,
+    error: Option<String>,
+}
+
+/// The set-password page for `token` (with a fresh double-submit token, as the sign-in form).
+fn set_password_page(
+    app: &AppState,
+    token: String,
+    email: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> PageResult {
+    let csrf =
+        secrets::generate_session_id().map_err(|_| PageError::bad_request("no randomness"))?;
+    let cookies = Cookies::of(app);
+    let mut response = (
+        status,
+        SetPasswordPage {
+            csrf: csrf.clone(),
+            token,
+            email,
+            error,
+        },
+    )
+        .into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookies.set(cookies.login_name(), &csrf, 3600),
+    );
+    Ok(response)
+}
+
+const DEAD_LINK: &str = "This link does not work: it was used, has expired, or a newer one was sent. Ask an admin for a new one.";
+
+/// `GET /set-password/{token}`: the form to set a new password, from the link an admin's reset
+/// emailed (see `notify::password`).
+pub async fn set_password_form(
+    State(app): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> PageResult {
+    let user = app
+        .store
+        .password_link_user(&secrets::sha256_hex(token.as_bytes()))
+        .await?;
+    match user {
+        Some(user) => set_password_page(&app, token, Some(user.email), None, StatusCode::OK),
+        None => set_password_page(
+            &app,
+            token,
+            None,
+            Some(DEAD_LINK.to_owned()),
+            StatusCode::GONE,
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct SetPasswordForm {
+    #[serde(default)]
+    csrf: Text<CHOICE>,
+    #[serde(default)]
+    new: Text<PASSWORD>,
+    #[serde(default)]
+    confirm: Text<PASSWORD>,
+}
+
+/// `POST /set-password/{token}`: spends the link and sets the password (the user's sessions and
+/// API tokens end), then sends them to sign in.
+pub async fn set_password(
+    State(app): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
+    let form: SetPasswordForm = form_from(&body)?;
+    let digest = secrets::sha256_hex(token.as_bytes());
+    let Some(user) = app.store.password_link_user(&digest).await? else {
+        return set_password_page(
+            &app,
+            token,
+            None,
+            Some(DEAD_LINK.to_owned()),
+            StatusCode::GONE,
+        );
+    };
+    let sent = cookie(&headers, Cookies::of(&app).login_name()).unwrap_or_default();
+    let again = |error: &str, status| {
+        set_password_page(
+            &app,
+            token.clone(),
+            Some(user.email.clone()),
+            Some(error.to_owned()),
+            status,
+        )
+    };
+    if !app.origins.permits(&headers) || sent.is_empty() || !same_token(sent, &form.csrf) {
+        return again("The form expired. Please try again.", StatusCode::FORBIDDEN);
+    }
+    if *form.new != *form.confirm {
+        return again("The two passwords differ.", StatusCode::BAD_REQUEST);
+    }
+    let hash = match app.passwords.hash(form.new.into_string()).await? {
+        Ok(hash) => hash,
+        Err(e) => return again(&format!("{e}."), StatusCode::BAD_REQUEST),
+    };
+    let Some(user) = app.store.set_password_by_link(&digest, &hash).await? else {
+        return set_password_page(
+            &app,
+            token,
+            None,
+            Some(DEAD_LINK.to_owned()),
+            StatusCode::GONE,
+        );
+    };
+    tracing::info!(email = %user.email, "password set with an emailed link");
+    crate::audit::record(&app.store, "password_set", &user.email, "email", None).await?;
+    Ok(Redirect::to("/login?changed=1").into_response())
+}
+
 #[derive(Deserialize)]
 pub struct Empty {}
 

@@ -4,7 +4,7 @@
 //! POST goes through `CsrfForm`):
 //!
 //! ```text
-//! GET  /login  POST /login  POST /logout
+//! GET  /login  POST /login  POST /logout  GET|POST /set-password/{token} (an admin's reset, emailed)
 //! GET  /                 pending queue          GET /queue/rows       its rows, for live updates
 //! GET  /calls/{id}       one call               POST /calls/{id}/decide   approve | reject
 //!                                               POST /calls/{id}/reveal   one masked field (audited)
@@ -35,6 +35,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
+        .route(
+            "/set-password/{token}",
+            get(login::set_password_form)
+                .post(login::set_password)
+                .layer(axum::middleware::map_response(super::review::no_referrer)),
+        )
         .route("/", get(queue::page))
         .route("/queue/rows", get(queue::fragment))
         .route("/calls/{id}", get(call::page))

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::notify::links::LinkSlot;
-use crate::store::{ClaimedMail, MailRow, StoredMail};
+use crate::store::{ClaimedMail, MailPurpose, MailRow, StoredMail};
 use crate::web::page::{Chrome, PageError, PageResult, linkify};
 use crate::web::session::SignedIn;
 
@@ -77,7 +77,7 @@ pub async fn show(
         mail.subject = shown.subject;
         shown.body
     } else {
-        let link_slot = stored.link_slot.clone();
+        let (link_slot, purpose) = (stored.link_slot.clone(), stored.purpose);
         let mut shown = as_sent(
             &app,
             StoredMail {
@@ -87,12 +87,21 @@ pub async fn show(
         )
         .await?;
         if let Some(slot) = link_slot {
-            shown.body = crate::notify::links::blank(
-                &shown.body,
-                &app.config.server.public_url,
-                &LinkSlot::from_stored(slot),
-                "[a decision link for the recipient only]",
-            );
+            let (slot, base) = (LinkSlot::from_stored(slot), &app.config.server.public_url);
+            shown.body = match purpose {
+                Some(MailPurpose::Password) => crate::notify::password::blank(
+                    &shown.body,
+                    base,
+                    &slot,
+                    "[a set-password link for the recipient only]",
+                ),
+                _ => crate::notify::links::blank(
+                    &shown.body,
+                    base,
+                    &slot,
+                    "[a decision link for the recipient only]",
+                ),
+            };
         }
         mail.subject = shown.subject;
         shown.body

@@ -181,6 +181,11 @@ async fn toggle(app: &AppState, signed: &SignedIn, id: &str, disabled: bool) -> 
     Ok(Redirect::to("/users").into_response())
 }
 
+/// An admin's reset of a user's password: the old one stops working (with the user's sessions
+/// and API tokens), and the user is emailed a one-time link to set a new one. The admin never
+/// sees a password, so resetting others cannot hand an admin their sign-ins (a quorum of
+/// approvers stays a quorum of people). Without an SMTP server the link could reach nobody, so
+/// the page says to use `airlock user password` on the server instead.
 pub async fn reset_password(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -192,16 +197,48 @@ pub async fn reset_password(
         .iter()
         .find(|u| u.id == id)
         .ok_or_else(|| PageError::not_found("There is no such user."))?;
-    let (password, hash) = new_password(&app).await?;
-    app.store.set_password_hash(&id, &hash).await?;
-    tracing::info!(admin = %signed.user.email, user = %user.email, "password reset");
+    let sends = app
+        .config
+        .email
+        .as_ref()
+        .is_some_and(|e| e.smtp_url.is_some());
+    if !sends {
+        let notice = (
+            "error",
+            format!(
+                "Airlock sends no email here ([email] smtp_url is not set), so it cannot send {} a link to set a password. On the server: airlock user password {}",
+                user.email, user.email
+            ),
+        );
+        return render(&app, &signed, None, Some(notice)).await;
+    }
+    let mail = crate::notify::password::reset_mail(
+        &user.email,
+        &signed.user.email,
+        &app.config.server.public_url,
+    )
+    .map_err(|e| {
+        tracing::error!(error = %crate::telemetry::error_chain(&e), "cannot make a password email");
+        PageError::unavailable("The email cannot be made right now; try again.")
+    })?;
+    app.store.reset_password(&id, &mail).await?;
+    app.approvals.mail_queued.notify_one();
+    tracing::info!(admin = %signed.user.email, user = %user.email, "password reset; link emailed");
+    let detail = format!("{}; a set-password link was emailed", user.email);
     crate::audit::record(
         &app.store,
         "password_reset",
         &signed.user.email,
         "dashboard",
-        Some(&user.email),
+        Some(&detail),
     )
     .await?;
-    render(&app, &signed, Some((user.email.clone(), password)), None).await
+    let notice = (
+        "ok",
+        format!(
+            "{} was emailed a link to set a new password (it works once, for 24 hours). Their old password, browser sessions and API tokens no longer work.",
+            user.email
+        ),
+    );
+    render(&app, &signed, None, Some(notice)).await
 }
