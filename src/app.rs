@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -276,22 +275,21 @@ impl Application {
         }
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let app = router(state.clone());
-        let serve = axum::serve(
-            listener.tap_io(no_delay),
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let limits = crate::serve::Limits {
+            max_connections: state.config.server.max_connections,
+            header_timeout: Duration::from_secs(state.config.server.header_timeout),
+        };
+        let serve = crate::serve::serve(listener, app, limits, shutdown.clone());
         let grace = async {
             shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
-        let served = tokio::select! {
-            served = serve => served,
+        tokio::select! {
+            () = serve => {}
             () = grace => {
                 tracing::warn!("requests still open after the grace period; stopping anyway");
-                Ok(())
             }
-        };
+        }
         state.sessions.close_all();
         upstream_stop.cancel();
         // Children are killed and HTTP upstream sessions ended by their own tasks; give those a
@@ -306,16 +304,20 @@ impl Application {
             tracing::error!("audit events still unwritten at exit");
         }
         tracing::info!("airlock stopped");
-        served
+        Ok(())
     }
 }
 
-/// Every route of every face.
+/// Every route of every face; request bodies must arrive within `[server] body_timeout`.
 pub fn router(state: AppState) -> Router {
+    let body_timeout = Duration::from_secs(state.config.server.body_timeout);
     Router::new()
         .merge(crate::mcp::router())
         .merge(crate::ops::router())
         .merge(crate::web::router(&state))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            crate::serve::body_deadline(body_timeout, request, next)
+        }))
         .with_state(state)
 }
 
@@ -399,16 +401,6 @@ fn policy_event(kind: &str, upstream: &str, detail: String) -> crate::audit::Ent
         upstream: Some(upstream.to_owned()),
         detail: Some(detail),
         ..crate::audit::Entry::now(kind, "system", "file")
-    }
-}
-
-/// Turns Nagle's algorithm off on an accepted connection. Replies stream as SSE, one small write
-/// per event (progress, related requests, then the response); with Nagle on, each write after the
-/// first waits for the agent to acknowledge the previous one, which an agent keeping its connection
-/// alive delays by up to 40 ms (`benches/proxy.rs` measured +43 ms a call on a server without it).
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(error) = tcp.set_nodelay(true) {
-        tracing::debug!(%error, "cannot set TCP_NODELAY; replies may be delayed");
     }
 }
 

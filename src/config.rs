@@ -84,6 +84,12 @@ pub struct ServerConfig {
     /// answers only ready or not (no component detail). Unset: both are open, as before.
     pub ops_token_sha256: Option<String>,
     pub max_body_bytes: usize,
+    /// Connections served at once; more wait until one closes.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers before its connection is closed.
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body once Airlock starts reading it.
+    pub body_timeout: u64,
     /// A downstream session with no request, call or open stream for this long is closed.
     pub session_idle_timeout: u64,
     /// How many MCP sessions one agent may hold open (each may own an upstream child).
@@ -105,6 +111,9 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             ops_token_sha256: None,
             max_body_bytes: 4 * 1024 * 1024,
+            max_connections: 4096,
+            header_timeout: 10,
+            body_timeout: 30,
             session_idle_timeout: 1800,
             max_sessions_per_agent: 100,
             instance_id: None,
@@ -285,6 +294,9 @@ pub enum Isolation {
     Shared,
     /// One child per downstream session, for stateful servers.
     Session,
+    /// One child per agent, shared by that agent's sessions: agents never share a process, so
+    /// one agent's notifications, server requests and server-side state never reach another.
+    Agent,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -472,6 +484,15 @@ impl Config {
                 ));
             }
         }
+        if self.server.max_connections == 0
+            || self.server.header_timeout == 0
+            || self.server.body_timeout == 0
+        {
+            return Err(invalid(
+                "server",
+                "max_connections, header_timeout and body_timeout must be more than 0".to_owned(),
+            ));
+        }
         if self.server.max_body_bytes == 0 {
             return Err(invalid(
                 "server.max_body_bytes",
@@ -588,7 +609,10 @@ impl Config {
                             "must be an http:// or https:// URL".to_owned(),
                         ));
                     }
-                    if upstream.isolation == Some(Isolation::Shared) {
+                    if matches!(
+                        upstream.isolation,
+                        Some(Isolation::Shared | Isolation::Agent)
+                    ) {
                         return Err(invalid(
                             &key("isolation"),
                             "HTTP upstreams always get one upstream session per downstream session"

@@ -16,6 +16,7 @@ pub mod ops;
 pub mod policy;
 pub mod redact;
 pub mod secrets;
+pub mod serve;
 pub mod store;
 pub mod telemetry;
 pub mod upstream;

@@ -71,6 +71,9 @@ async fn readyz(State(app): State<AppState>, headers: HeaderMap) -> impl IntoRes
                 ready = false;
                 "stopped".to_owned()
             }
+            None if upstream.isolation() == crate::config::Isolation::Agent => {
+                "connects per agent".to_owned()
+            }
             None => "connects per session".to_owned(),
         };
         let policy = match upstream.policy.status() {

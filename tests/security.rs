@@ -1287,3 +1287,195 @@ fn a_password_for_plain_smtp_to_another_host_stops_start_up() {
         assert!(!said.contains("hunter2"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_cannot_hold_the_listener_open() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = TestApp::spawn_with(Setup {
+        extra_toml: "max_connections = 3\nheader_timeout = 1\nbody_timeout = 1\n".to_owned(),
+        ..Setup::default()
+    })
+    .await;
+    // Three clients that send half a request head and then nothing take every connection.
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut tcp = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connect");
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .expect("half a head");
+        slow.push(tcp);
+    }
+    // A fourth client waits for a free connection ...
+    let url = app.url("/healthz");
+    let fourth = tokio::spawn(async move {
+        let status = reqwest::get(url).await.expect("GET /healthz").status();
+        (status, std::time::Instant::now())
+    });
+    // ... which comes when the header timeout cuts the slow ones off.
+    let mut closed = Vec::new();
+    for mut tcp in slow {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(common::WAIT, tcp.read(&mut buf))
+            .await
+            .expect("the connection is closed in time");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "the server closed it: {read:?}"
+        );
+        closed.push(std::time::Instant::now());
+    }
+    let (status, served) = fourth.await.expect("the fourth client");
+    assert_eq!(status, 200);
+    let first_closed = closed.iter().min().copied().expect("three closed");
+    assert!(
+        served >= first_closed,
+        "served only once a connection was free"
+    );
+    // A body trickled byte by byte is cut off too, and the request fails.
+    let mut tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /mcp/telegram HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{",
+        app.addr, app.token
+    );
+    tcp.write_all(head.as_bytes()).await.expect("the head");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(common::WAIT, tcp.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(started.elapsed() < common::WAIT, "cut off, not waited out");
+}
+
+/// A stdio MCP server (Python) whose `note` tool logs its text as a notification not tied to any
+/// request (as servers log), then answers.
+const LOGGING_SERVER: &str = r#"
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg or "method" not in msg:
+        continue
+    if msg["method"] == "initialize":
+        result = {"protocolVersion": msg["params"]["protocolVersion"],
+                  "capabilities": {"tools": {}, "logging": {}},
+                  "serverInfo": {"name": "logging", "version": "1"}}
+    elif msg["method"] == "tools/list":
+        result = {"tools": [{"name": "note", "inputSchema": {"type": "object"}}]}
+    else:
+        text = msg["params"]["arguments"]["text"]
+        note = {"jsonrpc": "2.0", "method": "notifications/message",
+                "params": {"level": "info", "data": text}}
+        print(json.dumps(note), flush=True)
+        result = {"content": [{"type": "text", "text": "noted"}]}
+    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
+"#;
+
+/// What agent B's GET stream received before B's own note arrived on it, when agent A logs a
+/// secret first, on an upstream with this `isolation`.
+async fn seen_by_another_agent(isolation: airlock::config::Isolation) -> String {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let script = dir.path().join("logging.py");
+    std::fs::write(&script, LOGGING_SERVER).expect("write the server");
+    let policy = dir.path().join("logging.json");
+    std::fs::write(&policy, r#"{"version": "1", "default": "allow"}"#).expect("write the policy");
+    let app = TestApp::spawn_with(Setup {
+        upstreams: vec![airlock::config::UpstreamConfig {
+            name: "logging".to_owned(),
+            command: Some(vec!["python3".to_owned(), script.display().to_string()]),
+            env: Default::default(),
+            url: None,
+            headers: Default::default(),
+            policy: Some(policy),
+            isolation: Some(isolation),
+        }],
+        ..Setup::default()
+    })
+    .await;
+    let b_token = airlock::secrets::generate_token().expect("randomness");
+    app.store
+        .add_agent_token("agent-b", &airlock::secrets::sha256_hex(b_token.as_bytes()))
+        .await
+        .expect("agent b");
+    let http = reqwest::Client::new();
+    let url = app.mcp_url("logging");
+    let open = |token: String| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"}}});
+            let r = http
+                .post(&url)
+                .bearer_auth(&token)
+                .header("accept", "application/json, text/event-stream")
+                .json(&init)
+                .send()
+                .await
+                .expect("initialize");
+            let session = r.headers()["mcp-session-id"]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            let _ = r.text().await;
+            (token, session)
+        }
+    };
+    let note = |(token, session): (String, String), text: &'static str| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "note", "arguments": {"text": text}}});
+            http.post(&url)
+                .bearer_auth(&token)
+                .header("accept", "application/json")
+                .header("mcp-session-id", &session)
+                .header("mcp-protocol-version", "2025-06-18")
+                .json(&call)
+                .send()
+                .await
+                .expect("tools/call")
+                .text()
+                .await
+                .expect("an answer")
+        }
+    };
+    let a = open(app.token.clone()).await;
+    let b = open(b_token).await;
+    let mut stream = http
+        .get(&url)
+        .bearer_auth(&b.0)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &b.1)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .expect("B's GET stream");
+    assert_eq!(stream.status(), 200);
+    assert!(note(a.clone(), "secret-of-agent-a").await.contains("noted"));
+    // B's own note reaches B's stream; whatever came before it is what B could see of A's.
+    assert!(note(b.clone(), "from-agent-b").await.contains("noted"));
+    let mut seen = String::new();
+    while !seen.contains("from-agent-b") {
+        let chunk = tokio::time::timeout(common::WAIT, stream.chunk())
+            .await
+            .expect("B's stream in time")
+            .expect("a chunk")
+            .expect("the stream is open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_agents_log_lines_reach_another_only_when_they_share_a_child() {
+    // Shared (the default): one process for everyone, and its log lines go to every session.
+    let shared = seen_by_another_agent(airlock::config::Isolation::Shared).await;
+    assert!(shared.contains("secret-of-agent-a"), "{shared}");
+    // One child per agent: agent B never sees agent A's.
+    let apart = seen_by_another_agent(airlock::config::Isolation::Agent).await;
+    assert!(!apart.contains("secret-of-agent-a"), "{apart}");
+}

@@ -274,6 +274,8 @@ async fn initialize(
     let version = negotiate_version(requested);
     let (conn, owns_conn) = if upstream.shares_service_connection() {
         (upstream.service().clone(), false)
+    } else if let Some(conn) = upstream.agent_connection(&agent.name) {
+        (conn, false)
     } else {
         let params = msg.get("params").cloned().unwrap_or_else(|| json!({}));
         (upstream.open_session_connection(params), true)
@@ -468,7 +470,7 @@ async fn stateless(
     msg: Value,
     as_sse: bool,
 ) -> Response {
-    let conn = upstream.service().clone();
+    let conn = upstream.stateless_connection(&agent.name);
     match jsonrpc::classify(&msg) {
         Ok(Kind::Request {
             id,

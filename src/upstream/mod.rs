@@ -4,8 +4,14 @@
 //! Each upstream has one *service connection* that Airlock initializes itself: for a stdio upstream
 //! with `isolation = "shared"` (the default) it is the one child every handshake-era session uses;
 //! otherwise it serves only 2026-07-28 (stateless) clients and is opened on first use. With
-//! `isolation = "session"`, and for every HTTP upstream, each downstream session gets its own
-//! connection, initialized with that client's own `initialize` params.
+//! `isolation = "agent"` each agent gets a child of its own, initialized by Airlock, which all its
+//! sessions and its 2026-07-28 requests share. With `isolation = "session"`, and for every HTTP
+//! upstream, each downstream session gets its own connection, initialized with that client's own
+//! `initialize` params.
+//!
+//! Which keeps agents apart: `shared` does not (one process for all: a notification not tied to a
+//! request, such as a log line or a resource update, goes to every agent's sessions, and whatever
+//! state the server keeps is common); `agent` and `session` do.
 
 pub mod catalogue;
 mod connection;
@@ -54,6 +60,8 @@ pub struct Upstream {
     isolation: Isolation,
     http_client: reqwest::Client,
     service: OnceLock<Connection>,
+    /// With `isolation = "agent"`: each agent's own child, by agent name.
+    per_agent: std::sync::Mutex<std::collections::HashMap<String, Connection>>,
     shutdown: CancellationToken,
 }
 
@@ -88,6 +96,7 @@ impl Upstream {
             isolation,
             http_client,
             service: OnceLock::new(),
+            per_agent: std::sync::Mutex::default(),
             shutdown,
         });
         if upstream.shares_service_connection() {
@@ -99,6 +108,38 @@ impl Upstream {
     /// Whether handshake-era sessions share the service connection.
     pub fn shares_service_connection(&self) -> bool {
         self.isolation == Isolation::Shared
+    }
+
+    /// How downstream sessions map onto this upstream's connections.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// With `isolation = "agent"`, `agent`'s own connection (opened on first use, kept until
+    /// Airlock stops); `None` otherwise.
+    pub fn agent_connection(&self, agent: &str) -> Option<Connection> {
+        if self.isolation != Isolation::Agent {
+            return None;
+        }
+        let mut per_agent = self
+            .per_agent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(
+            per_agent
+                .entry(agent.to_owned())
+                .or_insert_with(|| {
+                    self.open(airlock_initialize_params(true), self.shutdown.child_token())
+                })
+                .clone(),
+        )
+    }
+
+    /// The connection a 2026-07-28 request of `agent` goes over: the agent's own with
+    /// `isolation = "agent"`, else the service connection.
+    pub fn stateless_connection(&self, agent: &str) -> Connection {
+        self.agent_connection(agent)
+            .unwrap_or_else(|| self.service().clone())
     }
 
     /// The connection Airlock holds itself (see the module docs), opened on first use.

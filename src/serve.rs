@@ -1,0 +1,175 @@
+//! The HTTP listener: what `axum::serve` does, plus the limits a server on a network needs
+//! against clients that hold connections open (slowloris):
+//!
+//! - at most `[server] max_connections` connections at once; past that, new ones wait in the
+//!   kernel's backlog until one closes (they are not accepted, so they cost nothing here);
+//! - a request's headers must arrive within `[server] header_timeout` seconds, or the connection
+//!   is closed (hyper's header read timeout, which needs the timer this module gives it);
+//! - a request's body must arrive within `[server] body_timeout` seconds of the handler starting
+//!   to read it ([`body_deadline`]), or reading it fails (the handler answers 400/413 as for a
+//!   broken body).
+//!
+//! Every connection gets `TCP_NODELAY` (see [`no_delay`]) and its peer's address as
+//! [`ConnectInfo`] (sign-in throttling). On shutdown the listener stops accepting, every
+//! connection is asked to finish its requests and close, and [`serve`] returns once all have.
+
+use std::future::Future as _;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, HttpBody};
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+/// The listener's limits (`[server]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+}
+
+/// Serves `app` on `listener` until `stop`, then lets open connections finish.
+pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let closing = CancellationToken::new();
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = stop.cancelled() => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        no_delay(&tcp);
+        let app = app.clone();
+        let service =
+            tower::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                app.clone().oneshot(request.map(Body::new))
+            });
+        let closing = closing.clone();
+        tokio::spawn(async move {
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout);
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(tcp),
+                TowerToHyperService::new(service),
+            );
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::trace!(%error, "connection ended with an error");
+                    }
+                }
+                () = closing.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    if let Err(error) = connection.await {
+                        tracing::trace!(%error, "connection ended with an error");
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    closing.cancel();
+    // Every connection holds a permit until it ends: having them all back means all ended.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = permits.acquire_many(all).await;
+}
+
+/// Turns Nagle's algorithm off on an accepted connection. Replies stream as SSE, one small write
+/// per event (progress, related requests, then the response); with Nagle on, each write after the
+/// first waits for the agent to acknowledge the previous one, which an agent keeping its connection
+/// alive delays by up to 40 ms (`benches/proxy.rs` measured +43 ms a call on a server without it).
+fn no_delay(tcp: &tokio::net::TcpStream) {
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY; replies may be delayed");
+    }
+}
+
+/// Middleware: the request's body fails (as a broken body does) if it has not fully arrived
+/// `timeout` after the handler began to read it, so a client trickling a body cannot hold a
+/// handler (and its connection) for ever.
+pub async fn body_deadline(timeout: Duration, request: Request, next: Next) -> Response {
+    let request = request.map(|body| Body::new(Deadline::new(body, timeout)));
+    next.run(request).await
+}
+
+/// A body with a deadline, which starts with its first poll.
+struct Deadline {
+    inner: Body,
+    timeout: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Deadline {
+    fn new(inner: Body, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            sleep: None,
+        }
+    }
+}
+
+/// The error of a body that did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+struct TooSlow(Duration);
+
+impl HttpBody for Deadline {
+    type Data = bytes::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let timeout = self.timeout;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(Box::new(TooSlow(timeout)))));
+        }
+        Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map(|frame| frame.map(|frame| frame.map_err(axum::BoxError::from)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
