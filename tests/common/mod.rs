@@ -223,6 +223,8 @@ pub struct Setup {
     pub isolation: Option<airlock::config::Isolation>,
     /// A database shared with other instances (its URL); by default each app gets its own.
     pub database: Option<String>,
+    /// More `[database]` keys (the harness writes that section's `url`).
+    pub database_toml: String,
 }
 
 impl Setup {
@@ -240,6 +242,7 @@ impl Default for Setup {
             upstreams: Vec::new(),
             isolation: None,
             database: None,
+            database_toml: String::new(),
         }
     }
 }
@@ -282,8 +285,8 @@ impl TestApp {
             None => TestDatabase::new(dir.path()).await,
         };
         let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[database]\nurl = \"{}\"\n",
-            setup.extra_toml, db.url
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[database]\nurl = \"{}\"\n{}\n",
+            setup.extra_toml, db.url, setup.database_toml
         );
         let config_path = dir.path().join("airlock.toml");
         std::fs::write(&config_path, &toml).expect("write the config");
