@@ -86,7 +86,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Connections served at once; more wait until one closes.
     pub max_connections: usize,
-    /// Seconds a client has to send a request's headers before its connection is closed.
+    /// Seconds a client has to send a request's headers before its connection is closed (also how
+    /// long a kept-alive connection may sit idle between requests: hyper times both alike).
     pub header_timeout: u64,
     /// Seconds a client has to send a request's body once Airlock starts reading it.
     pub body_timeout: u64,
@@ -112,7 +113,7 @@ impl Default for ServerConfig {
             ops_token_sha256: None,
             max_body_bytes: 4 * 1024 * 1024,
             max_connections: 4096,
-            header_timeout: 10,
+            header_timeout: 60,
             body_timeout: 30,
             session_idle_timeout: 1800,
             max_sessions_per_agent: 100,

@@ -4,7 +4,10 @@
 //! - at most `[server] max_connections` connections at once; past that, new ones wait in the
 //!   kernel's backlog until one closes (they are not accepted, so they cost nothing here);
 //! - a request's headers must arrive within `[server] header_timeout` seconds, or the connection
-//!   is closed (hyper's header read timeout, which needs the timer this module gives it);
+//!   is closed (hyper's header read timeout, which needs the timer this module gives it). Hyper
+//!   starts that clock when it waits for a request, so a kept-alive connection idle that long is
+//!   closed too: the default (60 s, as nginx's) stays above what clients' pools commonly keep;
+//!   a much lower one makes clients that reuse an idle connection race its closing;
 //! - a request's body must arrive within `[server] body_timeout` seconds of the handler starting
 //!   to read it ([`body_deadline`]), or reading it fails (the handler answers 400/413 as for a
 //!   broken body).
