@@ -35,6 +35,12 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
+/// The most a connection's read buffer grows to. Bodies stream through it, so any size passes;
+/// without a bound hyper keeps a buffer as large as the largest read for the connection's whole
+/// life, and a parked call's connection lives for minutes (100 parked 200 KiB calls held 80 MB).
+/// Request heads must fit in it.
+const READ_BUFFER: usize = 64 * 1024;
+
 /// The listener's limits (`[server]`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -79,7 +85,8 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Can
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(READ_BUFFER);
             let connection = builder.serve_connection_with_upgrades(
                 TokioIo::new(tcp),
                 TowerToHyperService::new(service),
