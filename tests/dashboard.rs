@@ -758,37 +758,15 @@ async fn the_tools_page_shows_each_tool_with_its_rule_and_risk() {
 #[tokio::test]
 async fn history_filters_pages_by_keyset_and_exports_what_it_shows() {
     let app = TestApp::spawn().await;
-    let now = time::OffsetDateTime::now_utc();
     for i in 0..120 {
         let agent = if i % 3 == 0 { "ci-bot" } else { "claude" };
+        let tool = if i % 2 == 0 {
+            "send_message"
+        } else {
+            "export_session"
+        };
         let args = format!("{{\"chat_id\": {i}, \"text\": \"message number {i}\"}}");
-        let id = uuid::Uuid::now_v7().to_string();
-        app.store
-            .insert_call(
-                &airlock::store::NewCall {
-                    id: &id,
-                    upstream: "telegram",
-                    tool: if i % 2 == 0 {
-                        "send_message"
-                    } else {
-                        "export_session"
-                    },
-                    agent,
-                    agent_session: "0123456789abcdef",
-                    instance_id: "elsewhere",
-                    args_json: &args,
-                    args_shown: &args,
-                    args_sha256: &airlock::secrets::sha256_hex(args.as_bytes()),
-                    rule_json: "{}",
-                    approvals_needed: 1,
-                    created_at: now,
-                    expires_at: now + time::Duration::minutes(10),
-                },
-                &[],
-                None,
-            )
-            .await
-            .expect("insert a call");
+        app.store_waiting_call(agent, tool, &args).await;
     }
     let mut browser = app.signed_in("alice@example.org", "viewer").await;
     let mut seen = 0;

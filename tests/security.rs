@@ -388,18 +388,7 @@ fn forged_link(key: &str, call: &str, reviewer: &str, digest: &str) -> String {
 
 #[tokio::test]
 async fn nothing_a_reader_of_the_database_finds_approves_a_parked_call() {
-    let sink = common::smtp::SmtpSink::start().await;
-    let app = TestApp::spawn_with(Setup {
-        policy: r#"{"version": "1", "default": "deny", "tools": {"export_session":
-            {"action": "require_approval", "notify": ["alice@example.org"]}}}"#
-            .to_owned(),
-        extra_toml: format!(
-            "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\n",
-            sink.url()
-        ),
-        ..Setup::default()
-    })
-    .await;
+    let (app, sink) = reviewed_by_alice().await;
     let alice = app.reviewer("alice@example.org", "approver").await;
     let _signed_in = app.signed_in("bob@example.org", "approver").await;
     let agent = app.agent().await;
@@ -556,17 +545,8 @@ async fn stateless_export(app: &TestApp, id: u32, arguments: serde_json::Value) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_megabyte_calls_park_nothing_and_mail_nobody() {
-    let sink = common::smtp::SmtpSink::start().await;
-    let app = std::sync::Arc::new(
-        TestApp::spawn_with(Setup {
-            extra_toml: format!(
-                "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\nto = [\"ops@example.org\"]\n",
-                sink.url()
-            ),
-            ..Setup::default()
-        })
-        .await,
-    );
+    let (app, sink) = emailing("to = [\"ops@example.org\"]\n", Setup::default()).await;
+    let app = std::sync::Arc::new(app);
     let megabyte = "A".repeat(1024 * 1024);
     let mut calls = Vec::new();
     for id in 0..100 {
@@ -595,15 +575,11 @@ async fn a_hundred_concurrent_megabyte_calls_park_nothing_and_mail_nobody() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_parking_calls_in_a_loop_is_stopped_at_its_limit_and_reviewers_get_one_digest() {
-    let sink = common::smtp::SmtpSink::start().await;
-    let app = TestApp::spawn_with(Setup {
-        extra_toml: format!(
-            "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\nto = [\"ops@example.org\"]\n\
-             notify_every = 2\n[approval]\nmax_pending_per_agent = 20\nmax_pending = 22\n",
-            sink.url()
-        ),
-        ..Setup::default()
-    })
+    let (app, sink) = emailing(
+        "to = [\"ops@example.org\"]\nnotify_every = 2\n\
+         [approval]\nmax_pending_per_agent = 20\nmax_pending = 22\n",
+        Setup::default(),
+    )
     .await;
     let agent = app.agent().await;
     let mut calls: Vec<_> = (0..25)
@@ -695,32 +671,9 @@ async fn an_agent_parking_calls_in_a_loop_is_stopped_at_its_limit_and_reviewers_
 #[tokio::test]
 async fn the_queue_page_pages_through_every_waiting_call() {
     let app = TestApp::spawn().await;
-    let now = time::OffsetDateTime::now_utc();
     for i in 0..130 {
-        let id = uuid::Uuid::now_v7().to_string();
-        let args = format!("{{\"n\": {i}}}");
-        app.store
-            .insert_call(
-                &airlock::store::NewCall {
-                    id: &id,
-                    upstream: "telegram",
-                    tool: "export_session",
-                    agent: "claude",
-                    agent_session: "0123456789abcdef",
-                    instance_id: "elsewhere",
-                    args_json: &args,
-                    args_shown: &args,
-                    args_sha256: &airlock::secrets::sha256_hex(args.as_bytes()),
-                    rule_json: "{}",
-                    approvals_needed: 1,
-                    created_at: now,
-                    expires_at: now + time::Duration::minutes(10),
-                },
-                &[],
-                None,
-            )
-            .await
-            .expect("insert a call");
+        app.store_waiting_call("claude", "export_session", &format!("{{\"n\": {i}}}"))
+            .await;
     }
     let mut browser = app.signed_in("vera@example.org", "viewer").await;
     let first = browser.get("/").await;
@@ -741,22 +694,36 @@ async fn the_queue_page_pages_through_every_waiting_call() {
     assert_eq!(live.body.matches("data-call-id=").count(), 30);
 }
 
-/// An app whose `export_session` waits for alice (approver, who is emailed about every call)
-/// with an SMTP sink.
-async fn reviewed_by_alice() -> (TestApp, common::smtp::SmtpSink) {
+/// An app that sends email to an SMTP sink: `[email]` with the sink's URL, a sender and
+/// `email_toml` (more keys of that section, then other sections), on top of `setup`.
+async fn emailing(email_toml: &str, setup: Setup) -> (TestApp, common::smtp::SmtpSink) {
     let sink = common::smtp::SmtpSink::start().await;
+    let extra_toml = format!(
+        "{}[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\n{email_toml}",
+        setup.extra_toml,
+        sink.url()
+    );
     let app = TestApp::spawn_with(Setup {
-        policy: r#"{"version": "1", "default": "deny", "tools": {"export_session":
-            {"action": "require_approval", "notify": ["alice@example.org"]}}}"#
-            .to_owned(),
-        extra_toml: format!(
-            "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\nnotify_every = 0\n",
-            sink.url()
-        ),
-        ..Setup::default()
+        extra_toml,
+        ..setup
     })
     .await;
     (app, sink)
+}
+
+/// An app whose `export_session` waits for alice (approver, who is emailed about every call)
+/// with an SMTP sink.
+async fn reviewed_by_alice() -> (TestApp, common::smtp::SmtpSink) {
+    let policy = r#"{"version": "1", "default": "deny", "tools": {"export_session":
+        {"action": "require_approval", "notify": ["alice@example.org"]}}}"#;
+    emailing(
+        "notify_every = 0\n",
+        Setup {
+            policy: policy.to_owned(),
+            ..Setup::default()
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -1072,15 +1039,7 @@ async fn an_upstream_error_quoting_a_configured_secret_is_masked_in_the_audit_lo
 
 #[tokio::test]
 async fn an_admin_resetting_a_password_gets_no_sign_in_and_the_user_a_one_time_link() {
-    let sink = common::smtp::SmtpSink::start().await;
-    let app = TestApp::spawn_with(Setup {
-        extra_toml: format!(
-            "[email]\nsmtp_url = \"{}\"\nfrom = \"airlock@example.org\"\n",
-            sink.url()
-        ),
-        ..Setup::default()
-    })
-    .await;
+    let (app, sink) = emailing("", Setup::default()).await;
     let mut admin = app.signed_in("root@example.org", "admin").await;
     let carol_password = app
         .user_with_password("carol@example.org", "approver")

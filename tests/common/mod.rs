@@ -444,6 +444,36 @@ impl TestApp {
         id
     }
 
+    /// A pending call stored behind the app's back (as another instance would), waiting 10 min;
+    /// returns its id.
+    pub async fn store_waiting_call(&self, agent: &str, tool: &str, args_json: &str) -> String {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = time::OffsetDateTime::now_utc();
+        self.store
+            .insert_call(
+                &airlock::store::NewCall {
+                    id: &id,
+                    upstream: "telegram",
+                    tool,
+                    agent,
+                    agent_session: "0123456789abcdef",
+                    instance_id: "elsewhere",
+                    args_json,
+                    args_shown: args_json,
+                    args_sha256: &airlock::secrets::sha256_hex(args_json.as_bytes()),
+                    rule_json: "{}",
+                    approvals_needed: 1,
+                    created_at: now,
+                    expires_at: now + time::Duration::minutes(10),
+                },
+                &[],
+                None,
+            )
+            .await
+            .expect("insert a call");
+        id
+    }
+
     /// A new user with this role.
     pub async fn new_user(&self, email: &str, role: &str) -> airlock::store::User {
         let role = airlock::store::Role::parse(role).expect("a known role");

@@ -92,20 +92,30 @@ struct Shown {
 }
 
 fn page(app: &AppState, shown: Shown, status: StatusCode) -> PageResult {
+    with_form_token(app, |csrf| {
+        (
+            status,
+            LoginPage {
+                csrf,
+                next: shown.next,
+                email: shown.email,
+                error: shown.error,
+                notice: shown.notice,
+            },
+        )
+    })
+}
+
+/// A page with a form that has no session yet (sign-in, set-password): `render` gets a fresh
+/// double-submit token for its form, and the response sets the same token as a cookie.
+fn with_form_token<R: IntoResponse>(
+    app: &AppState,
+    render: impl FnOnce(String) -> R,
+) -> PageResult {
     let csrf =
         secrets::generate_session_id().map_err(|_| PageError::bad_request("no randomness"))?;
     let cookies = Cookies::of(app);
-    let mut response = (
-        status,
-        LoginPage {
-            csrf: csrf.clone(),
-            next: shown.next,
-            email: shown.email,
-            error: shown.error,
-            notice: shown.notice,
-        },
-    )
-        .into_response();
+    let mut response = render(csrf.clone()).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
         cookies.set(cookies.login_name(), &csrf, 3600),
@@ -290,24 +300,17 @@ fn set_password_page(
     error: Option<String>,
     status: StatusCode,
 ) -> PageResult {
-    let csrf =
-        secrets::generate_session_id().map_err(|_| PageError::bad_request("no randomness"))?;
-    let cookies = Cookies::of(app);
-    let mut response = (
-        status,
-        SetPasswordPage {
-            csrf: csrf.clone(),
-            token,
-            email,
-            error,
-        },
-    )
-        .into_response();
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        cookies.set(cookies.login_name(), &csrf, 3600),
-    );
-    Ok(response)
+    with_form_token(app, |csrf| {
+        (
+            status,
+            SetPasswordPage {
+                csrf,
+                token,
+                email,
+                error,
+            },
+        )
+    })
 }
 
 const DEAD_LINK: &str = "This link does not work: it was used, has expired, or a newer one was sent. Ask an admin for a new one.";
