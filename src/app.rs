@@ -173,14 +173,6 @@ impl Application {
         ));
         // Before serving: what an earlier run left waiting can never be delivered now.
         approvals.start().await?;
-        // Messages an older version queued with live review links in them lose those links.
-        let scrubbed = store.scrub_old_outbox_links().await?;
-        if scrubbed > 0 {
-            tracing::info!(
-                messages = scrubbed,
-                "old review links removed from the outbox"
-            );
-        }
         // The policies this run starts with, ahead of anything they decide.
         let loaded: Vec<_> = upstreams
             .values()
@@ -277,6 +269,8 @@ impl Application {
         let app = router(state.clone());
         let limits = crate::serve::Limits {
             max_connections: state.config.server.max_connections,
+            max_connections_per_client: state.config.server.max_connections_per_client,
+            trusted_proxies: state.config.server.trusted_proxies.clone(),
             header_timeout: Duration::from_secs(state.config.server.header_timeout),
         };
         let serve = crate::serve::serve(listener, app, limits, shutdown.clone());
@@ -313,7 +307,12 @@ pub fn router(state: AppState) -> Router {
     let body_timeout = Duration::from_secs(state.config.server.body_timeout);
     Router::new()
         .merge(crate::mcp::router())
-        .merge(crate::ops::router())
+        .merge(
+            crate::ops::router().layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::web::own_host,
+            )),
+        )
         .merge(crate::web::router(&state))
         .layer(axum::middleware::from_fn(move |request, next| {
             crate::serve::body_deadline(body_timeout, request, next)

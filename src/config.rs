@@ -86,6 +86,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Connections served at once; more wait until one closes.
     pub max_connections: usize,
+    /// Connections served at once from one client address (a `trusted_proxies` peer excepted);
+    /// more are closed.
+    pub max_connections_per_client: usize,
     /// Seconds a client has to send a request's headers before its connection is closed (also how
     /// long a kept-alive connection may sit idle between requests: hyper times both alike).
     pub header_timeout: u64,
@@ -113,6 +116,7 @@ impl Default for ServerConfig {
             ops_token_sha256: None,
             max_body_bytes: 4 * 1024 * 1024,
             max_connections: 4096,
+            max_connections_per_client: 1024,
             header_timeout: 60,
             body_timeout: 30,
             session_idle_timeout: 1800,
@@ -486,12 +490,15 @@ impl Config {
             }
         }
         if self.server.max_connections == 0
+            || self.server.max_connections_per_client == 0
             || self.server.header_timeout == 0
             || self.server.body_timeout == 0
         {
             return Err(invalid(
                 "server",
-                "max_connections, header_timeout and body_timeout must be more than 0".to_owned(),
+                "max_connections, max_connections_per_client, header_timeout and body_timeout \
+                 must be more than 0"
+                    .to_owned(),
             ));
         }
         if self.server.max_body_bytes == 0 {
@@ -649,6 +656,24 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Settings that load but probably do not do what was meant (`check` prints them, `serve`
+    /// logs them).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let proxied =
+            self.server.listen.ip().is_loopback() && self.server.public_url.starts_with("https://");
+        if proxied && self.server.trusted_proxies.is_empty() {
+            warnings.push(
+                "server.public_url is https and server.listen is loopback, so a proxy is in front, \
+                 but server.trusted_proxies is empty: every client has the proxy's address, and \
+                 login_max_failures_per_client wrong passwords from anyone lock everyone out for \
+                 a while; add the proxy (e.g. trusted_proxies = [\"127.0.0.1\"])"
+                    .to_owned(),
+            );
+        }
+        warnings
     }
 
     pub fn upstream(&self, name: &str) -> Option<&UpstreamConfig> {

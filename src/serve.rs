@@ -2,7 +2,9 @@
 //! against clients that hold connections open (slowloris):
 //!
 //! - at most `[server] max_connections` connections at once; past that, new ones wait in the
-//!   kernel's backlog until one closes (they are not accepted, so they cost nothing here);
+//!   kernel's backlog until one closes (they are not accepted, so they cost nothing here); and at
+//!   most `max_connections_per_client` from one address (a `trusted_proxies` peer excepted), so
+//!   one client cannot take them all: its next ones are closed at once;
 //! - a request's headers must arrive within `[server] header_timeout` seconds, or the connection
 //!   is closed (hyper's header read timeout, which needs the timer this module gives it). Hyper
 //!   starts that clock when it waits for a request, so a kept-alive connection idle that long is
@@ -42,15 +44,65 @@ use tower::ServiceExt as _;
 const READ_BUFFER: usize = 64 * 1024;
 
 /// The listener's limits (`[server]`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    /// Peers not held to the per-client limit (reverse proxies: every client comes through them).
+    pub trusted_proxies: Vec<String>,
     pub header_timeout: Duration,
+}
+
+/// Open connections per peer address.
+#[derive(Default)]
+struct PerClient(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+impl PerClient {
+    fn counts(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::net::IpAddr, usize>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a connection from `ip`, unless it already has `max`.
+    fn enter(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut counts = self.counts();
+        let count = counts.entry(ip).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            ip,
+            counts: self.clone(),
+        })
+    }
+}
+
+/// One counted connection; it leaves the count when dropped.
+struct ClientSlot {
+    ip: std::net::IpAddr,
+    counts: Arc<PerClient>,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.counts();
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Serves `app` on `listener` until `stop`, then lets open connections finish.
 pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: CancellationToken) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client = Arc::new(PerClient::default());
     let closing = CancellationToken::new();
     loop {
         let permit = tokio::select! {
@@ -72,6 +124,21 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Can
             },
             () = stop.cancelled() => break,
         };
+        let exempt = limits
+            .trusted_proxies
+            .iter()
+            .any(|range| crate::web::client::in_range(peer.ip(), range));
+        let client_slot = if exempt {
+            None
+        } else {
+            match per_client.enter(peer.ip(), limits.max_connections_per_client) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::debug!(peer = %peer.ip(), "too many connections from one client; closed");
+                    continue;
+                }
+            }
+        };
         no_delay(&tcp);
         let app = app.clone();
         let service =
@@ -80,12 +147,13 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Can
                 app.clone().oneshot(request.map(Body::new))
             });
         let closing = closing.clone();
+        let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            let mut builder = Builder::new(TokioExecutor::new());
+            let mut builder = Builder::new(TokioExecutor::new()).http1_only();
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
+                .header_read_timeout(header_timeout)
                 .max_buf_size(READ_BUFFER);
             let connection = builder.serve_connection_with_upgrades(
                 TokioIo::new(tcp),
@@ -105,6 +173,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Can
                     }
                 }
             }
+            drop(client_slot);
             drop(permit);
         });
     }

@@ -533,12 +533,15 @@ async fn arguments_edited_in_the_store_after_parking_are_never_forwarded() {
 async fn a_thousand_parked_calls_are_all_decided_and_delivered_to_their_own_requests() {
     const AGENTS: usize = 10;
     const PER_AGENT: usize = 100;
-    // The agents share one token (one agent name): the queue's limits are raised to fit. A
+    // The agents share one token (one agent name) and one address (a thousand connections, each
+    // holding a waiting call): the queue's and the listener's limits are raised to fit. A
     // thousand decisions at once queue for the pool's connections on a shared 2-core machine:
     // they may wait longer than the default 5 s, which is not what this test is about.
     let app = TestApp::spawn_with(Setup {
         policy: policy(r#"{"action": "require_approval"}"#),
-        extra_toml: "[approval]\nmax_pending_per_agent = 1000\nmax_pending = 1000\n".to_owned(),
+        extra_toml: "max_connections_per_client = 2048\n\
+                     [approval]\nmax_pending_per_agent = 1000\nmax_pending = 1000\n"
+            .to_owned(),
         database_toml: "acquire_timeout = 60\n".to_owned(),
         ..Setup::default()
     })

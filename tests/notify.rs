@@ -284,6 +284,7 @@ async fn tampered_expired_and_wrong_digest_links_decide_nothing_and_say_why() {
                     action: airlock::notify::links::LinkAction::Approve,
                     digest: &digest,
                     expires_at,
+                    slot: None,
                 },
             )
             .await

@@ -823,7 +823,7 @@ async fn padding_that_pushes_dangerous_fields_out_of_the_email_leaves_it_without
     );
     assert!(!padded.contains("/review/"), "no decision links: {padded}");
     assert!(
-        padded.contains("no Approve or Reject link: decide on the"),
+        padded.contains("so it has no Approve or\r\nReject link"),
         "{padded}"
     );
     let html = mails
@@ -929,6 +929,23 @@ async fn a_denied_tools_data_cannot_be_had_through_its_prompt_or_a_resource() {
             "no transcript: {answer}"
         );
     }
+    // A URI that could name another resource to an upstream that resolves it is not judged.
+    let sneaky = request_in(
+        &app,
+        &session,
+        "resources/read",
+        json!({"uri": "telegram://account/x/../profile"}),
+    )
+    .await;
+    assert_eq!(sneaky["error"]["code"], -32602, "{sneaky}");
+    let upper = request_in(
+        &app,
+        &session,
+        "resources/read",
+        json!({"uri": "TELEGRAM://ACCOUNT/%70rofile"}),
+    )
+    .await;
+    assert_eq!(upper["error"]["code"], -32003, "the same resource: {upper}");
     // Listings still work, and the refusals are in the audit log.
     let listed = request_in(&app, &session, "prompts/list", json!({})).await;
     assert_eq!(listed["result"]["prompts"][0]["name"], "summarize_chat");
@@ -1256,12 +1273,13 @@ async fn slow_clients_cannot_hold_the_listener_open() {
     })
     .await;
     // Three clients that send half a request head and then nothing take every connection.
+    let opened = std::time::Instant::now();
     let mut slow = Vec::new();
     for _ in 0..3 {
         let mut tcp = tokio::net::TcpStream::connect(app.addr)
             .await
             .expect("connect");
-        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        tcp.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n", app.addr).as_bytes())
             .await
             .expect("half a head");
         slow.push(tcp);
@@ -1272,8 +1290,7 @@ async fn slow_clients_cannot_hold_the_listener_open() {
         let status = reqwest::get(url).await.expect("GET /healthz").status();
         (status, std::time::Instant::now())
     });
-    // ... which comes when the header timeout cuts the slow ones off.
-    let mut closed = Vec::new();
+    // ... which comes when the header timeout (1 s) cuts the slow ones off, and not before.
     for mut tcp in slow {
         let mut buf = [0u8; 64];
         let read = tokio::time::timeout(common::WAIT, tcp.read(&mut buf))
@@ -1283,14 +1300,12 @@ async fn slow_clients_cannot_hold_the_listener_open() {
             matches!(read, Ok(0) | Err(_)),
             "the server closed it: {read:?}"
         );
-        closed.push(std::time::Instant::now());
     }
     let (status, served) = fourth.await.expect("the fourth client");
     assert_eq!(status, 200);
-    let first_closed = closed.iter().min().copied().expect("three closed");
     assert!(
-        served >= first_closed,
-        "served only once a connection was free"
+        served.duration_since(opened) >= std::time::Duration::from_millis(900),
+        "served only once the header timeout freed a connection"
     );
     // A body trickled byte by byte is cut off too, and the request fails.
     let mut tcp = tokio::net::TcpStream::connect(app.addr)
@@ -1437,4 +1452,76 @@ async fn one_agents_log_lines_reach_another_only_when_they_share_a_child() {
     // One child per agent: agent B never sees agent A's.
     let apart = seen_by_another_agent(airlock::config::Isolation::Agent).await;
     assert!(!apart.contains("secret-of-agent-a"), "{apart}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_take_every_connection() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = TestApp::spawn_with(Setup {
+        extra_toml: "max_connections = 8\nmax_connections_per_client = 2\n".to_owned(),
+        ..Setup::default()
+    })
+    .await;
+    // Two idle connections are this client's share; a third is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connect");
+        tcp.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr).as_bytes())
+            .await
+            .expect("a request");
+        let mut buf = [0u8; 256];
+        let n = tcp.read(&mut buf).await.expect("an answer");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        held.push(tcp);
+    }
+    let mut third = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let _ = third
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr).as_bytes())
+        .await;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(common::WAIT, third.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed unanswered: {read:?}"
+    );
+    // Once one of its connections closes, the client gets one again.
+    drop(held.pop());
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let mut tcp = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connect");
+        let _ = tcp
+            .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr).as_bytes())
+            .await;
+        let mut buf = [0u8; 256];
+        if let Ok(n) = tcp.read(&mut buf).await
+            && String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200")
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never served again");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_rebound_page_cannot_read_the_operator_endpoints() {
+    let app = TestApp::spawn().await;
+    for path in ["/metrics", "/readyz", "/healthz"] {
+        let refused = reqwest::Client::new()
+            .get(app.url(path))
+            .header("host", "evil.example.com")
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(refused.status(), 403, "{path}");
+    }
+    assert_eq!(app.readyz().await.0, 200, "its own name is served");
 }

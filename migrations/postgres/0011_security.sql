@@ -7,8 +7,8 @@ CREATE INDEX login_failures_client ON login_failures (client, at);
 -- Review links are random tokens of which only the SHA-256 is stored: nothing in this database
 -- decides a call. The signing key that used to live here (readable by any role that can read the
 -- table) goes, and with it every link it signed; outbox bodies hold placeholders where links go,
--- and tokens are minted when a message is sent (src/notify/links.rs). Bodies stored before this
--- migration are scrubbed of their old links at start-up.
+-- and tokens are minted when a message is sent (src/notify/links.rs). Messages stored before this
+-- migration held live links: their bodies are replaced by a note (their links died with the key).
 CREATE TABLE review_links (
     token_sha256  TEXT COLLATE "C" PRIMARY KEY NOT NULL,
     call_id       TEXT COLLATE "C" NOT NULL REFERENCES tool_calls (id),
@@ -17,12 +17,19 @@ CREATE TABLE review_links (
     args_digest   TEXT NOT NULL,
     expires_at    TEXT COLLATE "C" NOT NULL,
     created_at    TEXT COLLATE "C" NOT NULL,
-    used_at       TEXT COLLATE "C"
+    used_at       TEXT COLLATE "C",
+    slot          TEXT COLLATE "C"      -- the message place it fills (a newer link there replaces it)
 );
 CREATE INDEX review_links_expiry ON review_links (expires_at);
+CREATE INDEX review_links_slot ON review_links (slot);
 
 DROP TABLE used_review_links;
 DROP TABLE server_secrets;
+
+UPDATE outbox SET
+    body = 'This message held review links signed with a key Airlock no longer keeps; they no longer work. Open the call from the dashboard.',
+    html = NULL
+WHERE body LIKE '%/review/%' OR html LIKE '%/review/%';
 
 ALTER TABLE outbox ADD COLUMN link_slot TEXT COLLATE "C";
 
@@ -51,6 +58,8 @@ CREATE TABLE password_links (
     user_id       TEXT COLLATE "C" NOT NULL REFERENCES users (id),
     expires_at    TEXT COLLATE "C" NOT NULL,
     created_at    TEXT COLLATE "C" NOT NULL,
-    used_at       TEXT COLLATE "C"
+    used_at       TEXT COLLATE "C",
+    slot          TEXT COLLATE "C"
 );
 CREATE INDEX password_links_user ON password_links (user_id);
+CREATE INDEX password_links_slot ON password_links (slot);

@@ -227,6 +227,23 @@ impl ApprovalQueue {
                 limit,
             });
         }
+        let limits = QueueLimits {
+            per_agent: self.config.approval.max_pending_per_agent,
+            total: self.config.approval.max_pending,
+            notify_every: time::Duration::seconds(
+                self.config
+                    .email
+                    .as_ref()
+                    .map_or(0, |e| i64::try_from(e.notify_every).unwrap_or(i64::MAX)),
+            ),
+        };
+        // A look before the work of parking (emails, the tool's description), so an agent at its
+        // limit costs a count, not a locked transaction; the insert counts again, locked.
+        if let Some(refused) = self.store.queue_refusal(request.agent, &limits).await?
+            && let Some(e) = refusal(request.agent, refused)
+        {
+            return Err(e);
+        }
         // The digest is taken over the stored text, read back, exactly as the release will.
         let stored: Value = serde_json::from_str(&args_json).map_err(ParkError::Encode)?;
         let digest = super::args_digest(&stored);
@@ -278,16 +295,6 @@ impl ApprovalQueue {
         let recipients = crate::notify::recipients(&parked.rule, &self.config);
         let deciders = self.deciders(&recipients, &parked.rule).await?;
         let mails = notice.mails(&recipients, &deciders);
-        let limits = QueueLimits {
-            per_agent: self.config.approval.max_pending_per_agent,
-            total: self.config.approval.max_pending,
-            notify_every: time::Duration::seconds(
-                self.config
-                    .email
-                    .as_ref()
-                    .map_or(0, |e| i64::try_from(e.notify_every).unwrap_or(i64::MAX)),
-            ),
-        };
         let parking = self
             .store
             .insert_call(
@@ -310,15 +317,8 @@ impl ApprovalQueue {
                 Some(&limits),
             )
             .await?;
-        match parking {
-            Parking::Parked { .. } => {}
-            Parking::AgentFull(open) => {
-                return Err(ParkError::AgentFull {
-                    agent: request.agent.to_owned(),
-                    open,
-                });
-            }
-            Parking::QueueFull(open) => return Err(ParkError::QueueFull { open }),
+        if let Some(e) = refusal(request.agent, parking) {
+            return Err(e);
         }
         if !mails.is_empty() {
             self.mail_queued.notify_one();
@@ -613,7 +613,18 @@ impl ApprovalQueue {
     }
 }
 
-/// What the agent is told when nobody decided in time.
+/// The error of a call the queue's limits refused (`None` when it was parked).
+fn refusal(agent: &str, parking: Parking) -> Option<ParkError> {
+    match parking {
+        Parking::Parked { .. } => None,
+        Parking::AgentFull(open) => Some(ParkError::AgentFull {
+            agent: agent.to_owned(),
+            open,
+        }),
+        Parking::QueueFull(open) => Some(ParkError::QueueFull { open }),
+    }
+}
+
 /// How long parking waits for a tool's description for its email.
 const DESCRIPTION_WAIT: Duration = Duration::from_secs(2);
 

@@ -48,7 +48,11 @@ pub enum CommandError {
 pub async fn serve(config_path: &Path) -> Result<(), CommandError> {
     let config = Config::load(config_path)?;
     let app = Application::build(config).await?;
-    for warning in crate::store::permission_warnings(&app.state().config.database.url) {
+    let config = &app.state().config;
+    for warning in crate::store::permission_warnings(&config.database.url)
+        .into_iter()
+        .chain(config.warnings())
+    {
         tracing::warn!("{warning}");
     }
     tracing::info!(addr = %app.local_addr(), "airlock listening");
@@ -98,7 +102,10 @@ pub async fn check(config_path: &Path, offline: bool) -> Result<String, CommandE
             }
         }
     }
-    for warning in crate::store::permission_warnings(&config.database.url) {
+    for warning in crate::store::permission_warnings(&config.database.url)
+        .into_iter()
+        .chain(config.warnings())
+    {
         let _ = writeln!(report, "warning: {warning}");
     }
     if let Some(email) = &config.email {

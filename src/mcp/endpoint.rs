@@ -554,7 +554,13 @@ impl Call<'_> {
         let mut slot = None;
         let mut trail = None;
         if method != "tools/call" {
-            let subject = crate::policy::Subject::of(&method, msg.get("params"));
+            let subject = match crate::policy::Subject::of(&method, msg.get("params")) {
+                Ok(subject) => subject,
+                Err(why) => {
+                    let answer = jsonrpc::error_response(original_id, jsonrpc::INVALID_PARAMS, why);
+                    return self.answer(answer, as_sse);
+                }
+            };
             if let Some(text) = self
                 .upstream
                 .policy

@@ -47,9 +47,12 @@ pub enum BadLink {
     Expired,
 }
 
-/// Where a message's decision links go until it is sent: a random mark per message (not a
-/// secret: it decides nothing), written into the body as `{mark}.approve` and `{mark}.reject`.
-/// Agent text in the body cannot guess it, so only Airlock's own link positions are filled in.
+/// Where a message's links go until it is sent: a random mark per message (not a secret: it
+/// decides nothing), written into the body as the last part of each link's URL, `{mark}.approve`,
+/// `{mark}.reject` (review links) or `{mark}.set` (a set-password link). Agent text in the body
+/// cannot guess it, so only Airlock's own link positions are ever filled in. Tokens minted for a
+/// place replace the ones minted for it before (a retried send, a second look at `/outbox`), so
+/// a message has at most one working link per place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkSlot(String);
 
@@ -69,10 +72,50 @@ impl LinkSlot {
         &self.0
     }
 
-    /// What stands in the body for the `action` link's token.
-    pub fn placeholder(&self, action: LinkAction) -> String {
-        format!("{}.{}", self.0, action.as_str())
+    /// What stands in the body for the token of the `place` link (`approve`, `reject`, `set`).
+    pub fn placeholder(&self, place: &str) -> String {
+        format!("{}.{place}", self.0)
     }
+}
+
+/// How tokens minted for a message's places relate to those minted for them before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Minting {
+    /// The message is being sent: the new tokens replace the unused ones of an earlier attempt.
+    Sending,
+    /// Its recipient is reading it on `/outbox` (text and HTML are fetched apart): the new
+    /// tokens are added, so each view's links work.
+    Showing,
+}
+
+/// `bodies` with the placeholder of `slot`'s `place` replaced by `token` (the URL around it is
+/// the one written when the message was queued).
+pub fn fill(bodies: &mut [&mut String], slot: &LinkSlot, place: &str, token: &str) {
+    let placeholder = slot.placeholder(place);
+    for body in bodies.iter_mut() {
+        **body = body.replace(&placeholder, token);
+    }
+}
+
+/// `text` with every whole URL that ends in the placeholder of `slot`'s `place` replaced by
+/// `with` (a note for a reader other than the recipient, or a link that decides nothing).
+pub fn replace_link(text: &str, slot: &LinkSlot, place: &str, with: &str) -> String {
+    let placeholder = slot.placeholder(place);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(&placeholder) {
+        let before = &rest[..at];
+        // The URL starts at its scheme, after the last space, quote or `>` before it.
+        let word = before
+            .rfind(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '>' | '<'))
+            .map_or(0, |i| i + 1);
+        let start = before[word..].find("http").map_or(at, |i| word + i);
+        out.push_str(&rest[..start]);
+        out.push_str(with);
+        rest = &rest[at + placeholder.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A decision a link makes, before its token exists.
@@ -83,6 +126,8 @@ pub struct LinkFor<'a> {
     pub action: LinkAction,
     pub digest: &'a str,
     pub expires_at: time::OffsetDateTime,
+    /// The message place it fills, if any: it replaces the link minted there before.
+    pub slot: Option<&'a str>,
 }
 
 /// Makes a link for `what` and returns its token (shown once: only its SHA-256 is stored).
@@ -96,7 +141,7 @@ pub async fn issue(store: &Store, what: &LinkFor<'_>) -> Result<String, IssueErr
 
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
-    #[error("cannot store a review link")]
+    #[error("cannot store a link")]
     Store(#[from] StoreError),
     #[error("the system's random number generator failed")]
     Random(#[from] getrandom::Error),
@@ -119,25 +164,24 @@ pub async fn find(
     Ok(Ok(row))
 }
 
-/// A message's bodies with its link placeholders filled in: for a call still pending, fresh
-/// tokens deciding as `recipient`; otherwise (decided, gone) the call's own page, since a link
-/// could decide nothing.
+/// A message's bodies with its review links filled in: for a call still pending, fresh tokens
+/// deciding as `recipient`; otherwise (decided, gone) the call's own page, since a link could
+/// decide nothing.
 pub async fn complete(
     store: &Store,
     public_url: &str,
     call_id: &str,
     recipient: &str,
-    slot: &LinkSlot,
+    (slot, minting): (&LinkSlot, Minting),
     mut bodies: [&mut String; 2],
 ) -> Result<(), IssueError> {
-    let base = public_url.trim_end_matches('/');
     let call = store.call(call_id).await?;
     for action in [LinkAction::Approve, LinkAction::Reject] {
-        let placeholder = format!("{base}/review/{}", slot.placeholder(action));
+        let placeholder = slot.placeholder(action.as_str());
         if !bodies.iter().any(|body| body.contains(&placeholder)) {
             continue;
         }
-        let url = match &call {
+        match &call {
             Some(row) if row.status() == crate::approval::CallStatus::Pending => {
                 let expires_at = time::OffsetDateTime::parse(
                     &row.expires_at,
@@ -152,52 +196,31 @@ pub async fn complete(
                         action,
                         digest: &row.args_sha256,
                         expires_at,
+                        slot: (minting == Minting::Sending).then_some(slot.as_str()),
                     },
                 )
                 .await?;
-                format!("{base}/review/{token}")
+                fill(&mut bodies, slot, action.as_str(), &token);
             }
-            _ => format!("{base}/calls/{call_id}"),
-        };
-        for body in bodies.iter_mut() {
-            if body.contains(&placeholder) {
-                **body = body.replace(&placeholder, &url);
+            _ => {
+                let page = format!("{}/calls/{call_id}", public_url.trim_end_matches('/'));
+                for body in bodies.iter_mut() {
+                    **body = replace_link(body, slot, action.as_str(), &page);
+                }
             }
         }
     }
     Ok(())
 }
 
-/// `text` with the link placeholders of `slot` replaced by `note` (for a reader other than the
+/// `text` with the review links of `slot` replaced by `note` (for a reader other than the
 /// recipient, who must not see working links).
-pub fn blank(text: &str, public_url: &str, slot: &LinkSlot, note: &str) -> String {
-    let base = public_url.trim_end_matches('/');
+pub fn blank(text: &str, slot: &LinkSlot, note: &str) -> String {
     [LinkAction::Approve, LinkAction::Reject]
         .iter()
         .fold(text.to_owned(), |text, action| {
-            text.replace(
-                &format!("{base}/review/{}", slot.placeholder(*action)),
-                note,
-            )
+            replace_link(&text, slot, action.as_str(), note)
         })
-}
-
-/// Outbox text stored by an older Airlock with live links in it: every `/review/TOKEN` becomes
-/// `call_path` (the call's own page), so the text keeps a working link that decides nothing.
-pub fn scrub_old_links(text: &str, call_path: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("/review/") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + "/review/".len()..];
-        let end = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-            .unwrap_or(after.len());
-        out.push_str(call_path);
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -205,28 +228,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn old_links_are_cut_out_of_stored_text() {
-        let text = "Approve: https://a.example/review/eyJh.c2ln\nView: https://a.example/calls/1\n\
-                    <a href=\"https://a.example/review/eyJh.c2ln\">";
-        assert_eq!(
-            scrub_old_links(text, "/calls/1"),
-            "Approve: https://a.example/calls/1\nView: https://a.example/calls/1\n\
-             <a href=\"https://a.example/calls/1\">"
-        );
-        assert_eq!(scrub_old_links("no links", "/calls/1"), "no links");
-    }
-
-    #[test]
-    fn placeholders_are_blanked_for_other_readers() {
+    fn placeholders_are_filled_or_blanked_whatever_the_url_around_them() {
         let slot = LinkSlot::from_stored("link-abc".to_owned());
         let text = format!(
-            "Approve: http://h/review/{}\nReject:  http://h/review/{}",
-            slot.placeholder(LinkAction::Approve),
-            slot.placeholder(LinkAction::Reject)
+            "Approve: http://old.example/review/{}\nReject:  <a href=\"https://h/review/{}\">",
+            slot.placeholder("approve"),
+            slot.placeholder("reject")
         );
         assert_eq!(
-            blank(&text, "http://h/", &slot, "[hidden]"),
-            "Approve: [hidden]\nReject:  [hidden]"
+            blank(&text, &slot, "[hidden]"),
+            "Approve: [hidden]\nReject:  <a href=\"[hidden]\">"
+        );
+        let mut filled = text.clone();
+        fill(&mut [&mut filled], &slot, "approve", "rl_1");
+        assert!(
+            filled.starts_with("Approve: http://old.example/review/rl_1\n"),
+            "{filled}"
+        );
+        assert_eq!(
+            replace_link("no links here", &slot, "approve", "x"),
+            "no links here"
         );
     }
 }

@@ -192,23 +192,29 @@ impl CallNotice<'_> {
             .unwrap_or_default()
     }
 
-    /// The message's data; `slot` marks where a decider's links go. A message whose arguments
-    /// had to be cut offers View only: a reviewer must not approve what the message did not show.
+    /// The message's data; `slot` marks where a decider's links go. A message that cannot show
+    /// every argument (some had to be cut, or are masked) offers View only: a reviewer must not
+    /// approve what the message did not show; the call's page shows it all (and reveals).
     fn message(&self, slot: Option<&LinkSlot>) -> CallMessage {
         let mut arguments = crate::visible::visible(
             &serde_json::to_string_pretty(self.arguments).unwrap_or_default(),
         )
         .into_owned();
+        let masked = arguments.contains(crate::redact::MASK);
         let truncated = arguments.chars().count() > ARGS_PREVIEW;
         if truncated {
             arguments = arguments.chars().take(ARGS_PREVIEW).collect();
             arguments.push_str("\n…");
         }
+        let partial = truncated || masked;
         let base = self.public_url.trim_end_matches('/');
         let pending = self.kind != MailKind::Outcome;
         let link = |action: LinkAction| {
-            let slot = slot.filter(|_| pending && !truncated)?;
-            Some(format!("{base}/review/{}", slot.placeholder(action)))
+            let slot = slot.filter(|_| pending && !partial)?;
+            Some(format!(
+                "{base}/review/{}",
+                slot.placeholder(action.as_str())
+            ))
         };
         let seconds = (self.expires_at - time::OffsetDateTime::now_utc()).whole_seconds();
         let headline = match self.kind {
@@ -256,7 +262,7 @@ impl CallNotice<'_> {
             digest: self.args_digest.to_owned(),
             arguments,
             truncated,
-            decide_on_page: truncated && pending && slot.is_some(),
+            decide_on_page: partial && pending && slot.is_some(),
             view_url: format!("{base}/calls/{}", self.call_id),
             approve_url: link(LinkAction::Approve),
             reject_url: link(LinkAction::Reject),

@@ -26,19 +26,17 @@ struct PasswordHtml<'a> {
     url: &'a str,
 }
 
-/// The placeholder that stands for the link in a stored message.
-fn placeholder(public_url: &str, slot: &LinkSlot) -> String {
-    format!(
-        "{}/set-password/{}.set",
-        public_url.trim_end_matches('/'),
-        slot.as_str()
-    )
-}
+/// The place of the link in the message (see `links::LinkSlot`).
+const PLACE: &str = "set";
 
 /// The message telling `recipient` that `admin` reset their password, with the link's place.
 pub fn reset_mail(recipient: &str, admin: &str, public_url: &str) -> Result<NewMail, MailError> {
     let slot = LinkSlot::new()?;
-    let url = placeholder(public_url, &slot);
+    let url = format!(
+        "{}/set-password/{}",
+        public_url.trim_end_matches('/'),
+        slot.placeholder(PLACE)
+    );
     let body = PasswordText {
         admin,
         recipient,
@@ -69,37 +67,37 @@ pub enum MailError {
     Render(#[from] askama::Error),
 }
 
-/// The message's link minted for `recipient` (a fresh one each time: only its SHA-256 is kept).
-/// A recipient who is no longer a user gets no link.
+/// The message's link minted for `recipient` (it replaces the one minted for the same message
+/// before: only its SHA-256 is kept). A recipient who is no longer a user gets no link.
 pub async fn complete(
     store: &Store,
-    public_url: &str,
     recipient: &str,
-    slot: &LinkSlot,
-    bodies: [&mut String; 2],
+    (slot, minting): (&LinkSlot, super::links::Minting),
+    mut bodies: [&mut String; 2],
 ) -> Result<(), IssueError> {
-    let placeholder = placeholder(public_url, slot);
-    let url = match store.user_by_email(recipient).await? {
+    match store.user_by_email(recipient).await? {
         Some(user) => {
             let token = crate::secrets::generate_link_token()?;
             store
                 .insert_password_link(
                     &crate::secrets::sha256_hex(token.as_bytes()),
                     &user.id,
+                    (minting == super::links::Minting::Sending).then_some(slot.as_str()),
                     time::OffsetDateTime::now_utc() + LINK_LIFETIME,
                 )
                 .await?;
-            format!("{}/set-password/{token}", public_url.trim_end_matches('/'))
+            super::links::fill(&mut bodies, slot, PLACE, &token);
         }
-        None => "(no longer a user)".to_owned(),
-    };
-    for body in bodies {
-        *body = body.replace(&placeholder, &url);
+        None => {
+            for body in bodies {
+                *body = super::links::replace_link(body, slot, PLACE, "(no longer a user)");
+            }
+        }
     }
     Ok(())
 }
 
-/// `text` with the link's place replaced by `note`, for a reader other than the recipient.
-pub fn blank(text: &str, public_url: &str, slot: &LinkSlot, note: &str) -> String {
-    text.replace(&placeholder(public_url, slot), note)
+/// `text` with the link replaced by `note`, for a reader other than the recipient.
+pub fn blank(text: &str, slot: &LinkSlot, note: &str) -> String {
+    super::links::replace_link(text, slot, PLACE, note)
 }

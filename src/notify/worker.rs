@@ -181,6 +181,7 @@ pub async fn prepare(
     store: &Store,
     public_url: &str,
     mut mail: ClaimedMail,
+    minting: super::links::Minting,
 ) -> Result<ClaimedMail, super::links::IssueError> {
     let purpose = mail.kind.as_deref().and_then(MailPurpose::parse);
     if purpose == Some(MailPurpose::Digest) {
@@ -194,30 +195,21 @@ pub async fn prepare(
             Err(e) => tracing::error!(error = %e, "cannot render a digest; it goes out as stored"),
         }
     }
-    if let (Some(MailPurpose::Password), Some(slot)) = (purpose, &mail.link_slot) {
-        let slot = super::links::LinkSlot::from_stored(slot.clone());
+    if let Some(slot) = mail.link_slot.clone() {
+        let slot = super::links::LinkSlot::from_stored(slot);
         let mut html = mail.html.take().unwrap_or_default();
-        super::password::complete(
-            store,
-            public_url,
-            &mail.recipient,
-            &slot,
-            [&mut mail.body, &mut html],
-        )
-        .await?;
-        mail.html = (!html.is_empty()).then_some(html);
-    } else if let (Some(call), Some(slot)) = (&mail.call_id, &mail.link_slot) {
-        let slot = super::links::LinkSlot::from_stored(slot.clone());
-        let mut html = mail.html.take().unwrap_or_default();
-        super::links::complete(
-            store,
-            public_url,
-            call,
-            &mail.recipient,
-            &slot,
-            [&mut mail.body, &mut html],
-        )
-        .await?;
+        let bodies = [&mut mail.body, &mut html];
+        match (purpose, &mail.call_id) {
+            (Some(MailPurpose::Password), _) => {
+                super::password::complete(store, &mail.recipient, (&slot, minting), bodies).await?;
+            }
+            (_, Some(call)) => {
+                let at = (&slot, minting);
+                super::links::complete(store, public_url, call, &mail.recipient, at, bodies)
+                    .await?;
+            }
+            _ => {}
+        }
         mail.html = (!html.is_empty()).then_some(html);
     }
     Ok(mail)
@@ -267,7 +259,8 @@ pub fn spawn(
                     }
                 }
                 let (id, attempts) = (mail.id.clone(), mail.attempts);
-                let mail = match prepare(&store, &public_url, mail).await {
+                let sending = super::links::Minting::Sending;
+                let mail = match prepare(&store, &public_url, mail, sending).await {
                     Ok(mail) => mail,
                     Err(e) => {
                         let why = crate::telemetry::error_chain(&e);

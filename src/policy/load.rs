@@ -651,7 +651,10 @@ fn convert(raw: RawPolicy, format: PolicyFormat, path: &Path) -> Result<Policy, 
             })
             .collect::<Result<Vec<_>, Failure>>()
     };
-    let resources = patterns("resources", raw.resources)?;
+    let resources = patterns("resources", raw.resources)?
+        .into_iter()
+        .map(|(pattern, rule)| (super::methods::canonical_pattern(&pattern), rule))
+        .collect();
     let prompts = patterns("prompts", raw.prompts)?;
     Ok(Policy {
         origin: PolicyOrigin::File(path.to_path_buf()),

@@ -13,6 +13,12 @@
 //! Outside `tools/call` nothing can wait for a human, so `require_approval` refuses too, with its
 //! own text. Refusals are JSON-RPC errors [`POLICY_REFUSAL`], answered before any upstream sees
 //! the request.
+//!
+//! A rule matches what the upstream will read, so a URI is judged in a canonical form: scheme and
+//! authority in lower case, percent-escapes of unreserved characters decoded. A URI that could
+//! mean another resource to an upstream that resolves it (`.` or `..` segments, an encoded `/` or
+//! `\`), or a `uri`/`name` that is missing, not a string or over [`MAX_SUBJECT`] bytes, is not
+//! judged at all: the request is refused as invalid (-32602).
 
 use serde_json::Value;
 
@@ -36,6 +42,9 @@ const PROTOCOL_METHODS: &[&str] = &[
     "subscriptions/listen",
 ];
 
+/// The longest resource URI or prompt name judged (longer ones are refused as invalid).
+pub const MAX_SUBJECT: usize = 2048;
+
 /// What a request (other than `tools/call`) is about, as the policy names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
@@ -50,29 +59,53 @@ pub enum Subject {
 }
 
 impl Subject {
-    /// The subject of a request with this `method` and `params`.
-    pub fn of(method: &str, params: Option<&Value>) -> Self {
-        let text = |pointer: &str| {
-            params
+    /// The subject of a request with this `method` and `params`, or why it cannot be judged
+    /// (the request is then refused as invalid).
+    pub fn of(method: &str, params: Option<&Value>) -> Result<Self, String> {
+        if method.len() > MAX_SUBJECT {
+            return Err(format!(
+                "the method name is too long ({} bytes; at most {MAX_SUBJECT})",
+                method.len()
+            ));
+        }
+        let text = |pointer: &str, what: &str| -> Result<String, String> {
+            let value = params
                 .and_then(|p| p.pointer(pointer))
                 .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
+                .ok_or_else(|| {
+                    format!(
+                        "{method} needs params{} ({what}) as a string",
+                        pointer.replace('/', ".")
+                    )
+                })?;
+            if value.len() > MAX_SUBJECT {
+                return Err(format!(
+                    "{method}: the {what} is too long ({} bytes; at most {MAX_SUBJECT})",
+                    value.len()
+                ));
+            }
+            Ok(value.to_owned())
         };
-        match method {
-            "resources/read" | "resources/subscribe" => Self::Resource(text("/uri")),
-            "prompts/get" => Self::Prompt(text("/name")),
+        let resource = |pointer: &str| -> Result<Self, String> {
+            let uri = text(pointer, "resource URI")?;
+            canonical_uri(&uri)
+                .map(Self::Resource)
+                .map_err(|why| format!("{method}: the resource URI {why}"))
+        };
+        Ok(match method {
+            "resources/read" | "resources/subscribe" => resource("/uri")?,
+            "prompts/get" => Self::Prompt(text("/name", "prompt name")?),
             "completion/complete" => match params
                 .and_then(|p| p.pointer("/ref/type"))
                 .and_then(Value::as_str)
             {
-                Some("ref/prompt") => Self::Prompt(text("/ref/name")),
-                Some("ref/resource") => Self::Resource(text("/ref/uri")),
+                Some("ref/prompt") => Self::Prompt(text("/ref/name", "prompt name")?),
+                Some("ref/resource") => resource("/ref/uri")?,
                 _ => Self::Other(method.to_owned()),
             },
             m if PROTOCOL_METHODS.contains(&m) || m.starts_with("tasks/") => Self::Protocol,
             m => Self::Other(m.to_owned()),
-        }
+        })
     }
 
     /// How messages name it after the upstream: the URI, the prompt or the method.
@@ -82,6 +115,65 @@ impl Subject {
             Self::Resource(name) | Self::Prompt(name) | Self::Other(name) => name,
         }
     }
+}
+
+/// `uri` as a rule sees it: scheme and authority in lower case, escapes of unreserved characters
+/// decoded; refused when it has `.` or `..` path segments or an encoded `/` or `\`, which a
+/// resolving upstream could turn into another resource.
+pub fn canonical_uri(uri: &str) -> Result<String, &'static str> {
+    let mut decoded = String::with_capacity(uri.len());
+    let mut rest = uri;
+    while let Some(at) = rest.find('%') {
+        decoded.push_str(&rest[..at]);
+        let escape = rest
+            .get(at + 1..at + 3)
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escape {
+            Some(b) if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') => {
+                decoded.push(char::from(b));
+                rest = &rest[at + 3..];
+            }
+            Some(b'/' | b'\\') => {
+                return Err("has an encoded / or \\, which could name another resource");
+            }
+            _ => {
+                decoded.push('%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    decoded.push_str(rest);
+    if decoded.contains('\\') {
+        return Err("has a \\, which could name another resource");
+    }
+    let (head, tail) = lowercase_head(&decoded);
+    let path = tail.split(['?', '#']).next().unwrap_or_default();
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err("has . or .. segments, which could name another resource");
+    }
+    Ok(format!("{head}{tail}"))
+}
+
+/// A resource pattern as it is matched: scheme and authority in lower case, like the URIs.
+pub(super) fn canonical_pattern(pattern: &str) -> String {
+    let (head, tail) = lowercase_head(pattern);
+    format!("{head}{tail}")
+}
+
+/// `uri` split after its authority (`scheme://host`), that part in lower case.
+fn lowercase_head(uri: &str) -> (String, &str) {
+    let Some(colon) = uri.find(':') else {
+        return (String::new(), uri);
+    };
+    let after_scheme = &uri[colon + 1..];
+    let head_len = match after_scheme.strip_prefix("//") {
+        Some(rest) => colon + 3 + rest.find(['/', '?', '#']).unwrap_or(rest.len()),
+        None => colon + 1,
+    };
+    (uri[..head_len].to_lowercase(), &uri[head_len..])
 }
 
 /// `*` matches any run of characters (`/` included), `?` one character.
@@ -129,6 +221,7 @@ impl Policy {
     pub fn rule_for_subject(&self, subject: &Subject) -> Option<ResolvedRule<'_>> {
         let listed = match subject {
             Subject::Protocol => return None,
+            // (Resource patterns are stored with their scheme and authority in lower case.)
             Subject::Resource(uri) => matching(&self.resources, uri),
             Subject::Prompt(name) => matching(&self.prompts, name),
             Subject::Other(_) => None,
@@ -185,7 +278,8 @@ mod tests {
 
     #[test]
     fn every_request_that_reads_has_a_subject() {
-        let of = |method: &str, params: Value| Subject::of(method, Some(&params));
+        let of =
+            |method: &str, params: Value| Subject::of(method, Some(&params)).expect("a subject");
         assert_eq!(
             of(
                 "resources/read",
@@ -206,6 +300,41 @@ mod tests {
             of("admin/reset", json!({})),
             Subject::Other("admin/reset".to_owned())
         );
+    }
+
+    #[test]
+    fn uris_are_judged_as_the_upstream_will_read_them() {
+        assert_eq!(
+            canonical_uri("TELEGRAM://Account/%70rofile").as_deref(),
+            Ok("telegram://account/profile")
+        );
+        assert_eq!(
+            canonical_uri("file:///srv/A%20b").as_deref(),
+            Ok("file:///srv/A%20b")
+        );
+        for bad in [
+            "file:///srv/../etc/shadow",
+            "file:///srv/%2e%2e/etc/shadow",
+            "file:///srv/..%2Fetc",
+            "file:///srv/x\\..\\y",
+            "file:///srv/./x",
+        ] {
+            assert!(canonical_uri(bad).is_err(), "{bad}");
+        }
+        let refused = |method: &str, params: Value| Subject::of(method, Some(&params)).is_err();
+        assert!(refused(
+            "resources/read",
+            json!({"uri": ["telegram://account/profile"]})
+        ));
+        assert!(refused("resources/read", json!({})));
+        assert!(refused(
+            "prompts/get",
+            json!({"name": "x".repeat(MAX_SUBJECT + 1)})
+        ));
+        assert!(refused(
+            "resources/read",
+            json!({"uri": "file:///srv/../etc/shadow"})
+        ));
     }
 
     #[test]

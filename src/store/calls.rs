@@ -283,10 +283,20 @@ impl Store {
         Ok(Parking::Parked { messages })
     }
 
-    /// The refusal a call of `agent` meets under `limits`, if any. Counts are bounded by the
-    /// limits (a full queue costs no more to count than a nearly full one). On PostgreSQL the
-    /// transaction first takes the queue's advisory lock, so two instances counting at once
-    /// cannot both see room for one more.
+    /// The refusal a call of `agent` meets under `limits`, if any, as the queue is now (no lock:
+    /// a cheap look before the work of parking; [`Self::insert_call`] counts again, locked).
+    pub async fn queue_refusal(
+        &self,
+        agent: &str,
+        limits: &QueueLimits,
+    ) -> Result<Option<Parking>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(query("acquire"))?;
+        count_open(&mut conn, agent, limits).await
+    }
+
+    /// [`Self::queue_refusal`] inside the parking transaction. On PostgreSQL the transaction
+    /// first takes the queue's advisory lock, so two instances counting at once cannot both see
+    /// room for one more.
     async fn over_limits(
         &self,
         tx: &mut Tx,
@@ -299,30 +309,7 @@ impl Store {
                 .await
                 .map_err(query("lock the queue for parking"))?;
         }
-        let (mine,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM tool_calls WHERE agent = $1 \
-             AND status IN ('pending', 'approved') LIMIT $2) AS open",
-        )
-        .bind(agent)
-        .bind(i64::from(limits.per_agent))
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(query("count an agent's open calls"))?;
-        if mine >= i64::from(limits.per_agent) {
-            return Ok(Some(Parking::AgentFull(mine)));
-        }
-        let (all,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM tool_calls \
-             WHERE status IN ('pending', 'approved') LIMIT $1) AS open",
-        )
-        .bind(i64::from(limits.total))
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(query("count open calls"))?;
-        if all >= i64::from(limits.total) {
-            return Ok(Some(Parking::QueueFull(all)));
-        }
-        Ok(None)
+        count_open(tx, agent, limits).await
     }
 
     pub async fn call(&self, id: &str) -> Result<Option<CallRow>, StoreError> {
@@ -740,6 +727,39 @@ impl Store {
         .map_err(query("select orphaned calls"))?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
+}
+
+/// The refusal a call of `agent` meets under `limits`, if any. Counts stop at the limits (a full
+/// queue costs no more to count than a nearly full one).
+async fn count_open(
+    conn: &mut sqlx::AnyConnection,
+    agent: &str,
+    limits: &QueueLimits,
+) -> Result<Option<Parking>, StoreError> {
+    let (mine,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM tool_calls WHERE agent = $1 \
+         AND status IN ('pending', 'approved') LIMIT $2) AS open",
+    )
+    .bind(agent)
+    .bind(i64::from(limits.per_agent))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(query("count an agent's open calls"))?;
+    if mine >= i64::from(limits.per_agent) {
+        return Ok(Some(Parking::AgentFull(mine)));
+    }
+    let (all,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM tool_calls \
+         WHERE status IN ('pending', 'approved') LIMIT $1) AS open",
+    )
+    .bind(i64::from(limits.total))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(query("count open calls"))?;
+    if all >= i64::from(limits.total) {
+        return Ok(Some(Parking::QueueFull(all)));
+    }
+    Ok(None)
 }
 
 async fn insert_event(

@@ -23,17 +23,29 @@ impl ReviewLinkRow {
 }
 
 impl Store {
-    /// Stores a review link by its token's SHA-256 (the token itself is never stored), and
-    /// forgets links that expired a week ago.
+    /// Stores a review link by its token's SHA-256 (the token itself is never stored), in place
+    /// of the unused one minted for the same message place before, and forgets links that
+    /// expired a week ago.
     pub async fn insert_review_link(
         &self,
         token_sha256: &str,
         link: &crate::notify::links::LinkFor<'_>,
     ) -> Result<(), StoreError> {
         let now = now_rfc3339();
+        let mut tx = self.begin_write().await?;
+        if let Some(slot) = link.slot {
+            sqlx::query(
+                "DELETE FROM review_links WHERE slot = $1 AND action = $2 AND used_at IS NULL",
+            )
+            .bind(slot)
+            .bind(link.action.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(query("replace a message's review link"))?;
+        }
         sqlx::query(
             "INSERT INTO review_links (token_sha256, call_id, reviewer, action, args_digest, \
-             expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             expires_at, created_at, slot) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(token_sha256)
         .bind(link.call)
@@ -42,9 +54,11 @@ impl Store {
         .bind(link.digest)
         .bind(timestamp(link.expires_at))
         .bind(&now)
-        .execute(&self.pool)
+        .bind(link.slot)
+        .execute(&mut *tx)
         .await
         .map_err(query("store a review link"))?;
+        tx.commit().await.map_err(query("commit"))?;
         sqlx::query("DELETE FROM review_links WHERE expires_at < $1")
             .bind(timestamp(
                 time::OffsetDateTime::now_utc() - time::Duration::days(7),

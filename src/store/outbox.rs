@@ -354,35 +354,6 @@ impl Store {
         }))
     }
 
-    /// Messages an older Airlock stored with live review links in them (before links were minted
-    /// at send time): their links are cut out, once, at start-up. Returns how many were.
-    pub async fn scrub_old_outbox_links(&self) -> Result<u64, StoreError> {
-        let rows: Vec<(String, Option<String>, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, call_id, body, html FROM outbox WHERE link_slot IS NULL \
-             AND (body LIKE '%/review/%' OR html LIKE '%/review/%')",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("select emails with old links"))?;
-        let mut scrubbed = 0;
-        for (id, call_id, body, html) in rows {
-            let page = format!("/calls/{}", call_id.unwrap_or_default());
-            let body = crate::notify::links::scrub_old_links(&body, &page);
-            let html = html
-                .as_deref()
-                .map(|html| crate::notify::links::scrub_old_links(html, &page));
-            sqlx::query("UPDATE outbox SET body = $1, html = $2 WHERE id = $3")
-                .bind(body)
-                .bind(html)
-                .bind(id)
-                .execute(&self.pool)
-                .await
-                .map_err(query("scrub an email's old links"))?;
-            scrubbed += 1;
-        }
-        Ok(scrubbed)
-    }
-
     /// The calls a digest lists, oldest first.
     pub async fn digest_calls(&self, mail_id: &str) -> Result<Vec<super::CallRow>, StoreError> {
         let ids: Vec<(String,)> =

@@ -243,29 +243,49 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(query("void old password links"))?;
+        // An earlier reset's message not sent yet would mint a link when it is: it goes too.
+        sqlx::query(
+            "UPDATE outbox SET status = 'cancelled' WHERE kind = 'password' AND status = 'pending' \
+             AND recipient = (SELECT email FROM users WHERE id = $1)",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(query("cancel earlier password emails"))?;
         super::outbox::insert_mail(&mut tx, None, mail, &now_rfc3339()).await?;
         tx.commit().await.map_err(query("commit"))
     }
 
-    /// Stores a set-password link for `user_id` by its token's SHA-256, valid until `expires_at`.
+    /// Stores a set-password link for `user_id` by its token's SHA-256, valid until `expires_at`,
+    /// in place of the one minted for the same message place (`slot`) before, if given.
     pub async fn insert_password_link(
         &self,
         token_sha256: &str,
         user_id: &str,
+        slot: Option<&str>,
         expires_at: time::OffsetDateTime,
     ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        if let Some(slot) = slot {
+            sqlx::query("DELETE FROM password_links WHERE slot = $1")
+                .bind(slot)
+                .execute(&mut *tx)
+                .await
+                .map_err(query("replace a password link"))?;
+        }
         sqlx::query(
-            "INSERT INTO password_links (token_sha256, user_id, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO password_links (token_sha256, user_id, expires_at, created_at, slot) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(token_sha256)
         .bind(user_id)
         .bind(super::timestamp(expires_at))
         .bind(now_rfc3339())
-        .execute(&self.pool)
+        .bind(slot)
+        .execute(&mut *tx)
         .await
         .map_err(query("store a password link"))?;
-        Ok(())
+        tx.commit().await.map_err(query("commit"))
     }
 
     /// The user a usable (unexpired, unused) set-password link is for.
@@ -305,12 +325,20 @@ impl Store {
         let Some((user_id,)) = user else {
             return Ok(None);
         };
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND disabled_at IS NULL")
-            .bind(hash)
-            .bind(&user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(query("set password"))?;
+        let set = sqlx::query(
+            "UPDATE users SET password_hash = $1 WHERE id = $2 AND disabled_at IS NULL",
+        )
+        .bind(hash)
+        .bind(&user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(query("set password"))?
+        .rows_affected();
+        if set != 1 {
+            // Disabled since the link was checked: nothing is set, and the link stays unspent.
+            tx.rollback().await.map_err(query("rollback"))?;
+            return Ok(None);
+        }
         end_access(&mut tx, &user_id).await?;
         let row: Option<(String, String, String)> =
             sqlx::query_as("SELECT id, email, role FROM users WHERE id = $1")

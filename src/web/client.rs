@@ -1,7 +1,9 @@
 //! Who a request comes from, as far as throttling needs to know: the TCP peer's address, or, when
 //! the peer is one of `[server] trusted_proxies`, the address that proxy says it forwarded for
 //! (the right-most `X-Forwarded-For` entry that is not itself a trusted proxy). A header from
-//! anyone else is ignored: it is whatever the client wants it to be.
+//! anyone else is ignored: it is whatever the client wants it to be. An IPv6 client is counted
+//! by its /64 (one machine usually has a whole /64 to pick addresses from). An IPv6 client is counted
+//! by its /64 (one machine usually has a whole /64 to pick addresses from).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -34,9 +36,21 @@ impl FromRequestParts<AppState> for ClientAddr {
             .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
             .collect::<Vec<_>>();
         let client = client_of(peer, &forwarded, &app.config.server.trusted_proxies);
-        Ok(Self(
-            client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
-        ))
+        Ok(Self(client.map_or_else(|| "unknown".to_owned(), bucket)))
+    }
+}
+
+/// How a client address is counted: an IPv4 address as it is, an IPv6 one by its /64.
+fn bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(ip) & (u128::MAX << 64);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
     }
 }
 
@@ -136,5 +150,11 @@ mod tests {
                 && !is_range("10.0.0.0/33")
                 && !is_range("proxy")
         );
+        assert_eq!(bucket(ip("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        assert_eq!(
+            bucket(ip("2001:db8:1:2:bbbb::9")),
+            bucket(ip("2001:db8:1:2:aaaa::1"))
+        );
+        assert_eq!(bucket(ip("::ffff:192.0.2.7")), "192.0.2.7");
     }
 }

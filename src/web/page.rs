@@ -46,7 +46,8 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 }
 
 /// Refuses a request for a `Host` that is not this Airlock's (DNS rebinding: a page whose name was
-/// re-pointed at Airlock's address would otherwise be served the dashboard as its own origin).
+/// re-pointed at Airlock's address would otherwise be served the dashboard, or the operator
+/// endpoints, as its own origin).
 pub async fn own_host(
     axum::extract::State(app): axum::extract::State<crate::app::AppState>,
     request: Request,
@@ -350,7 +351,7 @@ fn write_json(
             out.push_str(&pad(depth));
             out.push(']');
         }
-        Value::String(text) if text == crate::redact::MASK => match reveal.revealed {
+        Value::String(text) if text.contains(crate::redact::MASK) => match reveal.revealed {
             Some((field, real)) if field == pointer.as_str() => {
                 out.push_str("<span class=\"j-revealed\" id=\"revealed\" title=\"revealed to you; recorded in the audit log\">");
                 out.push_str(&shown_json(real));
@@ -358,7 +359,7 @@ fn write_json(
             }
             _ => {
                 out.push_str("<span class=\"j-redacted\">");
-                out.push_str(&escape(text));
+                out.push_str(&shown_json(value));
                 out.push_str("</span>");
                 if let Some(form) = reveal.form {
                     out.push_str(&format!(

@@ -288,7 +288,7 @@ pub async fn reveal(
         .arguments
         .pointer(&field)
         .and_then(serde_json::Value::as_str)
-        == Some(crate::redact::MASK);
+        .is_some_and(|shown| shown.contains(crate::redact::MASK));
     let real = serde_json::from_str::<serde_json::Value>(&row.args_json)
         .ok()
         .and_then(|args| args.pointer(&field).cloned())

@@ -87,17 +87,15 @@ pub async fn show(
         )
         .await?;
         if let Some(slot) = link_slot {
-            let (slot, base) = (LinkSlot::from_stored(slot), &app.config.server.public_url);
+            let slot = LinkSlot::from_stored(slot);
             shown.body = match purpose {
                 Some(MailPurpose::Password) => crate::notify::password::blank(
                     &shown.body,
-                    base,
                     &slot,
                     "[a set-password link for the recipient only]",
                 ),
                 _ => crate::notify::links::blank(
                     &shown.body,
-                    base,
                     &slot,
                     "[a decision link for the recipient only]",
                 ),
@@ -128,7 +126,8 @@ async fn as_sent(app: &AppState, stored: StoredMail) -> PageResult<ClaimedMail> 
         link_slot: stored.link_slot,
         attempts: stored.row.attempts,
     };
-    crate::notify::worker::prepare(&app.store, &app.config.server.public_url, mail)
+    let showing = crate::notify::links::Minting::Showing;
+    crate::notify::worker::prepare(&app.store, &app.config.server.public_url, mail, showing)
         .await
         .map_err(|e| {
             tracing::error!(error = %crate::telemetry::error_chain(&e), "cannot make a message's links");
