@@ -728,7 +728,7 @@ async fn reviewed_by_alice() -> (TestApp, common::smtp::SmtpSink) {
 
 #[tokio::test]
 async fn a_reviewer_sees_ordinary_paths_and_names_and_reveals_a_masked_field_on_the_record() {
-    let (app, _sink) = reviewed_by_alice().await;
+    let (app, sink) = reviewed_by_alice().await;
     let mut alice = app.signed_in("alice@example.org", "approver").await;
     let api = app.reviewer("vera@example.org", "viewer").await;
     let agent = app.agent().await;
@@ -745,6 +745,15 @@ async fn a_reviewer_sees_ordinary_paths_and_names_and_reveals_a_masked_field_on_
                "api key": "•••• (redacted)", "pin": "•••• (redacted)",
                "password": "•••• (redacted)"})
     );
+    // The email cannot show the masked values, so it offers View only.
+    let mail = sink.wait_for(1, common::WAIT).await[0]
+        .part("text/plain")
+        .expect("a text part");
+    assert!(
+        mail.contains("shell.php") && mail.contains("•••• (redacted)"),
+        "{mail}"
+    );
+    assert!(!mail.contains("/review/"), "no decision links: {mail}");
     let (page, _) = alice.open_call(&id).await;
     assert!(page.body.contains("shell.php"), "the path is shown");
     assert!(!page.body.contains(secret));
@@ -1149,6 +1158,42 @@ async fn an_admin_resetting_a_password_gets_no_sign_in_and_the_user_a_one_time_l
         .count("SELECT COUNT(*) FROM audit_events WHERE kind IN ('password_reset', 'password_set')")
         .await;
     assert_eq!(events, 2);
+}
+
+#[tokio::test]
+async fn a_second_reset_voids_the_first_reset_email_still_waiting_to_be_sent() {
+    // Nothing listens on the SMTP port: the first reset's email waits in the outbox.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("an address").port()
+    };
+    let app = TestApp::spawn_with(Setup {
+        extra_toml: format!(
+            "[email]\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nfrom = \"airlock@example.org\"\n"
+        ),
+        ..Setup::default()
+    })
+    .await;
+    let mut admin = app.signed_in("root@example.org", "admin").await;
+    app.user_with_password("carol@example.org", "approver")
+        .await;
+    let carol = app
+        .store
+        .user_by_email("carol@example.org")
+        .await
+        .expect("store")
+        .expect("carol");
+    admin.get("/users").await;
+    for _ in 0..2 {
+        let reset = admin
+            .submit(&format!("/users/{}/password", carol.id), &[])
+            .await;
+        assert!(reset.body.contains("was emailed a link"), "{}", reset.body);
+    }
+    let statuses = "SELECT COUNT(*) FROM outbox WHERE kind = 'password' AND status = 'cancelled'";
+    assert_eq!(app.db.count(statuses).await, 1, "the first is cancelled");
+    let live = "SELECT COUNT(*) FROM outbox WHERE kind = 'password' AND status <> 'cancelled'";
+    assert_eq!(app.db.count(live).await, 1, "the second will be sent");
 }
 
 #[tokio::test]

@@ -78,23 +78,29 @@ pub async fn complete(
     match store.user_by_email(recipient).await? {
         Some(user) => {
             let token = crate::secrets::generate_link_token()?;
-            store
+            let stored = store
                 .insert_password_link(
                     &crate::secrets::sha256_hex(token.as_bytes()),
                     &user.id,
-                    (minting == super::links::Minting::Sending).then_some(slot.as_str()),
+                    (slot.as_str(), minting == super::links::Minting::Sending),
                     time::OffsetDateTime::now_utc() + LINK_LIFETIME,
                 )
                 .await?;
-            super::links::fill(&mut bodies, slot, PLACE, &token);
-        }
-        None => {
-            for body in bodies {
-                *body = super::links::replace_link(body, slot, PLACE, "(no longer a user)");
+            if stored {
+                super::links::fill(&mut bodies, slot, PLACE, &token);
+                return Ok(());
             }
+            void(bodies, slot, "(a later reset replaced this link)");
         }
+        None => void(bodies, slot, "(no longer a user)"),
     }
     Ok(())
+}
+
+fn void(bodies: [&mut String; 2], slot: &LinkSlot, note: &str) {
+    for body in bodies {
+        *body = super::links::replace_link(body, slot, PLACE, note);
+    }
 }
 
 /// `text` with the link replaced by `note`, for a reader other than the recipient.

@@ -243,9 +243,11 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(query("void old password links"))?;
-        // An earlier reset's message not sent yet would mint a link when it is: it goes too.
+        // An earlier reset's message not sent yet would mint a link when it is: it goes too
+        // (one being sent right now mints nothing once it is cancelled).
         sqlx::query(
-            "UPDATE outbox SET status = 'cancelled' WHERE kind = 'password' AND status = 'pending' \
+            "UPDATE outbox SET status = 'cancelled' WHERE kind = 'password' \
+             AND status IN ('pending', 'sending') \
              AND recipient = (SELECT email FROM users WHERE id = $1)",
         )
         .bind(user_id)
@@ -257,25 +259,28 @@ impl Store {
     }
 
     /// Stores a set-password link for `user_id` by its token's SHA-256, valid until `expires_at`,
-    /// in place of the one minted for the same message place (`slot`) before, if given.
+    /// for the message whose link place is `slot` (with `replace`, in place of the link minted
+    /// there before). Nothing is stored, and `false` returned, when that message was cancelled
+    /// by a later reset.
     pub async fn insert_password_link(
         &self,
         token_sha256: &str,
         user_id: &str,
-        slot: Option<&str>,
+        (slot, replace): (&str, bool),
         expires_at: time::OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
-        if let Some(slot) = slot {
+        if replace {
             sqlx::query("DELETE FROM password_links WHERE slot = $1")
                 .bind(slot)
                 .execute(&mut *tx)
                 .await
                 .map_err(query("replace a password link"))?;
         }
-        sqlx::query(
+        let stored = sqlx::query(
             "INSERT INTO password_links (token_sha256, user_id, expires_at, created_at, slot) \
-             VALUES ($1, $2, $3, $4, $5)",
+             SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS \
+             (SELECT 1 FROM outbox WHERE link_slot = $5 AND status = 'cancelled')",
         )
         .bind(token_sha256)
         .bind(user_id)
@@ -284,8 +289,11 @@ impl Store {
         .bind(slot)
         .execute(&mut *tx)
         .await
-        .map_err(query("store a password link"))?;
-        tx.commit().await.map_err(query("commit"))
+        .map_err(query("store a password link"))?
+        .rows_affected()
+            == 1;
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(stored)
     }
 
     /// The user a usable (unexpired, unused) set-password link is for.
