@@ -2,7 +2,7 @@
 //! a message that names the key and exit code 1, never a panic; `token create` prints only the
 //! token; `serve` accepts that token and stops cleanly on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

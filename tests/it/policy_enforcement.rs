@@ -2,7 +2,7 @@
 //! refusal is checked twice: the agent reads why, and the upstream's call log shows it never saw
 //! the call.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! These tests skip on a machine without `chromedriver` and fail under `CI=true` (see
 //! `common::browser`). With `AIRLOCK_SCREENSHOTS=DIR` they also save the README's screenshots.
 
-mod common;
+use crate::common;
 
 use common::browser::Browser;
 use common::{TestApp, result_of, text};

@@ -2,7 +2,7 @@
 //! is written with the call, sent within a second, to the rule's `notify` recipients (groups
 //! expanded) or the configured ones; a dead SMTP server delays mail and nothing else.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

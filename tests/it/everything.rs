@@ -13,7 +13,7 @@
 //! The server is found on `PATH` or at `AIRLOCK_TEST_EVERYTHING`. Without it the tests are skipped
 //! with a note, except under `CI=true`, where `.ci/run` installs it and its absence is a failure.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,7 @@
 //!
 //! These need PostgreSQL (`AIRLOCK_TEST_POSTGRES`); without it they skip, except under `CI=true`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

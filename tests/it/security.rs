@@ -1,7 +1,7 @@
 //! Attacks on Airlock, each against the real app over real sockets, and the defence that stops it
 //! (README, "Security"). Every test is named for the attack.
 
-mod common;
+use crate::common;
 
 use common::dashboard::Dashboard;
 use common::{Setup, TestApp, messages};

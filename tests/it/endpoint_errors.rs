@@ -2,7 +2,7 @@
 //! Origin 403, token 401, unknown upstream 404, oversize 413, not JSON -32700, not JSON-RPC -32600,
 //! sessions and routing headers. Raw HTTP, because a well-behaved client never sends these.
 
-mod common;
+use crate::common;
 
 use common::{Setup, TestApp, messages};
 use serde_json::{Value, json};

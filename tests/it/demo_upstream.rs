@@ -6,7 +6,7 @@
 //! The helpers at the top (`ProgressRecorder`, `HttpUpstream`, `CallLog`) are meant to be
 //! imitated by the gateway's tests.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -8,10 +8,8 @@
 //! backends. Schemas, not databases: `DROP DATABASE` waits for every backend of the server to
 //! answer a signal barrier, which took up to a minute per test here.
 //!
-//! Tests read like a user's story: `let app = TestApp::spawn(POLICY).await; let agent =
-//! app.agent().await; agent.call("get_chats", json!({})).await; app.upstream_calls()`.
-
-#![allow(dead_code)] // Each test binary uses a different part of the harness.
+//! Tests read like a user's story: `let app = TestApp::spawn_with_policy(POLICY).await; let
+//! agent = app.agent().await; agent.call("get_chats", json!({})).await; app.upstream_calls()`.
 
 pub mod browser;
 pub mod dashboard;
@@ -493,7 +491,6 @@ impl TestApp {
             .await
             .expect("store the user's token");
         Reviewer {
-            email: email.to_owned(),
             token,
             base: self.url(""),
             client: reqwest::Client::new(),
@@ -568,7 +565,6 @@ impl Drop for TestApp {
 
 /// A reviewer on the JSON API, with a personal API token.
 pub struct Reviewer {
-    pub email: String,
     pub token: String,
     base: String,
     client: reqwest::Client,

@@ -2,7 +2,7 @@
 //! requests died with it) and never forwarded; a call cut off mid-forward becomes
 //! `outcome_unknown`, never re-sent. Driven with the real binary, killed with SIGKILL.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! Inspector's CLI), and the demo's printed approve command. Python's `mcp` package and `npx` are
 //! needed by some; `.ci/run` installs them.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! agent-supplied text, decisions by form, users and tokens, history and the live feed. A real
 //! rmcp agent parks the calls; the demo upstream's call log proves what ran.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! upstream (shared and per-session children), a Streamable HTTP upstream, a 2026-07-28 client,
 //! and an upstream that crashes mid-call.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

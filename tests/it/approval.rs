@@ -1,7 +1,7 @@
 //! The approval queue, end to end: an rmcp agent through Airlock to the demo upstream, reviewers on
 //! the JSON API and the CLI. Every "not run" is checked against the demo upstream's call log.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

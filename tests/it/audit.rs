@@ -3,7 +3,7 @@
 //! edited, deleted, reordered or cut off (the rows are changed with plain SQL, as an intruder
 //! with database access would).
 
-mod common;
+use crate::common;
 
 use common::{TestApp, result_of, text};
 use serde_json::{Value, json};
