@@ -64,7 +64,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// A SQLite file at `path` whose audit log holds `n` chained events, like a busy gateway's.
 async fn fill(path: &std::path::Path, n: usize) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::connect(&format!("sqlite://{}", path.display())).await?;
-    let at = airlock::store::timestamp(time::OffsetDateTime::now_utc());
+    let at = airlock::domain::Timestamp::now().text();
     let digest = airlock::secrets::sha256_hex(b"{}");
     let details: Vec<String> = (0..BATCH)
         .map(|i| format!("result of {} bytes, SHA-256 {digest}, 3 ms", 100 + i))

@@ -18,6 +18,7 @@ mod support;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use airlock::domain::{AgentName, ArgsDigest, CallId, Timestamp, ToolName, UpstreamName};
 use airlock::store::{CallFilter, NewCall, Store};
 
 const PAGE: u32 = 50;
@@ -43,9 +44,11 @@ async fn run() -> Fallible<()> {
     .await?;
     let started = Instant::now();
     let mut ids = Vec::with_capacity(rows);
-    let now = time::OffsetDateTime::now_utc();
+    let now = Timestamp::now();
+    let (upstream, tool) = (UpstreamName::new("telegram"), ToolName::new("send_message"));
+    let agents = ["claude", "ci-bot", "cursor"].map(AgentName::new);
     for i in 0..rows {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = CallId::generate();
         let args = if i % 10 == 0 {
             format!("{{\"chat_id\": {i}, \"text\": \"quarterly report {i}\"}}")
         } else {
@@ -55,14 +58,14 @@ async fn run() -> Fallible<()> {
             .insert_call(
                 &NewCall {
                     id: &id,
-                    upstream: "telegram",
-                    tool: "send_message",
-                    agent: ["claude", "ci-bot", "cursor"][i % 3],
+                    upstream: &upstream,
+                    tool: &tool,
+                    agent: &agents[i % 3],
                     agent_session: "0123456789abcdef",
                     instance_id: "bench",
                     args_json: &args,
                     args_shown: &args,
-                    args_sha256: &airlock::secrets::sha256_hex(args.as_bytes()),
+                    args_sha256: &ArgsDigest::of(&serde_json::from_str(&args)?),
                     rule_json: "{}",
                     approvals_needed: 1,
                     created_at: now,

@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::approval::ApprovalQueue;
 use crate::config::Config;
-use crate::mcp::auth::{HostPolicy, OriginPolicy, TokenCache};
+use crate::domain::UpstreamName;
+use crate::http_guard::{HostPolicy, OriginPolicy};
+use crate::mcp::auth::TokenCache;
 use crate::mcp::session::SessionRegistry;
 use crate::metrics::Metrics;
 use crate::policy::{PolicyError, PolicyHandle, RateLimiter, ReloadOutcome};
@@ -61,13 +63,23 @@ pub enum StartupError {
     HttpClient(#[source] reqwest::Error),
 }
 
+/// One upstream as agents reach it (`/mcp/{name}`): its connections, and the policy its calls are
+/// judged by (hot-reloaded from its file).
+pub struct Gateway {
+    pub name: UpstreamName,
+    pub upstream: Arc<Upstream>,
+    pub policy: PolicyHandle,
+}
+
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub approvals: Arc<ApprovalQueue>,
-    pub upstreams: Arc<BTreeMap<String, Arc<Upstream>>>,
+    pub gateways: Arc<BTreeMap<UpstreamName, Arc<Gateway>>>,
+    /// Wakes the outbox worker when messages are queued.
+    pub mail_queued: Arc<tokio::sync::Notify>,
     pub sessions: Arc<SessionRegistry>,
     pub limiter: Arc<RateLimiter>,
     pub metrics: Arc<Metrics>,
@@ -114,6 +126,46 @@ pub struct Application {
     audit_task: tokio::task::JoinHandle<()>,
     /// Sends the outbox; `None` without `[email]` (messages then stay in the outbox).
     mailer: Option<crate::notify::worker::Mailer>,
+    /// Composes the emails about calls (and queues their reminders and outcomes).
+    announcer: Arc<crate::notify::Announcer>,
+}
+
+/// Each configured upstream with its policy, loaded strictly.
+fn gateways(
+    config: &Config,
+    stop: &CancellationToken,
+    redactor: &Arc<crate::redact::Redactor>,
+) -> Result<BTreeMap<UpstreamName, Arc<Gateway>>, StartupError> {
+    let http_client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(StartupError::HttpClient)?;
+    let mut gateways = BTreeMap::new();
+    for upstream in &config.upstreams {
+        let policy =
+            PolicyHandle::load(upstream.policy.clone()).map_err(|source| StartupError::Policy {
+                upstream: upstream.name.clone(),
+                source,
+            })?;
+        let runtime = Upstream::new(
+            upstream,
+            http_client.clone(),
+            stop.clone(),
+            redactor.clone(),
+        )
+        .map_err(|source| StartupError::UpstreamUrl {
+            upstream: upstream.name.clone(),
+            source,
+        })?;
+        let name = UpstreamName::new(upstream.name.as_str());
+        let gateway = Gateway {
+            name: name.clone(),
+            upstream: runtime,
+            policy,
+        };
+        gateways.insert(name, Arc::new(gateway));
+    }
+    Ok(gateways)
 }
 
 impl Application {
@@ -123,32 +175,8 @@ impl Application {
         let shutdown = CancellationToken::new();
         // Upstreams outlive the shutdown signal by the grace period, so calls in flight can finish.
         let upstream_stop = CancellationToken::new();
-        let http_client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(StartupError::HttpClient)?;
         let redactor = Arc::new(crate::redact::Redactor::new(&config.redaction));
-        let mut upstreams = BTreeMap::new();
-        for upstream in &config.upstreams {
-            let policy = PolicyHandle::load(upstream.policy.clone()).map_err(|source| {
-                StartupError::Policy {
-                    upstream: upstream.name.clone(),
-                    source,
-                }
-            })?;
-            let runtime = Upstream::new(
-                upstream,
-                policy,
-                http_client.clone(),
-                upstream_stop.clone(),
-                redactor.clone(),
-            )
-            .map_err(|source| StartupError::UpstreamUrl {
-                upstream: upstream.name.clone(),
-                source,
-            })?;
-            upstreams.insert(upstream.name.clone(), runtime);
-        }
+        let gateways = Arc::new(gateways(&config, &upstream_stop, &redactor)?);
         let listener = TcpListener::bind(config.server.listen)
             .await
             .map_err(|source| StartupError::Bind {
@@ -161,22 +189,34 @@ impl Application {
             None => None,
         };
         let config = Arc::new(config);
-        let upstreams = Arc::new(upstreams);
-        let catalogue = Arc::new(crate::upstream::catalogue::ToolCatalogue::new(
-            upstreams.clone(),
-        ));
-        let approvals = Arc::new(ApprovalQueue::new(
+        let catalogue = Arc::new(crate::upstream::catalogue::ToolCatalogue::new(Arc::new(
+            gateways
+                .values()
+                .map(|g| (g.name.to_string(), g.upstream.clone()))
+                .collect(),
+        )));
+        let mail_queued = Arc::new(tokio::sync::Notify::new());
+        let announcer = Arc::new(crate::notify::Announcer::new(
             store.clone(),
-            metrics.clone(),
             config.clone(),
             catalogue.clone(),
+            mail_queued.clone(),
         ));
+        let approvals = Arc::new(
+            ApprovalQueue::new(
+                store.clone(),
+                config.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )
+            .announcing(announcer.clone()),
+        );
         // Before serving: what an earlier run left waiting can never be delivered now.
         approvals.start().await?;
         // The policies this run starts with, ahead of anything they decide.
-        let loaded: Vec<_> = upstreams
+        let loaded: Vec<_> = gateways
             .values()
-            .map(|u| policy_event("policy_loaded", &u.name, u.policy.describe()))
+            .map(|g| policy_event("policy_loaded", &g.name, g.policy.describe()))
             .collect();
         store
             .audit_many(
@@ -191,6 +231,7 @@ impl Application {
             crate::audit::AuditWriter::start(store.clone(), audit_stop.clone());
         let state = AppState {
             approvals,
+            mail_queued,
             origins: Arc::new(OriginPolicy::from_config(&config)),
             hosts: Arc::new(HostPolicy::new(
                 &config,
@@ -206,7 +247,7 @@ impl Application {
             audit_key,
             config,
             store,
-            upstreams,
+            gateways,
             sessions: Arc::new(SessionRegistry::default()),
             limiter: Arc::new(RateLimiter::default()),
             metrics,
@@ -219,6 +260,7 @@ impl Application {
             audit_stop,
             audit_task,
             mailer,
+            announcer,
         })
     }
 
@@ -252,6 +294,7 @@ impl Application {
             audit_stop,
             audit_task,
             mailer,
+            announcer,
         } = self;
         let shutdown = state.shutdown.clone();
         spawn_workers(&state);
@@ -261,10 +304,11 @@ impl Application {
                 mailer,
                 state.approvals.process_token().to_owned(),
                 state.config.server.public_url.clone(),
-                state.approvals.mail_queued.clone(),
+                state.mail_queued.clone(),
                 shutdown.clone(),
             );
         }
+        announcer.spawn_followups(shutdown.clone());
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let app = router(state.clone());
         let limits = crate::serve::Limits {
@@ -322,10 +366,10 @@ pub fn router(state: AppState) -> Router {
 
 fn spawn_workers(state: &AppState) {
     let (stop_watchers, watching) = tokio::sync::watch::channel(false);
-    for upstream in state.upstreams.values() {
+    for gateway in state.gateways.values() {
         let audit = state.audit.clone();
-        let name = upstream.name.to_string();
-        upstream.policy.clone().spawn_watcher(
+        let name = gateway.name.clone();
+        gateway.policy.clone().spawn_watcher(
             POLICY_POLL,
             watching.clone(),
             move |policy, outcome| {
@@ -395,11 +439,14 @@ fn spawn_workers(state: &AppState) {
 }
 
 /// An audit event about an upstream's policy file, by the system.
-fn policy_event(kind: &str, upstream: &str, detail: String) -> crate::audit::Entry {
+fn policy_event(kind: &str, upstream: &UpstreamName, detail: String) -> crate::audit::Entry {
     crate::audit::Entry {
-        upstream: Some(upstream.to_owned()),
+        upstream: Some(upstream.to_string()),
         detail: Some(detail),
-        ..crate::audit::Entry::now(kind, "system", "file")
+        ..crate::audit::Entry::now(
+            kind,
+            &crate::domain::Actor::system(crate::domain::Via::File),
+        )
     }
 }
 

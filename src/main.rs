@@ -1,7 +1,7 @@
 //! The `airlock` command line: parses arguments and calls into the library. Nothing else.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -224,99 +224,116 @@ fn main() -> ExitCode {
     }
 }
 
+/// Dispatches to the command's function; each group of subcommands has its own.
 async fn run(cli: Cli) -> Result<(), CommandError> {
+    let config = cli.config.as_path();
     match cli.command {
         Command::Demo { listen, data_dir } => {
             commands::demo(commands::DemoArgs { listen, data_dir }).await
         }
-        Command::Serve => commands::serve(&cli.config).await,
+        Command::Serve => commands::serve(config).await,
         Command::Check { offline } => {
-            print!("{}", commands::check(&cli.config, offline).await?);
+            print!("{}", commands::check(config, offline).await?);
             Ok(())
         }
         Command::Token {
             command: TokenCommand::Create { agent },
         } => {
-            let token = commands::token_create(&cli.config, &agent).await?;
+            let token = commands::token_create(config, &agent).await?;
             eprintln!("created a token for agent {agent:?}; it is shown only this once:");
             println!("{token}");
             Ok(())
         }
-        Command::User {
-            command:
-                UserCommand::Add {
-                    email,
-                    role,
-                    password_stdin,
-                },
+        Command::User { command } => user(config, command).await,
+        Command::Audit { command } => audit(config, command).await,
+        Command::Pending { json } => {
+            print!("{}", commands::pending(config, json).await?);
+            Ok(())
+        }
+        Command::Approve {
+            id,
+            reason,
+            as_user,
+        } => {
+            let done =
+                commands::approve(config, &id, reason.as_deref(), as_user.as_deref()).await?;
+            eprintln!("{done}");
+            Ok(())
+        }
+        Command::Reject {
+            id,
+            reason,
+            as_user,
+        } => {
+            let done = commands::reject(config, &id, &reason, as_user.as_deref()).await?;
+            eprintln!("{done}");
+            Ok(())
+        }
+        Command::DemoUpstream { listen, call_log } => {
+            commands::demo_upstream(listen, call_log).await
+        }
+    }
+}
+
+async fn user(config: &Path, command: UserCommand) -> Result<(), CommandError> {
+    match command {
+        UserCommand::Add {
+            email,
+            role,
+            password_stdin,
         } => {
             let chosen = password_stdin.then(read_password).transpose()?;
-            let generated = commands::user_add(&cli.config, &email, &role, chosen).await?;
+            let generated = commands::user_add(config, &email, &role, chosen).await?;
             eprintln!(
                 "added {email} as {role}; create an API token with: airlock user token {email}"
             );
             show_password(&email, generated);
-            Ok(())
         }
-        Command::User {
-            command:
-                UserCommand::Password {
-                    email,
-                    password_stdin,
-                },
+        UserCommand::Password {
+            email,
+            password_stdin,
         } => {
             let chosen = password_stdin.then(read_password).transpose()?;
-            let generated = commands::user_password(&cli.config, &email, chosen).await?;
+            let generated = commands::user_password(config, &email, chosen).await?;
             eprintln!("set a new dashboard password for {email}; their sessions are ended");
             show_password(&email, generated);
-            Ok(())
         }
-        Command::User {
-            command: UserCommand::Token { email },
-        } => {
-            let token = commands::user_token(&cli.config, &email).await?;
+        UserCommand::Token { email } => {
+            let token = commands::user_token(config, &email).await?;
             eprintln!("created an API token for {email}; it is shown only this once:");
             println!("{token}");
-            Ok(())
         }
-        Command::Audit {
-            command: AuditCommand::Verify { file: None, .. },
-        } => {
-            print!("{}", commands::audit_verify(&cli.config).await?);
-            Ok(())
+    }
+    Ok(())
+}
+
+async fn audit(config: &Path, command: AuditCommand) -> Result<(), CommandError> {
+    match command {
+        AuditCommand::Verify { file: None, .. } => {
+            print!("{}", commands::audit_verify(config).await?);
         }
-        Command::Audit {
-            command:
-                AuditCommand::Verify {
-                    file: Some(file),
-                    public_key,
-                    partial,
-                },
+        AuditCommand::Verify {
+            file: Some(file),
+            public_key,
+            partial,
         } => {
             print!(
                 "{}",
-                commands::audit_verify_file(&cli.config, &file, public_key.as_deref(), partial)?
+                commands::audit_verify_file(config, &file, public_key.as_deref(), partial)?
             );
-            Ok(())
         }
-        Command::Audit {
-            command: AuditCommand::Keygen,
-        } => {
+        AuditCommand::Keygen => {
             let (seed, public_key) = commands::audit_keygen()?;
             println!("{seed}");
             eprintln!("public key: {public_key}");
-            Ok(())
         }
-        Command::Audit {
-            command:
-                AuditCommand::Export {
-                    format,
-                    since,
-                    until,
-                    upstream,
-                    tool,
-                    agent,
-                },
+        AuditCommand::Export {
+            format,
+            since,
+            until,
+            upstream,
+            tool,
+            agent,
         } => {
             let request = commands::ExportRequest {
                 format,
@@ -326,35 +343,9 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
                 tool,
                 agent,
             };
-            let written = commands::audit_export(&cli.config, request).await?;
+            let written = commands::audit_export(config, request).await?;
             eprintln!("exported {written} audit events");
-            Ok(())
-        }
-        Command::Pending { json } => {
-            print!("{}", commands::pending(&cli.config, json).await?);
-            Ok(())
-        }
-        Command::Approve {
-            id,
-            reason,
-            as_user,
-        } => {
-            let done =
-                commands::approve(&cli.config, &id, reason.as_deref(), as_user.as_deref()).await?;
-            eprintln!("{done}");
-            Ok(())
-        }
-        Command::Reject {
-            id,
-            reason,
-            as_user,
-        } => {
-            let done = commands::reject(&cli.config, &id, &reason, as_user.as_deref()).await?;
-            eprintln!("{done}");
-            Ok(())
-        }
-        Command::DemoUpstream { listen, call_log } => {
-            commands::demo_upstream(listen, call_log).await
         }
     }
+    Ok(())
 }

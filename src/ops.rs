@@ -36,7 +36,7 @@ fn operator(app: &AppState, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|token| {
-            crate::web::same_token(
+            crate::secrets::same_token(
                 &crate::secrets::sha256_hex(token.trim().as_bytes()),
                 &expected.to_ascii_lowercase(),
             )
@@ -56,7 +56,8 @@ async fn readyz(State(app): State<AppState>, headers: HeaderMap) -> impl IntoRes
         }
     };
     let mut upstreams = Map::new();
-    for (name, upstream) in app.upstreams.iter() {
+    for (name, gateway) in app.gateways.iter() {
+        let upstream = &gateway.upstream;
         let link = match upstream.service_state() {
             Some(LinkState::Up(_)) => "up".to_owned(),
             Some(LinkState::Starting) => {
@@ -76,14 +77,14 @@ async fn readyz(State(app): State<AppState>, headers: HeaderMap) -> impl IntoRes
             }
             None => "connects per session".to_owned(),
         };
-        let policy = match upstream.policy.status() {
+        let policy = match gateway.policy.status() {
             PolicyStatus::Ok => "ok".to_owned(),
             PolicyStatus::Stale { error } => {
                 ready = false;
                 format!("stale: last edit rejected: {error}")
             }
         };
-        upstreams.insert(name.clone(), json!({"link": link, "policy": policy}));
+        upstreams.insert(name.to_string(), json!({"link": link, "policy": policy}));
     }
     let status = if ready {
         StatusCode::OK

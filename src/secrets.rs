@@ -94,6 +94,15 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// Constant-time comparison of two tokens, so a guess learns nothing from timing.
+pub fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,7 +127,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Can
         let exempt = limits
             .trusted_proxies
             .iter()
-            .any(|range| crate::web::client::in_range(peer.ip(), range));
+            .any(|range| crate::ip_range::in_range(peer.ip(), range));
         let client_slot = if exempt {
             None
         } else {

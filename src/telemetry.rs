@@ -41,3 +41,33 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// Logs the first of a run of failures as a warning and the rest quietly, then says when it
+/// recovered: a database outage should be one line in the log, not two a second.
+#[derive(Default)]
+pub struct FailureLog {
+    failing_since: Option<tokio::time::Instant>,
+}
+
+impl FailureLog {
+    pub fn record<E: std::error::Error>(&mut self, what: &str, result: Result<(), E>) {
+        match (result, self.failing_since) {
+            (Ok(()), None) => {}
+            (Ok(()), Some(since)) => {
+                tracing::info!(
+                    what,
+                    after_secs = since.elapsed().as_secs(),
+                    "working again"
+                );
+                self.failing_since = None;
+            }
+            (Err(e), None) => {
+                tracing::warn!(what, error = %crate::telemetry::error_chain(&e), "failed; retrying (further failures are logged at debug level)");
+                self.failing_since = Some(tokio::time::Instant::now());
+            }
+            (Err(e), Some(_)) => {
+                tracing::debug!(what, error = %crate::telemetry::error_chain(&e), "still failing");
+            }
+        }
+    }
+}

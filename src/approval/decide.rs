@@ -1,12 +1,15 @@
-//! Reviewers' decisions, whichever face they come through (API, CLI, later dashboard and email).
-//! Who may decide is checked here: a user whose role decides (admin, approver) and who is among
-//! the rule's `reviewers` (emails or `[groups]` names) when it lists any. The operator at the CLI
-//! (`cli`) has the config and the database, so the reviewer list does not bind them.
+//! Reviewers' decisions, whichever face they come through (dashboard, email link, API, CLI): all
+//! of them call [`ApprovalQueue::decide`] and nothing else. It checks who may decide (a user whose
+//! role decides, admin or approver, and who is among the rule's `reviewers`, emails or `[groups]`
+//! names, when it lists any; the operator at the CLI has the config and the database, so the list
+//! does not bind them), records the decision (spending the review link it came through in the
+//! same transaction), and wakes the parked call.
 
 use std::collections::BTreeMap;
 
-use super::{CallStatus, RuleSnapshot};
-use crate::store::{Actor, CallRow, Store, StoreError, User, Vote};
+use super::{ApprovalQueue, RuleSnapshot};
+use crate::domain::{Action, Actor, CallId, CallStatus, Timestamp, Via};
+use crate::store::{CallRow, DecisionRecord, StoreError, User, Vote};
 
 /// The longest reason a decision may carry, in bytes (it is stored, audited and shown to the
 /// agent).
@@ -25,7 +28,7 @@ impl Reviewer<'_> {
     pub fn name(&self) -> &str {
         match self {
             Reviewer::User(user) => &user.email,
-            Reviewer::Operator => "cli",
+            Reviewer::Operator => Actor::OPERATOR.name(),
         }
     }
 }
@@ -33,20 +36,24 @@ impl Reviewer<'_> {
 /// One reviewer's decision on one call.
 #[derive(Debug, Clone, Copy)]
 pub struct Decision<'a> {
+    pub action: Action,
     pub reviewer: Reviewer<'a>,
-    /// The face it came through: `api`, `cli`, `dashboard`, `email`.
-    pub via: &'a str,
+    /// The face it came through: API, CLI, dashboard, email.
+    pub via: Via,
     pub reason: Option<&'a str>,
     /// The argument digest the reviewer saw, when the face knows it: a mismatch decides nothing.
     pub args_digest: Option<&'a str>,
+    /// The SHA-256 of the review link's token it came through: spent with the decision, and a
+    /// link already spent decides nothing.
+    pub link: Option<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecideError {
     #[error("no call with id {0}")]
-    NotFound(String),
+    NotFound(CallId),
     #[error("call {id} is not pending: {status}")]
-    NotPending { id: String, status: CallStatus },
+    NotPending { id: CallId, status: CallStatus },
     #[error("{0}")]
     Forbidden(String),
     #[error(
@@ -55,7 +62,7 @@ pub enum DecideError {
     )]
     AlreadyApproved {
         reviewer: String,
-        id: String,
+        id: CallId,
         have: u32,
         need: u32,
     },
@@ -67,96 +74,83 @@ pub enum DecideError {
     ReasonRequired,
     #[error("the reason is too long ({0} bytes; at most {MAX_REASON})")]
     ReasonTooLong(usize),
+    #[error("this link was already used; it works once")]
+    LinkUsed,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// What an approval did.
+/// What a decision did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Approved {
+pub enum Decided {
     /// The quorum is reached: the call is released to its agent's request.
     Released,
     /// Counted; `need - have` more approvals are needed.
-    Counted { have: u32, need: u32 },
+    Counted {
+        have: u32,
+        need: u32,
+    },
+    Rejected,
 }
 
-/// Approves call `id` as `decision.reviewer`.
-pub async fn approve(
-    store: &Store,
-    groups: &BTreeMap<String, Vec<String>>,
-    id: &str,
-    decision: Decision<'_>,
-) -> Result<Approved, DecideError> {
-    check(store, groups, id, &decision).await?;
-    let release = CallStatus::Pending
-        .to(CallStatus::Approved)
-        .ok_or_else(|| DecideError::NotFound(id.to_owned()))?;
-    let actor = Actor {
-        name: decision.reviewer.name(),
-        via: decision.via,
-    };
-    match store
-        .approve(id, actor, non_blank(decision.reason), release)
-        .await?
-    {
-        Vote::Released => Ok(Approved::Released),
-        Vote::Counted { have, need } => Ok(Approved::Counted { have, need }),
-        Vote::Duplicate { have, need } => Err(DecideError::AlreadyApproved {
-            reviewer: actor.name.to_owned(),
-            id: id.to_owned(),
-            have,
-            need,
-        }),
-        Vote::NotPending(status) => Err(DecideError::NotPending {
-            id: id.to_owned(),
-            status,
-        }),
-        Vote::NotFound => Err(DecideError::NotFound(id.to_owned())),
+impl ApprovalQueue {
+    /// Decides call `id` as `decision` says: an approval counts once per reviewer until the
+    /// rule's quorum; one rejection (which needs a reason) decides. A decision that changed the
+    /// call wakes its parked request.
+    #[tracing::instrument(name = "decide", skip_all, fields(call = %id, reviewer = decision.reviewer.name(), action = decision.action.as_str(), via = %decision.via))]
+    pub async fn decide(
+        &self,
+        id: &CallId,
+        decision: Decision<'_>,
+    ) -> Result<Decided, DecideError> {
+        check(self, id, &decision).await?;
+        let reason = non_blank(decision.reason);
+        if decision.action == Action::Reject && reason.is_none() {
+            return Err(DecideError::ReasonRequired);
+        }
+        let actor = Actor::new(decision.reviewer.name(), decision.via);
+        let vote = self
+            .store
+            .decide(&DecisionRecord {
+                call: id,
+                action: decision.action,
+                actor: &actor,
+                reason,
+                link: decision.link,
+            })
+            .await?;
+        let decided = match vote {
+            Vote::Released => Decided::Released,
+            Vote::Rejected => Decided::Rejected,
+            Vote::Counted { have, need } => Decided::Counted { have, need },
+            Vote::Duplicate { have, need } => {
+                return Err(DecideError::AlreadyApproved {
+                    reviewer: actor.name().to_owned(),
+                    id: id.clone(),
+                    have,
+                    need,
+                });
+            }
+            Vote::NotPending(status) => {
+                return Err(DecideError::NotPending {
+                    id: id.clone(),
+                    status,
+                });
+            }
+            Vote::LinkUsed => return Err(DecideError::LinkUsed),
+            Vote::NotFound => return Err(DecideError::NotFound(id.clone())),
+        };
+        tracing::info!(?decided, "decision recorded");
+        self.wake(id);
+        Ok(decided)
     }
 }
 
-/// Rejects call `id`; one rejection decides, whatever the quorum. The reason is required.
-pub async fn reject(
-    store: &Store,
-    groups: &BTreeMap<String, Vec<String>>,
-    id: &str,
-    decision: Decision<'_>,
-) -> Result<(), DecideError> {
-    check(store, groups, id, &decision).await?;
-    let Some(reason) = non_blank(decision.reason) else {
-        return Err(DecideError::ReasonRequired);
-    };
-    let transition = CallStatus::Pending
-        .to(CallStatus::Rejected)
-        .ok_or_else(|| DecideError::NotFound(id.to_owned()))?;
-    let actor = Actor {
-        name: decision.reviewer.name(),
-        via: decision.via,
-    };
-    if store
-        .transition(id, transition, actor, Some(reason))
-        .await?
-    {
-        return Ok(());
-    }
-    // Lost the race: say what the call became instead.
-    let status = store
-        .call(id)
-        .await?
-        .map(|row| row.status())
-        .ok_or_else(|| DecideError::NotFound(id.to_owned()))?;
-    Err(DecideError::NotPending {
-        id: id.to_owned(),
-        status,
-    })
-}
-
-/// The checks every decision shares: the call exists and is pending, the reviewer may decide it,
-/// and (when given) the digest is the call's.
+/// The checks every decision shares before it is recorded: the reason fits, the call exists and
+/// is pending, the reviewer may decide it, and (when given) the digest is the call's.
 async fn check(
-    store: &Store,
-    groups: &BTreeMap<String, Vec<String>>,
-    id: &str,
+    queue: &ApprovalQueue,
+    id: &CallId,
     decision: &Decision<'_>,
 ) -> Result<CallRow, DecideError> {
     if let Some(reason) = decision.reason
@@ -164,32 +158,34 @@ async fn check(
     {
         return Err(DecideError::ReasonTooLong(reason.len()));
     }
-    let row = store
+    let row = queue
+        .store
         .call(id)
         .await?
-        .ok_or_else(|| DecideError::NotFound(id.to_owned()))?;
-    let rule: RuleSnapshot = serde_json::from_str(&row.rule_json).map_err(|_| {
+        .ok_or_else(|| DecideError::NotFound(id.clone()))?;
+    let rule = RuleSnapshot::read(&row.rule_json).ok_or_else(|| {
         DecideError::Forbidden(format!(
             "call {id} has an unreadable rule; nobody can approve it"
         ))
     })?;
-    may_decide(decision.reviewer, &rule, groups)?;
-    if row.status() != CallStatus::Pending {
+    may_decide(decision.reviewer, &rule, &queue.config.groups)?;
+    if row.status != CallStatus::Pending {
         return Err(DecideError::NotPending {
-            id: id.to_owned(),
-            status: row.status(),
+            id: id.clone(),
+            status: row.status,
         });
     }
     // Past its expiry a call is dead even before the expiry is written: approving it could only
-    // park an approval nobody is waiting for.
-    if row.expires_at <= crate::store::timestamp(time::OffsetDateTime::now_utc()) {
+    // park an approval nobody is waiting for. (The store checks again, in the decision's
+    // transaction.)
+    if row.is_past_expiry(Timestamp::now()) {
         return Err(DecideError::NotPending {
-            id: id.to_owned(),
+            id: id.clone(),
             status: CallStatus::Expired,
         });
     }
     if let Some(digest) = decision.args_digest
-        && digest != row.args_sha256
+        && row.args_sha256 != *digest
     {
         return Err(DecideError::DigestMismatch);
     }

@@ -1,34 +1,41 @@
 //! The approval queue: a `tools/call` whose rule is `require_approval` is parked here until
-//! reviewers decide, then released to the upstream exactly once, or refused.
+//! reviewers decide, then released to the upstream exactly once, or refused. This module owns a
+//! parked call's whole life; the MCP face only renders what became of it.
 //!
-//! - **Park.** The call is committed to the store as `pending` (its arguments as sent, their
-//!   canonical SHA-256, the rule as it was) before anything else happens. The agent's request stays
-//!   open; the MCP face (`mcp::parked`) keeps it alive and tells the agent what happens.
-//! - **Decide.** Reviewers approve (counted once each, until the rule's quorum) or reject, through
-//!   the API, the CLI and later the dashboard and email links, all via [`decide`]. A decision is a
-//!   conditional update on `status = 'pending'`: the first to win decides, the rest get "not
-//!   pending".
-//! - **Wake.** A decision made in this process wakes the parked request at once ([`ApprovalQueue::
-//!   wake`]); one made elsewhere (the CLI writing the database) is noticed by a poll of the store
-//!   every [`POLL`], which also repairs any wake-up that was missed.
-//! - **Release.** The parked request moves its call `approved → forwarding` (one winner), reads the
-//!   stored arguments back, checks them against the approved digest, and only then sends them.
+//! - **Park** ([`ApprovalQueue::park`]). The call is committed to the store as `pending` (its
+//!   arguments as sent, their canonical SHA-256, the rule as it was, its notifications) before
+//!   anything else happens.
+//! - **Wait** ([`Parked::fate`]). The agent's request waits; it ends in a [`Fate`]: approved (a
+//!   [`Release`]), refused with a text (rejected, expired, Airlock stopping), or left (the agent
+//!   cancelled, hung up, or ended its session: the call is withdrawn).
+//! - **Decide** ([`ApprovalQueue::decide`]). Reviewers approve (counted once each, until the rule's
+//!   quorum) or reject, through the dashboard, email links, the API and the CLI, all by this one
+//!   call. A decision is a conditional update on `status = 'pending'`: the first to win decides,
+//!   the rest get "not pending".
+//! - **Wake.** A decision made in this process wakes the parked request at once; one made
+//!   elsewhere (the CLI writing the database, another instance) is noticed by a poll of the store
+//!   every [`POLL`] (and `LISTEN` on PostgreSQL), which also repairs any wake-up that was missed.
+//! - **Release.** The waiting task moves its call `approved → forwarding` (one winner), reads the
+//!   stored arguments back, checks them against the approved digest, and only then holds the
+//!   [`Release`] that lets it send them, once.
 //! - **Fail closed.** Timeout expires the call (a system denial); a cancel, a closed stream or a
-//!   deleted session withdraws it; a restart abandons what the previous run held. None of these is
-//!   ever forwarded. The full state machine is in [`state`].
+//!   deleted session withdraws it; a restart abandons what the previous run held ([`recovery`]).
+//!   None of these is ever forwarded. The full state machine is [`crate::domain::CallStatus`].
 
-mod args;
 pub mod decide;
+mod park;
+mod parked;
 mod queue;
 mod recovery;
-mod state;
+mod rule;
 mod view;
 
-pub use args::digest as args_digest;
-pub use decide::{DecideError, Decision, Reviewer};
-pub use queue::{ApprovalQueue, ParkError, ParkRequest, Parked, RuleSnapshot, expiry_text};
+pub use decide::{DecideError, Decided, Decision, Reviewer};
+pub use park::{Announce, Announcement, ParkError, ParkRequest};
+pub use parked::{Fate, Parked, Release, Requester, expiry_text};
+pub use queue::ApprovalQueue;
 pub use recovery::{RecoveryError, default_instance_id};
-pub use state::{CallStatus, Transition};
+pub use rule::RuleSnapshot;
 pub use view::CallView;
 
 /// How often the store is checked for decisions made outside this process.

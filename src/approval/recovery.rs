@@ -25,9 +25,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::queue::SYSTEM;
-use super::{ApprovalQueue, CallStatus, POLL};
-use crate::store::{Backend, StoreError};
+use super::{ApprovalQueue, POLL};
+use crate::domain::{Actor, CallId, CallStatus, Timestamp};
+use crate::store::{Backend, Outcome, StoreError};
 
 /// How long past its expiry a pending call nobody is waiting on is left before the sweep expires
 /// it (its own request expires it on time; the sweep is for calls whose request is gone).
@@ -74,36 +74,6 @@ fn process_exists(pid: i64) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Logs the first of a run of failures as a warning and the rest quietly, then says when it
-/// recovered: a database outage should be one line in the log, not two a second.
-#[derive(Default)]
-struct FailureLog {
-    failing_since: Option<tokio::time::Instant>,
-}
-
-impl FailureLog {
-    fn record<E: std::error::Error>(&mut self, what: &str, result: Result<(), E>) {
-        match (result, self.failing_since) {
-            (Ok(()), None) => {}
-            (Ok(()), Some(since)) => {
-                tracing::info!(
-                    what,
-                    after_secs = since.elapsed().as_secs(),
-                    "working again"
-                );
-                self.failing_since = None;
-            }
-            (Err(e), None) => {
-                tracing::warn!(what, error = %crate::telemetry::error_chain(&e), "failed; retrying (further failures are logged at debug level)");
-                self.failing_since = Some(tokio::time::Instant::now());
-            }
-            (Err(e), Some(_)) => {
-                tracing::debug!(what, error = %crate::telemetry::error_chain(&e), "still failing");
-            }
-        }
-    }
-}
-
 impl ApprovalQueue {
     /// Registers this instance and clears what its earlier run, or dead instances, left behind.
     pub async fn start(&self) -> Result<(), RecoveryError> {
@@ -122,7 +92,7 @@ impl ApprovalQueue {
         }
         let host = hostname();
         if let Some(row) = self.store.instance(&self.instance_id).await? {
-            let fresh = row.heartbeat_at >= crate::store::timestamp(alive_since);
+            let fresh = row.heartbeat_at >= alive_since.text();
             let pid = row.pid.unwrap_or_default();
             // A fresh row of another process is a twin, unless that process is this host's
             // earlier run and gone (a restart after a crash).
@@ -146,9 +116,10 @@ impl ApprovalQueue {
     /// Gives calls stored before masked copies existed their masked copy, and scrubs the real
     /// arguments of those that are over, so an upgrade leaves no secret behind.
     async fn mask_older_calls(&self) -> Result<(), StoreError> {
-        let mut after = String::new();
+        let mut after: Option<CallId> = None;
         loop {
-            let calls = self.store.calls_without_shown_args(&after, 500).await?;
+            let after_id = after.as_ref().map_or("", |id| id.as_str());
+            let calls = self.store.calls_without_shown_args(after_id, 500).await?;
             if calls.is_empty() {
                 return Ok(());
             }
@@ -157,7 +128,7 @@ impl ApprovalQueue {
                     .map(|args| self.redactor.redact(&args))
                     .unwrap_or(serde_json::Value::Null);
                 self.store.set_shown_args(&id, &shown.to_string()).await?;
-                after = id;
+                after = Some(id);
             }
         }
     }
@@ -174,7 +145,7 @@ impl ApprovalQueue {
     }
 
     /// Heartbeats older than this (by the database's clock) are of dead instances.
-    async fn alive_since(&self) -> Result<time::OffsetDateTime, StoreError> {
+    async fn alive_since(&self) -> Result<Timestamp, StoreError> {
         let timeout =
             time::Duration::try_from(self.instance_timeout).unwrap_or(time::Duration::seconds(30));
         Ok(self.store.db_now().await? - timeout)
@@ -194,7 +165,7 @@ impl ApprovalQueue {
                 .await?
             {
                 if self
-                    .step(&id, from, CallStatus::Abandoned, SYSTEM, Some(gone))
+                    .step(&id, from, CallStatus::Abandoned, &Actor::SYSTEM, Some(gone))
                     .await?
                 {
                     tracing::warn!(call = %id, "abandoned a call whose agent's request is gone");
@@ -215,7 +186,14 @@ impl ApprovalQueue {
             if let Some(transition) = CallStatus::Forwarding.to(CallStatus::OutcomeUnknown)
                 && self
                     .store
-                    .finish(&id, transition, None, Some(unknown))
+                    .finish(
+                        &id,
+                        transition,
+                        &Outcome {
+                            result: None,
+                            detail: Some(unknown),
+                        },
+                    )
                     .await?
             {
                 tracing::warn!(call = %id, "a call was cut off mid-forward; outcome unknown");
@@ -232,18 +210,13 @@ impl ApprovalQueue {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(POLL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut polls = FailureLog::default();
-            let mut followups = FailureLog::default();
+            let mut polls = crate::telemetry::FailureLog::default();
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     () = stopped.cancelled() => return,
                 }
                 polls.record("approval queue poll", queue.poll_once().await);
-                followups.record(
-                    "email reminders and outcomes",
-                    queue.queue_followups().await,
-                );
             }
         });
         tokio::spawn(self.clone().beat(stop.clone()));
@@ -258,7 +231,7 @@ impl ApprovalQueue {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Started healthy: `start` just registered and swept.
         let mut healthy_since = Some(tokio::time::Instant::now());
-        let mut beats = FailureLog::default();
+        let mut beats = crate::telemetry::FailureLog::default();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -328,7 +301,7 @@ impl ApprovalQueue {
                 () = stop.cancelled() => return,
             }
         };
-        let mut failures = FailureLog::default();
+        let mut failures = crate::telemetry::FailureLog::default();
         loop {
             let next = tokio::select! {
                 next = listener.next() => next,
@@ -337,7 +310,9 @@ impl ApprovalQueue {
             match next {
                 Ok(id) => {
                     failures.record::<StoreError>("decision notifications", Ok(()));
-                    self.wake(&id);
+                    if let Ok(id) = CallId::parse(&id) {
+                        self.wake(&id);
+                    }
                 }
                 Err(e) => {
                     failures.record("decision notifications (the poll covers them)", Err(e));
@@ -358,7 +333,7 @@ impl ApprovalQueue {
             }
         }
         // Only this instance's own calls: a live peer expires its own, on its own clock.
-        let cutoff = time::OffsetDateTime::now_utc() - SWEEP_GRACE;
+        let cutoff = Timestamp::now() - SWEEP_GRACE;
         for id in self
             .store
             .overdue(CallStatus::Pending, &self.instance_id, cutoff)
@@ -372,7 +347,7 @@ impl ApprovalQueue {
                 &id,
                 CallStatus::Pending,
                 CallStatus::Expired,
-                SYSTEM,
+                &Actor::SYSTEM,
                 Some(why),
             )
             .await?;

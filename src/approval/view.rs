@@ -6,12 +6,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::RuleSnapshot;
+use crate::domain::{CallId, CallStatus};
 use crate::store::{ApprovalRow, CallRow, EventRow};
 
 #[derive(Debug, Serialize)]
 pub struct CallView {
-    pub id: String,
-    pub status: &'static str,
+    pub id: CallId,
+    pub status: CallStatus,
     pub upstream: String,
     pub tool: String,
     pub agent: String,
@@ -46,25 +47,25 @@ impl CallView {
     pub fn new(row: CallRow, approvals: Vec<ApprovalRow>, events: Option<Vec<EventRow>>) -> Self {
         // Shown to people: secret-looking fields masked (the digest still covers the real ones).
         let arguments = row.shown_arguments();
-        let rule = serde_json::from_str(&row.rule_json).ok();
+        let rule = RuleSnapshot::read(&row.rule_json);
         Self {
-            status: row.status().as_str(),
+            status: row.status,
             id: row.id,
-            upstream: row.upstream,
-            tool: row.tool,
-            agent: row.agent,
+            upstream: row.upstream.into_string(),
+            tool: row.tool.into_string(),
+            agent: row.agent.into_string(),
             agent_session: row.agent_session,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-            args_digest: row.args_sha256,
+            created_at: row.created_at.text(),
+            expires_at: row.expires_at.text(),
+            args_digest: row.args_sha256.as_str().to_owned(),
             arguments,
             rule,
             approvals_needed: row.approvals_needed,
             approvals,
-            decided_at: row.decided_at,
+            decided_at: row.decided_at.map(|at| at.text()),
             decided_by: row.decided_by,
             reason: row.reason,
-            finished_at: row.finished_at,
+            finished_at: row.finished_at.map(|at| at.text()),
             result: row.result_bytes.map(|bytes| ResultView {
                 bytes,
                 sha256: row.result_sha256,

@@ -87,7 +87,7 @@ impl Exporter {
             hash: bounds.head_hash,
             pruned_seq: bounds.pruned_seq,
             pruned_hash: bounds.pruned_hash,
-            at: crate::store::timestamp(time::OffsetDateTime::now_utc()),
+            at: crate::domain::Timestamp::now().text(),
             filter: filter.describe(),
             events: 0,
             events_sha256: String::new(),

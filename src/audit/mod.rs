@@ -20,7 +20,6 @@
 //! not fit: edited (its hash), deleted (a missing number), inserted or reordered (its link to the
 //! one before), or cut off at the end (the stored head).
 
-mod chain;
 pub mod checkpoint;
 pub mod export;
 pub mod retention;
@@ -28,7 +27,7 @@ pub mod sign_ins;
 mod verify;
 pub mod writer;
 
-pub use chain::{AuditEvent, GENESIS, event_hash};
+pub use crate::domain::{AuditEvent, GENESIS, event_hash};
 pub use checkpoint::{Checkpoint, SigningKey};
 pub use verify::{
     Broken, ExportFault, Verified, VerifiedExport, VerifyError, verify, verify_export,
@@ -38,21 +37,20 @@ pub use writer::{AuditWriter, Entry, NotRecorded};
 use crate::store::{NewAuditEvent, Store, StoreError};
 
 /// Records an event that is not a step of a call (a sign-in, a user or token change), now, as
-/// `actor` through `via`.
+/// `actor`.
 pub async fn record(
     store: &Store,
     kind: &str,
-    actor: &str,
-    via: &str,
+    actor: &crate::domain::Actor,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
-    let at = crate::store::timestamp(time::OffsetDateTime::now_utc());
+    let at = crate::domain::Timestamp::now().text();
     store
         .audit(&NewAuditEvent {
             at: &at,
             kind,
-            actor,
-            via,
+            actor: actor.name(),
+            via: actor.via().as_str(),
             upstream: None,
             tool: None,
             call_id: None,

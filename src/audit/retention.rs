@@ -25,7 +25,7 @@ pub async fn prune_once(store: &Store, retain_days: u32) -> Result<i64, crate::s
     let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(retain_days));
     let why = format!("older than {retain_days} days, [audit] retain_days");
     Ok(store
-        .audit_prune(&crate::store::timestamp(cutoff), &why)
+        .audit_prune(&crate::domain::Timestamp::from(cutoff).text(), &why)
         .await?
         .unwrap_or(0))
 }

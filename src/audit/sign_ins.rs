@@ -71,7 +71,8 @@ impl FailedSignIns {
         match write {
             Write::Event => {
                 let detail = format!("from {client}");
-                super::record(store, "sign_in_failed", email, "dashboard", Some(&detail)).await
+                let actor = crate::domain::Actor::new(email, crate::domain::Via::Dashboard);
+                super::record(store, "sign_in_failed", &actor, Some(&detail)).await
             }
             Write::Nothing => Ok(()),
         }
@@ -123,8 +124,7 @@ async fn write_suppressed(store: &Store, hour: &Hour) -> Result<(), StoreError> 
     super::record(
         store,
         "sign_in_failed_suppressed",
-        "system",
-        "dashboard",
+        &crate::domain::Actor::system(crate::domain::Via::Dashboard),
         Some(&detail),
     )
     .await

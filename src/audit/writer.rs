@@ -56,13 +56,13 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// An event of `kind` by `actor` through `via`, stamped now.
-    pub fn now(kind: &str, actor: &str, via: &str) -> Self {
+    /// An event of `kind` by `actor`, stamped now.
+    pub fn now(kind: &str, actor: &crate::domain::Actor) -> Self {
         Self {
-            at: crate::store::timestamp(time::OffsetDateTime::now_utc()),
+            at: crate::domain::Timestamp::now().text(),
             kind: kind.to_owned(),
-            actor: actor.to_owned(),
-            via: via.to_owned(),
+            actor: actor.name().to_owned(),
+            via: actor.via().as_str().to_owned(),
             ..Self::default()
         }
     }

@@ -105,7 +105,7 @@ pub struct ExportRequest {
 fn export_time(flag: &str, text: &str, day_end: bool) -> Result<String, CommandError> {
     use time::format_description::well_known::Rfc3339;
     if let Ok(at) = time::OffsetDateTime::parse(text, &Rfc3339) {
-        return Ok(crate::store::timestamp(at));
+        return Ok(crate::domain::Timestamp::from(at).text());
     }
     let day = time::Date::parse(
         text,
@@ -121,7 +121,7 @@ fn export_time(flag: &str, text: &str, day_end: bool) -> Result<String, CommandE
     } else {
         day
     };
-    Ok(crate::store::timestamp(day.midnight().assume_utc()))
+    Ok(crate::domain::Timestamp::from(day.midnight().assume_utc()).text())
 }
 
 /// `airlock audit export`: the filtered log on stdout; returns how many events.

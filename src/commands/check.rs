@@ -136,7 +136,6 @@ async fn check_upstream(
     } else {
         let runtime = Upstream::new(
             upstream,
-            policy,
             reqwest::Client::new(),
             shutdown.child_token(),
             std::sync::Arc::new(crate::redact::Redactor::new(&config.redaction)),

@@ -10,9 +10,7 @@ mod review;
 pub use audit::{ExportRequest, audit_export, audit_keygen, audit_verify, audit_verify_file};
 pub use check::check;
 pub use demo::{DEMO_POLICY, DEMO_REVIEWER, DemoArgs, demo, demo_upstream};
-pub use review::{
-    approve, is_plausible_email, pending, reject, user_add, user_password, user_token,
-};
+pub use review::{approve, pending, reject, user_add, user_password, user_token};
 
 use std::path::Path;
 
@@ -76,6 +74,12 @@ pub async fn token_create(config_path: &Path, agent: &str) -> Result<String, Com
         .add_agent_token(agent, &secrets::sha256_hex(token.as_bytes()))
         .await?;
     let detail = format!("agent {agent}");
-    crate::audit::record(&store, "agent_token_created", "cli", "cli", Some(&detail)).await?;
+    crate::audit::record(
+        &store,
+        "agent_token_created",
+        &crate::domain::Actor::OPERATOR,
+        Some(&detail),
+    )
+    .await?;
     Ok(token)
 }

@@ -6,9 +6,9 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::CommandError;
-use crate::approval::decide::{self, Approved};
-use crate::approval::{CallStatus, CallView, Decision, Reviewer};
+use crate::approval::{ApprovalQueue, CallView, Decided, Decision, Reviewer};
 use crate::config::Config;
+use crate::domain::{Action, CallId, CallStatus, Via};
 use crate::secrets;
 use crate::store::{Role, Store, User};
 
@@ -21,17 +21,8 @@ async fn open(config_path: &Path) -> Result<(Config, Store), CommandError> {
     Ok((config, store))
 }
 
-/// A plausible email address: one `@` with text on both sides, no spaces or control characters.
-pub fn is_plausible_email(email: &str) -> bool {
-    email.len() <= 254
-        && email.split('@').count() == 2
-        && !email.starts_with('@')
-        && !email.ends_with('@')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
 fn check_email(email: &str) -> Result<(), CommandError> {
-    if is_plausible_email(email) {
+    if crate::domain::is_plausible_email(email) {
         Ok(())
     } else {
         Err(CommandError::Invalid(format!(
@@ -78,7 +69,13 @@ pub async fn user_add(
     })?;
     store.set_password_hash(&user.id, &hash).await?;
     let detail = format!("{email} as {}", role.as_str());
-    crate::audit::record(&store, "user_added", "cli", "cli", Some(&detail)).await?;
+    crate::audit::record(
+        &store,
+        "user_added",
+        &crate::domain::Actor::OPERATOR,
+        Some(&detail),
+    )
+    .await?;
     Ok(generated)
 }
 
@@ -94,7 +91,13 @@ pub async fn user_password(
     let (_, store) = open(config_path).await?;
     let user = user(&store, email).await?;
     store.change_password(&user.id, &hash).await?;
-    crate::audit::record(&store, "password_reset", "cli", "cli", Some(&user.email)).await?;
+    crate::audit::record(
+        &store,
+        "password_reset",
+        &crate::domain::Actor::OPERATOR,
+        Some(&user.email),
+    )
+    .await?;
     Ok(generated)
 }
 
@@ -133,7 +136,13 @@ pub async fn user_token(config_path: &Path, email: &str) -> Result<String, Comma
     store
         .add_user_token(&user, &secrets::sha256_hex(token.as_bytes()))
         .await?;
-    crate::audit::record(&store, "token_created", "cli", "cli", Some(&user.email)).await?;
+    crate::audit::record(
+        &store,
+        "token_created",
+        &crate::domain::Actor::OPERATOR,
+        Some(&user.email),
+    )
+    .await?;
     Ok(token)
 }
 
@@ -193,13 +202,42 @@ async fn reviewer_user(store: &Store, as_user: Option<&str>) -> Result<Option<Us
 }
 
 /// A decision made at the command line, as `user` (`--as`) or as the operator.
-fn cli_decision<'a>(user: Option<&'a User>, reason: Option<&'a str>) -> Decision<'a> {
+fn cli_decision<'a>(
+    action: Action,
+    user: Option<&'a User>,
+    reason: Option<&'a str>,
+) -> Decision<'a> {
     Decision {
+        action,
         reviewer: user.map_or(Reviewer::Operator, Reviewer::User),
-        via: "cli",
+        via: Via::Cli,
         reason,
         args_digest: None,
+        link: None,
     }
+}
+
+/// Decides call `id` through the queue, as every face does. This process parks nothing, so the
+/// queue has no waits to wake: the running server notices the decision by its poll.
+async fn decide(
+    config_path: &Path,
+    id: &str,
+    action: Action,
+    reason: Option<&str>,
+    as_user: Option<&str>,
+) -> Result<Decided, CommandError> {
+    let (config, store) = open(config_path).await?;
+    let id = CallId::parse(id).map_err(|e| CommandError::Invalid(e.to_string()))?;
+    let user = reviewer_user(&store, as_user).await?;
+    let queue = ApprovalQueue::new(
+        store,
+        std::sync::Arc::new(config),
+        std::sync::Arc::default(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    Ok(queue
+        .decide(&id, cli_decision(action, user.as_ref(), reason))
+        .await?)
 }
 
 /// `airlock approve ID [--reason R] [--as EMAIL]`; returns what happened, for stderr.
@@ -209,16 +247,15 @@ pub async fn approve(
     reason: Option<&str>,
     as_user: Option<&str>,
 ) -> Result<String, CommandError> {
-    let (config, store) = open(config_path).await?;
-    let user = reviewer_user(&store, as_user).await?;
-    let decision = cli_decision(user.as_ref(), reason);
     Ok(
-        match decide::approve(&store, &config.groups, id, decision).await? {
-            Approved::Released => format!("approved call {id}; it is released to its agent"),
-            Approved::Counted { have, need } => format!(
+        match decide(config_path, id, Action::Approve, reason, as_user).await? {
+            Decided::Counted { have, need } => format!(
                 "approval counted for call {id}: {have} of {need}; it still waits for {} more",
                 need.saturating_sub(have)
             ),
+            Decided::Released | Decided::Rejected => {
+                format!("approved call {id}; it is released to its agent")
+            }
         },
     )
 }
@@ -230,9 +267,6 @@ pub async fn reject(
     reason: &str,
     as_user: Option<&str>,
 ) -> Result<String, CommandError> {
-    let (config, store) = open(config_path).await?;
-    let user = reviewer_user(&store, as_user).await?;
-    let decision = cli_decision(user.as_ref(), Some(reason));
-    decide::reject(&store, &config.groups, id, decision).await?;
+    decide(config_path, id, Action::Reject, Some(reason), as_user).await?;
     Ok(format!("rejected call {id}"))
 }

@@ -1,10 +1,10 @@
-//! Turning a request's reply stream into an HTTP response: an SSE stream (related notifications and
-//! server requests first, then the response, then the end) or, for clients that only accept JSON,
-//! one JSON body.
+//! What the MCP core answers ([`Reply`]), and how it becomes HTTP at the edge: an SSE stream
+//! (related notifications and server requests first, then the response, then the end) or, for
+//! clients that only accept JSON, one JSON body.
 //!
-//! Every forwarded request ends here, so this is where its outcome is counted, its rate-limit slot
-//! is given back if the upstream failed, and (for 2026-07-28 clients) a closed stream becomes a
-//! cancellation upstream.
+//! A forwarded request ends in [`Forwarded`], so that is where its outcome is counted, its
+//! rate-limit slot given back if the upstream failed, and (for 2026-07-28 clients) a closed stream
+//! becomes a cancellation upstream.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,15 +14,114 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::session::InFlight;
 use super::tools_call::Quota;
 use super::trail::Trail;
+use crate::domain::ToolName;
 use crate::jsonrpc;
 use crate::metrics::{Metrics, Outcome};
 use crate::upstream::{Connection, Inbound, ReplyRx};
+
+/// What a message sent to `/mcp` is answered with, before it is HTTP.
+pub enum Reply {
+    /// Taken; nothing to say (202).
+    Accepted,
+    /// One JSON-RPC message.
+    One(Value),
+    /// Messages as they come: related ones, then the final response (a message without a
+    /// `method`). A stream that ends without one was cancelled.
+    Stream(Messages),
+}
+
+/// A reply's messages in order.
+pub struct Messages {
+    stream: BoxStream<'static, Value>,
+    /// Where related messages go when the answer is one JSON body and cannot carry them.
+    overflow: Option<mpsc::Sender<Value>>,
+    keep_alive: Duration,
+}
+
+impl Messages {
+    pub fn new(
+        stream: impl Stream<Item = Value> + Send + 'static,
+        overflow: Option<mpsc::Sender<Value>>,
+        keep_alive: Duration,
+    ) -> Self {
+        Self {
+            stream: stream.boxed(),
+            overflow,
+            keep_alive,
+        }
+    }
+
+    /// The final message, related ones going to the session's stream; `None` when there was none.
+    pub async fn last(mut self) -> Option<Value> {
+        while let Some(msg) = self.stream.next().await {
+            if msg.get("method").is_none() {
+                return Some(msg);
+            }
+            if let Some(overflow) = &self.overflow
+                && overflow.try_send(msg).is_err()
+            {
+                tracing::warn!("session queue full; dropping a server message");
+            }
+        }
+        None
+    }
+}
+
+impl Reply {
+    /// The HTTP response, in the form the client asked for.
+    pub async fn respond(self, as_sse: bool) -> Response {
+        match self {
+            Self::Accepted => StatusCode::ACCEPTED.into_response(),
+            Self::One(msg) => single(msg, as_sse),
+            Self::Stream(messages) if as_sse => {
+                let keep_alive = KeepAlive::new().interval(messages.keep_alive);
+                let events = messages
+                    .stream
+                    .map(|msg| Ok::<_, Infallible>(message_event(&msg)));
+                unbuffered(Sse::new(events).keep_alive(keep_alive).into_response())
+            }
+            Self::Stream(messages) => match messages.last().await {
+                Some(msg) => Json(msg).into_response(),
+                // The call was cancelled: there is no answer to give.
+                None => StatusCode::NO_CONTENT.into_response(),
+            },
+        }
+    }
+}
+
+/// One message as the whole answer, in the form the client asked for.
+pub fn single(msg: Value, as_sse: bool) -> Response {
+    if as_sse {
+        let event = message_event(&msg);
+        Sse::new(futures_util::stream::once(async move {
+            Ok::<_, Infallible>(event)
+        }))
+        .into_response()
+    } else {
+        Json(msg).into_response()
+    }
+}
+
+/// Asks reverse proxies (nginx) not to buffer an event stream, so progress arrives as it happens.
+pub fn unbuffered(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::HeaderName::from_static("x-accel-buffering"),
+        axum::http::HeaderValue::from_static("no"),
+    );
+    response
+}
+
+pub fn message_event(msg: &Value) -> Event {
+    Event::default().event("message").data(msg.to_string())
+}
 
 /// Keep-alive comments keep idle proxies and clients from closing a long call's stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -32,7 +131,7 @@ pub struct Forwarded {
     pub upstream: Arc<str>,
     pub method: String,
     /// The tool's name when this is a `tools/call`.
-    pub tool: Option<String>,
+    pub tool: Option<ToolName>,
     pub original_id: Value,
     pub metrics: Arc<Metrics>,
     pub slot: Option<Quota>,
@@ -46,15 +145,27 @@ pub struct Forwarded {
     /// The client speaks 2026-07-28: its final result gets a `resultType`.
     pub stateless: bool,
     /// Keeps the session counted as busy while the call is open.
-    pub _in_flight: Option<crate::mcp::session::InFlight>,
+    pub in_flight: Option<InFlight>,
 }
 
 impl Forwarded {
+    /// The reply of the request, as the upstream's reply items arrive: ends after the final one.
+    pub fn into_reply(self, replies: ReplyRx) -> Reply {
+        let overflow = self.overflow.clone();
+        let stream = futures_util::stream::unfold(Some((self, replies)), |state| async move {
+            let (mut forwarded, mut replies) = state?;
+            let item = replies.recv().await?;
+            let (msg, last) = forwarded.render(item);
+            Some((msg, (!last).then_some((forwarded, replies))))
+        });
+        Reply::Stream(Messages::new(stream, overflow, KEEP_ALIVE))
+    }
+
     /// Turns a reply item into the message for the client; true when it is the final one.
     pub fn render(&mut self, item: Inbound) -> (Value, bool) {
         let (mut msg, last) = self.classify(item);
         if last && self.stateless {
-            super::mark_complete(&mut msg);
+            crate::protocol::mark_complete(&mut msg);
         }
         (msg, last)
     }
@@ -134,67 +245,5 @@ impl Drop for Forwarded {
                     .await;
             });
         }
-    }
-}
-
-/// Streams the reply as SSE until the final message.
-pub fn sse(forwarded: Forwarded, replies: ReplyRx) -> Response {
-    unbuffered(
-        Sse::new(events(forwarded, replies))
-            .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-            .into_response(),
-    )
-}
-
-/// Asks reverse proxies (nginx) not to buffer an event stream, so progress arrives as it happens.
-pub fn unbuffered(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        axum::http::HeaderName::from_static("x-accel-buffering"),
-        axum::http::HeaderValue::from_static("no"),
-    );
-    response
-}
-
-fn events(forwarded: Forwarded, replies: ReplyRx) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold(Some((forwarded, replies)), |state| async move {
-        let (mut forwarded, mut replies) = state?;
-        let item = replies.recv().await?;
-        let (msg, last) = forwarded.render(item);
-        let event = message_event(&msg);
-        Some((Ok(event), (!last).then_some((forwarded, replies))))
-    })
-}
-
-pub fn message_event(msg: &Value) -> Event {
-    Event::default().event("message").data(msg.to_string())
-}
-
-/// Waits for the final message and answers with it as one JSON body.
-pub async fn json(mut forwarded: Forwarded, mut replies: ReplyRx) -> Response {
-    while let Some(item) = replies.recv().await {
-        let (msg, last) = forwarded.render(item);
-        if last {
-            return Json(msg).into_response();
-        }
-        if let Some(overflow) = &forwarded.overflow
-            && overflow.try_send(msg).is_err()
-        {
-            tracing::warn!("session queue full; dropping a server message");
-        }
-    }
-    // The call was cancelled: there is no answer to give.
-    StatusCode::NO_CONTENT.into_response()
-}
-
-/// One message as the whole answer, in the form the client asked for.
-pub fn single(msg: Value, as_sse: bool) -> Response {
-    if as_sse {
-        let event = message_event(&msg);
-        Sse::new(futures_util::stream::once(async move {
-            Ok::<_, Infallible>(event)
-        }))
-        .into_response()
-    } else {
-        Json(msg).into_response()
     }
 }

@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::app::Gateway;
+use crate::domain::SessionKey;
 use crate::mcp::auth::AgentIdentity;
-use crate::upstream::{Connection, SessionKey, Upstream};
+use crate::upstream::Connection;
 
 /// `random` with the tag of instance `instance_id` appended.
 pub fn tagged_id(random: &str, instance_id: &str) -> String {
@@ -37,7 +39,7 @@ fn instance_tag(instance_id: &str) -> String {
 
 pub struct Session {
     pub id: SessionKey,
-    pub upstream: Arc<Upstream>,
+    pub gateway: Arc<Gateway>,
     pub conn: Connection,
     pub agent: AgentIdentity,
     pub protocol_version: &'static str,
@@ -69,7 +71,7 @@ const SINK_CAPACITY: usize = 1024;
 impl Session {
     pub fn new(
         id: SessionKey,
-        upstream: Arc<Upstream>,
+        gateway: Arc<Gateway>,
         conn: Connection,
         owns_conn: bool,
         agent: AgentIdentity,
@@ -79,7 +81,7 @@ impl Session {
         conn.register_session(id.clone(), Arc::from(agent.name.as_str()), sink_tx.clone());
         Arc::new(Self {
             id,
-            upstream,
+            gateway,
             conn,
             agent,
             protocol_version,

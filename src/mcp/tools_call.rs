@@ -12,14 +12,14 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::forward::CallContext;
+use super::trail::Trail;
 use crate::app::AppState;
+use crate::domain::ToolName;
 use crate::jsonrpc;
 use crate::metrics::Outcome;
 use crate::policy::{ApprovalRule, CallSite, Rule, Slot, Verdict};
 use crate::store::{Backend, Store};
-use crate::upstream::Upstream;
-
-use super::trail::Trail;
 
 /// A call's place within its rate limit: the local slot, and the shared one when there is one.
 pub struct Quota {
@@ -45,12 +45,12 @@ pub enum Gate {
     /// Forward the call; give the quota back if the upstream does not carry it out. The trail
     /// records how it ends.
     Forward {
-        tool: String,
+        tool: ToolName,
         slot: Option<Quota>,
         trail: Box<Trail>,
     },
     /// Park the call until reviewers decide under this rule.
-    Park { tool: String, rule: ApprovalRule },
+    Park { tool: ToolName, rule: ApprovalRule },
     /// Answer with this message instead.
     Refuse(Value),
 }
@@ -59,19 +59,9 @@ pub enum Gate {
 /// call; MCP asks for at most 128 characters, this leaves room for servers that go beyond.
 pub const MAX_TOOL_NAME: usize = 256;
 
-/// Who makes a call, and where their rate limits count.
-pub struct Caller<'a> {
-    pub agent: &'a str,
-    /// What limits counted per session count against (the session, or the agent token for
-    /// stateless clients).
-    pub session_key: &'a str,
-    /// `session_key` is the agent token, which other instances may count against too.
-    pub stateless: bool,
-}
-
 /// Judges a `tools/call` request under the upstream's current policy, and records the verdict
 /// in the audit log (a parked call is recorded by the queue when it is stored).
-pub async fn gate(app: &AppState, upstream: &Upstream, caller: &Caller<'_>, msg: &Value) -> Gate {
+pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
     let Some(tool) = msg.pointer("/params/name").and_then(Value::as_str) else {
         return Gate::Refuse(jsonrpc::error_response(
@@ -90,20 +80,21 @@ pub async fn gate(app: &AppState, upstream: &Upstream, caller: &Caller<'_>, msg:
             ),
         ));
     }
-    let policy = upstream.policy.current();
+    let gateway = &ctx.gateway;
+    let policy = gateway.policy.current();
     let call = CallSite {
-        upstream: &upstream.name,
+        upstream: &gateway.name,
         tool,
-        agent: caller.agent,
-        session: caller.session_key,
+        agent: &ctx.agent,
+        session: &ctx.rate_key,
     };
-    let trail = || Trail::new(app, &upstream.name, tool, caller.agent, msg);
+    let trail = || Trail::new(app, &gateway.name, tool, &ctx.agent, msg);
     let (outcome, text) = match policy.evaluate(&call, &app.limiter, Instant::now()) {
         Verdict::Allow { slot } => {
             let slot = match slot {
                 None => Ok(None),
                 Some(local) if app.store.backend() == Backend::Postgres => {
-                    shared_quota(app, policy.rule_for(tool).rule, &call, caller, local)
+                    shared_quota(app, policy.rule_for(tool).rule, &call, ctx.stateless, local)
                         .await
                         .map(Some)
                 }
@@ -119,7 +110,7 @@ pub async fn gate(app: &AppState, upstream: &Upstream, caller: &Caller<'_>, msg:
                     } else {
                         "allowed by the policy's default"
                     };
-                    return admit(app, upstream, tool, slot, trail(), why, id).await;
+                    return admit(app, ctx, tool, slot, trail(), why, id).await;
                 }
                 Err(message) => (Outcome::RateLimited, message),
             }
@@ -128,7 +119,7 @@ pub async fn gate(app: &AppState, upstream: &Upstream, caller: &Caller<'_>, msg:
         Verdict::RateLimited { message, .. } => (Outcome::RateLimited, message),
         Verdict::RequireApproval(rule) => {
             return Gate::Park {
-                tool: tool.to_owned(),
+                tool: ToolName::new(tool),
                 rule,
             };
         }
@@ -139,8 +130,8 @@ pub async fn gate(app: &AppState, upstream: &Upstream, caller: &Caller<'_>, msg:
         "rate_limited"
     };
     trail().refused(kind, &text);
-    tracing::info!(upstream = %upstream.name, tool, outcome = ?outcome, "tool call refused");
-    app.metrics.tool_call(&upstream.name, tool, outcome);
+    tracing::info!(tool, outcome = ?outcome, "tool call refused");
+    app.metrics.tool_call(&gateway.name, tool, outcome);
     Gate::Refuse(jsonrpc::tool_error_result(id, text))
 }
 
@@ -148,7 +139,7 @@ pub async fn gate(app: &AppState, upstream: &Upstream, caller: &Caller<'_>, msg:
 /// refused (fail closed) and its quota given back.
 async fn admit(
     app: &AppState,
-    upstream: &Upstream,
+    ctx: &CallContext,
     tool: &str,
     slot: Option<Quota>,
     mut trail: Trail,
@@ -157,7 +148,7 @@ async fn admit(
 ) -> Gate {
     if trail.allowed(why).await.is_ok() {
         return Gate::Forward {
-            tool: tool.to_owned(),
+            tool: ToolName::new(tool),
             slot,
             trail: Box::new(trail),
         };
@@ -165,14 +156,13 @@ async fn admit(
     if let Some(slot) = slot {
         slot.release();
     }
-    tracing::error!(upstream = %upstream.name, tool, "audit log not being written; call refused");
-    app.metrics
-        .tool_call(&upstream.name, tool, Outcome::Unavailable);
+    let upstream = &ctx.gateway.name;
+    tracing::error!(tool, "audit log not being written; call refused");
+    app.metrics.tool_call(upstream, tool, Outcome::Unavailable);
     Gate::Refuse(jsonrpc::tool_error_result(
         id,
         format!(
-            "Airlock cannot record the call in its audit log right now; not run ({}.{tool})",
-            upstream.name
+            "Airlock cannot record the call in its audit log right now; not run ({upstream}.{tool})"
         ),
     ))
 }
@@ -186,7 +176,7 @@ async fn shared_quota(
     app: &AppState,
     rule: &Rule,
     call: &CallSite<'_>,
-    caller: &Caller<'_>,
+    stateless: bool,
     local: Slot,
 ) -> Result<Quota, String> {
     let local_only = Quota {
@@ -199,7 +189,7 @@ async fn shared_quota(
     else {
         return Ok(local_only);
     };
-    if limit.per() == crate::policy::RateScope::Session && !caller.stateless {
+    if limit.per() == crate::policy::RateScope::Session && !stateless {
         return Ok(local_only);
     }
     let local = local_only.local;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::audit::{AuditWriter, Entry, NotRecorded};
+use crate::domain::{Actor, AgentName, ArgsDigest, Timestamp};
 use crate::store::ResultSummary;
 
 /// One call's events, sharing its id, agent, tool and argument digest.
@@ -28,20 +29,21 @@ impl Trail {
         app: &crate::app::AppState,
         upstream: &str,
         tool: &str,
-        agent: &str,
+        agent: &AgentName,
         msg: &Value,
     ) -> Self {
         let digest = match msg.pointer("/params/arguments") {
-            Some(args) => crate::approval::args_digest(args),
-            None => crate::approval::args_digest(&Value::Object(serde_json::Map::new())),
+            Some(args) => ArgsDigest::of(args),
+            None => ArgsDigest::of(&Value::Object(serde_json::Map::new())),
         };
+        let actor = Actor::agent(agent);
         let template = Entry {
-            actor: format!("agent:{agent}"),
-            via: "mcp".to_owned(),
+            actor: actor.name().to_owned(),
+            via: actor.via().as_str().to_owned(),
             upstream: Some(upstream.to_owned()),
             tool: Some(tool.to_owned()),
             call_id: Some(uuid::Uuid::now_v7().to_string()),
-            args_digest: Some(digest),
+            args_digest: Some(digest.as_str().to_owned()),
             ..Entry::default()
         };
         Self {
@@ -110,11 +112,11 @@ impl Trail {
     /// An event of this call, by the agent, or by `system` for how it ended.
     fn entry(&self, kind: &str, by_system: bool, detail: &str) -> Entry {
         let mut entry = self.template.clone();
-        entry.at = crate::store::timestamp(time::OffsetDateTime::now_utc());
+        entry.at = Timestamp::now().text();
         kind.clone_into(&mut entry.kind);
         if by_system {
-            "system".clone_into(&mut entry.actor);
-            "system".clone_into(&mut entry.via);
+            Actor::SYSTEM.name().clone_into(&mut entry.actor);
+            Actor::SYSTEM.via().as_str().clone_into(&mut entry.via);
         }
         entry.detail = Some(detail.to_owned());
         entry

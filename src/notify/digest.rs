@@ -5,6 +5,7 @@
 
 use askama::Template;
 
+use crate::domain::CallStatus;
 use crate::store::CallRow;
 
 struct DigestCall {
@@ -46,21 +47,10 @@ pub fn render(
         calls: calls
             .iter()
             .map(|row| {
-                let status = row.status();
-                let state = if status == crate::approval::CallStatus::Pending {
-                    let clock = time::OffsetDateTime::parse(
-                        &row.expires_at,
-                        &time::format_description::well_known::Rfc3339,
-                    )
-                    .ok()
-                    .and_then(|t| {
-                        t.format(time::macros::format_description!("[hour]:[minute]"))
-                            .ok()
-                    })
-                    .unwrap_or_default();
-                    format!("waiting, expires {clock} UTC")
+                let state = if row.status == CallStatus::Pending {
+                    format!("waiting, expires {} UTC", row.expires_at.clock())
                 } else {
-                    format!("now {status}")
+                    format!("now {}", row.status)
                 };
                 DigestCall {
                     agent: super::short_line(&row.agent),

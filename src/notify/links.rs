@@ -10,34 +10,8 @@
 //! A token is good for one use (`used_at` is set when its decision is made); GET only shows a
 //! confirmation page, since mail scanners fetch links.
 
-use serde::{Deserialize, Serialize};
-
-use crate::store::{ReviewLinkRow, Store, StoreError};
-
-/// What a review link may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LinkAction {
-    Approve,
-    Reject,
-}
-
-impl LinkAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Approve => "approve",
-            Self::Reject => "reject",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "approve" => Some(Self::Approve),
-            "reject" => Some(Self::Reject),
-            _ => None,
-        }
-    }
-}
+use crate::domain::{Action, ArgsDigest, CallId, CallStatus, Timestamp};
+use crate::store::{NewReviewLink, ReviewLinkRow, Store, StoreError};
 
 /// Why a token is not a usable link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,11 +95,11 @@ pub fn replace_link(text: &str, slot: &LinkSlot, place: &str, with: &str) -> Str
 /// A decision a link makes, before its token exists.
 #[derive(Debug, Clone)]
 pub struct LinkFor<'a> {
-    pub call: &'a str,
+    pub call: &'a CallId,
     pub reviewer: &'a str,
-    pub action: LinkAction,
-    pub digest: &'a str,
-    pub expires_at: time::OffsetDateTime,
+    pub action: Action,
+    pub digest: &'a ArgsDigest,
+    pub expires_at: Timestamp,
     /// The message place it fills, if any: it replaces the link minted there before.
     pub slot: Option<&'a str>,
 }
@@ -133,8 +107,17 @@ pub struct LinkFor<'a> {
 /// Makes a link for `what` and returns its token (shown once: only its SHA-256 is stored).
 pub async fn issue(store: &Store, what: &LinkFor<'_>) -> Result<String, IssueError> {
     let token = crate::secrets::generate_link_token()?;
+    let token_sha256 = crate::secrets::sha256_hex(token.as_bytes());
     store
-        .insert_review_link(&crate::secrets::sha256_hex(token.as_bytes()), what)
+        .insert_review_link(&NewReviewLink {
+            token_sha256: &token_sha256,
+            call: what.call,
+            reviewer: what.reviewer,
+            action: what.action,
+            digest: what.digest,
+            expires_at: what.expires_at,
+            slot: what.slot,
+        })
         .await?;
     Ok(token)
 }
@@ -158,7 +141,7 @@ pub async fn find(
     else {
         return Ok(Err(BadLink::Unknown));
     };
-    if row.expires_at <= crate::store::timestamp(time::OffsetDateTime::now_utc()) {
+    if row.expires_at <= Timestamp::now() {
         return Ok(Err(BadLink::Expired));
     }
     Ok(Ok(row))
@@ -170,24 +153,19 @@ pub async fn find(
 pub async fn complete(
     store: &Store,
     public_url: &str,
-    call_id: &str,
+    call_id: &CallId,
     recipient: &str,
     (slot, minting): (&LinkSlot, Minting),
     mut bodies: [&mut String; 2],
 ) -> Result<(), IssueError> {
     let call = store.call(call_id).await?;
-    for action in [LinkAction::Approve, LinkAction::Reject] {
+    for action in [Action::Approve, Action::Reject] {
         let placeholder = slot.placeholder(action.as_str());
         if !bodies.iter().any(|body| body.contains(&placeholder)) {
             continue;
         }
         match &call {
-            Some(row) if row.status() == crate::approval::CallStatus::Pending => {
-                let expires_at = time::OffsetDateTime::parse(
-                    &row.expires_at,
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+            Some(row) if row.status == CallStatus::Pending => {
                 let token = issue(
                     store,
                     &LinkFor {
@@ -195,7 +173,7 @@ pub async fn complete(
                         reviewer: recipient,
                         action,
                         digest: &row.args_sha256,
-                        expires_at,
+                        expires_at: row.expires_at,
                         slot: (minting == Minting::Sending).then_some(slot.as_str()),
                     },
                 )
@@ -216,7 +194,7 @@ pub async fn complete(
 /// `text` with the review links of `slot` replaced by `note` (for a reader other than the
 /// recipient, who must not see working links).
 pub fn blank(text: &str, slot: &LinkSlot, note: &str) -> String {
-    [LinkAction::Approve, LinkAction::Reject]
+    [Action::Approve, Action::Reject]
         .iter()
         .fold(text.to_owned(), |text, action| {
             replace_link(&text, slot, action.as_str(), note)

@@ -9,6 +9,7 @@
 //! Who gets a message: the rule's `notify` (addresses, or `[groups]` names expanded to their
 //! members), else `[email] to`.
 
+mod announce;
 pub mod digest;
 pub mod links;
 pub mod password;
@@ -17,10 +18,13 @@ pub mod worker;
 use askama::Template;
 use serde_json::Value;
 
+pub use announce::Announcer;
+
 use crate::approval::RuleSnapshot;
 use crate::config::Config;
+use crate::domain::{Action, CallStatus, Timestamp};
 use crate::store::{MailPurpose, NewMail};
-use links::{LinkAction, LinkSlot};
+use links::LinkSlot;
 
 /// How much of a call's arguments a message shows.
 const ARGS_PREVIEW: usize = 2000;
@@ -76,7 +80,7 @@ pub struct CallNotice<'a> {
     pub arguments: &'a Value,
     pub args_digest: &'a str,
     pub rule: &'a RuleSnapshot,
-    pub expires_at: time::OffsetDateTime,
+    pub expires_at: Timestamp,
     pub public_url: &'a str,
     /// How the call ended, for an outcome email.
     pub outcome: Option<String>,
@@ -187,9 +191,7 @@ impl CallNotice<'_> {
     }
 
     fn clock(&self) -> String {
-        self.expires_at
-            .format(time::macros::format_description!("[hour]:[minute]"))
-            .unwrap_or_default()
+        self.expires_at.clock()
     }
 
     /// The message's data; `slot` marks where a decider's links go. A message that cannot show
@@ -209,14 +211,14 @@ impl CallNotice<'_> {
         let partial = truncated || masked;
         let base = self.public_url.trim_end_matches('/');
         let pending = self.kind != MailKind::Outcome;
-        let link = |action: LinkAction| {
+        let link = |action: Action| {
             let slot = slot.filter(|_| pending && !partial)?;
             Some(format!(
                 "{base}/review/{}",
                 slot.placeholder(action.as_str())
             ))
         };
-        let seconds = (self.expires_at - time::OffsetDateTime::now_utc()).whole_seconds();
+        let seconds = (self.expires_at - Timestamp::now()).whole_seconds();
         let headline = match self.kind {
             MailKind::Parked => {
                 format!("{} asks to run {}.{}", self.agent, self.upstream, self.tool)
@@ -264,22 +266,21 @@ impl CallNotice<'_> {
             truncated,
             decide_on_page: partial && pending && slot.is_some(),
             view_url: format!("{base}/calls/{}", self.call_id),
-            approve_url: link(LinkAction::Approve),
-            reject_url: link(LinkAction::Reject),
+            approve_url: link(Action::Approve),
+            reject_url: link(Action::Reject),
         }
     }
 }
 
 /// How a call that left the queue ended, in a line: `rejected by bob@example.org: not today`.
 pub fn outcome_text(row: &crate::store::CallRow) -> String {
-    use crate::approval::CallStatus;
     let by = row.decided_by.as_deref().unwrap_or("the system");
     let why = row
         .reason
         .as_deref()
         .map(|r| format!(": {r}"))
         .unwrap_or_default();
-    match row.status() {
+    match row.status {
         CallStatus::Rejected => format!("rejected by {by}{why}"),
         CallStatus::Expired => "expired: nobody decided in time; not run".to_owned(),
         CallStatus::Completed => format!("approved by {by}; run"),

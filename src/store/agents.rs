@@ -4,12 +4,13 @@
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{Store, StoreError, now_rfc3339, query};
+use super::{Store, StoreError, query};
+use crate::domain::Timestamp;
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
 pub struct Agent {
     pub id: String,
-    pub name: String,
+    pub name: crate::domain::AgentName,
 }
 
 impl Store {
@@ -20,7 +21,7 @@ impl Store {
         token_sha256: &str,
     ) -> Result<Agent, StoreError> {
         let mut tx = self.pool.begin().await.map_err(query("begin"))?;
-        let now = now_rfc3339();
+        let now = Timestamp::now().text();
         sqlx::query("INSERT INTO agents (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
             .bind(Uuid::now_v7().to_string())
             .bind(agent_name)

@@ -1,4 +1,4 @@
-//! The audit log's tables (see `crate::audit`). An event is appended in the transaction of the
+//! The audit log's tables (the `audit` module says what they hold). An event is appended in the transaction of the
 //! change it records: the head row is bumped first (on PostgreSQL that locks it, so appenders
 //! queue; SQLite's write lock does the same), the event is written with the head's hash as its
 //! `prev_hash`, and the head moves to the new hash.
@@ -7,7 +7,7 @@ use super::{Store, StoreError, Tx, query};
 
 /// Events one INSERT statement carries (12 parameters each; SQLite allows 32,766).
 const ROWS_PER_INSERT: usize = 100;
-use crate::audit::{AuditEvent, event_hash};
+use crate::domain::{AuditEvent, Timestamp, event_hash};
 
 /// An event to append: everything but its number and hashes.
 #[derive(Debug, Clone)]
@@ -208,7 +208,7 @@ impl Store {
         append_audit(
             &mut tx,
             &NewAuditEvent {
-                at: &crate::store::timestamp(time::OffsetDateTime::now_utc()),
+                at: &Timestamp::now().text(),
                 kind: "pruned",
                 actor: "system",
                 via: "system",

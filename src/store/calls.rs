@@ -1,11 +1,13 @@
-//! The approval queue's tables: parked calls, reviewers' votes, and the history of every
-//! transition. A status changes only through a [`Transition`] and only by a conditional update on
-//! the status it is expected to have, so concurrent deciders cannot both win.
+//! The approval queue's tables: parked calls, reviewers' votes, and the history of every step.
+//! This file parks calls and reads them; how a call moves is in `transitions`, what the history
+//! page and the sweeps ask for in `call_queries`.
 
 use sqlx::FromRow;
 
-use super::{Backend, Store, StoreError, Tx, announce_decision, query, timestamp};
-use crate::approval::{CallStatus, Transition};
+use super::{Backend, Store, StoreError, Tx, query};
+use crate::domain::{
+    Actor, AgentName, ArgsDigest, CallId, CallStatus, Timestamp, ToolName, UpstreamName,
+};
 
 /// How many calls may wait at once, and how often one recipient is told of new ones.
 #[derive(Debug, Clone, Copy)]
@@ -34,42 +36,44 @@ pub enum Parking {
 /// A call about to be parked.
 #[derive(Debug)]
 pub struct NewCall<'a> {
-    pub id: &'a str,
-    pub upstream: &'a str,
-    pub tool: &'a str,
-    pub agent: &'a str,
+    pub id: &'a CallId,
+    pub upstream: &'a UpstreamName,
+    pub tool: &'a ToolName,
+    pub agent: &'a AgentName,
     pub agent_session: &'a str,
     pub instance_id: &'a str,
     pub args_json: &'a str,
     /// The arguments with the redaction rules applied: what people see, and all that is kept
     /// once the call is over.
     pub args_shown: &'a str,
-    pub args_sha256: &'a str,
+    pub args_sha256: &'a ArgsDigest,
     pub rule_json: &'a str,
     pub approvals_needed: u32,
-    pub created_at: time::OffsetDateTime,
-    pub expires_at: time::OffsetDateTime,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
 }
 
+/// A parked call as stored. Every typed column is read strictly: a row with a status or a time
+/// the code cannot read fails to load (an error the caller reports), never a guess.
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
 pub struct CallRow {
-    pub id: String,
-    pub upstream: String,
-    pub tool: String,
-    pub agent: String,
+    pub id: CallId,
+    pub upstream: UpstreamName,
+    pub tool: ToolName,
+    pub agent: AgentName,
     pub agent_session: String,
     pub instance_id: String,
     pub args_json: String,
-    pub args_sha256: String,
+    pub args_sha256: ArgsDigest,
     pub rule_json: String,
     pub approvals_needed: i64,
-    status: String,
-    pub created_at: String,
-    pub expires_at: String,
-    pub decided_at: Option<String>,
+    pub status: CallStatus,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub decided_at: Option<Timestamp>,
     pub decided_by: Option<String>,
     pub reason: Option<String>,
-    pub finished_at: Option<String>,
+    pub finished_at: Option<Timestamp>,
     pub result_bytes: Option<i64>,
     pub result_sha256: Option<String>,
     /// 1 when the upstream's result had `isError: true`.
@@ -89,10 +93,9 @@ impl CallRow {
         }
     }
 
-    /// The call's status; a value the code does not know (a hand-edited row) reads as abandoned,
-    /// which is final: such a call is never forwarded.
-    pub fn status(&self) -> CallStatus {
-        CallStatus::parse(&self.status).unwrap_or(CallStatus::Abandoned)
+    /// Whether the call is past its expiry at `now`, written or not.
+    pub fn is_past_expiry(&self, now: Timestamp) -> bool {
+        self.expires_at <= now
     }
 }
 
@@ -101,60 +104,17 @@ pub struct ApprovalRow {
     pub reviewer: String,
     pub via: String,
     pub reason: Option<String>,
-    pub at: String,
+    pub at: Timestamp,
 }
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq, serde::Serialize)]
 pub struct EventRow {
     pub seq: i64,
-    pub at: String,
+    pub at: Timestamp,
     pub kind: String,
     pub actor: String,
     pub via: String,
     pub detail: Option<String>,
-}
-
-/// Who caused a change, and through which face.
-#[derive(Debug, Clone, Copy)]
-pub struct Actor<'a> {
-    pub name: &'a str,
-    pub via: &'a str,
-}
-
-/// What one reviewer's approval did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Vote {
-    /// Counted; the call still needs more approvals.
-    Counted {
-        have: u32,
-        need: u32,
-    },
-    /// Counted, and the quorum is reached: the call is now `approved`.
-    Released,
-    /// This reviewer had already approved; nothing changed.
-    Duplicate {
-        have: u32,
-        need: u32,
-    },
-    /// The call is no longer pending.
-    NotPending(CallStatus),
-    NotFound,
-}
-
-/// What the history page filters calls by; `None` fields do not filter. Times are
-/// [`timestamp`](super::timestamp) text.
-#[derive(Debug, Clone, Default)]
-pub struct CallFilter {
-    pub status: Option<CallStatus>,
-    pub upstream: Option<String>,
-    pub tool: Option<String>,
-    pub agent: Option<String>,
-    /// Decided by, or approved by, this reviewer.
-    pub reviewer: Option<String>,
-    pub since: Option<String>,
-    pub until: Option<String>,
-    /// Text anywhere in the arguments as stored.
-    pub text: Option<String>,
 }
 
 /// What a forwarded call's upstream answer was, without the answer itself.
@@ -199,9 +159,7 @@ macro_rules! select_calls {
         )
     };
 }
-
-/// How many ids one `IN (...)` query carries (SQLite allows 32766 parameters; stay far below).
-const IDS_PER_QUERY: usize = 500;
+pub(super) use select_calls;
 
 impl Store {
     /// Commits a new `pending` call, its first history row and its notifications, in one
@@ -222,7 +180,6 @@ impl Store {
         {
             return Ok(refused);
         }
-        let created = timestamp(call.created_at);
         sqlx::query(
             "INSERT INTO tool_calls (id, upstream, tool, agent, agent_session, instance_id, \
              args_json, args_sha256, rule_json, approvals_needed, status, created_at, expires_at, \
@@ -238,26 +195,22 @@ impl Store {
         .bind(call.args_sha256)
         .bind(call.rule_json)
         .bind(i64::from(call.approvals_needed))
-        .bind(CallStatus::Pending.as_str())
-        .bind(&created)
-        .bind(timestamp(call.expires_at))
+        .bind(CallStatus::Pending)
+        .bind(call.created_at)
+        .bind(call.expires_at)
         .bind(call.args_shown)
         .execute(&mut *tx)
         .await
         .map_err(query("insert call"))?;
-        let agent = format!("agent:{}", call.agent);
-        insert_event(
-            &mut tx,
-            call.id,
-            &created,
-            CallStatus::Pending.as_str(),
-            Actor {
-                name: &agent,
-                via: "mcp",
-            },
-            None,
-        )
-        .await?;
+        let step = super::transitions::Step {
+            call: call.id,
+            at: call.created_at,
+            kind: CallStatus::Pending.as_str(),
+            actor: &Actor::agent(call.agent),
+            detail: None,
+        };
+        step.record_history(&mut tx).await?;
+        step.append_audit(&mut tx).await?;
         let mut messages = 0;
         for mail in mails {
             let own = match limits {
@@ -273,7 +226,8 @@ impl Store {
                     .await?
                 }
                 None => {
-                    super::outbox::insert_mail(&mut tx, Some(call.id), mail, &created).await?;
+                    super::outbox::insert_mail(&mut tx, Some(call.id), mail, call.created_at)
+                        .await?;
                     true
                 }
             };
@@ -287,7 +241,7 @@ impl Store {
     /// a cheap look before the work of parking; [`Self::insert_call`] counts again, locked).
     pub async fn queue_refusal(
         &self,
-        agent: &str,
+        agent: &AgentName,
         limits: &QueueLimits,
     ) -> Result<Option<Parking>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(query("acquire"))?;
@@ -300,7 +254,7 @@ impl Store {
     async fn over_limits(
         &self,
         tx: &mut Tx,
-        agent: &str,
+        agent: &AgentName,
         limits: &QueueLimits,
     ) -> Result<Option<Parking>, StoreError> {
         if self.backend == Backend::Postgres {
@@ -312,7 +266,7 @@ impl Store {
         count_open(tx, agent, limits).await
     }
 
-    pub async fn call(&self, id: &str) -> Result<Option<CallRow>, StoreError> {
+    pub async fn call(&self, id: &CallId) -> Result<Option<CallRow>, StoreError> {
         sqlx::query_as(select_calls!("WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -330,7 +284,7 @@ impl Store {
         sqlx::query_as(select_calls!(
             "WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
         ))
-        .bind(status.map(CallStatus::as_str))
+        .bind(status)
         .bind(before)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -338,99 +292,10 @@ impl Store {
         .map_err(query("select calls"))
     }
 
-    /// Calls matching `filter`, newest first, `limit` at a time after the id `before` (keyset
-    /// pages: each page is one index range, however deep). Only the given filters become SQL, so
-    /// the planner can use the index of the one that narrows most.
-    pub async fn history(
-        &self,
-        filter: &CallFilter,
-        before: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<CallRow>, StoreError> {
-        let mut binds: Vec<String> = Vec::new();
-        // Each value gets the next numbered placeholder.
-        let mut param = |value: String| {
-            binds.push(value);
-            format!("${}", binds.len())
-        };
-        let mut conditions: Vec<String> = Vec::new();
-        if let Some(status) = filter.status {
-            conditions.push(format!("status = {}", param(status.as_str().to_owned())));
-        }
-        for (column, value) in [
-            ("upstream", &filter.upstream),
-            ("tool", &filter.tool),
-            ("agent", &filter.agent),
-        ] {
-            if let Some(value) = value {
-                conditions.push(format!("{column} = {}", param(value.clone())));
-            }
-        }
-        if let Some(reviewer) = &filter.reviewer {
-            let (by, voted) = (
-                param(reviewer.to_lowercase()),
-                param(reviewer.to_lowercase()),
-            );
-            conditions.push(format!(
-                "(decided_by = {by} OR id IN (SELECT call_id FROM call_approvals WHERE reviewer = {voted}))"
-            ));
-        }
-        if let Some(since) = &filter.since {
-            conditions.push(format!("created_at >= {}", param(since.clone())));
-        }
-        if let Some(until) = &filter.until {
-            conditions.push(format!("created_at < {}", param(until.clone())));
-        }
-        if let Some(text) = &filter.text {
-            let escaped = text
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            conditions.push(format!(
-                "COALESCE(args_shown, args_json) LIKE {} ESCAPE '\\'",
-                param(format!("%{escaped}%"))
-            ));
-        }
-        if let Some(before) = before {
-            conditions.push(format!("id < {}", param(before.to_owned())));
-        }
-        let limit_param = format!("${}", binds.len() + 1);
-        let mut sql = select_calls!("").to_owned();
-        if !conditions.is_empty() {
-            sql.push_str("WHERE ");
-            sql.push_str(&conditions.join(" AND "));
-        }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit_param}"));
-        let mut query_rows = sqlx::query_as::<_, CallRow>(sqlx::AssertSqlSafe(sql));
-        for value in binds {
-            query_rows = query_rows.bind(value);
-        }
-        query_rows
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query("select history"))
-    }
-
-    /// How many calls were decided each day since `since` (`YYYY-MM-DD` in UTC), by status.
-    pub async fn decisions_per_day(
-        &self,
-        since: time::OffsetDateTime,
-    ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        sqlx::query_as(
-            "SELECT substr(decided_at, 1, 10) AS day, status, COUNT(*) FROM tool_calls \
-             WHERE decided_at >= $1 GROUP BY substr(decided_at, 1, 10), status",
-        )
-        .bind(timestamp(since))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("count decisions per day"))
-    }
-
     /// How many calls are in `status`.
     pub async fn count_status(&self, status: CallStatus) -> Result<i64, StoreError> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tool_calls WHERE status = $1")
-            .bind(status.as_str())
+            .bind(status)
             .fetch_one(&self.pool)
             .await
             .map_err(query("count calls"))?;
@@ -446,7 +311,7 @@ impl Store {
         Ok(seq)
     }
 
-    pub async fn approvals(&self, id: &str) -> Result<Vec<ApprovalRow>, StoreError> {
+    pub async fn approvals(&self, id: &CallId) -> Result<Vec<ApprovalRow>, StoreError> {
         sqlx::query_as(
             "SELECT reviewer, via, reason, at FROM call_approvals WHERE call_id = $1 ORDER BY at",
         )
@@ -456,7 +321,7 @@ impl Store {
         .map_err(query("select approvals"))
     }
 
-    pub async fn events(&self, id: &str) -> Result<Vec<EventRow>, StoreError> {
+    pub async fn events(&self, id: &CallId) -> Result<Vec<EventRow>, StoreError> {
         sqlx::query_as(
             "SELECT seq, at, kind, actor, via, detail FROM call_events WHERE call_id = $1 ORDER BY seq",
         )
@@ -465,282 +330,33 @@ impl Store {
         .await
         .map_err(query("select events"))
     }
+}
 
-    /// Moves a call along `transition` if it is still in the expected status, recording who and
-    /// why; a move out of `pending` is the call's decision. Returns whether this caller won.
-    pub async fn transition(
-        &self,
-        id: &str,
-        transition: Transition,
-        actor: Actor<'_>,
-        detail: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let at = super::now_rfc3339();
-        let update = if transition.decides() {
-            sqlx::query(
-                "UPDATE tool_calls SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
-                 WHERE id = $5 AND status = $6",
-            )
-            .bind(transition.to().as_str())
-            .bind(&at)
-            .bind(actor.name)
-            .bind(detail)
-        } else {
-            sqlx::query("UPDATE tool_calls SET status = $1 WHERE id = $2 AND status = $3")
-                .bind(transition.to().as_str())
-        };
-        let won = update
-            .bind(id)
-            .bind(transition.from().as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(query("update call status"))?
-            .rows_affected()
-            == 1;
-        if won {
-            insert_event(&mut tx, id, &at, transition.to().as_str(), actor, detail).await?;
-            if transition.decides() {
-                announce_decision(self.backend, &mut tx, id).await?;
-            }
-        }
-        tx.commit().await.map_err(query("commit"))?;
-        Ok(won)
-    }
-
-    /// Records the upstream's answer to a forwarded call (its size and digest, never its content).
-    pub async fn finish(
-        &self,
-        id: &str,
-        transition: Transition,
-        result: Option<&ResultSummary>,
-        detail: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let at = super::now_rfc3339();
-        let won = sqlx::query(
-            "UPDATE tool_calls SET status = $1, finished_at = $3, result_bytes = $4, \
-             result_sha256 = $5, result_is_error = $6 WHERE id = $7 AND status = $2",
-        )
-        .bind(transition.to().as_str())
-        .bind(transition.from().as_str())
-        .bind(&at)
-        .bind(result.map(|r| i64::try_from(r.bytes).unwrap_or(i64::MAX)))
-        .bind(result.map(|r| r.sha256.as_str()))
-        .bind(result.map(|r| i64::from(r.is_error)))
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(query("record call outcome"))?
-        .rows_affected()
-            == 1;
-        if won {
-            let system = Actor {
-                name: "system",
-                via: "system",
-            };
-            insert_event(&mut tx, id, &at, transition.to().as_str(), system, detail).await?;
-        }
-        tx.commit().await.map_err(query("commit"))?;
-        Ok(won)
-    }
-
-    /// One reviewer's approval: counted once per reviewer, and when it completes the quorum the
-    /// call becomes `approved`, all in one write transaction.
-    pub async fn approve(
-        &self,
-        id: &str,
-        reviewer: Actor<'_>,
-        reason: Option<&str>,
-        release: Transition,
-    ) -> Result<Vote, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // Locks the call's row on PostgreSQL; SQLite holds the whole write lock already.
-        let select = match self.backend {
-            Backend::Sqlite => "SELECT status, approvals_needed FROM tool_calls WHERE id = $1",
-            Backend::Postgres => {
-                "SELECT status, approvals_needed FROM tool_calls WHERE id = $1 FOR UPDATE"
-            }
-        };
-        let row: Option<(String, i64)> = sqlx::query_as(select)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(query("select call for approval"))?;
-        let Some((status, need)) = row else {
-            return Ok(Vote::NotFound);
-        };
-        let status = CallStatus::parse(&status).unwrap_or(CallStatus::Abandoned);
-        if status != release.from() {
-            return Ok(Vote::NotPending(status));
-        }
-        let need = u32::try_from(need).unwrap_or(u32::MAX);
-        let at = super::now_rfc3339();
-        let counted = sqlx::query(
-            "INSERT INTO call_approvals (call_id, reviewer, via, reason, at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (call_id, reviewer) DO NOTHING",
-        )
-        .bind(id)
-        .bind(reviewer.name)
-        .bind(reviewer.via)
-        .bind(reason)
-        .bind(&at)
-        .execute(&mut *tx)
-        .await
-        .map_err(query("insert approval"))?
-        .rows_affected()
-            == 1;
-        let (have,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM call_approvals WHERE call_id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(query("count approvals"))?;
-        let have = u32::try_from(have).unwrap_or(u32::MAX);
-        if !counted {
-            return Ok(Vote::Duplicate { have, need });
-        }
-        insert_event(&mut tx, id, &at, "approval", reviewer, reason).await?;
-        let vote = if have >= need {
-            sqlx::query(
-                "UPDATE tool_calls SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
-                 WHERE id = $5 AND status = $6",
-            )
-            .bind(release.to().as_str())
-            .bind(&at)
-            .bind(reviewer.name)
-            .bind(reason)
-            .bind(id)
-            .bind(release.from().as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(query("release call"))?;
-            insert_event(&mut tx, id, &at, release.to().as_str(), reviewer, reason).await?;
-            announce_decision(self.backend, &mut tx, id).await?;
-            Vote::Released
-        } else {
-            Vote::Counted { have, need }
-        };
-        tx.commit().await.map_err(query("commit"))?;
-        Ok(vote)
-    }
-
-    /// Up to `limit` calls stored before `args_shown` existed, with ids after `after`, in id
-    /// order: (id, args_json).
-    pub async fn calls_without_shown_args(
-        &self,
-        after: &str,
-        limit: u32,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        sqlx::query_as(
-            "SELECT id, args_json FROM tool_calls WHERE id > $1 AND args_shown IS NULL \
-             ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("select calls without masked arguments"))
-    }
-
-    /// Stores a call's masked arguments; for a call that is over they also replace the real ones.
-    pub async fn set_shown_args(&self, id: &str, shown: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE tool_calls SET args_shown = $1, args_json = CASE WHEN status IN \
-             ('pending', 'approved', 'forwarding') THEN args_json ELSE $1 END WHERE id = $2",
-        )
-        .bind(shown)
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(query("store masked arguments"))?;
-        Ok(())
-    }
-
-    /// The statuses of those of `ids` that are no longer pending.
-    pub async fn decided_among(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
-        let mut decided = Vec::new();
-        for chunk in ids.chunks(IDS_PER_QUERY) {
-            // Only numbered placeholders are formatted in; the ids themselves are bound. (sqlx's
-            // QueryBuilder writes `?` for the Any driver, which PostgreSQL rejects.)
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT id FROM tool_calls WHERE status <> 'pending' AND id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut q = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(id);
-            }
-            let rows = q
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query("select decided calls"))?;
-            decided.extend(rows.into_iter().map(|(id,)| id));
-        }
-        Ok(decided)
-    }
-
-    /// Calls of `instance` in `status` whose `expires_at` has passed `cutoff`, oldest first.
-    pub async fn overdue(
-        &self,
-        status: CallStatus,
-        instance: &str,
-        cutoff: time::OffsetDateTime,
-    ) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM tool_calls WHERE status = $1 AND instance_id = $2 AND expires_at < $3 \
-             ORDER BY id LIMIT 1000",
-        )
-        .bind(status.as_str())
-        .bind(instance)
-        .bind(timestamp(cutoff))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("select overdue calls"))?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
-    }
-
-    /// Ids of calls in `status` whose agent's request is gone: held by an instance that is not
-    /// alive (no heartbeat since `alive_since`) other than `me`, or, when `including_mine`, by
-    /// `me` (an earlier run of this instance).
-    pub async fn orphaned(
-        &self,
-        status: CallStatus,
-        me: &str,
-        including_mine: bool,
-        alive_since: time::OffsetDateTime,
-    ) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM tool_calls WHERE status = $1 AND ( \
-               ($2 = 1 AND instance_id = $3) \
-               OR (instance_id <> $3 AND instance_id NOT IN \
-                   (SELECT id FROM instances WHERE heartbeat_at >= $4))) \
-             ORDER BY id LIMIT 1000",
-        )
-        .bind(status.as_str())
-        .bind(i64::from(including_mine))
-        .bind(me)
-        .bind(timestamp(alive_since))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("select orphaned calls"))?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
-    }
+/// The SQL list of the statuses in which a call can still change (`CallStatus::is_open`).
+pub(super) fn open_statuses() -> String {
+    let open: Vec<String> = CallStatus::ALL
+        .into_iter()
+        .filter(|status| status.is_open())
+        .map(|status| format!("'{status}'"))
+        .collect();
+    open.join(", ")
 }
 
 /// The refusal a call of `agent` meets under `limits`, if any. Counts stop at the limits (a full
-/// queue costs no more to count than a nearly full one).
+/// queue costs no more to count than a nearly full one). Counted: calls waiting for a decision
+/// and approved ones not yet on their way.
 async fn count_open(
     conn: &mut sqlx::AnyConnection,
-    agent: &str,
+    agent: &AgentName,
     limits: &QueueLimits,
 ) -> Result<Option<Parking>, StoreError> {
     let (mine,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM (SELECT 1 FROM tool_calls WHERE agent = $1 \
-         AND status IN ('pending', 'approved') LIMIT $2) AS open",
+         AND status IN ($2, $3) LIMIT $4) AS open",
     )
     .bind(agent)
+    .bind(CallStatus::Pending)
+    .bind(CallStatus::Approved)
     .bind(i64::from(limits.per_agent))
     .fetch_one(&mut *conn)
     .await
@@ -750,8 +366,10 @@ async fn count_open(
     }
     let (all,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM (SELECT 1 FROM tool_calls \
-         WHERE status IN ('pending', 'approved') LIMIT $1) AS open",
+         WHERE status IN ($1, $2) LIMIT $3) AS open",
     )
+    .bind(CallStatus::Pending)
+    .bind(CallStatus::Approved)
     .bind(i64::from(limits.total))
     .fetch_one(&mut *conn)
     .await
@@ -760,58 +378,4 @@ async fn count_open(
         return Ok(Some(Parking::QueueFull(all)));
     }
     Ok(None)
-}
-
-async fn insert_event(
-    tx: &mut Tx,
-    call_id: &str,
-    at: &str,
-    kind: &str,
-    actor: Actor<'_>,
-    detail: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO call_events (call_id, at, kind, actor, via, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(call_id)
-    .bind(at)
-    .bind(kind)
-    .bind(actor.name)
-    .bind(actor.via)
-    .bind(detail)
-    .execute(&mut **tx)
-    .await
-    .map_err(query("insert call event"))?;
-    // A call that is over keeps only the masked copy of its arguments (and their digest).
-    if CallStatus::parse(kind).is_some_and(|status| !status.is_open()) {
-        sqlx::query(
-            "UPDATE tool_calls SET args_json = args_shown WHERE id = $1 AND args_shown IS NOT NULL",
-        )
-        .bind(call_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(query("scrub the arguments of a call that is over"))?;
-    }
-    // The same change, in the hash-chained audit log; if that write fails, so does the change.
-    let (upstream, tool, digest): (String, String, String) =
-        sqlx::query_as("SELECT upstream, tool, args_sha256 FROM tool_calls WHERE id = $1")
-            .bind(call_id)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(query("read the call for the audit log"))?;
-    super::audit::append_audit(
-        tx,
-        &super::NewAuditEvent {
-            at,
-            kind,
-            actor: actor.name,
-            via: actor.via,
-            upstream: Some(&upstream),
-            tool: Some(&tool),
-            call_id: Some(call_id),
-            args_digest: Some(&digest),
-            detail,
-        },
-    )
-    .await
 }

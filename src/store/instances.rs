@@ -2,7 +2,8 @@
 //! heartbeat is younger than the configured timeout. Heartbeats are written and judged with the
 //! database's clock, so instances whose clocks disagree still agree on who is alive.
 
-use super::{Backend, Store, StoreError, query, timestamp};
+use super::{Backend, Store, StoreError, query};
+use crate::domain::Timestamp;
 
 /// An instance's row.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -25,26 +26,23 @@ pub struct Holder<'a> {
 
 impl Store {
     /// The database's clock, in the stored time format.
-    pub async fn db_now(&self) -> Result<time::OffsetDateTime, StoreError> {
+    pub async fn db_now(&self) -> Result<Timestamp, StoreError> {
         let sql = match self.backend {
             Backend::Sqlite => "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
             Backend::Postgres => {
                 "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
             }
         };
-        let (now,): (String,) = sqlx::query_as(sql)
+        let (now,): (Timestamp,) = sqlx::query_as(sql)
             .fetch_one(&self.pool)
             .await
             .map_err(query("read the database clock"))?;
-        Ok(
-            time::OffsetDateTime::parse(&now, &time::format_description::well_known::Rfc3339)
-                .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
-        )
+        Ok(now)
     }
 
     /// Records that `holder` (re)started instance `id` now.
     pub async fn register_instance(&self, id: &str, holder: Holder<'_>) -> Result<(), StoreError> {
-        let now = timestamp(self.db_now().await?);
+        let now = self.db_now().await?.text();
         sqlx::query(
             "INSERT INTO instances (id, started_at, heartbeat_at, host, pid, token) \
              VALUES ($1, $2, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE \
@@ -64,7 +62,7 @@ impl Store {
     /// Beats for instance `id` held by `token`; false when the row is gone or another process
     /// holds the id now.
     pub async fn heartbeat(&self, id: &str, token: &str) -> Result<bool, StoreError> {
-        let now = timestamp(self.db_now().await?);
+        let now = self.db_now().await?.text();
         let beat =
             sqlx::query("UPDATE instances SET heartbeat_at = $1 WHERE id = $2 AND token = $3")
                 .bind(now)
@@ -88,14 +86,14 @@ impl Store {
     pub async fn other_live_instances(
         &self,
         id: &str,
-        alive_since: time::OffsetDateTime,
+        alive_since: Timestamp,
     ) -> Result<Vec<InstanceRow>, StoreError> {
         sqlx::query_as(
             "SELECT id, heartbeat_at, host, pid, token FROM instances \
              WHERE id <> $1 AND heartbeat_at >= $2 ORDER BY id",
         )
         .bind(id)
-        .bind(timestamp(alive_since))
+        .bind(alive_since)
         .fetch_all(&self.pool)
         .await
         .map_err(query("select live instances"))

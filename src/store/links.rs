@@ -1,44 +1,48 @@
 //! What email links need from the store: review links (by their token's SHA-256 only; single
 //! use), and the once-only marks of a call's reminder and outcome emails.
 
-use super::{CallRow, NewMail, Store, StoreError, now_rfc3339, query, timestamp};
+use super::{CallRow, NewMail, Store, StoreError, query};
+use crate::domain::{Action, ArgsDigest, CallId, CallStatus, Timestamp};
 
-/// A review link as stored: what it decides, never its token.
+/// A review link as stored: what it decides, never its token. A row whose action, digest or time
+/// does not read fails to load, and so decides nothing.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReviewLinkRow {
     pub token_sha256: String,
-    pub call_id: String,
+    pub call_id: CallId,
     pub reviewer: String,
-    action: String,
-    pub args_digest: String,
-    pub expires_at: String,
-    pub used_at: Option<String>,
+    pub action: Action,
+    pub args_digest: ArgsDigest,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
 }
 
-impl ReviewLinkRow {
-    /// What the link does; a value the code does not know decides nothing.
-    pub fn action(&self) -> Option<crate::notify::links::LinkAction> {
-        crate::notify::links::LinkAction::parse(&self.action)
-    }
+/// A review link about to be stored, by its token's SHA-256.
+#[derive(Debug, Clone)]
+pub struct NewReviewLink<'a> {
+    pub token_sha256: &'a str,
+    pub call: &'a CallId,
+    pub reviewer: &'a str,
+    pub action: Action,
+    pub digest: &'a ArgsDigest,
+    pub expires_at: Timestamp,
+    /// The message place it fills, if any: it replaces the unused link minted there before.
+    pub slot: Option<&'a str>,
 }
 
 impl Store {
     /// Stores a review link by its token's SHA-256 (the token itself is never stored), in place
     /// of the unused one minted for the same message place before, and forgets links that
     /// expired a week ago.
-    pub async fn insert_review_link(
-        &self,
-        token_sha256: &str,
-        link: &crate::notify::links::LinkFor<'_>,
-    ) -> Result<(), StoreError> {
-        let now = now_rfc3339();
+    pub async fn insert_review_link(&self, link: &NewReviewLink<'_>) -> Result<(), StoreError> {
+        let now = Timestamp::now();
         let mut tx = self.begin_write().await?;
         if let Some(slot) = link.slot {
             sqlx::query(
                 "DELETE FROM review_links WHERE slot = $1 AND action = $2 AND used_at IS NULL",
             )
             .bind(slot)
-            .bind(link.action.as_str())
+            .bind(link.action)
             .execute(&mut *tx)
             .await
             .map_err(query("replace a message's review link"))?;
@@ -47,22 +51,20 @@ impl Store {
             "INSERT INTO review_links (token_sha256, call_id, reviewer, action, args_digest, \
              expires_at, created_at, slot) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
-        .bind(token_sha256)
+        .bind(link.token_sha256)
         .bind(link.call)
         .bind(link.reviewer)
-        .bind(link.action.as_str())
+        .bind(link.action)
         .bind(link.digest)
-        .bind(timestamp(link.expires_at))
-        .bind(&now)
+        .bind(link.expires_at)
+        .bind(now)
         .bind(link.slot)
         .execute(&mut *tx)
         .await
         .map_err(query("store a review link"))?;
         tx.commit().await.map_err(query("commit"))?;
         sqlx::query("DELETE FROM review_links WHERE expires_at < $1")
-            .bind(timestamp(
-                time::OffsetDateTime::now_utc() - time::Duration::days(7),
-            ))
+            .bind(now - time::Duration::days(7))
             .execute(&self.pool)
             .await
             .map_err(query("forget old review links"))?;
@@ -84,52 +86,40 @@ impl Store {
         .map_err(query("look up a review link"))
     }
 
-    /// Marks a review link used; false if it already was.
-    pub async fn use_review_link(&self, token_sha256: &str) -> Result<bool, StoreError> {
-        let used = sqlx::query(
-            "UPDATE review_links SET used_at = $1 WHERE token_sha256 = $2 AND used_at IS NULL",
-        )
-        .bind(now_rfc3339())
-        .bind(token_sha256)
-        .execute(&self.pool)
-        .await
-        .map_err(query("use a review link"))?;
-        Ok(used.rows_affected() == 1)
-    }
-
     /// Pending calls that expire between now and `by` and have had no reminder.
-    pub async fn due_reminders(
-        &self,
-        by: time::OffsetDateTime,
-    ) -> Result<Vec<CallRow>, StoreError> {
+    pub async fn due_reminders(&self, by: Timestamp) -> Result<Vec<CallRow>, StoreError> {
         self.calls_where(
             "status = 'pending' AND reminded_at IS NULL AND expires_at > $1 AND expires_at < $2",
-            &[&now_rfc3339(), &timestamp(by)],
+            &[&Timestamp::now().text(), &by.text()],
         )
         .await
     }
 
     /// Calls that ended after `since` and whose outcome email was not queued yet. (Only recent
     /// ones: turning outcome emails on does not mail the whole history.)
-    pub async fn due_outcomes(
-        &self,
-        since: time::OffsetDateTime,
-    ) -> Result<Vec<CallRow>, StoreError> {
+    pub async fn due_outcomes(&self, since: Timestamp) -> Result<Vec<CallRow>, StoreError> {
+        let over: Vec<String> = CallStatus::ALL
+            .into_iter()
+            .filter(|status| !status.is_open())
+            .map(|status| format!("'{status}'"))
+            .collect();
         self.calls_where(
-            "outcome_mailed_at IS NULL AND COALESCE(finished_at, decided_at) > $1 \
-             AND status IN ('rejected', 'expired', 'completed', 'failed', 'outcome_unknown', \
-             'withdrawn', 'abandoned')",
-            &[&timestamp(since)],
+            &format!(
+                "outcome_mailed_at IS NULL AND COALESCE(finished_at, decided_at) > $1 \
+                 AND status IN ({})",
+                over.join(", ")
+            ),
+            &[&since.text()],
         )
         .await
     }
 
     async fn calls_where(
         &self,
-        condition: &'static str,
+        condition: &str,
         binds: &[&str],
     ) -> Result<Vec<CallRow>, StoreError> {
-        let ids: Vec<(String,)> = {
+        let ids: Vec<(CallId,)> = {
             let sql = format!("SELECT id FROM tool_calls WHERE {condition} ORDER BY id LIMIT 100");
             let mut query_ids = sqlx::query_as(sqlx::AssertSqlSafe(sql));
             for bind in binds {
@@ -153,7 +143,7 @@ impl Store {
     /// false (and nothing queued) when another caller did it first.
     pub async fn queue_followup(
         &self,
-        id: &str,
+        id: &CallId,
         kind: Followup,
         mails: &[NewMail],
     ) -> Result<bool, StoreError> {
@@ -165,10 +155,10 @@ impl Store {
                 "UPDATE tool_calls SET outcome_mailed_at = $1 WHERE id = $2 AND outcome_mailed_at IS NULL"
             }
         };
-        let now = now_rfc3339();
+        let now = Timestamp::now();
         let mut tx = self.begin_write().await?;
         let won = sqlx::query(mark)
-            .bind(&now)
+            .bind(now)
             .bind(id)
             .execute(&mut *tx)
             .await
@@ -180,21 +170,10 @@ impl Store {
             return Ok(false);
         }
         for mail in mails {
-            super::outbox::insert_mail(&mut tx, Some(id), mail, &now).await?;
+            super::outbox::insert_mail(&mut tx, Some(id), mail, now).await?;
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(true)
-    }
-
-    /// Takes back the use of a review link whose decision could not be made (so it can be used
-    /// again).
-    pub async fn unuse_review_link(&self, token_sha256: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE review_links SET used_at = NULL WHERE token_sha256 = $1")
-            .bind(token_sha256)
-            .execute(&self.pool)
-            .await
-            .map_err(query("take back a review link's use"))?;
-        Ok(())
     }
 }
 

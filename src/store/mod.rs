@@ -7,16 +7,20 @@
 //! holds an advisory lock while migrating, so instances starting together do not race.
 //!
 //! Portable types only: text, 64-bit integers (flags are 0/1), and times as RFC 3339 UTC text of a
-//! fixed width (see [`timestamp`]), so they compare correctly as text on both engines.
+//! fixed width ([`crate::domain::Timestamp`]), so they compare correctly as text on both engines.
+//! The store depends on `config` and `domain` only: it knows rows, not what the queue, the audit
+//! log or the mail do with them.
 
 mod agents;
 mod audit;
+mod call_queries;
 mod calls;
 mod instances;
 mod links;
 mod outbox;
 mod rate_slots;
 mod sessions;
+mod transitions;
 mod users;
 
 use std::time::Duration;
@@ -27,17 +31,18 @@ use sqlx::{Executor, Transaction};
 
 pub use agents::Agent;
 pub use audit::{AuditBounds, AuditFilter, AuditOrder, NewAuditEvent};
-pub use calls::{
-    Actor, ApprovalRow, CallFilter, CallRow, EventRow, NewCall, Parking, QueueLimits,
-    ResultSummary, Vote,
-};
+pub use call_queries::CallFilter;
+pub use calls::{ApprovalRow, CallRow, EventRow, NewCall, Parking, QueueLimits, ResultSummary};
 pub use instances::{Holder, InstanceRow};
-pub use links::{Followup, ReviewLinkRow};
+pub use links::{Followup, NewReviewLink, ReviewLinkRow};
 pub use outbox::{ClaimedMail, DIGEST_PENDING_BODY, MailPurpose, MailRow, NewMail, StoredMail};
 pub use sessions::BrowserSession;
+pub use transitions::{DecisionRecord, Outcome, Vote};
 pub use users::{Role, TokenListing, User, UserListing};
 
+pub use crate::config::Backend;
 use crate::config::{DatabaseConfig, redact_url};
+use crate::domain::CallId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -76,26 +81,6 @@ impl StoreError {
                 ..
             }
         )
-    }
-}
-
-/// Which engine a store runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    /// The backend a database URL names, if Airlock supports it.
-    pub fn of_url(url: &str) -> Option<Self> {
-        if url.starts_with("sqlite:") {
-            Some(Self::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Some(Self::Postgres)
-        } else {
-            None
-        }
     }
 }
 
@@ -263,11 +248,11 @@ impl DecisionListener {
 }
 
 /// Announces, on PostgreSQL, that call `id` was decided; delivered when `tx` commits.
-async fn announce_decision(backend: Backend, tx: &mut Tx, id: &str) -> Result<(), StoreError> {
+async fn announce_decision(backend: Backend, tx: &mut Tx, id: &CallId) -> Result<(), StoreError> {
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(DECISIONS_CHANNEL)
-            .bind(id)
+            .bind(id.as_str())
             .execute(&mut **tx)
             .await
             .map_err(query("announce a decision"))?;
@@ -359,19 +344,4 @@ fn sqlite_url(url: &str) -> String {
 
 fn query(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { context, source }
-}
-
-fn now_rfc3339() -> String {
-    timestamp(time::OffsetDateTime::now_utc())
-}
-
-/// Times are stored as RFC 3339 UTC text with exactly three fractional digits, so that comparing
-/// them as text (`expires_at < $1`) orders them as times.
-pub fn timestamp(at: time::OffsetDateTime) -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    at.to_offset(time::UtcOffset::UTC)
-        .format(FORMAT)
-        .unwrap_or_default()
 }

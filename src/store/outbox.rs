@@ -7,7 +7,8 @@
 //! each send and marks only rows it still holds, so a slow worker and the one that reclaimed its
 //! row cannot both send it.
 
-use super::{Backend, Store, StoreError, Tx, query, timestamp};
+use super::{Backend, Store, StoreError, Tx, query};
+use crate::domain::{CallId, Timestamp};
 
 /// What a message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +66,7 @@ pub struct NewMail {
 pub struct ClaimedMail {
     pub id: String,
     pub kind: Option<String>,
-    pub call_id: Option<String>,
+    pub call_id: Option<CallId>,
     pub recipient: String,
     pub subject: String,
     pub body: String,
@@ -78,7 +79,7 @@ pub struct ClaimedMail {
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct MailRow {
     pub id: String,
-    pub call_id: Option<String>,
+    pub call_id: Option<CallId>,
     pub recipient: String,
     pub subject: String,
     pub status: String,
@@ -110,16 +111,17 @@ pub struct StoredMail {
 /// Queues `mail` (about call `call_id`, if any), due at `due` (`at` when it is now).
 pub(super) async fn insert_mail(
     tx: &mut Tx,
-    call_id: Option<&str>,
+    call_id: Option<&CallId>,
     mail: &NewMail,
-    at: &str,
+    at: Timestamp,
 ) -> Result<String, StoreError> {
-    insert_due(tx, call_id, mail, at, at).await
+    let at = at.text();
+    insert_due(tx, call_id, mail, &at, &at).await
 }
 
 async fn insert_due(
     tx: &mut Tx,
-    call_id: Option<&str>,
+    call_id: Option<&CallId>,
     mail: &NewMail,
     at: &str,
     due: &str,
@@ -158,14 +160,14 @@ pub const DIGEST_PENDING_BODY: &str = "The calls this message lists are added un
 pub(super) async fn queue_parked(
     tx: &mut Tx,
     backend: Backend,
-    call_id: &str,
+    call_id: &CallId,
     mail: &NewMail,
-    at: time::OffsetDateTime,
+    at: Timestamp,
     every: time::Duration,
 ) -> Result<bool, StoreError> {
-    let now = timestamp(at);
+    let now = at.text();
     if every <= time::Duration::ZERO {
-        insert_mail(tx, Some(call_id), mail, &now).await?;
+        insert_mail(tx, Some(call_id), mail, at).await?;
         return Ok(true);
     }
     let lock = match backend {
@@ -193,9 +195,7 @@ pub(super) async fn queue_parked(
             .fetch_one(&mut **tx)
             .await
             .map_err(query("find a recipient's last message"))?;
-            let last = last.and_then(|t| {
-                time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok()
-            });
+            let last = last.and_then(|t| Timestamp::parse(&t).ok());
             match last.filter(|last| *last + every > at) {
                 Some(last) => {
                     let digest = NewMail {
@@ -206,7 +206,7 @@ pub(super) async fn queue_parked(
                         html: None,
                         link_slot: None,
                     };
-                    Some(insert_due(tx, None, &digest, &now, &timestamp(last + every)).await?)
+                    Some(insert_due(tx, None, &digest, &now, &(last + every).text()).await?)
                 }
                 None => None,
             }
@@ -223,7 +223,7 @@ pub(super) async fn queue_parked(
             Ok(false)
         }
         None => {
-            insert_mail(tx, Some(call_id), mail, &now).await?;
+            insert_mail(tx, Some(call_id), mail, at).await?;
             Ok(true)
         }
     }
@@ -236,7 +236,7 @@ impl Store {
         instance: &str,
         limit: u32,
     ) -> Result<Vec<ClaimedMail>, StoreError> {
-        let now = super::now_rfc3339();
+        let now = Timestamp::now().text();
         let sql = match self.backend {
             Backend::Postgres => {
                 "UPDATE outbox SET status = 'sending', claimed_by = $1, claimed_at = $2, \
@@ -269,7 +269,7 @@ impl Store {
         let renewed = sqlx::query(
             "UPDATE outbox SET claimed_at = $1 WHERE id = $2 AND claimed_by = $3 AND status = 'sending'",
         )
-        .bind(super::now_rfc3339())
+        .bind(Timestamp::now().text())
         .bind(id)
         .bind(claimer)
         .execute(&self.pool)
@@ -284,7 +284,7 @@ impl Store {
             "UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL \
              WHERE id = $2 AND claimed_by = $3 AND status = 'sending'",
         )
-        .bind(super::now_rfc3339())
+        .bind(Timestamp::now().text())
         .bind(id)
         .bind(claimer)
         .execute(&self.pool)
@@ -302,8 +302,8 @@ impl Store {
         retry_at: Option<time::OffsetDateTime>,
     ) -> Result<(), StoreError> {
         let (status, next) = match retry_at {
-            Some(at) => ("pending", timestamp(at)),
-            None => ("failed", super::now_rfc3339()),
+            Some(at) => ("pending", Timestamp::from(at).text()),
+            None => ("failed", Timestamp::now().text()),
         };
         sqlx::query(
             "UPDATE outbox SET status = $1, next_attempt_at = $2, last_error = $3 \
@@ -328,7 +328,7 @@ impl Store {
         sqlx::query(
             "UPDATE outbox SET status = 'pending' WHERE status = 'sending' AND claimed_at < $1",
         )
-        .bind(timestamp(cutoff))
+        .bind(Timestamp::from(cutoff).text())
         .execute(&self.pool)
         .await
         .map(|r| r.rows_affected())
@@ -356,7 +356,7 @@ impl Store {
 
     /// The calls a digest lists, oldest first.
     pub async fn digest_calls(&self, mail_id: &str) -> Result<Vec<super::CallRow>, StoreError> {
-        let ids: Vec<(String,)> =
+        let ids: Vec<(CallId,)> =
             sqlx::query_as("SELECT call_id FROM outbox_calls WHERE mail_id = $1 ORDER BY call_id")
                 .bind(mail_id)
                 .fetch_all(&self.pool)
@@ -373,7 +373,7 @@ impl Store {
 
     /// The messages about one call, oldest first (shown on its page): its own, and digests
     /// listing it.
-    pub async fn mails_of_call(&self, call_id: &str) -> Result<Vec<MailRow>, StoreError> {
+    pub async fn mails_of_call(&self, call_id: &CallId) -> Result<Vec<MailRow>, StoreError> {
         sqlx::query_as(
             "SELECT id, call_id, recipient, subject, status, attempts, created_at, sent_at, \
              last_error FROM outbox WHERE call_id = $1 \

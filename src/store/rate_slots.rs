@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use super::{Backend, Store, StoreError, query, timestamp};
+use super::{Backend, Store, StoreError, query};
+use crate::domain::Timestamp;
 
 impl Store {
     /// Counts a call in `bucket` against `max` per `window`, or says how long until one would be
@@ -25,7 +26,7 @@ impl Store {
                 .map_err(query("lock a rate bucket"))?;
         }
         let now = time::OffsetDateTime::now_utc();
-        let now_text = timestamp(now);
+        let now_text = Timestamp::from(now).text();
         let (count,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM rate_slots WHERE bucket = $1 AND expires_at > $2")
                 .bind(bucket)
@@ -58,7 +59,7 @@ impl Store {
         sqlx::query("INSERT INTO rate_slots (id, bucket, expires_at) VALUES ($1, $2, $3)")
             .bind(&id)
             .bind(bucket)
-            .bind(timestamp(expires))
+            .bind(Timestamp::from(expires).text())
             .execute(&mut *tx)
             .await
             .map_err(query("take a rate slot"))?;
@@ -79,7 +80,7 @@ impl Store {
     /// Forgets slots that have left their window.
     pub async fn prune_rate_slots(&self) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM rate_slots WHERE expires_at <= $1")
-            .bind(super::now_rfc3339())
+            .bind(Timestamp::now().text())
             .execute(&self.pool)
             .await
             .map_err(query("prune rate slots"))?;

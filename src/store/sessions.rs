@@ -2,7 +2,8 @@
 //! cookie, so the table never holds a usable cookie; it is valid until `expires_at` and only while
 //! its user is enabled.
 
-use super::{Store, StoreError, User, now_rfc3339, query, timestamp};
+use super::{Store, StoreError, User, query};
+use crate::domain::Timestamp;
 
 /// A signed-in browser: its user and the CSRF token its forms carry.
 #[derive(Debug, Clone)]
@@ -28,8 +29,8 @@ impl Store {
         .bind(cookie_sha256)
         .bind(&user.id)
         .bind(csrf)
-        .bind(timestamp(now))
-        .bind(timestamp(now + ttl))
+        .bind(Timestamp::from(now).text())
+        .bind(Timestamp::from(now + ttl).text())
         .execute(&self.pool)
         .await
         .map_err(query("insert session"))?;
@@ -45,7 +46,7 @@ impl Store {
              AND users.disabled_at IS NULL",
         )
         .bind(cookie_sha256)
-        .bind(now_rfc3339())
+        .bind(Timestamp::now().text())
         .fetch_optional(&self.pool)
         .await
         .map_err(query("select session"))?;
@@ -62,7 +63,7 @@ impl Store {
     pub async fn end_session(&self, cookie_sha256: Option<&str>) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM user_sessions WHERE id_sha256 = $1 OR expires_at <= $2")
             .bind(cookie_sha256.unwrap_or_default())
-            .bind(now_rfc3339())
+            .bind(Timestamp::now().text())
             .execute(&self.pool)
             .await
             .map_err(query("delete session"))?;
@@ -82,12 +83,12 @@ impl Store {
         sqlx::query("INSERT INTO login_failures (email, client, at) VALUES ($1, $2, $3)")
             .bind(email.to_lowercase())
             .bind(client)
-            .bind(timestamp(now))
+            .bind(Timestamp::from(now).text())
             .execute(&self.pool)
             .await
             .map_err(query("insert login failure"))?;
         sqlx::query("DELETE FROM login_failures WHERE at <= $1")
-            .bind(timestamp(now - window))
+            .bind(Timestamp::from(now - window).text())
             .execute(&self.pool)
             .await
             .map_err(query("prune login failures"))?;
@@ -100,7 +101,7 @@ impl Store {
         email: &str,
         window: time::Duration,
     ) -> Result<(i64, Option<String>), StoreError> {
-        let since = timestamp(time::OffsetDateTime::now_utc() - window);
+        let since = Timestamp::from(time::OffsetDateTime::now_utc() - window).text();
         sqlx::query_as("SELECT COUNT(*), MIN(at) FROM login_failures WHERE email = $1 AND at > $2")
             .bind(email.to_lowercase())
             .bind(since)
@@ -116,7 +117,7 @@ impl Store {
         client: &str,
         window: time::Duration,
     ) -> Result<(i64, Option<String>), StoreError> {
-        let since = timestamp(time::OffsetDateTime::now_utc() - window);
+        let since = Timestamp::from(time::OffsetDateTime::now_utc() - window).text();
         sqlx::query_as("SELECT COUNT(*), MIN(at) FROM login_failures WHERE client = $1 AND at > $2")
             .bind(client)
             .bind(since)

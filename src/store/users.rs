@@ -4,7 +4,8 @@
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{Backend, Store, StoreError, Tx, now_rfc3339, query};
+use super::{Backend, Store, StoreError, Tx, query};
+use crate::domain::Timestamp;
 
 /// What a user may do: admins everything, approvers decide, viewers only read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,11 @@ impl User {
     pub fn role(&self) -> Role {
         Role::parse(&self.role).unwrap_or(Role::Viewer)
     }
+
+    /// The user as history and the audit log record them, acting through `via`.
+    pub fn actor(&self, via: crate::domain::Via) -> crate::domain::Actor {
+        crate::domain::Actor::new(self.email.as_str(), via)
+    }
 }
 
 impl Store {
@@ -94,7 +100,7 @@ impl Store {
         .bind(Uuid::now_v7().to_string())
         .bind(email)
         .bind(role.as_str())
-        .bind(now_rfc3339())
+        .bind(Timestamp::now().text())
         .execute(&self.pool)
         .await
         .map_err(query("insert user"))?;
@@ -132,7 +138,7 @@ impl Store {
         .bind(Uuid::now_v7().to_string())
         .bind(&user.id)
         .bind(token_sha256)
-        .bind(now_rfc3339())
+        .bind(Timestamp::now().text())
         .bind(label)
         .execute(&self.pool)
         .await
@@ -254,7 +260,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(query("cancel earlier password emails"))?;
-        super::outbox::insert_mail(&mut tx, None, mail, &now_rfc3339()).await?;
+        super::outbox::insert_mail(&mut tx, None, mail, Timestamp::now()).await?;
         tx.commit().await.map_err(query("commit"))
     }
 
@@ -284,8 +290,8 @@ impl Store {
         )
         .bind(token_sha256)
         .bind(user_id)
-        .bind(super::timestamp(expires_at))
-        .bind(now_rfc3339())
+        .bind(Timestamp::from(expires_at).text())
+        .bind(Timestamp::now().text())
         .bind(slot)
         .execute(&mut *tx)
         .await
@@ -305,7 +311,7 @@ impl Store {
              AND password_links.expires_at > $2 AND users.disabled_at IS NULL",
         )
         .bind(token_sha256)
-        .bind(now_rfc3339())
+        .bind(Timestamp::now().text())
         .fetch_optional(&self.pool)
         .await
         .map_err(query("look up a password link"))?;
@@ -320,7 +326,7 @@ impl Store {
         hash: &str,
     ) -> Result<Option<User>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let now = now_rfc3339();
+        let now = Timestamp::now().text();
         let user: Option<(String,)> = sqlx::query_as(
             "UPDATE password_links SET used_at = $1 WHERE token_sha256 = $2 \
              AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
@@ -376,7 +382,7 @@ impl Store {
             self.change_user(
                 user_id,
                 "UPDATE users SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL",
-                &now_rfc3339(),
+                &Timestamp::now().text(),
                 false,
             )
             .await
@@ -455,7 +461,7 @@ impl Store {
             "UPDATE user_tokens SET revoked_at = $1 \
              WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
         )
-        .bind(now_rfc3339())
+        .bind(Timestamp::now().text())
         .bind(token_id)
         .bind(user_id)
         .execute(&self.pool)
@@ -469,7 +475,7 @@ impl Store {
 async fn end_access(tx: &mut Tx, user_id: &str) -> Result<u64, StoreError> {
     end_sessions(tx, user_id).await?;
     sqlx::query("UPDATE user_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-        .bind(now_rfc3339())
+        .bind(Timestamp::now().text())
         .bind(user_id)
         .execute(&mut **tx)
         .await

@@ -16,7 +16,7 @@ use sse_stream::SseStream;
 use tokio::sync::Mutex;
 
 use super::UpstreamError;
-use super::connection::{LinkState, Shared};
+use super::link::{LinkState, Shared, Wire};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -126,8 +126,8 @@ impl HttpWire {
     /// Sends a message. A request is posted from a task of its own, so that an agent hanging up
     /// does not abort it halfway (for handshake-era agents a closed connection is no cancellation);
     /// its failure reaches the caller through the reply stream.
-    pub(super) async fn send(
-        &self,
+    async fn send_message(
+        self: &Arc<Self>,
         shared: &Arc<Shared>,
         msg: &Value,
         related: Option<u64>,
@@ -138,12 +138,9 @@ impl HttpWire {
                 .await
                 .map_err(|e| e.error);
         };
-        let shared = shared.clone();
+        let (wire, shared) = (self.clone(), shared.clone());
         let msg = msg.clone();
         tokio::spawn(async move {
-            let super::connection::Wire::Http(wire) = &shared.wire else {
-                return;
-            };
             if let Err(e) = wire.post_and_route(&shared, &msg, Some(id)).await {
                 shared.fail_one(id, e.error, e.accepted);
             }
@@ -153,7 +150,7 @@ impl HttpWire {
 
     /// Posts one message and routes whatever comes back (a JSON body or an SSE stream).
     async fn post_and_route(
-        &self,
+        self: &Arc<Self>,
         shared: &Arc<Shared>,
         msg: &Value,
         related: Option<u64>,
@@ -175,7 +172,7 @@ impl HttpWire {
             if self.clear_session_if(shared, sent_with.as_ref()) {
                 tracing::info!(upstream = %shared.upstream, "upstream session expired; initializing again");
             }
-            ensure_up(shared).await?;
+            self.ensure_up(shared).await?;
             response = self
                 .post(shared, msg)
                 .send()
@@ -245,10 +242,7 @@ impl HttpWire {
     }
 
     /// Listens on the GET stream for the server's own messages, reconnecting while the session lives.
-    async fn listen(shared: Arc<Shared>) {
-        let super::connection::Wire::Http(wire) = &shared.wire else {
-            return;
-        };
+    async fn listen(wire: Arc<Self>, shared: Arc<Shared>) {
         // One listener per upstream session: when the session is replaced, its listener ends and
         // the new handshake starts another.
         let Some(session) = wire.session() else {
@@ -308,38 +302,61 @@ impl HttpWire {
     }
 }
 
-/// Initializes the upstream session unless it is up; concurrent callers share one handshake.
-/// Boxed as `Send` because it is reached again from inside a send (an expired session), and a
-/// recursive async call has to name its future's type.
-pub(super) fn ensure_up(shared: &Arc<Shared>) -> BoxFuture<'_, Result<Arc<Value>, UpstreamError>> {
-    Box::pin(async move {
-        let super::connection::Wire::Http(wire) = &shared.wire else {
-            return Err(shared.unavailable("not an HTTP upstream".to_owned()));
-        };
-        if let Some(result) = up_result(shared) {
-            return Ok(result);
-        }
-        if shared.stop.is_cancelled() {
-            return Err(shared.unavailable("stopped".to_owned()));
-        }
-        let _guard = wire.handshake.lock().await;
-        if let Some(result) = up_result(shared) {
-            return Ok(result);
-        }
-        // A new handshake starts without a session; a failed one leaves none behind.
-        wire.set_session(None);
-        match shared.handshake().await {
-            Ok(result) => {
-                tokio::spawn(HttpWire::listen(shared.clone()));
-                Ok(result)
+impl HttpWire {
+    /// Initializes the upstream session unless it is up; concurrent callers share one handshake.
+    /// Boxed as `Send` because it is reached again from inside a send (an expired session), and a
+    /// recursive async call has to name its future's type.
+    fn ensure_up<'a>(
+        self: &'a Arc<Self>,
+        shared: &'a Arc<Shared>,
+    ) -> BoxFuture<'a, Result<Arc<Value>, UpstreamError>> {
+        let wire = self;
+        Box::pin(async move {
+            if let Some(result) = up_result(shared) {
+                return Ok(result);
             }
-            Err(e) => {
-                wire.set_session(None);
-                shared.set_state(LinkState::Down(e.to_string()));
-                Err(e)
+            if shared.stop.is_cancelled() {
+                return Err(shared.unavailable("stopped".to_owned()));
             }
-        }
-    })
+            let _guard = wire.handshake.lock().await;
+            if let Some(result) = up_result(shared) {
+                return Ok(result);
+            }
+            // A new handshake starts without a session; a failed one leaves none behind.
+            wire.set_session(None);
+            match shared.handshake().await {
+                Ok(result) => {
+                    tokio::spawn(HttpWire::listen(wire.clone(), shared.clone()));
+                    Ok(result)
+                }
+                Err(e) => {
+                    wire.set_session(None);
+                    shared.set_state(LinkState::Down(e.to_string()));
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
+/// A transport of HTTP requests, shared by the link (`Arc`: a request's post runs in a task of
+/// its own).
+impl Wire for Arc<HttpWire> {
+    fn send<'a>(
+        &'a self,
+        link: &'a Arc<Shared>,
+        msg: &'a Value,
+        related: Option<u64>,
+    ) -> BoxFuture<'a, Result<(), UpstreamError>> {
+        Box::pin(self.send_message(link, msg, related))
+    }
+
+    fn connect<'a>(
+        &'a self,
+        link: &'a Arc<Shared>,
+    ) -> Option<BoxFuture<'a, Result<Arc<Value>, UpstreamError>>> {
+        Some(self.ensure_up(link))
+    }
 }
 
 fn up_result(shared: &Shared) -> Option<Arc<Value>> {

@@ -16,6 +16,9 @@
 pub mod catalogue;
 mod connection;
 mod http;
+mod link;
+mod reply;
+mod routes;
 mod stdio;
 
 use std::sync::{Arc, OnceLock};
@@ -23,10 +26,12 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-pub use connection::{Connection, Inbound, LinkState, ReplyRx, SessionKey};
+pub use crate::domain::SessionKey;
+pub use connection::Connection;
+pub use link::LinkState;
+pub use reply::{Inbound, ReplyRx};
 
 use crate::config::{Isolation, UpstreamConfig};
-use crate::policy::PolicyHandle;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
@@ -52,10 +57,9 @@ enum Transport {
     },
 }
 
-/// One configured upstream at run time: its transport, policy and service connection.
+/// One configured upstream at run time: its transport and service connection.
 pub struct Upstream {
     pub name: Arc<str>,
-    pub policy: PolicyHandle,
     transport: Transport,
     isolation: Isolation,
     http_client: reqwest::Client,
@@ -69,7 +73,6 @@ impl Upstream {
     /// Prepares an upstream; a shared stdio child is started at once, so `/readyz` can tell.
     pub fn new(
         config: &UpstreamConfig,
-        policy: PolicyHandle,
         http_client: reqwest::Client,
         shutdown: CancellationToken,
         redactor: Arc<crate::redact::Redactor>,
@@ -91,7 +94,6 @@ impl Upstream {
         };
         let upstream = Arc::new(Self {
             name: Arc::from(config.name.as_str()),
-            policy,
             transport,
             isolation,
             http_client,
@@ -189,35 +191,33 @@ impl Upstream {
                 env,
                 redactor,
             } => {
-                let conn = Connection::new(
-                    self.name.clone(),
-                    init_params,
-                    connection::Wire::Stdio(stdio::StdioWire::default()),
-                    stop,
-                );
+                let wire = Arc::new(stdio::StdioWire::default());
+                let conn =
+                    Connection::new(self.name.clone(), init_params, Box::new(wire.clone()), stop);
                 let spec = stdio::ChildSpec {
                     argv: argv.clone(),
                     env: env.clone(),
                     redactor: redactor.clone(),
                 };
-                tokio::spawn(stdio::supervise(conn.0.clone(), spec));
+                tokio::spawn(stdio::supervise(conn.0.clone(), wire, spec));
                 conn
             }
             Transport::Http { url, headers } => {
-                let wire =
-                    http::HttpWire::new(self.http_client.clone(), url.clone(), headers.clone());
+                let wire = Arc::new(http::HttpWire::new(
+                    self.http_client.clone(),
+                    url.clone(),
+                    headers.clone(),
+                ));
                 let conn = Connection::new(
                     self.name.clone(),
                     init_params,
-                    connection::Wire::Http(Box::new(wire)),
+                    Box::new(wire.clone()),
                     stop.clone(),
                 );
                 let shared = conn.0.clone();
                 tokio::spawn(async move {
                     stop.cancelled().await;
-                    if let connection::Wire::Http(wire) = &shared.wire {
-                        wire.close().await;
-                    }
+                    wire.close().await;
                     shared.set_state(LinkState::Stopped);
                     shared.fail_all("stopped");
                 });
@@ -245,7 +245,7 @@ fn airlock_initialize_params(serves_sessions: bool) -> Value {
         json!({})
     };
     json!({
-        "protocolVersion": crate::mcp::LATEST_HANDSHAKE_VERSION,
+        "protocolVersion": crate::protocol::LATEST_HANDSHAKE_VERSION,
         "capabilities": capabilities,
         "clientInfo": {"name": "airlock", "version": env!("CARGO_PKG_VERSION")},
     })

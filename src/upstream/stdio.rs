@@ -16,7 +16,9 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 
 use super::UpstreamError;
-use super::connection::{HANDSHAKE_TIMEOUT, LinkState, Shared};
+use futures_util::future::BoxFuture;
+
+use super::link::{HANDSHAKE_TIMEOUT, LinkState, Shared, Wire};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -45,7 +47,7 @@ pub(super) struct ChildSpec {
 }
 
 impl StdioWire {
-    pub(super) async fn send(&self, shared: &Shared, msg: &Value) -> Result<(), UpstreamError> {
+    async fn send_line(&self, shared: &Shared, msg: &Value) -> Result<(), UpstreamError> {
         let mut line = serde_json::to_vec(msg).map_err(|e| shared.unavailable(e.to_string()))?;
         line.push(b'\n');
         let lines = self
@@ -68,6 +70,18 @@ impl StdioWire {
     }
 }
 
+/// The child's stdin, as the link sends through it.
+impl Wire for Arc<StdioWire> {
+    fn send<'a>(
+        &'a self,
+        link: &'a Arc<Shared>,
+        msg: &'a Value,
+        _related: Option<u64>,
+    ) -> BoxFuture<'a, Result<(), UpstreamError>> {
+        Box::pin(self.send_line(link, msg))
+    }
+}
+
 /// Writes queued lines to the child until the queue closes or the pipe breaks.
 async fn write_stdin(
     upstream: Arc<str>,
@@ -87,12 +101,12 @@ async fn write_stdin(
 }
 
 /// Keeps the child running until the connection is stopped.
-pub(super) async fn supervise(shared: Arc<Shared>, spec: ChildSpec) {
+pub(super) async fn supervise(shared: Arc<Shared>, wire: Arc<StdioWire>, spec: ChildSpec) {
     let mut backoff = FIRST_BACKOFF;
     while !shared.stop.is_cancelled() {
         shared.set_state(LinkState::Starting);
         let started = Instant::now();
-        let cause = run_once(&shared, &spec).await;
+        let cause = run_once(&shared, &wire, &spec).await;
         shared.fail_all(&cause);
         if shared.stop.is_cancelled() {
             break;
@@ -112,10 +126,7 @@ pub(super) async fn supervise(shared: Arc<Shared>, spec: ChildSpec) {
 }
 
 /// Runs one child from spawn to exit; returns why it is gone.
-async fn run_once(shared: &Arc<Shared>, spec: &ChildSpec) -> String {
-    let super::connection::Wire::Stdio(wire) = &shared.wire else {
-        return "not a stdio upstream".to_owned();
-    };
+async fn run_once(shared: &Arc<Shared>, wire: &StdioWire, spec: &ChildSpec) -> String {
     let mut child = match spawn(spec) {
         Ok(child) => child,
         Err(e) => return format!("cannot start {:?}: {e}", spec.argv[0]),

@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use super::AppError;
 use super::reviewer::ApiUser;
 use crate::app::AppState;
-use crate::approval::decide::{self, Approved};
-use crate::approval::{CallStatus, CallView, Decision, Reviewer};
+use crate::approval::{CallView, Decided, Decision, Reviewer};
+use crate::domain::{Action, CallId, CallStatus, Via};
 use crate::store::User;
 
 /// The most calls one page lists.
@@ -66,7 +66,7 @@ async fn list(
         .calls(status, query.before.as_deref(), limit)
         .await?;
     let next_before = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|row| row.id.clone()))
+        .then(|| rows.last().map(|row| row.id.to_string()))
         .flatten();
     let mut calls = Vec::with_capacity(rows.len());
     for row in rows {
@@ -81,10 +81,15 @@ async fn show(
     _user: ApiUser,
     Path(id): Path<String>,
 ) -> Result<Json<CallView>, AppError> {
-    view(&app, &id).await.map(Json)
+    view(&app, &call_id(&id)?).await.map(Json)
 }
 
-async fn view(app: &AppState, id: &str) -> Result<CallView, AppError> {
+/// The call id a path names; one that is not an id names no call.
+fn call_id(text: &str) -> Result<CallId, AppError> {
+    CallId::parse(text).map_err(|e| AppError::NotFound(e.to_string()))
+}
+
+async fn view(app: &AppState, id: &CallId) -> Result<CallView, AppError> {
     let row = app
         .store
         .call(id)
@@ -104,12 +109,14 @@ struct DecisionBody {
 
 impl DecisionBody {
     /// `user`'s decision with this body's reason and digest.
-    fn decision<'a>(&'a self, user: &'a User) -> Decision<'a> {
+    fn decision<'a>(&'a self, action: Action, user: &'a User) -> Decision<'a> {
         Decision {
+            action,
             reviewer: Reviewer::User(user),
-            via: "api",
+            via: Via::Api,
             reason: self.reason.as_deref(),
             args_digest: self.args_digest.as_deref(),
+            link: None,
         }
     }
 }
@@ -132,20 +139,17 @@ async fn approve(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
+    let id = call_id(&id)?;
     let body = decision_body(&body)?;
-    let decision = body.decision(&user);
-    let approved = decide::approve(&app.store, &app.config.groups, &id, decision).await?;
-    if approved == Approved::Released {
-        app.approvals.wake(&id);
-    }
-    tracing::info!(call = %id, reviewer = %user.email, ?approved, "approval via the API");
-    let (have, need) = match approved {
-        Approved::Released => (None, None),
-        Approved::Counted { have, need } => (Some(have), Some(need)),
+    let decision = body.decision(Action::Approve, &user);
+    let decided = app.approvals.decide(&id, decision).await?;
+    let (have, need) = match decided {
+        Decided::Counted { have, need } => (Some(have), Some(need)),
+        Decided::Released | Decided::Rejected => (None, None),
     };
     let call = view(&app, &id).await?;
     Ok(Json(json!({
-        "released": approved == Approved::Released,
+        "released": decided == Decided::Released,
         "approvals": have,
         "approvals_needed": need,
         "call": call,
@@ -158,11 +162,10 @@ async fn reject(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
+    let id = call_id(&id)?;
     let body = decision_body(&body)?;
-    let decision = body.decision(&user);
-    decide::reject(&app.store, &app.config.groups, &id, decision).await?;
-    app.approvals.wake(&id);
-    tracing::info!(call = %id, reviewer = %user.email, "rejection via the API");
+    let decision = body.decision(Action::Reject, &user);
+    app.approvals.decide(&id, decision).await?;
     let call = view(&app, &id).await?;
     Ok(Json(json!({"call": call})))
 }

@@ -21,7 +21,6 @@ use crate::app::AppState;
 
 pub use error::AppError;
 pub use page::own_host;
-pub use session::same_token;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()

@@ -1,21 +1,19 @@
-//! What every dashboard page shares: the layout's data ([`Chrome`]), the error page
-//! ([`PageError`], the HTML face of [`AppError`]), the security headers, and the small formatting
-//! helpers templates use (times, status badges, arguments as HTML).
+//! What every dashboard page shares: the layout's data ([`Chrome`]), the security headers, and
+//! the small formatting helpers templates use (times, status badges, arguments as HTML). Errors
+//! are `web::error`'s.
 //!
 //! Everything an agent sent (tool names, arguments, reasons typed by people) reaches the page only
 //! through askama's escaping, or through [`arguments_html`], which escapes every string it writes.
 
-use askama::Template;
-use askama_web::WebTemplate;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::AppError;
+pub use super::error::{PageError, PageResult};
 use super::session::SignedIn;
-use crate::approval::CallStatus;
+use crate::domain::CallStatus;
 use crate::store::Role;
 
 /// The Content-Security-Policy of every dashboard response: nothing but this origin's own files;
@@ -53,7 +51,7 @@ pub async fn own_host(
     request: Request,
     next: Next,
 ) -> Response {
-    let host = crate::mcp::auth::HostPolicy::host_of(request.uri(), request.headers());
+    let host = crate::http_guard::HostPolicy::host_of(request.uri(), request.headers());
     if app.hosts.permits(host) {
         next.run(request).await
     } else {
@@ -95,107 +93,6 @@ impl Chrome {
         if self.active == page { "page" } else { "false" }
     }
 }
-
-#[derive(Template, WebTemplate)]
-#[template(path = "dashboard/error.html")]
-struct ErrorPage<'a> {
-    title: &'a str,
-    message: &'a str,
-}
-
-/// A dashboard request that failed, shown as a page with a status and a plain message.
-#[derive(Debug)]
-pub struct PageError {
-    status: StatusCode,
-    message: String,
-}
-
-impl PageError {
-    pub fn forbidden(message: &str) -> Self {
-        Self {
-            status: StatusCode::FORBIDDEN,
-            message: message.to_owned(),
-        }
-    }
-
-    pub fn bad_request(message: &str) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: message.to_owned(),
-        }
-    }
-
-    pub fn not_found(message: &str) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            message: message.to_owned(),
-        }
-    }
-
-    /// Something Airlock needs (the database, randomness) failed; the request may work later.
-    pub fn unavailable(message: &str) -> Self {
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: message.to_owned(),
-        }
-    }
-
-    pub fn busy() -> Self {
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "Airlock is busy checking passwords; try again in a moment.".to_owned(),
-        }
-    }
-
-    /// Refuses what only an admin may do.
-    pub fn admin_only(signed: &SignedIn) -> Result<(), Self> {
-        if signed.user.role() == Role::Admin {
-            Ok(())
-        } else {
-            Err(Self::forbidden("Only an admin can do this."))
-        }
-    }
-}
-
-impl<E: Into<AppError>> From<E> for PageError {
-    fn from(e: E) -> Self {
-        let e = e.into();
-        let status = match &e {
-            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Store(cause) => {
-                tracing::error!(error = %crate::telemetry::error_chain(cause), "dashboard request failed");
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        };
-        Self {
-            status,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<super::passwords::Busy> for PageError {
-    fn from(_: super::passwords::Busy) -> Self {
-        Self::busy()
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let title = self.status.canonical_reason().unwrap_or("Error");
-        let page = ErrorPage {
-            title,
-            message: &self.message,
-        };
-        (self.status, page).into_response()
-    }
-}
-
-pub type PageResult<T = Response> = Result<T, PageError>;
 
 /// An icon, a word and a colour class for a call's status: the icon and word carry the meaning,
 /// so the badge reads the same without colour.

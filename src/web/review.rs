@@ -1,6 +1,7 @@
 //! Email review links (`/review/{token}`): GET shows the call and a confirmation form, POST makes
-//! the decision, as the reviewer the link was made for, through `approval::decide` like every
-//! other face (`via = email`). Mail scanners fetch links, so GET never decides.
+//! the decision, as the reviewer the link was made for, through `ApprovalQueue::decide` like every
+//! other face (`via = email`), which spends the link in the decision's own transaction. Mail
+//! scanners fetch links, so GET never decides.
 //!
 //! A link is a random token the store knows only by its SHA-256 (`notify::links`). One that was
 //! edited, made up or made elsewhere, has expired, was already used, whose call's arguments are
@@ -20,9 +21,10 @@ use serde::Deserialize;
 use super::page::{PageError, PageResult, arguments_html};
 use super::session::{form_from, signed_in_user};
 use crate::app::AppState;
-use crate::approval::decide::{self, Approved, MAX_REASON};
-use crate::approval::{CallStatus, CallView, DecideError, Decision, Reviewer};
-use crate::notify::links::{BadLink, LinkAction};
+use crate::approval::decide::{self, MAX_REASON};
+use crate::approval::{CallView, DecideError, Decided, Decision, Reviewer, RuleSnapshot};
+use crate::domain::{Action, ArgsDigest, CallId, CallStatus, Via};
+use crate::notify::links::BadLink;
 use crate::store::ReviewLinkRow;
 use crate::web::fields::Text;
 
@@ -94,10 +96,10 @@ fn with_call(
 /// What a link decides, read from its stored row.
 struct Claims {
     token_sha256: String,
-    call: String,
+    call: CallId,
     reviewer: String,
-    action: LinkAction,
-    digest: String,
+    action: Action,
+    digest: ArgsDigest,
 }
 
 /// What a link's checks found.
@@ -108,24 +110,23 @@ enum Checked {
     Refused(Response),
 }
 
-fn claims_of(row: ReviewLinkRow) -> Result<(Claims, bool), BadLink> {
-    let action = row.action().ok_or(BadLink::Unknown)?;
-    Ok((
+fn claims_of(row: ReviewLinkRow) -> (Claims, bool) {
+    (
         Claims {
             token_sha256: row.token_sha256,
             call: row.call_id,
             reviewer: row.reviewer,
-            action,
+            action: row.action,
             digest: row.args_digest,
         },
         row.used_at.is_some(),
-    ))
+    )
 }
 
 async fn check(app: &AppState, headers: &HeaderMap, token: &str) -> PageResult<Checked> {
     let found = crate::notify::links::find(&app.store, token)
         .await?
-        .and_then(claims_of);
+        .map(claims_of);
     let (claims, used) = match found {
         Ok(found) => found,
         Err(BadLink::Unknown) => {
@@ -153,7 +154,7 @@ async fn check(app: &AppState, headers: &HeaderMap, token: &str) -> PageResult<C
         .call(&claims.call)
         .await?
         .ok_or_else(|| PageError::not_found("The call this link is for does not exist."))?;
-    let rule = serde_json::from_str::<crate::approval::RuleSnapshot>(&row.rule_json).ok();
+    let rule = RuleSnapshot::read(&row.rule_json);
     let approvals = app.store.approvals(&claims.call).await?;
     let call = CallView::new(row, approvals, None);
     let base = base_url(app);
@@ -165,7 +166,7 @@ async fn check(app: &AppState, headers: &HeaderMap, token: &str) -> PageResult<C
             (StatusCode::CONFLICT, shown).into_response(),
         ));
     }
-    if call.status != CallStatus::Pending.as_str() {
+    if call.status != CallStatus::Pending {
         let text = format!(
             "This call is no longer waiting: it was {}. Nothing was decided.",
             call.status
@@ -175,7 +176,7 @@ async fn check(app: &AppState, headers: &HeaderMap, token: &str) -> PageResult<C
             (StatusCode::CONFLICT, shown).into_response(),
         ));
     }
-    if call.args_digest != claims.digest {
+    if call.args_digest != claims.digest.as_str() {
         let text = "The call's arguments are not the ones this link was made for. Nothing was decided; look at the call in the dashboard.".to_owned();
         let shown = with_call(
             "This link does not match the call",
@@ -258,7 +259,7 @@ pub async fn confirm(
     let action = claims.action.as_str();
     let base = base_url(&app);
     let mut shown = with_call(
-        if claims.action == LinkAction::Approve {
+        if claims.action == Action::Approve {
             "Approve this call?"
         } else {
             "Reject this call?"
@@ -301,7 +302,7 @@ pub async fn decide(
     };
     let reason = form.reason.trim();
     let base = base_url(&app);
-    if claims.action == LinkAction::Reject && reason.is_empty() {
+    if claims.action == Action::Reject && reason.is_empty() {
         let mut shown = with_call(
             "Reject this call?",
             "error",
@@ -314,15 +315,6 @@ pub async fn decide(
         shown.token = token;
         return Ok((StatusCode::BAD_REQUEST, shown).into_response());
     }
-    if !app.store.use_review_link(&claims.token_sha256).await? {
-        let text =
-            "This link was already used; it works once. Nothing more was decided.".to_owned();
-        return Ok((
-            StatusCode::CONFLICT,
-            with_call("This link was already used", "warning", text, call, &base),
-        )
-            .into_response());
-    }
     let user = app
         .store
         .user_by_email(&claims.reviewer)
@@ -334,80 +326,60 @@ pub async fn decide(
             ))
         })?;
     let decision = Decision {
+        action: claims.action,
         reviewer: Reviewer::User(&user),
-        via: "email",
+        via: Via::Email,
         reason: (!reason.is_empty()).then_some(reason),
         args_digest: Some(&claims.digest),
+        link: Some(&claims.token_sha256),
     };
-    let outcome = match claims.action {
-        LinkAction::Approve => {
-            decide::approve(&app.store, &app.config.groups, &claims.call, decision)
-                .await
-                .map(|approved| match approved {
-                    Approved::Released => "Approved. The call is released to the agent.".to_owned(),
-                    Approved::Counted { have, need } => {
-                        format!("Your approval is counted ({have} of {need}); the call needs more.")
-                    }
-                })
-        }
-        LinkAction::Reject => {
-            decide::reject(&app.store, &app.config.groups, &claims.call, decision)
-                .await
-                .map(|()| "Rejected. The agent is told your reason.".to_owned())
-        }
-    };
-    // The link is spent only by a decision that happened, or that came too late.
-    if matches!(
-        outcome,
-        Err(DecideError::Forbidden(_)
-            | DecideError::DigestMismatch
-            | DecideError::ReasonRequired
-            | DecideError::ReasonTooLong(_)
-            | DecideError::Store(_)
-            | DecideError::NotFound(_))
-    ) {
-        app.store.unuse_review_link(&claims.token_sha256).await?;
-    }
-    let row = app.store.call(&claims.call).await?;
-    let after = match row {
+    let outcome = app.approvals.decide(&claims.call, decision).await;
+    let after = match app.store.call(&claims.call).await? {
         Some(row) => {
             let approvals = app.store.approvals(&claims.call).await?;
             CallView::new(row, approvals, None)
         }
         None => call,
     };
-    match outcome {
-        Ok(text) => {
-            app.approvals.wake(&claims.call);
-            tracing::info!(call = %claims.call, reviewer = %claims.reviewer, action = claims.action.as_str(), "decision via an email link");
-            Ok(with_call("Done", "ok", text, after, &base).into_response())
-        }
-        Err(DecideError::NotPending { status, .. }) => {
-            let text = format!(
+    let (status, title, class, text) = match outcome {
+        Ok(decided) => (StatusCode::OK, "Done", "ok", done_text(decided)),
+        Err(DecideError::NotPending { status, .. }) => (
+            StatusCode::CONFLICT,
+            "Already decided",
+            "warning",
+            format!(
                 "Too late: the call had already {}. Nothing was changed.",
                 status.as_str()
-            );
-            Ok((
-                StatusCode::CONFLICT,
-                with_call("Already decided", "warning", text, after, &base),
-            )
-                .into_response())
-        }
+            ),
+        ),
+        Err(DecideError::LinkUsed) => (
+            StatusCode::CONFLICT,
+            "This link was already used",
+            "warning",
+            "This link was already used; it works once. Nothing more was decided.".to_owned(),
+        ),
         Err(
             e @ (DecideError::AlreadyApproved { .. }
             | DecideError::DigestMismatch
             | DecideError::ReasonRequired),
-        ) => Ok((
+        ) => (
             StatusCode::CONFLICT,
-            with_call(
-                "Nothing was decided",
-                "warning",
-                e.to_string(),
-                after,
-                &base,
-            ),
-        )
-            .into_response()),
-        Err(e) => Err(crate::web::AppError::from(e).into()),
+            "Nothing was decided",
+            "warning",
+            e.to_string(),
+        ),
+        Err(e) => return Err(crate::web::AppError::from(e).into()),
+    };
+    Ok((status, with_call(title, class, text, after, &base)).into_response())
+}
+
+/// What the reviewer reads once their decision is recorded.
+fn done_text(decided: Decided) -> String {
+    match decided {
+        Decided::Released => "Approved. The call is released to the agent.".to_owned(),
+        Decided::Counted { have, need } => {
+            format!("Your approval is counted ({have} of {need}); the call needs more.")
+        }
+        Decided::Rejected => "Rejected. The agent is told your reason.".to_owned(),
     }
 }

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use super::page::PageError;
 use crate::app::AppState;
 use crate::secrets;
+use crate::secrets::same_token;
 use crate::store::User;
 
 /// A signed-in reviewer, and the CSRF token their forms carry.
@@ -82,15 +83,6 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value)
-}
-
-/// Constant-time comparison of two tokens, so a CSRF guess learns nothing from timing.
-pub fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// What happens to a request that needs a sign-in and has none: pages send the browser to the

@@ -753,8 +753,9 @@ async fn stopping_airlock_abandons_waiting_calls_and_tells_their_agents() {
         "{}",
         text(&result)
     );
+    let id = airlock::domain::CallId::parse(&id).expect("a call id");
     let row = store.call(&id).await.expect("read").expect("a row");
-    assert_eq!(row.status(), airlock::approval::CallStatus::Abandoned);
+    assert_eq!(row.status, airlock::domain::CallStatus::Abandoned);
 }
 
 #[tokio::test]

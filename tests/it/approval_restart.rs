@@ -6,8 +6,10 @@ use crate::common;
 
 use std::time::Duration;
 
-use airlock::approval::CallStatus;
-use airlock::store::{Actor, NewCall, Store};
+use airlock::domain::{
+    Actor, AgentName, ArgsDigest, CallId, CallStatus, Timestamp, ToolName, UpstreamName,
+};
+use airlock::store::{NewCall, Store};
 use common::pending_in as pending;
 use common::{AIRLOCK, Agent, CallLog, Server, TestDatabase, WAIT, run_in as airlock, stdout};
 use serde_json::{Value, json};
@@ -112,31 +114,29 @@ async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown() {
     let db = TestDatabase::new(dir.path()).await;
     let url = db.url.clone();
     let store = Store::connect(&url).await.expect("open the store");
-    let now = time::OffsetDateTime::now_utc();
-    let actor = Actor {
-        name: "system",
-        via: "system",
-    };
+    let now = Timestamp::now();
+    let (forwarding, approved, waiting) =
+        (CallId::generate(), CallId::generate(), CallId::generate());
     for (id, steps) in [
         (
-            "forwarding-call",
+            &forwarding,
             &[CallStatus::Approved, CallStatus::Forwarding][..],
         ),
-        ("approved-call", &[CallStatus::Approved][..]),
-        ("pending-call", &[][..]),
+        (&approved, &[CallStatus::Approved][..]),
+        (&waiting, &[][..]),
     ] {
         store
             .insert_call(
                 &NewCall {
                     id,
-                    upstream: "telegram",
-                    tool: "export_session",
-                    agent: "claude",
+                    upstream: &UpstreamName::new("telegram"),
+                    tool: &ToolName::new("export_session"),
+                    agent: &AgentName::new("claude"),
                     agent_session: "s",
                     instance_id: "an-earlier-run",
                     args_json: "{}",
                     args_shown: "{}",
-                    args_sha256: &airlock::approval::args_digest(&json!({})),
+                    args_sha256: &ArgsDigest::of(&json!({})),
                     rule_json: "{}",
                     approvals_needed: 1,
                     created_at: now,
@@ -150,7 +150,12 @@ async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown() {
         let mut from = CallStatus::Pending;
         for to in steps {
             let step = from.to(*to).expect("a legal step");
-            assert!(store.transition(id, step, actor, None).await.expect("step"));
+            assert!(
+                store
+                    .transition(id, step, &Actor::SYSTEM, None)
+                    .await
+                    .expect("step")
+            );
             from = *to;
         }
     }
@@ -165,14 +170,14 @@ async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown() {
         .await
         .expect("airlock starts");
 
-    let status = |id: &'static str| {
-        let store = store.clone();
-        async move { store.call(id).await.expect("read").expect("a row").status() }
+    let status = |id: &CallId| {
+        let (store, id) = (store.clone(), id.clone());
+        async move { store.call(&id).await.expect("read").expect("a row").status }
     };
-    assert_eq!(status("forwarding-call").await, CallStatus::OutcomeUnknown);
-    assert_eq!(status("approved-call").await, CallStatus::Abandoned);
-    assert_eq!(status("pending-call").await, CallStatus::Abandoned);
-    let events = store.events("forwarding-call").await.expect("events");
+    assert_eq!(status(&forwarding).await, CallStatus::OutcomeUnknown);
+    assert_eq!(status(&approved).await, CallStatus::Abandoned);
+    assert_eq!(status(&waiting).await, CallStatus::Abandoned);
+    let events = store.events(&forwarding).await.expect("events");
     assert!(
         events
             .last()

@@ -486,7 +486,7 @@ async fn calls_the_policy_decides_alone_are_in_the_chain_with_how_they_ended() {
     // An allowed call's events share one id and the digest of the arguments sent.
     assert_eq!(events[0].call_id, events[1].call_id);
     assert_ne!(events[0].call_id, events[3].call_id);
-    let digest = airlock::approval::args_digest(&json!({"limit": 2}));
+    let digest = airlock::domain::ArgsDigest::of(&json!({"limit": 2}));
     assert_eq!(events[0].args_digest.as_deref(), Some(digest.as_str()));
     assert_eq!(events[1].args_digest.as_deref(), Some(digest.as_str()));
 
@@ -565,7 +565,7 @@ async fn secret_arguments_are_masked_for_people_and_gone_from_the_store_once_the
     );
     assert_eq!(
         shown["args_digest"],
-        airlock::approval::args_digest(&arguments),
+        airlock::domain::ArgsDigest::of(&arguments).as_str(),
         "the digest covers the real arguments"
     );
     let holding = "SELECT COUNT(*) FROM tool_calls WHERE args_json LIKE '%DE44500105175407324931%'";
@@ -824,7 +824,7 @@ async fn retention_removes_old_events_and_the_rest_still_verifies() {
         (1, "recent"),
         (0, "today"),
     ] {
-        let at = airlock::store::timestamp(now - time::Duration::days(days_ago));
+        let at = airlock::domain::Timestamp::from(now - time::Duration::days(days_ago)).text();
         store
             .audit(&airlock::store::NewAuditEvent {
                 at: &at,

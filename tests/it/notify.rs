@@ -273,17 +273,18 @@ async fn tampered_expired_and_wrong_digest_links_decide_nothing_and_say_why() {
     assert_eq!(page.status, 400, "a cut token");
 
     let link = |digest: &str, expires_at: time::OffsetDateTime| {
-        let (store, id) = (app.store.clone(), id.clone());
-        let digest = digest.to_owned();
+        let store = app.store.clone();
+        let id = airlock::domain::CallId::parse(&id).expect("a call id");
+        let digest = airlock::domain::ArgsDigest::parse(digest).expect("a digest");
         async move {
             airlock::notify::links::issue(
                 &store,
                 &airlock::notify::links::LinkFor {
                     call: &id,
                     reviewer: "alice@example.org",
-                    action: airlock::notify::links::LinkAction::Approve,
+                    action: airlock::domain::Action::Approve,
                     digest: &digest,
-                    expires_at,
+                    expires_at: expires_at.into(),
                     slot: None,
                 },
             )

@@ -93,8 +93,7 @@ pub async fn change_password(
     crate::audit::record(
         &app.store,
         "password_changed",
-        &signed.user.email,
-        "dashboard",
+        &signed.user.actor(crate::domain::Via::Dashboard),
         None,
     )
     .await?;
@@ -125,8 +124,7 @@ pub async fn create_token(
     crate::audit::record(
         &app.store,
         "token_created",
-        &signed.user.email,
-        "dashboard",
+        &signed.user.actor(crate::domain::Via::Dashboard),
         label_detail(label).as_deref(),
     )
     .await?;
@@ -155,8 +153,7 @@ pub async fn revoke_token(
     crate::audit::record(
         &app.store,
         "token_revoked",
-        &signed.user.email,
-        "dashboard",
+        &signed.user.actor(crate::domain::Via::Dashboard),
         Some(&id),
     )
     .await?;

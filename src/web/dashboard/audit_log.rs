@@ -87,8 +87,8 @@ impl EventsQuery {
             agent: non_empty(&self.agent),
             upstream: non_empty(&self.upstream),
             tool: non_empty(&self.tool),
-            since: day_start(&self.since, 0, "From")?,
-            until: day_start(&self.until, 1, "To")?,
+            since: day_start(&self.since, 0, "From")?.map(|at| at.text()),
+            until: day_start(&self.until, 1, "To")?.map(|at| at.text()),
             max_seq: None,
             calls_only: !everything,
         })

@@ -17,8 +17,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::approval::decide::{self, Approved, MAX_REASON};
-use crate::approval::{CallStatus, CallView, DecideError, Decision, Reviewer};
+use crate::approval::decide::{self, MAX_REASON};
+use crate::approval::{CallView, DecideError, Decided, Decision, Reviewer};
+use crate::domain::{Action, Actor, CallId, CallStatus, Timestamp, Via};
 use crate::store::{EventRow, MailRow};
 use crate::web::AppError;
 use crate::web::fields::{CHOICE, OTHER, Text};
@@ -59,7 +60,12 @@ pub struct Flash {
     error: Option<String>,
 }
 
-async fn load(app: &AppState, id: &str) -> PageResult<CallView> {
+/// The call a path names; one that is not an id names no call.
+fn call_id(text: &str) -> PageResult<CallId> {
+    CallId::parse(text).map_err(|_| PageError::not_found(&format!("There is no call {text}.")))
+}
+
+async fn load(app: &AppState, id: &CallId) -> PageResult<CallView> {
     let row = app
         .store
         .call(id)
@@ -72,8 +78,7 @@ async fn load(app: &AppState, id: &str) -> PageResult<CallView> {
 
 /// What the call's end looked like, in a sentence.
 fn outcome(call: &CallView) -> String {
-    let status = CallStatus::parse(call.status).unwrap_or(CallStatus::Abandoned);
-    match (status, &call.result) {
+    match (call.status, &call.result) {
         (CallStatus::Completed, Some(result)) if result.is_error == Some(true) => format!(
             "forwarded; the upstream answered with an error ({} bytes)",
             result.bytes
@@ -110,7 +115,7 @@ pub async fn page(
     Path(id): Path<String>,
     Query(flash): Query<Flash>,
 ) -> PageResult<CallPage> {
-    let call = load(&app, &id).await?;
+    let call = load(&app, &call_id(&id)?).await?;
     let notice = notice(&call, &flash);
     render(&app, &signed, call, notice, None).await
 }
@@ -124,7 +129,7 @@ async fn render(
     revealed: Option<(&str, &serde_json::Value)>,
 ) -> PageResult<CallPage> {
     let id = call.id.clone();
-    let status = CallStatus::parse(call.status).unwrap_or(CallStatus::Abandoned);
+    let status = call.status;
     let pending = status == CallStatus::Pending;
     let tool_description = app
         .catalogue
@@ -187,7 +192,7 @@ fn notice(call: &CallView, flash: &Flash) -> Option<(&'static str, String)> {
                     .to_owned()
             }
             // A call past its expiry may not have been swept yet: say what the decision met.
-            _ if call.status == CallStatus::Pending.as_str() => {
+            _ if call.status == CallStatus::Pending => {
                 let met = CallStatus::parse(late).map_or("decided", CallStatus::as_str);
                 format!("Too late: this call had already {met}. Nothing was changed.")
             }
@@ -223,40 +228,30 @@ pub async fn decide(
     Path(id): Path<String>,
     CsrfForm(signed, form): CsrfForm<DecideForm>,
 ) -> PageResult<Response> {
+    let Some(action) = Action::parse(&form.decision) else {
+        return Err(PageError::bad_request("Choose Approve or Reject."));
+    };
+    let call = call_id(&id)?;
     let reason = form.reason.trim();
     let decision = Decision {
+        action,
         reviewer: Reviewer::User(&signed.user),
-        via: "dashboard",
+        via: Via::Dashboard,
         reason: (!reason.is_empty()).then_some(reason),
         args_digest: Some(&form.args_digest),
+        link: None,
     };
-    let back = |flash: &str| Redirect::to(&format!("/calls/{id}?{flash}")).into_response();
-    let outcome = match &*form.decision {
-        "approve" => decide::approve(&app.store, &app.config.groups, &id, decision)
-            .await
-            .map(|approved| match approved {
-                Approved::Released => "done=approved",
-                Approved::Counted { .. } => "done=counted",
-            }),
-        "reject" => decide::reject(&app.store, &app.config.groups, &id, decision)
-            .await
-            .map(|()| "done=rejected"),
-        _ => return Err(PageError::bad_request("Choose Approve or Reject.")),
+    let flash = match app.approvals.decide(&call, decision).await {
+        Ok(Decided::Released) => "done=approved".to_owned(),
+        Ok(Decided::Counted { .. }) => "done=counted".to_owned(),
+        Ok(Decided::Rejected) => "done=rejected".to_owned(),
+        Err(DecideError::NotPending { status, .. }) => format!("late={}", status.as_str()),
+        Err(DecideError::AlreadyApproved { .. }) => "late=duplicate".to_owned(),
+        Err(DecideError::ReasonRequired) => "error=reason".to_owned(),
+        Err(DecideError::DigestMismatch) => "error=digest".to_owned(),
+        Err(e) => return Err(AppError::from(e).into()),
     };
-    match outcome {
-        Ok(flash) => {
-            app.approvals.wake(&id);
-            tracing::info!(call = %id, reviewer = %signed.user.email, decision = %form.decision, "decision via the dashboard");
-            Ok(back(flash))
-        }
-        Err(DecideError::NotPending { status, .. }) => {
-            Ok(back(&format!("late={}", status.as_str())))
-        }
-        Err(DecideError::AlreadyApproved { .. }) => Ok(back("late=duplicate")),
-        Err(DecideError::ReasonRequired) => Ok(back("error=reason")),
-        Err(DecideError::DigestMismatch) => Ok(back("error=digest")),
-        Err(e) => Err(AppError::from(e).into()),
-    }
+    Ok(Redirect::to(&format!("/calls/{call}?{flash}")).into_response())
 }
 
 #[derive(Deserialize)]
@@ -272,8 +267,9 @@ pub async fn reveal(
     Path(id): Path<String>,
     CsrfForm(signed, form): CsrfForm<RevealForm>,
 ) -> PageResult<Response> {
+    let id = call_id(&id)?;
     let call = load(&app, &id).await?;
-    if call.status != CallStatus::Pending.as_str() || !may_decide(&app, &signed, &call) {
+    if call.status != CallStatus::Pending || !may_decide(&app, &signed, &call) {
         return Err(PageError::forbidden(
             "Only a reviewer who may decide this call can reveal its masked fields, while it waits.",
         ));
@@ -295,13 +291,14 @@ pub async fn reveal(
         .filter(|_| masked)
         .ok_or_else(|| PageError::bad_request("That field is not masked in this call."))?;
     let detail = format!("field {}", crate::visible::visible(&field));
-    let at = crate::store::timestamp(time::OffsetDateTime::now_utc());
+    let at = Timestamp::now().text();
+    let actor: Actor = signed.user.actor(Via::Dashboard);
     app.store
         .audit(&crate::store::NewAuditEvent {
             at: &at,
             kind: "revealed",
-            actor: &signed.user.email,
-            via: "dashboard",
+            actor: actor.name(),
+            via: actor.via().as_str(),
             upstream: Some(&row.upstream),
             tool: Some(&row.tool),
             call_id: Some(&row.id),
@@ -325,10 +322,11 @@ pub async fn status(
     _signed: SignedIn,
     Path(id): Path<String>,
 ) -> PageResult<&'static str> {
+    let id = call_id(&id)?;
     let row = app
         .store
         .call(&id)
         .await?
         .ok_or_else(|| PageError::not_found(&format!("There is no call {id}.")))?;
-    Ok(row.status().as_str())
+    Ok(row.status.as_str())
 }

@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
-use crate::approval::{CallStatus, CallView};
-use crate::store::{CallFilter, CallRow, timestamp};
+use crate::approval::CallView;
+use crate::domain::{CallStatus, Timestamp};
+use crate::store::{CallFilter, CallRow};
 use crate::web::page::{Badge, Chrome, PageError, PageResult, preview, short_time, status_badge};
 use crate::web::session::SignedIn;
 
@@ -58,7 +59,7 @@ pub(super) fn day_start(
     text: &str,
     days_after: i64,
     field: &str,
-) -> Result<Option<String>, PageError> {
+) -> Result<Option<Timestamp>, PageError> {
     let Some(text) = non_empty(text) else {
         return Ok(None);
     };
@@ -69,7 +70,7 @@ pub(super) fn day_start(
     let day = day
         .checked_add(time::Duration::days(days_after))
         .ok_or_else(|| PageError::bad_request(&format!("{field}: {text:?} is too far away")))?;
-    Ok(Some(timestamp(day.midnight().assume_utc())))
+    Ok(Some(Timestamp::from(day.midnight().assume_utc())))
 }
 
 impl HistoryQuery {
@@ -158,12 +159,12 @@ pub async fn page(
         .map(|row| CallView::new(row, Vec::new(), None))
         .filter(|call| shows_text(&filter, call))
         .map(|call| HistoryRow {
-            badge: status_badge(CallStatus::parse(call.status).unwrap_or(CallStatus::Abandoned)),
+            badge: status_badge(call.status),
             preview: preview(&call.arguments, 60),
             created: short_time(&call.created_at),
             decided_by: call.decided_by.unwrap_or_default(),
             reason: call.reason.unwrap_or_default(),
-            id: call.id,
+            id: call.id.into_string(),
             upstream: call.upstream,
             tool: crate::visible::visible(&call.tool).into_owned(),
             agent: crate::visible::visible(&call.agent).into_owned(),
@@ -210,15 +211,12 @@ async fn chart(app: &AppState) -> PageResult<Vec<ChartDay>> {
     let first = today - time::Duration::days(CHART_DAYS - 1);
     let counts = app
         .store
-        .decisions_per_day(first.midnight().assume_utc())
+        .decisions_per_day(Timestamp::from(first.midnight().assume_utc()))
         .await?;
     let mut days: Vec<(String, [i64; 3])> = (0..CHART_DAYS)
         .map(|i| ((first + time::Duration::days(i)).to_string(), [0; 3]))
         .collect();
     for (day, status, count) in counts {
-        let Some(status) = CallStatus::parse(&status) else {
-            continue;
-        };
         if let (Some(entry), Some(kind)) =
             (days.iter_mut().find(|(d, _)| *d == day), chart_kind(status))
         {
@@ -299,7 +297,7 @@ pub async fn export(
             match store.history(&filter, before.as_deref(), EXPORT_PAGE).await {
                 Ok(rows) => {
                     let next = (rows.len() == EXPORT_PAGE as usize)
-                        .then(|| rows.last().map(|row| row.id.clone()));
+                        .then(|| rows.last().map(|row| row.id.to_string()));
                     let chunk: String = rows
                         .into_iter()
                         .map(|row| export_line(&filter, row))

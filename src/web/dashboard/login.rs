@@ -19,10 +19,11 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::secrets;
+use crate::secrets::same_token;
 use crate::web::client::ClientAddr;
 use crate::web::fields::{CHOICE, EMAIL, OTHER, PASSWORD, Text};
 use crate::web::page::{PageError, PageResult, seconds_until};
-use crate::web::session::{Cookies, CsrfForm, cookie, form_from, same_token};
+use crate::web::session::{Cookies, CsrfForm, cookie, form_from};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard/login.html")]
@@ -271,7 +272,13 @@ pub async fn submit(
         )
         .await?;
     tracing::info!(email = %user.email, "signed in");
-    crate::audit::record(&app.store, "sign_in", &user.email, "dashboard", None).await?;
+    crate::audit::record(
+        &app.store,
+        "sign_in",
+        &user.actor(crate::domain::Via::Dashboard),
+        None,
+    )
+    .await?;
     let mut response = Redirect::to(&next).into_response();
     let set = response.headers_mut();
     set.append(
@@ -396,7 +403,13 @@ pub async fn set_password(
         );
     };
     tracing::info!(email = %user.email, "password set with an emailed link");
-    crate::audit::record(&app.store, "password_set", &user.email, "email", None).await?;
+    crate::audit::record(
+        &app.store,
+        "password_set",
+        &user.actor(crate::domain::Via::Email),
+        None,
+    )
+    .await?;
     Ok(Redirect::to("/login?changed=1").into_response())
 }
 

@@ -10,7 +10,8 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::approval::{CallStatus, CallView};
+use crate::approval::CallView;
+use crate::domain::CallStatus;
 use crate::web::fields::{CHOICE, Text};
 use crate::web::page::{Badge, Chrome, PageResult, preview, risk_badge, seconds_until, time_left};
 use crate::web::session::SignedIn;
@@ -75,7 +76,7 @@ async fn rows(app: &AppState, before: Option<String>) -> PageResult<QueueRows> {
         .await?;
     let older = (pending.len() > PAGE as usize).then(|| {
         pending.truncate(PAGE as usize);
-        pending.last().map(|row| row.id.clone())
+        pending.last().map(|row| row.id.to_string())
     });
     let mut rows = Vec::with_capacity(pending.len());
     for row in pending {
@@ -87,7 +88,7 @@ async fn rows(app: &AppState, before: Option<String>) -> PageResult<QueueRows> {
             approvals_have: call.approvals.len(),
             approvals_needed: call.approvals_needed,
             left: time_left(seconds_until(&call.expires_at)),
-            id: call.id,
+            id: call.id.into_string(),
             upstream: call.upstream,
             tool: crate::visible::visible(&call.tool).into_owned(),
             agent: crate::visible::visible(&call.agent).into_owned(),

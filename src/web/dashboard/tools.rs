@@ -48,22 +48,22 @@ const HINTS: [(&str, &str); 4] = [
 pub async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult<ToolsPage> {
     // Every upstream is asked at once: a slow one costs the page its own timeout, not a sum.
     let listings =
-        futures_util::future::join_all(app.upstreams.keys().map(|name| app.catalogue.tools(name)))
+        futures_util::future::join_all(app.gateways.keys().map(|name| app.catalogue.tools(name)))
             .await;
     let mut upstreams = Vec::new();
-    for ((name, upstream), listed) in app.upstreams.iter().zip(listings) {
-        let policy = upstream.policy.current();
+    for ((name, gateway), listed) in app.gateways.iter().zip(listings) {
+        let policy = gateway.policy.current();
         let (tools, error) = match listed {
             Ok(tools) => (tools.iter().map(|tool| row(&policy, tool)).collect(), None),
             Err(e) => (Vec::new(), Some(e)),
         };
         upstreams.push(UpstreamSection {
-            name: name.clone(),
-            policy_file: upstream.policy.path().map_or_else(
+            name: name.to_string(),
+            policy_file: gateway.policy.path().map_or_else(
                 || "none (built in: every call needs approval)".to_owned(),
                 |p| p.display().to_string(),
             ),
-            policy_error: match upstream.policy.status() {
+            policy_error: match gateway.policy.status() {
                 PolicyStatus::Ok => None,
                 PolicyStatus::Stale { error } => Some(error),
             },

@@ -86,7 +86,7 @@ pub async fn add(
 ) -> PageResult {
     PageError::admin_only(&signed)?;
     let email = form.email.trim().to_lowercase();
-    if !crate::commands::is_plausible_email(&email) {
+    if !crate::domain::is_plausible_email(&email) {
         let notice = ("error", format!("{email:?} is not an email address."));
         return render(&app, &signed, None, Some(notice)).await;
     }
@@ -102,8 +102,7 @@ pub async fn add(
     crate::audit::record(
         &app.store,
         "user_added",
-        &signed.user.email,
-        "dashboard",
+        &signed.user.actor(crate::domain::Via::Dashboard),
         Some(&detail),
     )
     .await?;
@@ -135,8 +134,7 @@ pub async fn set_role(
     crate::audit::record(
         &app.store,
         "role_changed",
-        &signed.user.email,
-        "dashboard",
+        &signed.user.actor(crate::domain::Via::Dashboard),
         Some(&detail),
     )
     .await?;
@@ -177,7 +175,13 @@ async fn toggle(app: &AppState, signed: &SignedIn, id: &str, disabled: bool) -> 
     } else {
         "user_enabled"
     };
-    crate::audit::record(&app.store, kind, &signed.user.email, "dashboard", Some(id)).await?;
+    crate::audit::record(
+        &app.store,
+        kind,
+        &signed.user.actor(crate::domain::Via::Dashboard),
+        Some(id),
+    )
+    .await?;
     Ok(Redirect::to("/users").into_response())
 }
 
@@ -222,14 +226,13 @@ pub async fn reset_password(
         PageError::unavailable("The email cannot be made right now; try again.")
     })?;
     app.store.reset_password(&id, &mail).await?;
-    app.approvals.mail_queued.notify_one();
+    app.mail_queued.notify_one();
     tracing::info!(admin = %signed.user.email, user = %user.email, "password reset; link emailed");
     let detail = format!("{}; a set-password link was emailed", user.email);
     crate::audit::record(
         &app.store,
         "password_reset",
-        &signed.user.email,
-        "dashboard",
+        &signed.user.actor(crate::domain::Via::Dashboard),
         Some(&detail),
     )
     .await?;

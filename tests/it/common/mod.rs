@@ -445,20 +445,23 @@ impl TestApp {
     /// A pending call stored behind the app's back (as another instance would), waiting 10 min;
     /// returns its id.
     pub async fn store_waiting_call(&self, agent: &str, tool: &str, args_json: &str) -> String {
-        let id = uuid::Uuid::now_v7().to_string();
-        let now = time::OffsetDateTime::now_utc();
+        use airlock::domain::{AgentName, ArgsDigest, CallId, Timestamp, ToolName, UpstreamName};
+        let id = CallId::generate();
+        let now = Timestamp::now();
+        let digest = ArgsDigest::parse(&airlock::secrets::sha256_hex(args_json.as_bytes()))
+            .expect("a digest");
         self.store
             .insert_call(
                 &airlock::store::NewCall {
                     id: &id,
-                    upstream: "telegram",
-                    tool,
-                    agent,
+                    upstream: &UpstreamName::new("telegram"),
+                    tool: &ToolName::new(tool),
+                    agent: &AgentName::new(agent),
                     agent_session: "0123456789abcdef",
                     instance_id: "elsewhere",
                     args_json,
                     args_shown: args_json,
-                    args_sha256: &airlock::secrets::sha256_hex(args_json.as_bytes()),
+                    args_sha256: &digest,
                     rule_json: "{}",
                     approvals_needed: 1,
                     created_at: now,
@@ -469,7 +472,7 @@ impl TestApp {
             )
             .await
             .expect("insert a call");
-        id
+        id.into_string()
     }
 
     /// A new user with this role.

@@ -2,16 +2,61 @@
 //! the SHA-256 of their canonical form (object keys sorted, no whitespace), so the digest does not
 //! depend on key order or spacing, and any change of a value changes it.
 
+use std::fmt;
+
 use serde_json::Value;
 
+use super::stored_as_text;
 use crate::secrets::sha256_hex;
 
-/// The hex SHA-256 of the canonical form of `args`.
-pub fn digest(args: &Value) -> String {
-    let mut canonical = String::new();
-    write_canonical(args, &mut canonical);
-    sha256_hex(canonical.as_bytes())
+/// The hex SHA-256 of a call's canonical arguments: what an approval binds to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct ArgsDigest(String);
+
+impl ArgsDigest {
+    /// The digest of `args`.
+    pub fn of(args: &Value) -> Self {
+        let mut canonical = String::new();
+        write_canonical(args, &mut canonical);
+        Self(sha256_hex(canonical.as_bytes()))
+    }
+
+    /// The digest `text` spells, if it is one (64 lowercase hex digits), as a face receives it
+    /// back from a reviewer.
+    pub fn parse(text: &str) -> Option<Self> {
+        let hex = text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        hex.then(|| Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
+
+impl std::ops::Deref for ArgsDigest {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ArgsDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for ArgsDigest {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+stored_as_text!(ArgsDigest, |digest| digest.0.clone(), |text| {
+    ArgsDigest::parse(&text).ok_or_else(|| format!("{text:?} is not an argument digest"))
+});
 
 fn write_canonical(value: &Value, out: &mut String) {
     match value {
@@ -52,12 +97,15 @@ mod tests {
     fn key_order_and_spacing_do_not_change_the_digest_but_values_do() {
         let a: Value = serde_json::from_str(r#"{"b": [1, {"y": 2, "x": 1}], "a": "hi"}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"a":"hi","b":[1,{"x":1,"y":2}]}"#).unwrap();
+        let digest = ArgsDigest::of;
         assert_eq!(digest(&a), digest(&b));
         assert_ne!(
             digest(&a),
             digest(&json!({"a": "hi", "b": [1, {"x": 1, "y": 3}]}))
         );
         assert_ne!(digest(&json!({"a": 1})), digest(&json!({"a": "1"})));
-        assert_eq!(digest(&json!({})), sha256_hex(b"{}"));
+        assert_eq!(digest(&json!({})).as_str(), sha256_hex(b"{}"));
+        assert_eq!(ArgsDigest::parse(&digest(&a)), Some(digest(&a)));
+        assert_eq!(ArgsDigest::parse("ABC"), None);
     }
 }

@@ -18,6 +18,8 @@
 
 use std::fmt;
 
+use super::stored_as_text;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallStatus {
     Pending,
@@ -94,6 +96,16 @@ impl fmt::Display for CallStatus {
     }
 }
 
+impl serde::Serialize for CallStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+stored_as_text!(CallStatus, |status| status.as_str().to_owned(), |text| {
+    CallStatus::parse(&text).ok_or_else(|| format!("unknown call status {text:?}"))
+});
+
 /// A move the state machine allows; the only way the store changes a call's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transition {
@@ -102,6 +114,22 @@ pub struct Transition {
 }
 
 impl Transition {
+    /// `pending → approved`: the quorum is reached.
+    pub const APPROVE: Transition = Transition {
+        from: CallStatus::Pending,
+        to: CallStatus::Approved,
+    };
+    /// `pending → rejected`: one rejection decides.
+    pub const REJECT: Transition = Transition {
+        from: CallStatus::Pending,
+        to: CallStatus::Rejected,
+    };
+    /// `approved → forwarding`: the one task that wins it sends the call.
+    pub const FORWARD: Transition = Transition {
+        from: CallStatus::Approved,
+        to: CallStatus::Forwarding,
+    };
+
     pub fn from(self) -> CallStatus {
         self.from
     }
@@ -136,6 +164,13 @@ mod tests {
         assert!(Forwarding.to(Forwarding).is_none(), "sent once");
         assert!(Completed.to(Forwarding).is_none());
         assert!(OutcomeUnknown.to(Forwarding).is_none(), "never re-sent");
+    }
+
+    #[test]
+    fn the_named_moves_are_moves_of_the_table() {
+        assert_eq!(Pending.to(Approved), Some(Transition::APPROVE));
+        assert_eq!(Pending.to(Rejected), Some(Transition::REJECT));
+        assert_eq!(Approved.to(Forwarding), Some(Transition::FORWARD));
     }
 
     #[test]

@@ -1,0 +1,241 @@
+//! Parking a call: checked against the queue's limits, committed as `pending` with its
+//! notifications in one transaction, and only then waited on.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::parked::Parked;
+use super::queue::Waiter;
+use super::{ApprovalQueue, RuleSnapshot};
+use crate::domain::{AgentName, ArgsDigest, CallId, SessionKey, Timestamp, ToolName, UpstreamName};
+use crate::policy::ApprovalRule;
+use crate::store::{NewCall, NewMail, Parking, QueueLimits, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParkError {
+    #[error("the approval queue cannot record the call")]
+    Store(#[from] StoreError),
+    #[error("the call's arguments cannot be stored")]
+    Encode(#[source] serde_json::Error),
+    /// Over `[approval] max_args_bytes`.
+    #[error("its arguments are too large to wait for approval ({bytes} bytes, limit {limit})")]
+    TooLarge { bytes: usize, limit: usize },
+    /// Over `[approval] max_pending_per_agent`.
+    #[error("agent {agent} already has {open} calls waiting for a decision")]
+    AgentFull { agent: AgentName, open: i64 },
+    /// Over `[approval] max_pending`.
+    #[error("Airlock already has {open} calls waiting for a decision")]
+    QueueFull { open: i64 },
+}
+
+impl ParkError {
+    /// A limit refused the call (the agent is told which), rather than the store failing.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            Self::TooLarge { .. } | Self::AgentFull { .. } | Self::QueueFull { .. }
+        )
+    }
+}
+
+/// A call about to be parked, as its notifications describe it.
+pub struct Announcement<'a> {
+    pub call: &'a CallId,
+    pub agent: &'a AgentName,
+    pub upstream: &'a UpstreamName,
+    pub tool: &'a ToolName,
+    /// The arguments as people may see them (redaction rules applied).
+    pub arguments: &'a Value,
+    pub digest: &'a ArgsDigest,
+    pub rule: &'a RuleSnapshot,
+    pub expires_at: Timestamp,
+}
+
+/// Who is told of a parked call. `notify` implements it (email); the queue calls it while parking,
+/// so the messages are committed with the call, and says when they are.
+pub trait Announce: Send + Sync {
+    /// The messages announcing `call`.
+    fn compose<'a>(
+        &'a self,
+        call: &'a Announcement<'a>,
+    ) -> BoxFuture<'a, Result<Vec<NewMail>, StoreError>>;
+
+    /// Messages were just queued.
+    fn queued(&self);
+}
+
+/// A `tools/call` to park.
+pub struct ParkRequest<'a> {
+    pub upstream: &'a UpstreamName,
+    pub tool: &'a ToolName,
+    pub agent: &'a AgentName,
+    /// The downstream session (or stateless request key) the call came on.
+    pub session: &'a SessionKey,
+    /// The JSON-RPC id of the agent's request, as `jsonrpc::id_key` spells it.
+    pub request_key: String,
+    /// The arguments, owned: once stored they are dropped, and a release reads them back from
+    /// the store, so a waiting call holds no copy of them in memory.
+    pub arguments: Value,
+    pub rule: &'a ApprovalRule,
+}
+
+/// The arguments as they will be stored: their text, the digest of that text read back (exactly
+/// as the release will read it), and the masked copy people see.
+struct StoredArgs {
+    json: String,
+    digest: ArgsDigest,
+    shown: Value,
+    shown_json: String,
+}
+
+impl ApprovalQueue {
+    /// Commits the call as `pending`, then starts waiting for it. Nothing about the call is told
+    /// to anyone before the commit.
+    #[tracing::instrument(name = "park", skip_all, fields(upstream = %request.upstream, tool = %request.tool, agent = %request.agent, call))]
+    pub async fn park(self: &Arc<Self>, mut request: ParkRequest<'_>) -> Result<Parked, ParkError> {
+        let args = self.stored_args(std::mem::take(&mut request.arguments))?;
+        let limits = self.limits();
+        // A look before the work of parking (emails, the tool's description), so an agent at its
+        // limit costs a count, not a locked transaction; the insert counts again, locked.
+        if let Some(refused) = self.store.queue_refusal(request.agent, &limits).await?
+            && let Some(e) = refusal(request.agent, refused)
+        {
+            return Err(e);
+        }
+        let id = CallId::generate();
+        tracing::Span::current().record("call", tracing::field::display(&id));
+        let rule = RuleSnapshot::new(request.upstream, request.tool, request.rule);
+        let rule_json = serde_json::to_string(&rule).map_err(ParkError::Encode)?;
+        let timeout = request.rule.timeout();
+        let created_at = Timestamp::now();
+        let expires_at =
+            created_at + time::Duration::try_from(timeout).unwrap_or(time::Duration::MAX);
+        let deadline = Instant::now() + timeout;
+        let mails = match &self.announcer {
+            Some(announcer) => {
+                let announcement = Announcement {
+                    call: &id,
+                    agent: request.agent,
+                    upstream: request.upstream,
+                    tool: request.tool,
+                    arguments: &args.shown,
+                    digest: &args.digest,
+                    rule: &rule,
+                    expires_at,
+                };
+                announcer.compose(&announcement).await?
+            }
+            None => Vec::new(),
+        };
+        // Waiting starts before the commit, so a decision made right after it cannot be missed.
+        let parked = self.wait_for(&id, &request, args.digest.clone(), rule, deadline);
+        let session_label = crate::secrets::sha256_hex(request.session.as_bytes());
+        let call = NewCall {
+            id: &id,
+            upstream: request.upstream,
+            tool: request.tool,
+            agent: request.agent,
+            agent_session: &session_label[..16],
+            instance_id: &self.instance_id,
+            args_json: &args.json,
+            args_shown: &args.shown_json,
+            args_sha256: &args.digest,
+            rule_json: &rule_json,
+            approvals_needed: request.rule.approvals(),
+            created_at,
+            expires_at,
+        };
+        let parking = self.store.insert_call(&call, &mails, Some(&limits)).await?;
+        if let Some(e) = refusal(request.agent, parking) {
+            return Err(e);
+        }
+        if let Some(announcer) = self.announcer.as_ref().filter(|_| !mails.is_empty()) {
+            announcer.queued();
+        }
+        self.changed.notify_one();
+        Ok(parked)
+    }
+
+    /// The arguments' stored forms, within `[approval] max_args_bytes`.
+    fn stored_args(&self, arguments: Value) -> Result<StoredArgs, ParkError> {
+        let json = serde_json::to_string(&arguments).map_err(ParkError::Encode)?;
+        drop(arguments);
+        let limit = self.config.approval.max_args_bytes;
+        if json.len() > limit {
+            return Err(ParkError::TooLarge {
+                bytes: json.len(),
+                limit,
+            });
+        }
+        let stored: Value = serde_json::from_str(&json).map_err(ParkError::Encode)?;
+        let shown = self.redactor.redact(&stored);
+        let shown_json = serde_json::to_string(&shown).map_err(ParkError::Encode)?;
+        Ok(StoredArgs {
+            digest: ArgsDigest::of(&stored),
+            json,
+            shown,
+            shown_json,
+        })
+    }
+
+    fn limits(&self) -> QueueLimits {
+        QueueLimits {
+            per_agent: self.config.approval.max_pending_per_agent,
+            total: self.config.approval.max_pending,
+            notify_every: time::Duration::seconds(
+                self.config
+                    .email
+                    .as_ref()
+                    .map_or(0, |e| i64::try_from(e.notify_every).unwrap_or(i64::MAX)),
+            ),
+        }
+    }
+
+    /// Registers the wait of call `id` in this process.
+    fn wait_for(
+        self: &Arc<Self>,
+        id: &CallId,
+        request: &ParkRequest<'_>,
+        digest: ArgsDigest,
+        rule: RuleSnapshot,
+        deadline: Instant,
+    ) -> Parked {
+        let wake = Arc::new(Notify::new());
+        let withdraw = CancellationToken::new();
+        self.add_waiter(
+            id.clone(),
+            Waiter {
+                wake: wake.clone(),
+                withdraw: withdraw.clone(),
+                session: request.session.clone(),
+                request_key: request.request_key.clone(),
+            },
+        );
+        Parked::new(
+            id.clone(),
+            request.agent.clone(),
+            digest,
+            rule,
+            deadline,
+            (wake, withdraw),
+            self.clone(),
+        )
+    }
+}
+
+/// The error of a call the queue's limits refused (`None` when it was parked).
+fn refusal(agent: &AgentName, parking: Parking) -> Option<ParkError> {
+    match parking {
+        Parking::Parked { .. } => None,
+        Parking::AgentFull(open) => Some(ParkError::AgentFull {
+            agent: agent.clone(),
+            open,
+        }),
+        Parking::QueueFull(open) => Some(ParkError::QueueFull { open }),
+    }
+}

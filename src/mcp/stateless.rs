@@ -1,0 +1,71 @@
+//! 2026-07-28 requests: no sessions, each POST carries one request or notification and its
+//! routing headers; served over the upstream's service connection (or the agent's own, with
+//! `isolation = "agent"`), Airlock holding the handshake-era upstream session on their behalf.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::auth::AgentIdentity;
+use super::error::McpError;
+use super::forward::{self, CallContext};
+use super::reply::Reply;
+use super::request::{NOT_A_NOTIFICATION, is_notification_method};
+use crate::app::{AppState, Gateway};
+use crate::domain::SessionKey;
+use crate::jsonrpc::{self, Kind};
+
+pub async fn handle(
+    app: &AppState,
+    gateway: Arc<Gateway>,
+    agent: AgentIdentity,
+    msg: Value,
+) -> Result<Reply, McpError> {
+    let conn = gateway.upstream.stateless_connection(&agent.name);
+    match jsonrpc::classify(&msg) {
+        Ok(Kind::Request {
+            id,
+            method: "server/discover",
+        }) => {
+            let id = id.clone();
+            let answer = match conn.ready().await {
+                Ok(init) => {
+                    json!({"jsonrpc": "2.0", "id": id, "result": crate::protocol::discover_result(&init)})
+                }
+                Err(e) => jsonrpc::error_response(
+                    id,
+                    jsonrpc::INTERNAL_ERROR,
+                    format!("{e}; try again later"),
+                ),
+            };
+            Ok(Reply::One(answer))
+        }
+        Ok(Kind::Request { .. }) => {
+            let session: SessionKey = Arc::from(format!("stateless:{}", uuid::Uuid::new_v4()));
+            let ctx = CallContext {
+                gateway,
+                conn,
+                session,
+                agent: agent.name,
+                rate_key: agent.token_sha256,
+                stateless: true,
+                overflow: None,
+                in_flight: None,
+            };
+            Ok(forward::forward(app, ctx, msg).await)
+        }
+        Ok(Kind::Notification { method }) if !is_notification_method(method) => {
+            Err(McpError::invalid(NOT_A_NOTIFICATION))
+        }
+        Ok(Kind::Notification { .. }) => {
+            let key: SessionKey = Arc::from("stateless");
+            if let Err(e) = conn.notify(&key, msg).await {
+                tracing::warn!(upstream = %gateway.name, error = %e, "notification to the upstream lost");
+            }
+            Ok(Reply::Accepted)
+        }
+        Ok(Kind::Response { .. }) | Err(_) => Err(McpError::invalid(
+            "a 2026-07-28 POST carries one request or notification",
+        )),
+    }
+}

@@ -1,0 +1,375 @@
+//! How a parked call moves. A status changes only through a [`Transition`] and only by a
+//! conditional update on the status it is expected to have, so concurrent deciders cannot both
+//! win. Every move is one transaction of explicit steps ([`Step`]): the status update, the history
+//! row, the scrub of the real arguments when the call is over, the audit event, and (for a
+//! decision) the announcement to other instances. A decision made through a review link spends
+//! the link in the same transaction, so a link is never burnt without its decision.
+
+use super::{Backend, Store, StoreError, Tx, announce_decision, query};
+use crate::domain::{Action, Actor, CallId, CallStatus, Timestamp, Transition};
+
+/// One step of a call's life as history and the audit log record it.
+pub(super) struct Step<'a> {
+    pub call: &'a CallId,
+    pub at: Timestamp,
+    /// A status the call entered, or `approval` (one vote).
+    pub kind: &'a str,
+    pub actor: &'a Actor,
+    pub detail: Option<&'a str>,
+}
+
+impl Step<'_> {
+    /// The row in the call's own history (`call_events`).
+    pub(super) async fn record_history(&self, tx: &mut Tx) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO call_events (call_id, at, kind, actor, via, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(self.call)
+        .bind(self.at)
+        .bind(self.kind)
+        .bind(self.actor.name())
+        .bind(self.actor.via().as_str())
+        .bind(self.detail)
+        .execute(&mut **tx)
+        .await
+        .map_err(query("insert call event"))?;
+        Ok(())
+    }
+
+    /// The same step in the hash-chained audit log; if that write fails, so does the step.
+    pub(super) async fn append_audit(&self, tx: &mut Tx) -> Result<(), StoreError> {
+        let (upstream, tool, digest): (String, String, String) =
+            sqlx::query_as("SELECT upstream, tool, args_sha256 FROM tool_calls WHERE id = $1")
+                .bind(self.call)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(query("read the call for the audit log"))?;
+        let at = self.at.text();
+        super::audit::append_audit(
+            tx,
+            &super::NewAuditEvent {
+                at: &at,
+                kind: self.kind,
+                actor: self.actor.name(),
+                via: self.actor.via().as_str(),
+                upstream: Some(&upstream),
+                tool: Some(&tool),
+                call_id: Some(self.call),
+                args_digest: Some(&digest),
+                detail: self.detail,
+            },
+        )
+        .await
+    }
+}
+
+/// A call that is over keeps only the masked copy of its arguments (and their digest).
+async fn scrub_arguments(tx: &mut Tx, call: &CallId) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tool_calls SET args_json = args_shown WHERE id = $1 AND args_shown IS NOT NULL",
+    )
+    .bind(call)
+    .execute(&mut **tx)
+    .await
+    .map_err(query("scrub the arguments of a call that is over"))?;
+    Ok(())
+}
+
+/// What a forwarded call's outcome record holds.
+pub struct Outcome<'a> {
+    pub result: Option<&'a super::ResultSummary>,
+    pub detail: Option<&'a str>,
+}
+
+/// A reviewer's decision as the store records it.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionRecord<'a> {
+    pub call: &'a CallId,
+    pub action: Action,
+    pub actor: &'a Actor,
+    pub reason: Option<&'a str>,
+    /// The SHA-256 of the review link's token it came through: spent in the same transaction.
+    pub link: Option<&'a str>,
+}
+
+/// What a decision did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vote {
+    /// Counted; the call still needs more approvals.
+    Counted {
+        have: u32,
+        need: u32,
+    },
+    /// Counted, and the quorum is reached: the call is now `approved`.
+    Released,
+    /// The call is now `rejected`.
+    Rejected,
+    /// This reviewer had already approved; nothing changed (but a link it came through is spent).
+    Duplicate {
+        have: u32,
+        need: u32,
+    },
+    /// The call is no longer pending (a link it came through is spent all the same).
+    NotPending(CallStatus),
+    /// The review link it came through was used already; nothing changed.
+    LinkUsed,
+    NotFound,
+}
+
+impl Store {
+    /// Moves a call along `transition` if it is still in the expected status, recording who and
+    /// why; a move out of `pending` is the call's decision. Returns whether this caller won.
+    pub async fn transition(
+        &self,
+        id: &CallId,
+        transition: Transition,
+        actor: &Actor,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let at = Timestamp::now();
+        let update = if transition.decides() {
+            sqlx::query(
+                "UPDATE tool_calls SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
+                 WHERE id = $5 AND status = $6",
+            )
+            .bind(transition.to())
+            .bind(at)
+            .bind(actor.name())
+            .bind(detail)
+        } else {
+            sqlx::query("UPDATE tool_calls SET status = $1 WHERE id = $2 AND status = $3")
+                .bind(transition.to())
+        };
+        let won = update
+            .bind(id)
+            .bind(transition.from())
+            .execute(&mut *tx)
+            .await
+            .map_err(query("update call status"))?
+            .rows_affected()
+            == 1;
+        if won {
+            self.entered(&mut tx, id, transition, at, actor, detail)
+                .await?;
+        }
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(won)
+    }
+
+    /// Records the upstream's answer to a forwarded call (its size and digest, never its content).
+    pub async fn finish(
+        &self,
+        id: &CallId,
+        transition: Transition,
+        outcome: &Outcome<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let at = Timestamp::now();
+        let result = outcome.result;
+        let won = sqlx::query(
+            "UPDATE tool_calls SET status = $1, finished_at = $3, result_bytes = $4, \
+             result_sha256 = $5, result_is_error = $6 WHERE id = $7 AND status = $2",
+        )
+        .bind(transition.to())
+        .bind(transition.from())
+        .bind(at)
+        .bind(result.map(|r| i64::try_from(r.bytes).unwrap_or(i64::MAX)))
+        .bind(result.map(|r| r.sha256.as_str()))
+        .bind(result.map(|r| i64::from(r.is_error)))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(query("record call outcome"))?
+        .rows_affected()
+            == 1;
+        if won {
+            self.entered(&mut tx, id, transition, at, &Actor::SYSTEM, outcome.detail)
+                .await?;
+        }
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(won)
+    }
+
+    /// The steps that follow a won status update, in its transaction: history, the scrub of a
+    /// call that is over, the audit event, and the announcement of a decision.
+    async fn entered(
+        &self,
+        tx: &mut Tx,
+        id: &CallId,
+        transition: Transition,
+        at: Timestamp,
+        actor: &Actor,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let step = Step {
+            call: id,
+            at,
+            kind: transition.to().as_str(),
+            actor,
+            detail,
+        };
+        step.record_history(tx).await?;
+        if !transition.to().is_open() {
+            scrub_arguments(tx, id).await?;
+        }
+        step.append_audit(tx).await?;
+        if transition.decides() {
+            announce_decision(self.backend, tx, id).await?;
+        }
+        Ok(())
+    }
+
+    /// A reviewer's decision, in one write transaction: the review link it came through is spent,
+    /// the call is read (locked on PostgreSQL), and an approval is counted once per reviewer
+    /// (approving the call when it completes the quorum) or a rejection decides. Nothing is kept
+    /// when the link was spent already; a decision that comes too late (the call is decided, or
+    /// past its expiry) still spends its link.
+    pub async fn decide(&self, decision: &DecisionRecord<'_>) -> Result<Vote, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let at = Timestamp::now();
+        if let Some(link) = decision.link
+            && !spend_link(&mut tx, link, at).await?
+        {
+            return Ok(Vote::LinkUsed);
+        }
+        // Locks the call's row on PostgreSQL; SQLite holds the whole write lock already.
+        let select = match self.backend {
+            Backend::Sqlite => {
+                "SELECT status, approvals_needed, expires_at FROM tool_calls WHERE id = $1"
+            }
+            Backend::Postgres => {
+                "SELECT status, approvals_needed, expires_at FROM tool_calls WHERE id = $1 FOR UPDATE"
+            }
+        };
+        let row: Option<(CallStatus, i64, Timestamp)> = sqlx::query_as(select)
+            .bind(decision.call)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query("select call for a decision"))?;
+        let Some((status, need, expires_at)) = row else {
+            return Ok(Vote::NotFound);
+        };
+        let vote = if status != CallStatus::Pending {
+            Vote::NotPending(status)
+        } else if expires_at <= at {
+            // Past its expiry a call is dead even before the expiry is written.
+            Vote::NotPending(CallStatus::Expired)
+        } else {
+            match decision.action {
+                Action::Approve => {
+                    let need = u32::try_from(need).unwrap_or(u32::MAX);
+                    self.count_approval(&mut tx, decision, at, need).await?
+                }
+                Action::Reject => {
+                    self.reject(&mut tx, decision, at).await?;
+                    Vote::Rejected
+                }
+            }
+        };
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(vote)
+    }
+
+    async fn count_approval(
+        &self,
+        tx: &mut Tx,
+        decision: &DecisionRecord<'_>,
+        at: Timestamp,
+        need: u32,
+    ) -> Result<Vote, StoreError> {
+        let id = decision.call;
+        let counted = sqlx::query(
+            "INSERT INTO call_approvals (call_id, reviewer, via, reason, at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (call_id, reviewer) DO NOTHING",
+        )
+        .bind(id)
+        .bind(decision.actor.name())
+        .bind(decision.actor.via().as_str())
+        .bind(decision.reason)
+        .bind(at)
+        .execute(&mut **tx)
+        .await
+        .map_err(query("insert approval"))?
+        .rows_affected()
+            == 1;
+        let (have,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM call_approvals WHERE call_id = $1")
+                .bind(id)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(query("count approvals"))?;
+        let have = u32::try_from(have).unwrap_or(u32::MAX);
+        if !counted {
+            return Ok(Vote::Duplicate { have, need });
+        }
+        let vote = Step {
+            call: id,
+            at,
+            kind: "approval",
+            actor: decision.actor,
+            detail: decision.reason,
+        };
+        vote.record_history(tx).await?;
+        vote.append_audit(tx).await?;
+        if have < need {
+            return Ok(Vote::Counted { have, need });
+        }
+        self.decided(tx, decision, Transition::APPROVE, at).await?;
+        Ok(Vote::Released)
+    }
+
+    async fn reject(
+        &self,
+        tx: &mut Tx,
+        decision: &DecisionRecord<'_>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.decided(tx, decision, Transition::REJECT, at).await
+    }
+
+    /// Writes the decision on a call read as pending in this transaction.
+    async fn decided(
+        &self,
+        tx: &mut Tx,
+        decision: &DecisionRecord<'_>,
+        transition: Transition,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tool_calls SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
+             WHERE id = $5 AND status = $6",
+        )
+        .bind(transition.to())
+        .bind(at)
+        .bind(decision.actor.name())
+        .bind(decision.reason)
+        .bind(decision.call)
+        .bind(transition.from())
+        .execute(&mut **tx)
+        .await
+        .map_err(query("decide a call"))?;
+        self.entered(
+            tx,
+            decision.call,
+            transition,
+            at,
+            decision.actor,
+            decision.reason,
+        )
+        .await
+    }
+}
+
+/// Marks a review link used; false if it already was (or does not exist).
+async fn spend_link(tx: &mut Tx, token_sha256: &str, at: Timestamp) -> Result<bool, StoreError> {
+    let used = sqlx::query(
+        "UPDATE review_links SET used_at = $1 WHERE token_sha256 = $2 AND used_at IS NULL",
+    )
+    .bind(at)
+    .bind(token_sha256)
+    .execute(&mut **tx)
+    .await
+    .map_err(query("use a review link"))?;
+    Ok(used.rows_affected() == 1)
+}

@@ -1,0 +1,191 @@
+//! Where messages go: the sessions that use a connection, the requests in flight and whose they
+//! are, and the server-to-client requests waiting for an answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::reply::{Inbound, ReplyTx};
+use crate::domain::SessionKey;
+
+/// The session key of requests Airlock makes itself (initialize, ...).
+pub(super) const INTERNAL: &str = "\0airlock";
+
+#[derive(Default)]
+pub(super) struct Routes {
+    /// Sessions using this connection.
+    pub(super) sessions: HashMap<SessionKey, SessionRoute>,
+    /// Requests sent upstream and not yet answered, by upstream id.
+    pub(super) pending: HashMap<u64, Pending>,
+    /// (session, downstream id key) → upstream id, to translate cancellations.
+    pub(super) by_downstream: HashMap<(SessionKey, String), u64>,
+    /// Server-to-client requests awaiting an answer: id key → sessions it was sent to.
+    pub(super) server_requests: HashMap<String, Vec<SessionKey>>,
+}
+
+pub(super) struct SessionRoute {
+    /// Where messages not tied to one of the session's calls go (its GET stream).
+    pub(super) sink: mpsc::Sender<Value>,
+    /// The agent the session belongs to: a server request is never shown to two agents.
+    pub(super) agent: Arc<str>,
+}
+
+pub(super) struct Pending {
+    pub(super) session: SessionKey,
+    pub(super) original_id: Value,
+    pub(super) original_token: Option<Value>,
+    pub(super) reply: ReplyTx,
+}
+
+impl Routes {
+    /// Which sessions a server-to-client request goes to: the session of the call it arrived with;
+    /// else the sessions with calls in flight; else every session. Over stdio nothing in the
+    /// request names its call, so when the candidates belong to different agents Airlock refuses
+    /// rather than show one agent's sampling or elicitation to another (`isolation = "session"`
+    /// avoids the question).
+    pub(super) fn server_request_targets(
+        &self,
+        related: Option<u64>,
+    ) -> Result<Vec<SessionKey>, &'static str> {
+        if let Some(pending) = related.and_then(|id| self.pending.get(&id)) {
+            return if self.sessions.contains_key(&pending.session) {
+                Ok(vec![pending.session.clone()])
+            } else {
+                Err("a 2026-07-28 client cannot answer server requests")
+            };
+        }
+        let busy = self
+            .pending
+            .values()
+            .map(|p| &p.session)
+            .filter(|s| s.as_ref() != INTERNAL);
+        // A 2026-07-28 call has no session to route to, and its agent may be anyone's.
+        if busy.clone().any(|s| !self.sessions.contains_key(s)) {
+            return Err("a 2026-07-28 call is in flight and cannot take server requests");
+        }
+        let mut candidates: Vec<SessionKey> = busy.cloned().collect();
+        if candidates.is_empty() {
+            candidates = self.sessions.keys().cloned().collect();
+        }
+        candidates.sort();
+        candidates.dedup();
+        let mut agents = candidates
+            .iter()
+            .filter_map(|s| self.sessions.get(s))
+            .map(|route| &route.agent);
+        let Some(first) = agents.next() else {
+            return Err("no client is connected to answer this request");
+        };
+        if agents.any(|agent| agent != first) {
+            return Err(
+                "sessions of several agents could be meant; set isolation = \"session\" on this upstream",
+            );
+        }
+        Ok(candidates)
+    }
+
+    /// Hands a message to sessions. Within a session with exactly one call in flight, the message
+    /// rides on that call's stream (as a server would send it); otherwise it goes to the session's
+    /// sink (its GET stream).
+    pub(super) fn deliver(&self, targets: &[SessionKey], msg: &Value) {
+        for session in targets {
+            let mut calls = self.pending.values().filter(|p| &p.session == session);
+            if let (Some(only), None) = (calls.next(), calls.next())
+                && only.reply.send(Inbound::Message(msg.clone()))
+            {
+                continue;
+            }
+            if let Some(route) = self.sessions.get(session)
+                && route.sink.try_send(msg.clone()).is_err()
+            {
+                tracing::warn!(%session, "session queue full or closed; dropping a server message");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::reply::reply_channel;
+    use serde_json::json;
+
+    fn routes(sessions: &[(&str, &str)], busy: &[&str]) -> Routes {
+        let mut routes = Routes::default();
+        for (session, agent) in sessions {
+            let (sink, _) = mpsc::channel(1);
+            routes.sessions.insert(
+                Arc::from(*session),
+                SessionRoute {
+                    sink,
+                    agent: Arc::from(*agent),
+                },
+            );
+        }
+        for (i, session) in busy.iter().enumerate() {
+            let (reply, _) = reply_channel();
+            routes.pending.insert(
+                i as u64 + 1,
+                Pending {
+                    session: Arc::from(*session),
+                    original_id: json!(i),
+                    original_token: None,
+                    reply,
+                },
+            );
+        }
+        routes
+    }
+
+    fn names(targets: Result<Vec<SessionKey>, &'static str>) -> Result<Vec<String>, &'static str> {
+        targets.map(|t| t.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn a_server_request_goes_to_the_busy_session_of_one_agent() {
+        let r = routes(&[("a1", "alice"), ("b1", "bob")], &["a1"]);
+        assert_eq!(
+            names(r.server_request_targets(None)),
+            Ok(vec!["a1".to_owned()])
+        );
+        let r = routes(
+            &[("a1", "alice"), ("a2", "alice"), ("b1", "bob")],
+            &["a1", "a2"],
+        );
+        assert_eq!(
+            names(r.server_request_targets(None)),
+            Ok(vec!["a1".to_owned(), "a2".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_server_request_is_never_shown_to_two_agents() {
+        let r = routes(&[("a1", "alice"), ("b1", "bob")], &["a1", "b1"]);
+        assert!(r.server_request_targets(None).is_err());
+        let idle = routes(&[("a1", "alice"), ("b1", "bob")], &[]);
+        assert!(idle.server_request_targets(None).is_err());
+        let nobody = routes(&[], &[]);
+        assert!(nobody.server_request_targets(None).is_err());
+    }
+
+    #[test]
+    fn no_server_request_is_routed_while_a_stateless_call_is_in_flight() {
+        let r = routes(&[("a1", "alice")], &["stateless:x"]);
+        assert!(r.server_request_targets(None).is_err());
+        let r = routes(&[("a1", "alice")], &["a1", "stateless:x"]);
+        assert!(r.server_request_targets(None).is_err());
+    }
+
+    #[test]
+    fn a_server_request_on_a_stateless_calls_stream_is_refused() {
+        let r = routes(&[("a1", "alice")], &["stateless:x"]);
+        assert!(r.server_request_targets(Some(1)).is_err());
+        let r = routes(&[("a1", "alice")], &["a1"]);
+        assert_eq!(
+            names(r.server_request_targets(Some(1))),
+            Ok(vec!["a1".to_owned()])
+        );
+    }
+}
