@@ -130,6 +130,25 @@ pub struct Application {
     announcer: Arc<crate::notify::Announcer>,
 }
 
+/// The policies this run starts with, in the audit log ahead of anything they decide.
+async fn record_policies(
+    store: &Store,
+    gateways: &BTreeMap<UpstreamName, Arc<Gateway>>,
+) -> Result<(), StoreError> {
+    let loaded: Vec<_> = gateways
+        .values()
+        .map(|g| policy_event("policy_loaded", &g.name, g.policy.describe()))
+        .collect();
+    store
+        .audit_many(
+            &loaded
+                .iter()
+                .map(crate::audit::Entry::as_new)
+                .collect::<Vec<_>>(),
+        )
+        .await
+}
+
 /// Each configured upstream with its policy, loaded strictly.
 fn gateways(
     config: &Config,
@@ -213,19 +232,7 @@ impl Application {
         );
         // Before serving: what an earlier run left waiting can never be delivered now.
         approvals.start().await?;
-        // The policies this run starts with, ahead of anything they decide.
-        let loaded: Vec<_> = gateways
-            .values()
-            .map(|g| policy_event("policy_loaded", &g.name, g.policy.describe()))
-            .collect();
-        store
-            .audit_many(
-                &loaded
-                    .iter()
-                    .map(crate::audit::Entry::as_new)
-                    .collect::<Vec<_>>(),
-            )
-            .await?;
+        record_policies(&store, &gateways).await?;
         let audit_stop = CancellationToken::new();
         let (audit, audit_task) =
             crate::audit::AuditWriter::start(store.clone(), audit_stop.clone());

@@ -140,39 +140,15 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Can
             }
         };
         no_delay(&tcp);
-        let app = app.clone();
-        let service =
-            tower::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().oneshot(request.map(Body::new))
-            });
-        let closing = closing.clone();
-        let header_timeout = limits.header_timeout;
+        let connection = connection(
+            tcp,
+            peer,
+            app.clone(),
+            limits.header_timeout,
+            closing.clone(),
+        );
         tokio::spawn(async move {
-            let mut builder = Builder::new(TokioExecutor::new()).http1_only();
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .max_buf_size(READ_BUFFER);
-            let connection = builder.serve_connection_with_upgrades(
-                TokioIo::new(tcp),
-                TowerToHyperService::new(service),
-            );
-            let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::trace!(%error, "connection ended with an error");
-                    }
-                }
-                () = closing.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    if let Err(error) = connection.await {
-                        tracing::trace!(%error, "connection ended with an error");
-                    }
-                }
-            }
+            connection.await;
             drop(client_slot);
             drop(permit);
         });
@@ -182,6 +158,42 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Can
     // Every connection holds a permit until it ends: having them all back means all ended.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let _ = permits.acquire_many(all).await;
+}
+
+/// Serves one connection until it ends, or (once `closing`) until its requests in flight are done.
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    app: Router,
+    header_timeout: Duration,
+    closing: CancellationToken,
+) {
+    let service = tower::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(request.map(Body::new))
+    });
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(READ_BUFFER);
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service));
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::trace!(%error, "connection ended with an error");
+            }
+        }
+        () = closing.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            if let Err(error) = connection.await {
+                tracing::trace!(%error, "connection ended with an error");
+            }
+        }
+    }
 }
 
 /// Turns Nagle's algorithm off on an accepted connection. Replies stream as SSE, one small write

@@ -185,104 +185,15 @@ pub fn verify_export(
     public_key: &str,
     partial: bool,
 ) -> Result<VerifiedExport, ExportFault> {
-    let mut digest = Sha256::new();
-    let mut checkpoint = None;
-    let mut count: u64 = 0;
-    // The first event's number and link, checked against the checkpoint at the end.
-    let mut first: Option<(i64, String)> = None;
-    let mut previous: Option<AuditEvent> = None;
-    for (i, line) in file.lines().enumerate() {
-        let unreadable = |message: String| ExportFault::Unreadable {
-            line: i + 1,
-            message,
-        };
-        let line = line.map_err(|e| unreadable(e.to_string()))?;
-        if checkpoint.is_some() {
-            return Err(unreadable("a line after the checkpoint".to_owned()));
-        }
-        // Each line must be exactly what the export wrote: no added fields, no reformatting.
-        let exact = |written: Result<String, serde_json::Error>| match written {
-            Ok(written) if written == line => Ok(()),
-            _ => Err(unreadable(
-                "not a line as Airlock writes it (changed, reformatted or with added fields)"
-                    .to_owned(),
-            )),
-        };
-        if line.starts_with("{\"checkpoint\"") {
-            let parsed: CheckpointLine =
-                serde_json::from_str(&line).map_err(|e| unreadable(e.to_string()))?;
-            exact(serde_json::to_string(&parsed))?;
-            checkpoint = Some(parsed.checkpoint);
-            continue;
-        }
-        let event: AuditEvent =
-            serde_json::from_str(&line).map_err(|e| unreadable(e.to_string()))?;
-        if event.expected_hash() != event.hash {
-            return Err(Broken::Edited { seq: event.seq }.into());
-        }
-        exact(serde_json::to_string(&event))?;
-        digest.update(event.hash.as_bytes());
-        digest.update(b"\n");
-        match &previous {
-            Some(before) if !partial => {
-                check(&event, before.seq.saturating_add(1), &before.hash)?;
-            }
-            Some(_) => {}
-            None => first = Some((event.seq, event.prev_hash.clone())),
-        }
-        count += 1;
-        previous = Some(event);
-    }
-    let checkpoint = checkpoint.ok_or(ExportFault::NoCheckpoint)?;
-    if !partial && !checkpoint.filter.is_empty() {
-        return Err(ExportFault::Filtered {
-            filter: checkpoint.filter,
-        });
-    }
+    let read = read_export(file, partial)?;
+    let checkpoint = read.checkpoint.clone().ok_or(ExportFault::NoCheckpoint)?;
     if !partial {
-        match &previous {
-            None if checkpoint.seq > checkpoint.pruned_seq => {
-                return Err(ExportFault::ShortOfHead {
-                    last: checkpoint.pruned_seq,
-                    head: checkpoint.seq,
-                });
-            }
-            None => {}
-            Some(last) => {
-                if last.seq != checkpoint.seq {
-                    return Err(ExportFault::ShortOfHead {
-                        last: last.seq,
-                        head: checkpoint.seq,
-                    });
-                }
-                if last.hash != checkpoint.hash {
-                    return Err(ExportFault::HeadMismatch { last: last.seq });
-                }
-            }
-        }
-        // The first event follows where the log starts (its beginning, or the last pruned).
-        if let Some((seq, prev_hash)) = first {
-            let expected = checkpoint.pruned_seq.saturating_add(1);
-            if seq != expected {
-                return Err(Broken::Missing {
-                    expected,
-                    found: seq,
-                }
-                .into());
-            }
-            if prev_hash != checkpoint.pruned_hash {
-                return Err(Broken::Unlinked {
-                    seq,
-                    previous: seq.saturating_sub(1),
-                }
-                .into());
-            }
-        }
+        covers_the_log(&read, &checkpoint)?;
     }
-    if checkpoint.events != count || checkpoint.events_sha256 != hex::encode(digest.finalize()) {
+    if checkpoint.events != read.count || checkpoint.events_sha256 != read.digest {
         return Err(ExportFault::EventsDiffer {
             expected: checkpoint.events,
-            found: count,
+            found: read.count,
         });
     }
     match checkpoint.signature_holds() {
@@ -298,7 +209,122 @@ pub fn verify_export(
         });
     }
     Ok(VerifiedExport {
-        events: count,
+        events: read.count,
         checkpoint,
     })
+}
+
+/// An export read line by line: each event's own hash checked (and, unless `partial`, its link to
+/// the one before), and what the checkpoint must agree with.
+struct ExportRead {
+    checkpoint: Option<Checkpoint>,
+    count: u64,
+    /// SHA-256 of the events' hashes, one per line.
+    digest: String,
+    /// The first event's number and link.
+    first: Option<(i64, String)>,
+    last: Option<AuditEvent>,
+}
+
+fn read_export(file: impl BufRead, partial: bool) -> Result<ExportRead, ExportFault> {
+    let mut digest = Sha256::new();
+    let mut read = ExportRead {
+        checkpoint: None,
+        count: 0,
+        digest: String::new(),
+        first: None,
+        last: None,
+    };
+    for (i, line) in file.lines().enumerate() {
+        let unreadable = |message: String| ExportFault::Unreadable {
+            line: i + 1,
+            message,
+        };
+        let line = line.map_err(|e| unreadable(e.to_string()))?;
+        if read.checkpoint.is_some() {
+            return Err(unreadable("a line after the checkpoint".to_owned()));
+        }
+        // Each line must be exactly what the export wrote: no added fields, no reformatting.
+        let exact = |written: Result<String, serde_json::Error>| match written {
+            Ok(written) if written == line => Ok(()),
+            _ => Err(unreadable(
+                "not a line as Airlock writes it (changed, reformatted or with added fields)"
+                    .to_owned(),
+            )),
+        };
+        if line.starts_with("{\"checkpoint\"") {
+            let parsed: CheckpointLine =
+                serde_json::from_str(&line).map_err(|e| unreadable(e.to_string()))?;
+            exact(serde_json::to_string(&parsed))?;
+            read.checkpoint = Some(parsed.checkpoint);
+            continue;
+        }
+        let event: AuditEvent =
+            serde_json::from_str(&line).map_err(|e| unreadable(e.to_string()))?;
+        if event.expected_hash() != event.hash {
+            return Err(Broken::Edited { seq: event.seq }.into());
+        }
+        exact(serde_json::to_string(&event))?;
+        digest.update(event.hash.as_bytes());
+        digest.update(b"\n");
+        match &read.last {
+            Some(before) if !partial => {
+                check(&event, before.seq.saturating_add(1), &before.hash)?;
+            }
+            Some(_) => {}
+            None => read.first = Some((event.seq, event.prev_hash.clone())),
+        }
+        read.count += 1;
+        read.last = Some(event);
+    }
+    read.digest = hex::encode(digest.finalize());
+    Ok(read)
+}
+
+/// A whole export (not `partial`) is the whole log: unfiltered, from where the log starts (its
+/// beginning, or the last pruned event) to the head the checkpoint names.
+fn covers_the_log(read: &ExportRead, checkpoint: &Checkpoint) -> Result<(), ExportFault> {
+    if !checkpoint.filter.is_empty() {
+        return Err(ExportFault::Filtered {
+            filter: checkpoint.filter.clone(),
+        });
+    }
+    match &read.last {
+        None if checkpoint.seq > checkpoint.pruned_seq => {
+            return Err(ExportFault::ShortOfHead {
+                last: checkpoint.pruned_seq,
+                head: checkpoint.seq,
+            });
+        }
+        None => {}
+        Some(last) => {
+            if last.seq != checkpoint.seq {
+                return Err(ExportFault::ShortOfHead {
+                    last: last.seq,
+                    head: checkpoint.seq,
+                });
+            }
+            if last.hash != checkpoint.hash {
+                return Err(ExportFault::HeadMismatch { last: last.seq });
+            }
+        }
+    }
+    if let Some((seq, prev_hash)) = &read.first {
+        let expected = checkpoint.pruned_seq.saturating_add(1);
+        if *seq != expected {
+            return Err(Broken::Missing {
+                expected,
+                found: *seq,
+            }
+            .into());
+        }
+        if *prev_hash != checkpoint.pruned_hash {
+            return Err(Broken::Unlinked {
+                seq: *seq,
+                previous: seq.saturating_sub(1),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }

@@ -226,16 +226,23 @@ pub fn spawn(
     wake: Arc<Notify>,
     stop: CancellationToken,
 ) {
+    let worker = Worker {
+        store,
+        mailer,
+        claimer,
+        public_url,
+    };
     tokio::spawn(async move {
         let mut failing = false;
         loop {
-            if let Err(e) = store
+            if let Err(e) = worker
+                .store
                 .reclaim_stale_mail(time::OffsetDateTime::now_utc() - STALE_CLAIM)
                 .await
             {
                 tracing::debug!(error = %e, "cannot reclaim stale emails");
             }
-            let claimed = match store.claim_mail(&claimer, BATCH).await {
+            let claimed = match worker.store.claim_mail(&worker.claimer, BATCH).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     if !failing {
@@ -248,52 +255,7 @@ pub fn spawn(
             let full = claimed.len() == BATCH as usize;
             for mail in claimed {
                 failing = false;
-                // A batch can take long to send; a message whose claim went stale meanwhile was
-                // reclaimed by another worker, and is theirs now.
-                match store.renew_mail_claim(&mail.id, &claimer).await {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "cannot renew an email claim; leaving it");
-                        continue;
-                    }
-                }
-                let (id, attempts) = (mail.id.clone(), mail.attempts);
-                let sending = super::links::Minting::Sending;
-                let mail = match prepare(&store, &public_url, mail, sending).await {
-                    Ok(mail) => mail,
-                    Err(e) => {
-                        let why = crate::telemetry::error_chain(&e);
-                        tracing::warn!(error = %why, "cannot make an email's links; will retry");
-                        let retry = time::OffsetDateTime::now_utc() + backoff(attempts);
-                        if let Err(e) = store
-                            .mark_mail_failed(&id, &claimer, &why, Some(retry))
-                            .await
-                        {
-                            tracing::warn!(error = %e, "cannot record a failed email");
-                        }
-                        continue;
-                    }
-                };
-                match mailer.send(&mail).await {
-                    Ok(()) => {
-                        tracing::info!(to = %mail.recipient, "email sent");
-                        if let Err(e) = store.mark_mail_sent(&mail.id, &claimer).await {
-                            tracing::warn!(error = %e, "sent an email but cannot mark it; it may be sent again");
-                        }
-                    }
-                    Err(failure) => {
-                        let retry = (!failure.permanent && mail.attempts < MAX_ATTEMPTS)
-                            .then(|| time::OffsetDateTime::now_utc() + backoff(mail.attempts));
-                        tracing::warn!(to = %mail.recipient, attempt = mail.attempts, error = %failure.why, "email not sent; {}", if retry.is_some() { "will retry" } else { "giving up" });
-                        if let Err(e) = store
-                            .mark_mail_failed(&mail.id, &claimer, &failure.why, retry)
-                            .await
-                        {
-                            tracing::warn!(error = %e, "cannot record a failed email");
-                        }
-                    }
-                }
+                worker.deliver(mail).await;
             }
             if full {
                 continue;
@@ -305,6 +267,69 @@ pub fn spawn(
             }
         }
     });
+}
+
+/// One instance's sender of the outbox.
+struct Worker {
+    store: Store,
+    mailer: Mailer,
+    /// This process, as its claims name it.
+    claimer: String,
+    public_url: String,
+}
+
+impl Worker {
+    /// Sends one claimed message with its links made now, and records how it went (sent, to be
+    /// retried with backoff, or given up).
+    async fn deliver(&self, mail: ClaimedMail) {
+        let (store, claimer) = (&self.store, &self.claimer);
+        // A batch can take long to send; a message whose claim went stale meanwhile was
+        // reclaimed by another worker, and is theirs now.
+        match store.renew_mail_claim(&mail.id, claimer).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot renew an email claim; leaving it");
+                return;
+            }
+        }
+        let (id, attempts) = (mail.id.clone(), mail.attempts);
+        let sending = super::links::Minting::Sending;
+        let mail = match prepare(store, &self.public_url, mail, sending).await {
+            Ok(mail) => mail,
+            Err(e) => {
+                let why = crate::telemetry::error_chain(&e);
+                tracing::warn!(error = %why, "cannot make an email's links; will retry");
+                let retry = time::OffsetDateTime::now_utc() + backoff(attempts);
+                self.failed(&id, &why, Some(retry)).await;
+                return;
+            }
+        };
+        match self.mailer.send(&mail).await {
+            Ok(()) => {
+                tracing::info!(to = %mail.recipient, "email sent");
+                if let Err(e) = store.mark_mail_sent(&mail.id, claimer).await {
+                    tracing::warn!(error = %e, "sent an email but cannot mark it; it may be sent again");
+                }
+            }
+            Err(failure) => {
+                let retry = (!failure.permanent && mail.attempts < MAX_ATTEMPTS)
+                    .then(|| time::OffsetDateTime::now_utc() + backoff(mail.attempts));
+                tracing::warn!(to = %mail.recipient, attempt = mail.attempts, error = %failure.why, "email not sent; {}", if retry.is_some() { "will retry" } else { "giving up" });
+                self.failed(&mail.id, &failure.why, retry).await;
+            }
+        }
+    }
+
+    async fn failed(&self, id: &str, why: &str, retry: Option<time::OffsetDateTime>) {
+        if let Err(e) = self
+            .store
+            .mark_mail_failed(id, &self.claimer, why, retry)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record a failed email");
+        }
+    }
 }
 
 #[cfg(test)]

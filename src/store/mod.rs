@@ -18,6 +18,7 @@ mod calls;
 mod instances;
 mod links;
 mod outbox;
+mod passwords;
 mod rate_slots;
 mod sessions;
 mod transitions;

@@ -248,38 +248,10 @@ fn write_json(
             out.push_str(&pad(depth));
             out.push(']');
         }
-        Value::String(text) if text.contains(crate::redact::MASK) => match reveal.revealed {
-            Some((field, real)) if field == pointer.as_str() => {
-                out.push_str("<span class=\"j-revealed\" id=\"revealed\" title=\"revealed to you; recorded in the audit log\">");
-                out.push_str(&shown_json(real));
-                out.push_str("</span>");
-            }
-            _ => {
-                out.push_str("<span class=\"j-redacted\">");
-                out.push_str(&shown_json(value));
-                out.push_str("</span>");
-                if let Some(form) = reveal.form {
-                    out.push_str(&format!(
-                        " <button type=\"submit\" form=\"{}\" name=\"field\" value=\"{}\" class=\"reveal\">reveal</button>",
-                        escape(form),
-                        escape(pointer)
-                    ));
-                }
-            }
-        },
-        Value::String(text) if text.chars().count() > FOLD_CHARS => {
-            let start: String = text.chars().take(FOLD_CHARS / 2).collect();
-            out.push_str("<details class=\"j-fold\"><summary><span class=\"j-str\">");
-            let quoted = shown_json(&Value::String(start));
-            out.push_str(quoted.strip_suffix("&quot;").unwrap_or(&quoted));
-            out.push('…');
-            out.push_str(&format!(
-                "</span> <span class=\"j-note\">({} characters; show all)</span></summary><span class=\"j-str\">",
-                text.chars().count()
-            ));
-            out.push_str(&shown_json(value));
-            out.push_str("</span></details>");
+        Value::String(text) if text.contains(crate::redact::MASK) => {
+            write_masked(out, value, pointer, reveal);
         }
+        Value::String(text) if text.chars().count() > FOLD_CHARS => write_folded(out, text),
         Value::String(_) => {
             out.push_str("<span class=\"j-str\">");
             out.push_str(&shown_json(value));
@@ -291,6 +263,45 @@ fn write_json(
             out.push_str("</span>");
         }
     }
+}
+
+/// A masked value: the mask (with a reveal button when the reader may reveal it), or the real
+/// value where it was just revealed to them.
+fn write_masked(out: &mut String, value: &Value, pointer: &str, reveal: &Reveal<'_>) {
+    match reveal.revealed {
+        Some((field, real)) if field == pointer => {
+            out.push_str("<span class=\"j-revealed\" id=\"revealed\" title=\"revealed to you; recorded in the audit log\">");
+            out.push_str(&shown_json(real));
+            out.push_str("</span>");
+        }
+        _ => {
+            out.push_str("<span class=\"j-redacted\">");
+            out.push_str(&shown_json(value));
+            out.push_str("</span>");
+            if let Some(form) = reveal.form {
+                out.push_str(&format!(
+                    " <button type=\"submit\" form=\"{}\" name=\"field\" value=\"{}\" class=\"reveal\">reveal</button>",
+                    escape(form),
+                    escape(pointer)
+                ));
+            }
+        }
+    }
+}
+
+/// A long string, folded: its start, and the whole of it on request.
+fn write_folded(out: &mut String, text: &str) {
+    let start: String = text.chars().take(FOLD_CHARS / 2).collect();
+    out.push_str("<details class=\"j-fold\"><summary><span class=\"j-str\">");
+    let quoted = shown_json(&Value::String(start));
+    out.push_str(quoted.strip_suffix("&quot;").unwrap_or(&quoted));
+    out.push('…');
+    out.push_str(&format!(
+        "</span> <span class=\"j-note\">({} characters; show all)</span></summary><span class=\"j-str\">",
+        text.chars().count()
+    ));
+    out.push_str(&shown_json(&Value::String(text.to_owned())));
+    out.push_str("</span></details>");
 }
 
 /// Plain text as HTML, escaped, with each `http://` or `https://` word made a link (the outbox

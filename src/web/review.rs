@@ -123,28 +123,45 @@ fn claims_of(row: ReviewLinkRow) -> (Claims, bool) {
     )
 }
 
+/// A page's verdict on a link: its status, title and notice.
+struct Notice {
+    status: StatusCode,
+    title: &'static str,
+    class: &'static str,
+    text: String,
+}
+
+impl Notice {
+    fn new(status: StatusCode, title: &'static str, class: &'static str, text: String) -> Self {
+        Self {
+            status,
+            title,
+            class,
+            text,
+        }
+    }
+
+    /// The notice alone (no call to show).
+    fn page(self) -> Response {
+        page(self.status, self.title, self.class, self.text)
+    }
+
+    /// The notice over the call it is about.
+    fn with_call(self, call: CallView, base: &str) -> Response {
+        let shown = with_call(self.title, self.class, self.text, call, base);
+        (self.status, shown).into_response()
+    }
+}
+
+const USED: &str = "This link was already used; it works once. Nothing more was decided.";
+
 async fn check(app: &AppState, headers: &HeaderMap, token: &str) -> PageResult<Checked> {
     let found = crate::notify::links::find(&app.store, token)
         .await?
         .map(claims_of);
     let (claims, used) = match found {
         Ok(found) => found,
-        Err(BadLink::Unknown) => {
-            return Ok(Checked::Refused(page(
-                StatusCode::BAD_REQUEST,
-                "This link is not valid",
-                "error",
-                "The link was changed or cut short, or was not made by this Airlock. Nothing was decided. Open the call from the dashboard instead.".to_owned(),
-            )));
-        }
-        Err(BadLink::Expired) => {
-            return Ok(Checked::Refused(page(
-                StatusCode::GONE,
-                "This link has expired",
-                "error",
-                "Review links work only until their call expires. Nothing was decided.".to_owned(),
-            )));
-        }
+        Err(bad) => return Ok(Checked::Refused(bad_link(bad).page())),
     };
     if let Some(response) = sign_in_needed(app, headers, &claims, token).await? {
         return Ok(Checked::Refused(response));
@@ -157,41 +174,71 @@ async fn check(app: &AppState, headers: &HeaderMap, token: &str) -> PageResult<C
     let rule = RuleSnapshot::read(&row.rule_json);
     let approvals = app.store.approvals(&claims.call).await?;
     let call = CallView::new(row, approvals, None);
-    let base = base_url(app);
+    match unusable(app, &claims, used, &call, rule.as_ref()).await? {
+        Some(notice) => Ok(Checked::Refused(notice.with_call(call, &base_url(app)))),
+        None => Ok(Checked::Usable(claims, Box::new(call))),
+    }
+}
+
+/// What a token that names no usable link gets.
+fn bad_link(bad: BadLink) -> Notice {
+    match bad {
+        BadLink::Unknown => Notice::new(
+            StatusCode::BAD_REQUEST,
+            "This link is not valid",
+            "error",
+            "The link was changed or cut short, or was not made by this Airlock. Nothing was decided. Open the call from the dashboard instead.".to_owned(),
+        ),
+        BadLink::Expired => Notice::new(
+            StatusCode::GONE,
+            "This link has expired",
+            "error",
+            "Review links work only until their call expires. Nothing was decided.".to_owned(),
+        ),
+    }
+}
+
+/// Why a link that exists cannot decide its call now: used, the call decided, its arguments
+/// changed, or its reviewer no longer allowed (enabled, a deciding role, named by the rule).
+async fn unusable(
+    app: &AppState,
+    claims: &Claims,
+    used: bool,
+    call: &CallView,
+    rule: Option<&RuleSnapshot>,
+) -> PageResult<Option<Notice>> {
     if used {
-        let text =
-            "This link was already used; it works once. Nothing more was decided.".to_owned();
-        let shown = with_call("This link was already used", "warning", text, call, &base);
-        return Ok(Checked::Refused(
-            (StatusCode::CONFLICT, shown).into_response(),
-        ));
+        let notice = Notice::new(
+            StatusCode::CONFLICT,
+            "This link was already used",
+            "warning",
+            USED.to_owned(),
+        );
+        return Ok(Some(notice));
     }
     if call.status != CallStatus::Pending {
         let text = format!(
             "This call is no longer waiting: it was {}. Nothing was decided.",
             call.status
         );
-        let shown = with_call("Already decided", "warning", text, call, &base);
-        return Ok(Checked::Refused(
-            (StatusCode::CONFLICT, shown).into_response(),
-        ));
+        return Ok(Some(Notice::new(
+            StatusCode::CONFLICT,
+            "Already decided",
+            "warning",
+            text,
+        )));
     }
     if call.args_digest != claims.digest.as_str() {
         let text = "The call's arguments are not the ones this link was made for. Nothing was decided; look at the call in the dashboard.".to_owned();
-        let shown = with_call(
+        return Ok(Some(Notice::new(
+            StatusCode::CONFLICT,
             "This link does not match the call",
             "error",
             text,
-            call,
-            &base,
-        );
-        return Ok(Checked::Refused(
-            (StatusCode::CONFLICT, shown).into_response(),
-        ));
+        )));
     }
-    // The reviewer must still be allowed to decide (enabled, a deciding role, named by the rule).
     let user = app.store.user_by_email(&claims.reviewer).await?;
-    let allowed = match (&user, &rule) {
+    let allowed = match (&user, rule) {
         (Some(user), Some(rule)) => {
             decide::may_decide(Reviewer::User(user), rule, &app.config.groups)
         }
@@ -200,14 +247,14 @@ async fn check(app: &AppState, headers: &HeaderMap, token: &str) -> PageResult<C
             claims.reviewer
         ))),
     };
-    if let Err(why) = allowed {
-        let text = format!("{why}. Nothing was decided.");
-        let shown = with_call("This link cannot decide", "error", text, call, &base);
-        return Ok(Checked::Refused(
-            (StatusCode::FORBIDDEN, shown).into_response(),
-        ));
-    }
-    Ok(Checked::Usable(claims, Box::new(call)))
+    Ok(allowed.err().map(|why| {
+        Notice::new(
+            StatusCode::FORBIDDEN,
+            "This link cannot decide",
+            "error",
+            format!("{why}. Nothing was decided."),
+        )
+    }))
 }
 
 /// With `links_require_sign_in`, the page asking to sign in as the link's reviewer first.
@@ -303,6 +350,7 @@ pub async fn decide(
     let reason = form.reason.trim();
     let base = base_url(&app);
     if claims.action == Action::Reject && reason.is_empty() {
+        // The reason is checked before anything is recorded: the link can be used again.
         let mut shown = with_call(
             "Reject this call?",
             "error",
@@ -333,7 +381,7 @@ pub async fn decide(
         args_digest: Some(&claims.digest),
         link: Some(&claims.token_sha256),
     };
-    let outcome = app.approvals.decide(&claims.call, decision).await;
+    let notice = outcome(app.approvals.decide(&claims.call, decision).await)?;
     let after = match app.store.call(&claims.call).await? {
         Some(row) => {
             let approvals = app.store.approvals(&claims.call).await?;
@@ -341,7 +389,12 @@ pub async fn decide(
         }
         None => call,
     };
-    let (status, title, class, text) = match outcome {
+    Ok(notice.with_call(after, &base))
+}
+
+/// What the reviewer reads once their decision was tried.
+fn outcome(decided: Result<Decided, DecideError>) -> PageResult<Notice> {
+    let (status, title, class, text) = match decided {
         Ok(decided) => (StatusCode::OK, "Done", "ok", done_text(decided)),
         Err(DecideError::NotPending { status, .. }) => (
             StatusCode::CONFLICT,
@@ -356,7 +409,7 @@ pub async fn decide(
             StatusCode::CONFLICT,
             "This link was already used",
             "warning",
-            "This link was already used; it works once. Nothing more was decided.".to_owned(),
+            USED.to_owned(),
         ),
         Err(
             e @ (DecideError::AlreadyApproved { .. }
@@ -370,7 +423,7 @@ pub async fn decide(
         ),
         Err(e) => return Err(crate::web::AppError::from(e).into()),
     };
-    Ok((status, with_call(title, class, text, after, &base)).into_response())
+    Ok(Notice::new(status, title, class, text))
 }
 
 /// What the reviewer reads once their decision is recorded.
