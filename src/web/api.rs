@@ -122,7 +122,7 @@ impl DecisionBody {
 }
 
 /// The body is optional (an approval needs no reason); when present it must be this JSON object.
-fn decision_body(body: &Bytes) -> Result<DecisionBody, AppError> {
+fn decision_body(body: &[u8]) -> Result<DecisionBody, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(DecisionBody::default());
     }
@@ -133,21 +133,34 @@ fn decision_body(body: &Bytes) -> Result<DecisionBody, AppError> {
     })
 }
 
+/// Decides call `id` as `user`, and returns the outcome and the call as it now stands.
+async fn decide(
+    app: &AppState,
+    user: &User,
+    id: &str,
+    body: &[u8],
+    action: Action,
+) -> Result<(Decided, CallView), AppError> {
+    let id = call_id(id)?;
+    let body = decision_body(body)?;
+    let decided = app
+        .approvals
+        .decide(&id, body.decision(action, user))
+        .await?;
+    Ok((decided, view(app, &id).await?))
+}
+
 async fn approve(
     State(app): State<AppState>,
     ApiUser(user): ApiUser,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
-    let id = call_id(&id)?;
-    let body = decision_body(&body)?;
-    let decision = body.decision(Action::Approve, &user);
-    let decided = app.approvals.decide(&id, decision).await?;
+    let (decided, call) = decide(&app, &user, &id, &body, Action::Approve).await?;
     let (have, need) = match decided {
         Decided::Counted { have, need } => (Some(have), Some(need)),
         Decided::Released | Decided::Rejected => (None, None),
     };
-    let call = view(&app, &id).await?;
     Ok(Json(json!({
         "released": decided == Decided::Released,
         "approvals": have,
@@ -162,10 +175,6 @@ async fn reject(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
-    let id = call_id(&id)?;
-    let body = decision_body(&body)?;
-    let decision = body.decision(Action::Reject, &user);
-    app.approvals.decide(&id, decision).await?;
-    let call = view(&app, &id).await?;
+    let (_, call) = decide(&app, &user, &id, &body, Action::Reject).await?;
     Ok(Json(json!({"call": call})))
 }

@@ -72,7 +72,14 @@ async fn a_parked_call_emails_its_reviewers_once_within_a_second() {
     let (status, _) = reviewer.approve(&id).await;
     assert_eq!(status, 200);
     assert!(!is_error(&result_of(call).await));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.db
+        .wait_count(
+            "messages the outbox has not sent",
+            "SELECT COUNT(*) FROM outbox WHERE status <> 'sent'",
+            0,
+        )
+        .await;
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox").await, 3);
     assert_eq!(sink.mails().len(), 3, "each message is sent once");
     agent.close().await;
 }
@@ -141,7 +148,14 @@ async fn a_dead_smtp_server_delays_mail_and_nothing_else() {
 
     let call = agent.spawn_call("export_session", json!({}));
     let id = reviewer.wait_one_pending().await;
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // A failed attempt and a retry after its backoff (2 s), the call pending all along.
+    app.db
+        .wait_count(
+            "messages tried twice",
+            "SELECT COUNT(*) FROM outbox WHERE attempts >= 2",
+            1,
+        )
+        .await;
     assert_eq!(
         reviewer.call(&id).await["status"],
         "pending",
@@ -456,7 +470,14 @@ async fn reminders_before_expiry_and_outcome_emails_go_to_the_same_people_once()
     assert!(told.contains("not today"), "{told}");
     assert!(told.contains("/calls/"), "{told}");
     assert!(!told.contains("/review/"), "no decision links once decided");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.db
+        .wait_count(
+            "messages the outbox has not sent",
+            "SELECT COUNT(*) FROM outbox WHERE status <> 'sent'",
+            0,
+        )
+        .await;
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox").await, 3);
     assert_eq!(sink.mails().len(), 3, "one each: parked, reminder, outcome");
     agent.close().await;
 }

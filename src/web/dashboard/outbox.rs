@@ -58,17 +58,21 @@ pub async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult<O
     })
 }
 
+/// The message `id`, for an admin.
+async fn stored_mail(app: &AppState, signed: &SignedIn, id: &str) -> Result<StoredMail, PageError> {
+    PageError::admin_only(signed)?;
+    app.store
+        .mail(id)
+        .await?
+        .ok_or_else(|| PageError::not_found("There is no such message."))
+}
+
 pub async fn show(
     State(app): State<AppState>,
     signed: SignedIn,
     Path(id): Path<String>,
 ) -> PageResult<MailPage> {
-    PageError::admin_only(&signed)?;
-    let stored = app
-        .store
-        .mail(&id)
-        .await?
-        .ok_or_else(|| PageError::not_found("There is no such message."))?;
+    let stored = stored_mail(&app, &signed, &id).await?;
     let own = stored.row.recipient == signed.user.email;
     let has_html = stored.html.is_some() && own;
     let mut mail = stored.row.clone();
@@ -140,12 +144,7 @@ pub async fn html(
     signed: SignedIn,
     Path(id): Path<String>,
 ) -> PageResult<Response> {
-    PageError::admin_only(&signed)?;
-    let stored = app
-        .store
-        .mail(&id)
-        .await?
-        .ok_or_else(|| PageError::not_found("There is no such message."))?;
+    let stored = stored_mail(&app, &signed, &id).await?;
     if stored.row.recipient != signed.user.email {
         return Err(PageError::forbidden(
             "Only its recipient can open this message's HTML part: it holds their decision links.",

@@ -162,6 +162,22 @@ impl TestDatabase {
             .expect("a count");
         n
     }
+
+    /// Waits until the number `sql` counts is `wanted` (an event in the database, not a sleep).
+    pub async fn wait_count(&self, what: &str, sql: &'static str, wanted: i64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let n = self.count(sql).await;
+            if n == wanted {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: {n}, never {wanted}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for TestDatabase {
