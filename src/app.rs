@@ -130,6 +130,25 @@ pub struct Application {
     announcer: Arc<crate::notify::Announcer>,
 }
 
+/// The listener, or a start-up error naming the address.
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
+}
+
+/// The tool lists of every gateway's upstream, as people see them.
+fn catalogue(
+    gateways: &BTreeMap<UpstreamName, Arc<Gateway>>,
+) -> crate::upstream::catalogue::ToolCatalogue {
+    crate::upstream::catalogue::ToolCatalogue::new(Arc::new(
+        gateways
+            .values()
+            .map(|g| (g.name.to_string(), g.upstream.clone()))
+            .collect(),
+    ))
+}
+
 /// The policies this run starts with, in the audit log ahead of anything they decide.
 async fn record_policies(
     store: &Store,
@@ -196,24 +215,14 @@ impl Application {
         let upstream_stop = CancellationToken::new();
         let redactor = Arc::new(crate::redact::Redactor::new(&config.redaction));
         let gateways = Arc::new(gateways(&config, &upstream_stop, &redactor)?);
-        let listener = TcpListener::bind(config.server.listen)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: config.server.listen,
-                source,
-            })?;
+        let listener = bind(config.server.listen).await?;
         let metrics = Arc::new(Metrics::default());
         let mailer = match &config.email {
             Some(email) => crate::notify::worker::Mailer::new(email)?,
             None => None,
         };
         let config = Arc::new(config);
-        let catalogue = Arc::new(crate::upstream::catalogue::ToolCatalogue::new(Arc::new(
-            gateways
-                .values()
-                .map(|g| (g.name.to_string(), g.upstream.clone()))
-                .collect(),
-        )));
+        let catalogue = Arc::new(catalogue(&gateways));
         let mail_queued = Arc::new(tokio::sync::Notify::new());
         let announcer = Arc::new(crate::notify::Announcer::new(
             store.clone(),
