@@ -18,7 +18,9 @@ mod support;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use airlock::domain::{AgentName, ArgsDigest, CallId, Timestamp, ToolName, UpstreamName};
+use airlock::domain::{
+    AgentName, ArgsDigest, AttachKey, CallId, Timestamp, ToolName, UpstreamName,
+};
 use airlock::store::{CallFilter, NewCall, Store};
 
 const PAGE: u32 = 50;
@@ -54,6 +56,7 @@ async fn run() -> Fallible<()> {
         } else {
             format!("{{\"chat_id\": {i}, \"text\": \"hello {i}\"}}")
         };
+        let digest = ArgsDigest::of(&serde_json::from_str(&args)?);
         store
             .insert_call(
                 &NewCall {
@@ -65,7 +68,8 @@ async fn run() -> Fallible<()> {
                     instance_id: "bench",
                     args_json: &args,
                     args_shown: &args,
-                    args_sha256: &ArgsDigest::of(&serde_json::from_str(&args)?),
+                    args_sha256: &digest,
+                    attach_key: &AttachKey::new(&agents[i % 3], "bench", &upstream, &tool, &digest),
                     rule_json: "{}",
                     approvals_needed: 1,
                     created_at: now,

@@ -105,10 +105,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Ends a downstream session, withdraws the calls it has parked, and forgets what its
-    /// per-session rate limits counted (per-agent limits keep counting).
+    /// Ends a downstream session (and the waits of its requests for parked calls, which stay in
+    /// the queue), and forgets what its per-session rate limits counted (per-agent limits keep
+    /// counting).
     pub fn close_session(&self, id: &str) {
-        self.approvals.withdraw_session(id);
+        self.approvals.end_session(id);
         if self.sessions.remove(id).is_some() {
             self.limiter.forget_session(id);
             tracing::info!(session = id, "session closed");

@@ -24,8 +24,12 @@ pub enum Outcome {
     Unavailable,
     Denied,
     RateLimited,
-    /// Parked for approval and not forwarded: rejected, expired, withdrawn or abandoned.
+    /// Parked for approval and not forwarded: rejected, expired, unclaimed, withdrawn, or sent
+    /// for another request with the same key.
     NotApproved,
+    /// Parked, and answered "still waiting, call again" when `[approval] hold` passed (or
+    /// Airlock stopped); the call stays in the queue.
+    Waiting,
 }
 
 impl Outcome {
@@ -38,6 +42,7 @@ impl Outcome {
             Self::Denied => "denied",
             Self::RateLimited => "rate_limited",
             Self::NotApproved => "not_approved",
+            Self::Waiting => "waiting",
         }
     }
 }

@@ -103,7 +103,7 @@ impl ApprovalQueue {
         id: &CallId,
         decision: Decision<'_>,
     ) -> Result<Decided, DecideError> {
-        check(self, id, &decision).await?;
+        let row = check(self, id, &decision).await?;
         let reason = non_blank(decision.reason);
         if decision.action == Action::Reject && reason.is_none() {
             return Err(DecideError::ReasonRequired);
@@ -117,6 +117,7 @@ impl ApprovalQueue {
                 actor: &actor,
                 reason,
                 link: decision.link,
+                pickup: self.pickup(),
             })
             .await?;
         let decided = match vote {
@@ -141,6 +142,16 @@ impl ApprovalQueue {
             Vote::NotFound => return Err(DecideError::NotFound(id.clone())),
         };
         tracing::info!(?decided, "decision recorded");
+        let entered = match decided {
+            Decided::Released => Some(CallStatus::Approved),
+            Decided::Rejected => Some(CallStatus::Rejected),
+            Decided::Counted { .. } => None,
+        };
+        if let Some(status) = entered {
+            let waited = row.created_at.seconds_until(Timestamp::now()).max(0.0);
+            self.metrics
+                .approval_decision(status.as_str(), Some(waited));
+        }
         self.wake(id);
         Ok(decided)
     }

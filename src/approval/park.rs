@@ -1,25 +1,30 @@
-//! Parking a call: checked against the queue's limits, committed as `pending` with its
-//! notifications in one transaction, and only then waited on.
+//! Parking a call: joined if a call with its key is already there (no new row, no new email),
+//! otherwise checked against the queue's limits, committed as `pending` with its notifications
+//! in one transaction, and only then waited on.
 
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::parked::Parked;
+use super::parked::{Parked, Wait};
 use super::queue::Waiter;
 use super::{ApprovalQueue, RuleSnapshot};
-use crate::domain::{AgentName, ArgsDigest, CallId, SessionKey, Timestamp, ToolName, UpstreamName};
+use crate::domain::{
+    AgentName, ArgsDigest, AttachKey, CallId, SessionKey, Timestamp, ToolName, UpstreamName,
+};
 use crate::policy::ApprovalRule;
-use crate::store::{NewCall, NewMail, Parking, QueueLimits, StoreError};
+use crate::store::{CallRow, NewCall, NewMail, Parking, QueueLimits, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParkError {
     #[error("the approval queue cannot record the call")]
     Store(#[from] StoreError),
+    /// The call with the same key that a racing request parked is gone (never expected).
+    #[error("the parked call {0} to join is gone")]
+    Vanished(CallId),
     #[error("the call's arguments cannot be stored")]
     Encode(#[source] serde_json::Error),
     /// Over `[approval] max_args_bytes`.
@@ -74,6 +79,8 @@ pub struct ParkRequest<'a> {
     pub upstream: &'a UpstreamName,
     pub tool: &'a ToolName,
     pub agent: &'a AgentName,
+    /// The SHA-256 of the bearer token the agent called with: part of the call's key.
+    pub token_sha256: &'a str,
     /// The downstream session (or stateless request key) the call came on.
     pub session: &'a SessionKey,
     /// The JSON-RPC id of the agent's request, as `jsonrpc::id_key` spells it.
@@ -94,11 +101,22 @@ struct StoredArgs {
 }
 
 impl ApprovalQueue {
-    /// Commits the call as `pending`, then starts waiting for it. Nothing about the call is told
-    /// to anyone before the commit.
+    /// Joins the call with this request's key if there is one; otherwise commits the call as
+    /// `pending`, then starts waiting for it. Nothing about a new call is told to anyone before
+    /// the commit.
     #[tracing::instrument(name = "park", skip_all, fields(upstream = %request.upstream, tool = %request.tool, agent = %request.agent, call))]
     pub async fn park(self: &Arc<Self>, mut request: ParkRequest<'_>) -> Result<Parked, ParkError> {
         let args = self.stored_args(std::mem::take(&mut request.arguments))?;
+        let key = AttachKey::new(
+            request.agent,
+            request.token_sha256,
+            request.upstream,
+            request.tool,
+            &args.digest,
+        );
+        if let Some(row) = self.store.joinable(&key, Timestamp::now()).await? {
+            return Ok(self.join(&row, &request));
+        }
         let limits = self.limits();
         // A look before the work of parking (emails, the tool's description), so an agent at its
         // limit costs a count, not a locked transaction; the insert counts again, locked.
@@ -111,11 +129,9 @@ impl ApprovalQueue {
         tracing::Span::current().record("call", tracing::field::display(&id));
         let rule = RuleSnapshot::new(request.upstream, request.tool, request.rule);
         let rule_json = serde_json::to_string(&rule).map_err(ParkError::Encode)?;
-        let timeout = request.rule.timeout();
         let created_at = Timestamp::now();
-        let expires_at =
-            created_at + time::Duration::try_from(timeout).unwrap_or(time::Duration::MAX);
-        let deadline = Instant::now() + timeout;
+        let expires_at = created_at
+            + time::Duration::try_from(request.rule.timeout()).unwrap_or(time::Duration::MAX);
         let mails = match &self.announcer {
             Some(announcer) => {
                 let announcement = Announcement {
@@ -133,7 +149,20 @@ impl ApprovalQueue {
             None => Vec::new(),
         };
         // Waiting starts before the commit, so a decision made right after it cannot be missed.
-        let parked = self.wait_for(&id, &request, args.digest.clone(), rule, deadline);
+        let parked = self.wait_for(
+            &request,
+            Wait {
+                id: id.clone(),
+                tool: request.tool.clone(),
+                digest: args.digest.clone(),
+                rule,
+                expires_at,
+                joined: false,
+                n: self.waiter_number(),
+                wake: Arc::new(Notify::new()),
+                end: CancellationToken::new(),
+            },
+        );
         let session_label = crate::secrets::sha256_hex(request.session.as_bytes());
         let call = NewCall {
             id: &id,
@@ -145,20 +174,60 @@ impl ApprovalQueue {
             args_json: &args.json,
             args_shown: &args.shown_json,
             args_sha256: &args.digest,
+            attach_key: &key,
             rule_json: &rule_json,
             approvals_needed: request.rule.approvals(),
             created_at,
             expires_at,
         };
-        let parking = self.store.insert_call(&call, &mails, Some(&limits)).await?;
-        if let Some(e) = refusal(request.agent, parking) {
-            return Err(e);
+        match self.store.insert_call(&call, &mails, Some(&limits)).await? {
+            Parking::Parked { .. } => {}
+            Parking::Joined(open) => {
+                // Another request parked the same call a moment earlier: join it instead.
+                drop(parked);
+                let row = self
+                    .store
+                    .call(&open)
+                    .await?
+                    .ok_or(ParkError::Vanished(open))?;
+                return Ok(self.join(&row, &request));
+            }
+            full => {
+                if let Some(e) = refusal(request.agent, full) {
+                    return Err(e);
+                }
+            }
         }
         if let Some(announcer) = self.announcer.as_ref().filter(|_| !mails.is_empty()) {
             announcer.queued();
         }
         self.changed.notify_one();
         Ok(parked)
+    }
+
+    /// Waits for `row`, a call another request parked with this request's key.
+    fn join(self: &Arc<Self>, row: &CallRow, request: &ParkRequest<'_>) -> Parked {
+        tracing::Span::current().record("call", tracing::field::display(&row.id));
+        tracing::info!(call = %row.id, status = %row.status, "joined a parked call with the same key");
+        let wake = Arc::new(Notify::new());
+        // Look at the call at once: it may be decided already.
+        wake.notify_one();
+        self.wait_for(
+            request,
+            Wait {
+                id: row.id.clone(),
+                tool: row.tool.clone(),
+                digest: row.args_sha256.clone(),
+                rule: RuleSnapshot::read(&row.rule_json).unwrap_or_else(|| {
+                    RuleSnapshot::new(request.upstream, request.tool, request.rule)
+                }),
+                expires_at: row.expires_at,
+                joined: true,
+                n: self.waiter_number(),
+                wake,
+                end: CancellationToken::new(),
+            },
+        )
     }
 
     /// The arguments' stored forms, within `[approval] max_args_bytes`.
@@ -196,42 +265,26 @@ impl ApprovalQueue {
         }
     }
 
-    /// Registers the wait of call `id` in this process.
-    fn wait_for(
-        self: &Arc<Self>,
-        id: &CallId,
-        request: &ParkRequest<'_>,
-        digest: ArgsDigest,
-        rule: RuleSnapshot,
-        deadline: Instant,
-    ) -> Parked {
-        let wake = Arc::new(Notify::new());
-        let withdraw = CancellationToken::new();
+    /// Registers one request's wait for a call in this process.
+    fn wait_for(self: &Arc<Self>, request: &ParkRequest<'_>, wait: Wait) -> Parked {
         self.add_waiter(
-            id.clone(),
+            wait.id.clone(),
             Waiter {
-                wake: wake.clone(),
-                withdraw: withdraw.clone(),
+                n: wait.n,
+                wake: wait.wake.clone(),
+                end: wait.end.clone(),
                 session: request.session.clone(),
                 request_key: request.request_key.clone(),
             },
         );
-        Parked::new(
-            id.clone(),
-            request.agent.clone(),
-            digest,
-            rule,
-            deadline,
-            (wake, withdraw),
-            self.clone(),
-        )
+        Parked::new(wait, self.clone())
     }
 }
 
 /// The error of a call the queue's limits refused (`None` when it was parked).
 fn refusal(agent: &AgentName, parking: Parking) -> Option<ParkError> {
     match parking {
-        Parking::Parked { .. } => None,
+        Parking::Parked { .. } | Parking::Joined(_) => None,
         Parking::AgentFull(open) => Some(ParkError::AgentFull {
             agent: agent.clone(),
             open,

@@ -1,16 +1,19 @@
-//! A parked call's fate, from the commit to the one send: the whole wait-and-release state machine
-//! of one call in this process.
+//! A parked call's fate as one waiting request sees it, from the commit (or the join) to the one
+//! send: the whole wait-and-release state machine of a call in this process.
 //!
-//! [`Parked::fate`] waits for whichever comes first: the agent cancels or goes away (the call is
-//! withdrawn), Airlock stops (abandoned), the rule's timeout passes (expired, a system denial), or
-//! a decision arrives (woken at once in this process, by the poll or PostgreSQL's `LISTEN`
-//! otherwise). An approved call yields a [`Release`], which exists only for the one task that won
-//! `approved → forwarding`, and only after the stored arguments were read back and found to hash
-//! to the approved digest: whoever holds a `Release` sends the call, once, and records its
-//! outcome with [`Release::finish`]. The MCP face renders the fate; it makes none of these moves.
-//!
-//! The wait is tied to a [`Requester`] (the request whose result it is), not to the call's row:
-//! the queue and the store know the call by its id alone.
+//! A call belongs to its key, not to a request: several requests may wait for one call (each
+//! `tools/call` with the same key joins it), and a request that ends ends only its own wait.
+//! [`Parked::fate`] waits for whichever comes first: the request ends (a cancel, a closed
+//! stream: nobody to answer), `[approval] hold` passes or Airlock stops (the request is told to
+//! call again; the call stays), the rule's timeout passes (expired, a system denial), or a
+//! decision arrives (woken at once in this process, by the poll or PostgreSQL's `LISTEN`
+//! otherwise). An approved call yields a [`Release`] to the one request, on any instance, that
+//! won `approved → forwarding`, and only after the stored arguments were read back and found to
+//! hash to the approved digest: whoever holds a `Release` sends the call, once, and records its
+//! outcome with [`Release::finish`]. Every other request waiting for it is told it was picked up.
+//! A rejection, an expiry or an unclaimed approval is told to the requests waiting, or else to
+//! the next one that calls with the key. The MCP face renders the fate; it makes none of these
+//! moves.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,8 +24,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{ApprovalQueue, RuleSnapshot};
-use crate::domain::{Actor, AgentName, ArgsDigest, CallId, CallStatus, Transition};
-use crate::store::{CallRow, Outcome, ResultSummary, StoreError};
+use crate::domain::{Actor, ArgsDigest, CallId, CallStatus, Timestamp, ToolName};
+use crate::store::{CallRow, Outcome, ResultSummary};
 
 /// The request a parked call's result goes back to.
 pub trait Requester: Sync {
@@ -32,41 +35,56 @@ pub trait Requester: Sync {
     fn has_ended(&self) -> bool;
 }
 
-/// Why the agent can no longer receive its call's result.
-const CANCELLED: &str = "the agent cancelled the call";
-const CLOSED: &str = "the agent closed its connection";
-const SHUTTING_DOWN: &str =
-    "Airlock is shutting down; the call was not approved and did not run; try again later";
-
-/// How a parked call ended its wait.
+/// How one request's wait for a parked call ended.
 pub enum Fate {
-    /// Approved, and this task holds the one right to send it.
+    /// Approved, and this request holds the one right to send it.
     Approved(Release),
-    /// Not run; the agent is told this text.
+    /// Not run (rejected, expired, unclaimed, or sent for another request); the request is told
+    /// this text.
     Refused(String),
-    /// The agent cancelled or went away; `withdrawn` when this wait withdrew the call (it may
-    /// already have been decided otherwise).
-    Left { withdrawn: bool },
+    /// No decision yet: the request is answered with this text (call again later); the call
+    /// stays in the queue.
+    Waiting(String),
+    /// The request ended (a cancel, a closed stream); nobody to answer. The call stays.
+    Left,
 }
 
-/// One parked call, held by the agent's open request. Dropping it stops waiting for the call (the
-/// store keeps its row and history).
+/// One request's wait for a parked call. Dropping it ends the wait (the call stays).
 pub struct Parked {
     pub id: CallId,
+    pub tool: ToolName,
     pub digest: ArgsDigest,
     pub rule: RuleSnapshot,
     /// When the call expires (the rule's timeout after it was parked).
     pub deadline: Instant,
-    agent: AgentName,
+    pub expires_at: Timestamp,
+    /// Whether this request joined a call an earlier request parked.
+    pub joined: bool,
+    /// When this request stops holding and is told to call again; `None` holds until decided.
+    hold_until: Option<Instant>,
+    n: u64,
     wake: Arc<Notify>,
-    withdraw: CancellationToken,
+    end: CancellationToken,
     queue: Arc<ApprovalQueue>,
 }
 
 impl Drop for Parked {
     fn drop(&mut self) {
-        self.queue.remove_waiter(&self.id);
+        self.queue.remove_waiter(&self.id, self.n);
     }
+}
+
+/// How a [`Parked`] wait is made (see `park`).
+pub(super) struct Wait {
+    pub id: CallId,
+    pub tool: ToolName,
+    pub digest: ArgsDigest,
+    pub rule: RuleSnapshot,
+    pub expires_at: Timestamp,
+    pub joined: bool,
+    pub n: u64,
+    pub wake: Arc<Notify>,
+    pub end: CancellationToken,
 }
 
 /// The text of a call nobody approved in time.
@@ -74,51 +92,80 @@ pub fn expiry_text(timeout_secs: u64) -> String {
     format!("Not approved within {timeout_secs} s; not run")
 }
 
+/// The text of an approved call nobody called for in time.
+pub fn unclaimed_text(pickup_secs: u64) -> String {
+    format!("Approved, but not picked up within {pickup_secs} s; not run")
+}
+
+/// The text of an approved call another request sent.
+fn picked_up_text(id: &CallId) -> String {
+    format!("Call {id} was picked up by another request; not run again")
+}
+
 impl Parked {
-    pub(super) fn new(
-        id: CallId,
-        agent: AgentName,
-        digest: ArgsDigest,
-        rule: RuleSnapshot,
-        deadline: Instant,
-        (wake, withdraw): (Arc<Notify>, CancellationToken),
-        queue: Arc<ApprovalQueue>,
-    ) -> Self {
+    pub(super) fn new(wait: Wait, queue: Arc<ApprovalQueue>) -> Self {
+        let left = Timestamp::now().seconds_until(wait.expires_at).max(0.0);
+        let hold = queue.config.approval.hold;
         Self {
-            id,
-            digest,
-            rule,
-            deadline,
-            agent,
-            wake,
-            withdraw,
+            deadline: Instant::now() + std::time::Duration::from_secs_f64(left),
+            hold_until: (hold > 0).then(|| Instant::now() + std::time::Duration::from_secs(hold)),
+            id: wait.id,
+            tool: wait.tool,
+            digest: wait.digest,
+            rule: wait.rule,
+            expires_at: wait.expires_at,
+            joined: wait.joined,
+            n: wait.n,
+            wake: wait.wake,
+            end: wait.end,
             queue,
         }
     }
 
+    /// What a request that stops holding is told: the call waits, and how to get its result.
+    pub fn waiting_text(&self) -> String {
+        format!(
+            "Waiting for approval of {} (call {}, expires {} UTC); it has not run. Call {} again \
+             with the same arguments to get its result once a reviewer approves.",
+            self.rule.rule,
+            self.id,
+            self.expires_at.clock(),
+            self.tool
+        )
+    }
+
     /// Waits for the call's fate; an approved call is claimed for sending before it is returned.
-    /// Biased: a cancel or a hang-up that arrives with a decision wins over it.
+    /// Biased: a request that ends as a decision arrives takes nothing (another request, or the
+    /// next call with the key, picks the call up).
     #[tracing::instrument(name = "fate", skip_all, fields(call = %self.id))]
     pub async fn fate(&self, requester: &impl Requester) -> Fate {
         loop {
+            let mut holding_over = false;
             let row = tokio::select! {
                 biased;
-                () = self.withdraw.cancelled() => return self.leave(CANCELLED).await,
-                () = requester.ended() => return self.leave(CLOSED).await,
-                () = self.queue.shutdown.cancelled() => return self.abandon().await,
+                () = self.end.cancelled() => return Fate::Left,
+                () = requester.ended() => return Fate::Left,
+                () = self.queue.shutdown.cancelled() => return Fate::Waiting(self.waiting_text()),
                 () = tokio::time::sleep_until(self.deadline) => match self.expire().await {
                     Some(fate) => return fate,
                     // Decided just before the deadline: act on what was decided.
                     None => self.queue.store.call(&self.id).await,
                 },
+                () = sleep_until(self.hold_until) => {
+                    holding_over = true;
+                    self.queue.store.call(&self.id).await
+                },
                 () = self.wake.notified() => self.queue.store.call(&self.id).await,
             };
             let row = match row {
-                Ok(Some(row)) if row.status == CallStatus::Pending => continue,
                 Ok(Some(row)) => row,
                 Ok(None) => {
                     tracing::error!("a parked call's row is gone; not run");
                     return Fate::Refused("The call's approval record is gone; not run".to_owned());
+                }
+                Err(e) if holding_over => {
+                    tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot read a parked call");
+                    return Fate::Waiting(self.waiting_text());
                 }
                 Err(e) => {
                     // The poll wakes us again; until the store answers, the call keeps waiting.
@@ -126,19 +173,31 @@ impl Parked {
                     continue;
                 }
             };
-            self.queue.observe_decision(&row);
-            if row.status != CallStatus::Approved {
-                return Fate::Refused(fate_text(&row));
+            match row.status {
+                CallStatus::Pending if holding_over => return Fate::Waiting(self.waiting_text()),
+                CallStatus::Pending => continue,
+                // The request may have ended between the decision and now: nobody could
+                // receive the result, so it is left for the next call.
+                CallStatus::Approved if self.end.is_cancelled() || requester.has_ended() => {
+                    return Fate::Left;
+                }
+                CallStatus::Approved => return self.claim(&row).await,
+                status if status.is_refusal() => return self.told(&row).await,
+                CallStatus::Forwarding
+                | CallStatus::Completed
+                | CallStatus::Failed
+                | CallStatus::OutcomeUnknown => return Fate::Refused(picked_up_text(&self.id)),
+                _ => return Fate::Refused(fate_text(&row, self.queue.config.approval.pickup)),
             }
-            // The agent may have left between the decision and now: nobody could receive it.
-            if self.withdraw.is_cancelled() {
-                return self.leave(CANCELLED).await;
-            }
-            if requester.has_ended() {
-                return self.leave(CLOSED).await;
-            }
-            return self.claim(&row).await;
         }
+    }
+
+    /// The text of a call that ended without running, recorded as told.
+    async fn told(&self, row: &CallRow) -> Fate {
+        if let Err(e) = self.queue.store.mark_told(&self.id).await {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot record that the agent was told");
+        }
+        Fate::Refused(fate_text(row, self.queue.config.approval.pickup))
     }
 
     /// The timeout passed: `pending → expired`, a system denial. `None` when the call was
@@ -161,6 +220,9 @@ impl Parked {
                 self.queue
                     .metrics
                     .approval_decision(CallStatus::Expired.as_str(), None);
+                if let Err(e) = self.queue.store.mark_told(&self.id).await {
+                    tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot record that the agent was told");
+                }
                 Some(Fate::Refused(why))
             }
             Ok(false) => None,
@@ -172,74 +234,18 @@ impl Parked {
         }
     }
 
-    /// The agent went away or cancelled: the call leaves the queue unless it is already on its way.
-    async fn leave(&self, why: &str) -> Fate {
-        match self
-            .leave_from_open(&Actor::agent(&self.agent), CallStatus::Withdrawn, why)
-            .await
-        {
-            Ok(true) => {
-                tracing::info!(why, "parked call withdrawn");
-                self.queue
-                    .metrics
-                    .approval_decision(CallStatus::Withdrawn.as_str(), None);
-                Fate::Left { withdrawn: true }
-            }
-            Ok(false) => Fate::Left { withdrawn: false },
-            Err(e) => {
-                // Nobody waits for it any more, so it can never be forwarded; the sweep expires it.
-                tracing::error!(error = %crate::telemetry::error_chain(&e), "cannot record a withdrawal");
-                Fate::Left { withdrawn: false }
-            }
-        }
-    }
-
-    /// Airlock is stopping while the call waits: it is abandoned, never forwarded later.
-    async fn abandon(&self) -> Fate {
-        if let Err(e) = self
-            .leave_from_open(&Actor::SYSTEM, CallStatus::Abandoned, SHUTTING_DOWN)
-            .await
-        {
-            tracing::error!(error = %crate::telemetry::error_chain(&e), "cannot record an abandoned call");
-        }
-        Fate::Refused(SHUTTING_DOWN.to_owned())
-    }
-
-    /// Moves the call from `pending` or `approved` to `to`; true if this caller did.
-    async fn leave_from_open(
-        &self,
-        actor: &Actor,
-        to: CallStatus,
-        why: &str,
-    ) -> Result<bool, StoreError> {
-        for from in [CallStatus::Pending, CallStatus::Approved] {
-            if self
-                .queue
-                .step(&self.id, from, to, actor, Some(why))
-                .await?
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    /// Claims the approved call for sending (`approved → forwarding`, one winner) and reads back
-    /// the stored arguments of `row` (the call as read when its approval woke us), checking they
-    /// still hash to the digest that was parked and approved.
+    /// Claims the approved call for sending (`approved → forwarding`, one winner on any
+    /// instance) and reads back the stored arguments of `row` (the call as read when its
+    /// approval woke us), checking they still hash to the digest that was parked and approved.
     async fn claim(&self, row: &CallRow) -> Fate {
         match self
             .queue
             .store
-            .transition(&self.id, Transition::FORWARD, &Actor::SYSTEM, None)
+            .claim_forward(&self.id, &self.queue.instance_id)
             .await
         {
             Ok(true) => self.queue.changed.notify_one(),
-            Ok(false) => {
-                return Fate::Refused(
-                    "Approved, but the call could not be released as approved; not run".to_owned(),
-                );
-            }
+            Ok(false) => return Fate::Refused(picked_up_text(&self.id)),
             Err(e) => {
                 tracing::error!(error = %crate::telemetry::error_chain(&e), "cannot record a release");
                 return Fate::Refused(
@@ -249,10 +255,9 @@ impl Parked {
             }
         }
         // The waiting is over: the gauge counts calls waiting for a decision, not ones on their way.
-        self.queue.remove_waiter(&self.id);
+        self.queue.remove_waiter(&self.id, self.n);
         let release = Release {
             id: self.id.clone(),
-            withdraw: self.withdraw.clone(),
             queue: self.queue.clone(),
             arguments: None,
         };
@@ -286,24 +291,34 @@ impl Parked {
     }
 }
 
+/// Sleeps until `at`; forever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What the agent reads when its call was not run.
-fn fate_text(row: &CallRow) -> String {
+fn fate_text(row: &CallRow, pickup_secs: u64) -> String {
     let reason = row.reason.as_deref().unwrap_or("no reason given");
     match row.status {
         CallStatus::Rejected => format!(
             "Rejected by {}: {reason}",
             row.decided_by.as_deref().unwrap_or("a reviewer")
         ),
-        CallStatus::Expired => reason.to_owned(),
+        CallStatus::Expired => RuleSnapshot::read(&row.rule_json)
+            .map_or_else(|| reason.to_owned(), |rule| expiry_text(rule.timeout_secs)),
+        CallStatus::Unclaimed => unclaimed_text(pickup_secs),
         status => format!("The call was {status} before it could run; not run"),
     }
 }
 
-/// The one right to send an approved call: made only by the task that won `approved →
+/// The one right to send an approved call: made only by the request that won `approved →
 /// forwarding`, with the approved arguments. Its outcome is recorded once, by [`Self::finish`].
+/// A request that ends while the call runs does not cancel it: the outcome is still recorded.
 pub struct Release {
     pub id: CallId,
-    withdraw: CancellationToken,
     queue: Arc<ApprovalQueue>,
     arguments: Option<Value>,
 }
@@ -312,15 +327,6 @@ impl Release {
     /// The approved arguments, exactly as stored (taken once: the send owns them).
     pub fn take_arguments(&mut self) -> Value {
         self.arguments.take().unwrap_or(Value::Null)
-    }
-
-    /// Resolves when the agent cancels the call (`notifications/cancelled`, its session ended).
-    pub async fn cancelled(&self) {
-        self.withdraw.cancelled().await;
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.withdraw.is_cancelled()
     }
 
     /// Records how the forwarded call ended (`forwarding → completed | failed | outcome_unknown`).

@@ -2,6 +2,7 @@
 //! parked here (who to wake when a decision comes, who to tell when an agent cancels).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -10,19 +11,24 @@ use tokio_util::sync::CancellationToken;
 
 use super::park::Announce;
 use crate::config::Config;
-use crate::domain::{Actor, CallId, CallStatus, SessionKey};
+use crate::domain::{Actor, CallId, CallStatus, SessionKey, Timestamp};
 use crate::metrics::Metrics;
-use crate::store::{CallRow, Store, StoreError};
+use crate::store::{Store, StoreError};
 
-/// The wait of one parked call in this process.
+/// The wait of one request for a parked call in this process. Several requests may wait for one
+/// call (each `tools/call` with the call's key joins it).
 pub(super) struct Waiter {
+    /// Tells this one request which waiter it is, among those of its call.
+    pub(super) n: u64,
     pub(super) wake: Arc<Notify>,
-    pub(super) withdraw: CancellationToken,
+    /// Ends this request's wait (`notifications/cancelled`, its session ended); the call stays.
+    pub(super) end: CancellationToken,
     pub(super) session: SessionKey,
     pub(super) request_key: String,
 }
 
-/// The calls parked in this process, and the handle on the store they live in.
+/// The requests waiting in this process for parked calls, and the handle on the store the calls
+/// live in.
 pub struct ApprovalQueue {
     pub(super) store: Store,
     /// Names this instance in `tool_calls.instance_id`; stable across restarts (see `recovery`).
@@ -37,12 +43,13 @@ pub struct ApprovalQueue {
     pub(super) announcer: Option<Arc<dyn Announce>>,
     /// The masking rules applied to a call's arguments when it is parked.
     pub(super) redactor: crate::redact::Redactor,
-    /// Airlock is stopping: waiting calls are abandoned.
+    /// Airlock is stopping: waiting requests are answered "still waiting"; their calls stay.
     pub(super) shutdown: CancellationToken,
     /// Told when a call of this process is parked or changes, so the dashboard's live feed looks
     /// at once instead of at its next poll.
     pub changed: Arc<Notify>,
-    waiters: Mutex<HashMap<CallId, Waiter>>,
+    waiters: Mutex<HashMap<CallId, Vec<Waiter>>>,
+    next_waiter: AtomicU64,
 }
 
 impl ApprovalQueue {
@@ -71,6 +78,7 @@ impl ApprovalQueue {
             shutdown,
             changed: Arc::new(Notify::new()),
             waiters: Mutex::new(HashMap::new()),
+            next_waiter: AtomicU64::new(0),
         }
     }
 
@@ -93,60 +101,76 @@ impl ApprovalQueue {
         &self.store
     }
 
-    fn waiters(&self) -> MutexGuard<'_, HashMap<CallId, Waiter>> {
+    fn waiters(&self) -> MutexGuard<'_, HashMap<CallId, Vec<Waiter>>> {
         self.waiters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// A number for the next waiter, unique in this process.
+    pub(super) fn waiter_number(&self) -> u64 {
+        self.next_waiter.fetch_add(1, Ordering::Relaxed)
+    }
+
     pub(super) fn add_waiter(&self, id: CallId, waiter: Waiter) {
-        self.waiters().insert(id, waiter);
+        self.waiters().entry(id).or_default().push(waiter);
     }
 
-    pub(super) fn remove_waiter(&self, id: &CallId) {
-        self.waiters().remove(id);
+    /// Ends waiter `n`'s registration for call `id` (its request got its answer or went away).
+    pub(super) fn remove_waiter(&self, id: &CallId, n: u64) {
+        let mut waiters = self.waiters();
+        if let Some(list) = waiters.get_mut(id) {
+            list.retain(|w| w.n != n);
+            if list.is_empty() {
+                waiters.remove(id);
+            }
+        }
     }
 
-    /// The ids of the calls parked in this process.
+    /// The ids of the calls requests wait for in this process.
     pub(super) fn waiting_ids(&self) -> Vec<CallId> {
         self.waiters().keys().cloned().collect()
     }
 
-    pub(super) fn is_waiting(&self, id: &CallId) -> bool {
-        self.waiters().contains_key(id)
-    }
-
-    /// Calls parked in this process right now.
+    /// Calls that requests in this process wait for right now.
     pub fn waiting(&self) -> usize {
         self.waiters().len()
     }
 
-    /// Wakes the request waiting on call `id`, if it is parked here.
+    /// How many requests in this process wait for call `id` right now.
+    pub fn requests_waiting(&self, id: &CallId) -> usize {
+        self.waiters().get(id).map_or(0, Vec::len)
+    }
+
+    /// Wakes every request waiting for call `id` in this process.
     pub fn wake(&self, id: &CallId) {
         self.changed.notify_one();
-        if let Some(waiter) = self.waiters().get(id) {
-            waiter.wake.notify_one();
+        if let Some(list) = self.waiters().get(id) {
+            for waiter in list {
+                waiter.wake.notify_one();
+            }
         }
     }
 
-    /// Withdraws the call parked by `session`'s request `request_key` (a `notifications/cancelled`);
-    /// true if there was one.
-    pub fn withdraw_request(&self, session: &str, request_key: &str) -> bool {
+    /// Ends the wait of `session`'s request `request_key` (a `notifications/cancelled`); true if
+    /// it was waiting. The call stays in the queue.
+    pub fn end_request(&self, session: &str, request_key: &str) -> bool {
         let waiters = self.waiters();
         let found = waiters
             .values()
+            .flatten()
             .find(|w| &*w.session == session && w.request_key == request_key);
         if let Some(waiter) = found {
-            waiter.withdraw.cancel();
+            waiter.end.cancel();
         }
         found.is_some()
     }
 
-    /// Withdraws every call parked by `session` (it was deleted or closed).
-    pub fn withdraw_session(&self, session: &str) {
-        for waiter in self.waiters().values() {
+    /// Ends the waits of every request of `session` (it was deleted or closed).
+    pub fn end_session(&self, session: &str) {
+        for waiter in self.waiters().values().flatten() {
             if &*waiter.session == session {
-                waiter.withdraw.cancel();
+                waiter.end.cancel();
             }
         }
     }
@@ -163,18 +187,20 @@ impl ApprovalQueue {
         let Some(transition) = from.to(to) else {
             return Ok(false);
         };
-        let won = self.store.transition(id, transition, actor, detail).await?;
+        let pickup_by = (to.is_refusal() || to == CallStatus::Approved)
+            .then(|| Timestamp::now() + self.pickup());
+        let won = self
+            .store
+            .transition(id, transition, actor, detail, pickup_by)
+            .await?;
         if won {
             self.changed.notify_one();
         }
         Ok(won)
     }
 
-    /// Counts how a waiting call was decided, for `/metrics`.
-    pub(super) fn observe_decision(&self, row: &CallRow) {
-        let waited = row
-            .decided_at
-            .map(|decided| row.created_at.seconds_until(decided).max(0.0));
-        self.metrics.approval_decision(row.status.as_str(), waited);
+    /// `[approval] pickup`: how long a decided call waits for its agent to call again.
+    pub(super) fn pickup(&self) -> time::Duration {
+        time::Duration::seconds(i64::try_from(self.config.approval.pickup).unwrap_or(i64::MAX))
     }
 }

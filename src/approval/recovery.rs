@@ -1,10 +1,13 @@
 //! Keeping the shared queue honest across restarts and instances.
 //!
-//! Each instance has a stable id (`server.instance_id`, by default `HOSTNAME/LISTEN`) and a
-//! heartbeat row. A parked call names the instance holding its agent's request; only that instance
-//! can deliver it. So:
-//! - on start, an instance abandons the calls its own earlier run left waiting, and marks the ones
-//!   it was sending `outcome_unknown` (never re-sent);
+//! A parked call belongs to its key, not to a process: a pending or approved call survives a
+//! restart or the death of the instance that parked it, still decidable, and is picked up by its
+//! agent's next call on any instance (never forwarded without one). What cannot survive is a
+//! send in progress. Each instance has a stable id (`server.instance_id`, by default
+//! `HOSTNAME/LISTEN`) and a heartbeat row, and a call being forwarded names the instance sending
+//! it. So:
+//! - on start, an instance marks the calls its own earlier run was sending `outcome_unknown`
+//!   (never re-sent);
 //! - every few seconds it beats, and does the same to the calls of any instance whose heartbeat is
 //!   older than `server.instance_timeout` (it died without saying so), but only once its own
 //!   beats have succeeded for longer than that timeout: after a database outage every heartbeat
@@ -12,9 +15,10 @@
 //! - heartbeats use the database's clock, so instances with skewed clocks agree on who is alive;
 //! - a process token tells a restart of an instance (its old process is gone) from a second live
 //!   process configured with the same id, which is refused at start;
-//! - a poll every [`POLL`] wakes waiting calls decided elsewhere (the CLI, another instance) and
-//!   expires this instance's own pending calls that no request waits for; on PostgreSQL a
-//!   `LISTEN` wakes them at once.
+//! - a poll every [`POLL`] wakes waiting requests whose calls were decided elsewhere (the CLI,
+//!   another instance), expires pending calls past their expiry and ends approved calls nobody
+//!   picked up within `[approval] pickup` as `unclaimed` (any instance does both); on PostgreSQL
+//!   a `LISTEN` wakes requests at once.
 //!
 //! Every change goes through the state machine's conditional updates, so two instances sweeping
 //! the same call cannot both act on it. SQLite serves one instance: a second one starting on the
@@ -29,8 +33,8 @@ use super::{ApprovalQueue, POLL};
 use crate::domain::{Actor, CallId, CallStatus, Timestamp};
 use crate::store::{Backend, Outcome, StoreError};
 
-/// How long past its expiry a pending call nobody is waiting on is left before the sweep expires
-/// it (its own request expires it on time; the sweep is for calls whose request is gone).
+/// How long past its expiry a pending call is left before the sweep expires it (a request
+/// waiting for it expires it on time; the sweep is for calls nobody waits for right now).
 const SWEEP_GRACE: time::Duration = time::Duration::seconds(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -151,27 +155,10 @@ impl ApprovalQueue {
         Ok(self.store.db_now().await? - timeout)
     }
 
-    /// Abandons waiting calls whose agent's request is gone, and marks calls cut off mid-send
-    /// `outcome_unknown`: those of dead instances, and (`including_mine`) of this instance's
-    /// earlier run.
+    /// Marks calls cut off mid-send `outcome_unknown`: those of dead instances, and
+    /// (`including_mine`) of this instance's earlier run. Pending and approved calls stay.
     async fn recover(&self, including_mine: bool) -> Result<(), StoreError> {
-        let gone =
-            "Airlock restarted or stopped while the call waited; its agent connection is gone";
         let alive_since = self.alive_since().await?;
-        for from in [CallStatus::Pending, CallStatus::Approved] {
-            for id in self
-                .store
-                .orphaned(from, &self.instance_id, including_mine, alive_since)
-                .await?
-            {
-                if self
-                    .step(&id, from, CallStatus::Abandoned, &Actor::SYSTEM, Some(gone))
-                    .await?
-                {
-                    tracing::warn!(call = %id, "abandoned a call whose agent's request is gone");
-                }
-            }
-        }
         let unknown = "Airlock stopped while the call was being forwarded; it may have run";
         for id in self
             .store
@@ -332,25 +319,44 @@ impl ApprovalQueue {
                 self.wake(&id);
             }
         }
-        // Only this instance's own calls: a live peer expires its own, on its own clock.
         let cutoff = Timestamp::now() - SWEEP_GRACE;
+        for id in self.store.overdue(CallStatus::Pending, cutoff).await? {
+            let why = "not approved in time; not run";
+            if self
+                .step(
+                    &id,
+                    CallStatus::Pending,
+                    CallStatus::Expired,
+                    &Actor::SYSTEM,
+                    Some(why),
+                )
+                .await?
+            {
+                self.metrics
+                    .approval_decision(CallStatus::Expired.as_str(), None);
+                self.wake(&id);
+            }
+        }
+        let why = super::parked::unclaimed_text(self.config.approval.pickup);
         for id in self
             .store
-            .overdue(CallStatus::Pending, &self.instance_id, cutoff)
+            .overdue(CallStatus::Approved, Timestamp::now())
             .await?
         {
-            if self.is_waiting(&id) {
-                continue;
+            if self
+                .step(
+                    &id,
+                    CallStatus::Approved,
+                    CallStatus::Unclaimed,
+                    &Actor::SYSTEM,
+                    Some(&why),
+                )
+                .await?
+            {
+                tracing::info!(call = %id, "an approved call nobody picked up ended unclaimed");
+                self.metrics
+                    .approval_decision(CallStatus::Unclaimed.as_str(), None);
             }
-            let why = "not approved in time, and no request was waiting for it any more";
-            self.step(
-                &id,
-                CallStatus::Pending,
-                CallStatus::Expired,
-                &Actor::SYSTEM,
-                Some(why),
-            )
-            .await?;
         }
         Ok(())
     }

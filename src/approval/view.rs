@@ -31,6 +31,14 @@ pub struct CallView {
     pub decided_by: Option<String>,
     pub reason: Option<String>,
     pub finished_at: Option<String>,
+    /// Approved: when it ends `unclaimed` unless its agent calls for it; refused: until when
+    /// the agent's next call with the same arguments is told why.
+    pub pickup_by: Option<String>,
+    /// Requests of the agent waiting for the call on this instance right now (unknown where the
+    /// view is made outside the server, as by `airlock pending`). With none, the agent gets
+    /// the result when it calls again with the same arguments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_waiting: Option<usize>,
     pub result: Option<ResultView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<EventRow>>,
@@ -66,6 +74,8 @@ impl CallView {
             decided_by: row.decided_by,
             reason: row.reason,
             finished_at: row.finished_at.map(|at| at.text()),
+            pickup_by: row.pickup_by.map(|at| at.text()),
+            requests_waiting: None,
             result: row.result_bytes.map(|bytes| ResultView {
                 bytes,
                 sha256: row.result_sha256,
@@ -73,5 +83,11 @@ impl CallView {
             }),
             events,
         }
+    }
+
+    /// The view, saying how many requests of the agent wait for the call on this instance.
+    pub fn waited_on_by(mut self, requests: usize) -> Self {
+        self.requests_waiting = Some(requests);
+        self
     }
 }

@@ -84,6 +84,12 @@ pub struct AuditConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApprovalConfig {
+    /// Seconds a parked call's request is held before Airlock answers "still waiting, call again"
+    /// (under the 60 s most clients give up after); 0 holds it until the call is decided.
+    pub hold: u64,
+    /// Seconds an approved call waits for its agent to call again (or a refused one for its
+    /// agent to be told) before it ends `unclaimed` and never runs.
+    pub pickup: u64,
     /// Open queue rows (calls waiting for a decision, or approved and not yet on their way) one
     /// agent may have; more calls that need approval are refused.
     pub max_pending_per_agent: u32,
@@ -96,6 +102,8 @@ pub struct ApprovalConfig {
 impl Default for ApprovalConfig {
     fn default() -> Self {
         Self {
+            hold: 50,
+            pickup: 600,
             max_pending_per_agent: 20,
             max_pending: 1000,
             max_args_bytes: 256 * 1024,

@@ -153,11 +153,13 @@ impl Config {
         problems.positive(
             "approval",
             &[
+                approval.pickup,
                 u64::from(approval.max_pending_per_agent),
                 u64::from(approval.max_pending),
                 approval.max_args_bytes as u64,
             ],
-            "max_pending_per_agent, max_pending and max_args_bytes must be more than 0",
+            "pickup, max_pending_per_agent, max_pending and max_args_bytes must be more than 0 \
+             (hold may be 0: held until decided)",
         )?;
         problems.positive(
             "database.max_connections",

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::stored_as_text;
+use super::{AgentName, ToolName, UpstreamName, stored_as_text};
 use crate::secrets::sha256_hex;
 
 /// The hex SHA-256 of a call's canonical arguments: what an approval binds to.
@@ -58,6 +58,39 @@ stored_as_text!(ArgsDigest, |digest| digest.0.clone(), |text| {
     ArgsDigest::parse(&text).ok_or_else(|| format!("{text:?} is not an argument digest"))
 });
 
+/// What a parked call belongs to: the hex SHA-256 over its agent, the agent's token (its
+/// SHA-256), the upstream, the tool and the argument digest. A `tools/call` with the same key
+/// joins the call instead of parking another one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AttachKey(String);
+
+impl AttachKey {
+    pub fn new(
+        agent: &AgentName,
+        token_sha256: &str,
+        upstream: &UpstreamName,
+        tool: &ToolName,
+        args: &ArgsDigest,
+    ) -> Self {
+        let mut text = String::new();
+        for part in [&**agent, token_sha256, upstream, tool, args] {
+            // Length-prefixed, so no two different keys spell the same text.
+            text.push_str(&format!("{}:{part};", part.len()));
+        }
+        Self(sha256_hex(text.as_bytes()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+stored_as_text!(AttachKey, |key| key.0.clone(), |text| {
+    ArgsDigest::parse(&text)
+        .map(|digest| AttachKey(digest.0))
+        .ok_or_else(|| format!("{text:?} is not an attach key"))
+});
+
 fn write_canonical(value: &Value, out: &mut String) {
     match value {
         Value::Object(map) => {
@@ -107,5 +140,25 @@ mod tests {
         assert_eq!(digest(&json!({})).as_str(), sha256_hex(b"{}"));
         assert_eq!(ArgsDigest::parse(&digest(&a)), Some(digest(&a)));
         assert_eq!(ArgsDigest::parse("ABC"), None);
+    }
+
+    #[test]
+    fn an_attach_key_changes_with_each_of_its_parts() {
+        let agent = AgentName::new("bot");
+        let upstream = UpstreamName::new("telegram");
+        let tool = ToolName::new("export_session");
+        let args = ArgsDigest::of(&json!({}));
+        let key = |agent: &AgentName, token: &str, tool: &ToolName, args: &ArgsDigest| {
+            AttachKey::new(agent, token, &upstream, tool, args)
+        };
+        let base = key(&agent, "t1", &tool, &args);
+        assert_eq!(base, key(&agent, "t1", &tool, &args));
+        assert_ne!(base, key(&AgentName::new("bot2"), "t1", &tool, &args));
+        assert_ne!(base, key(&agent, "t2", &tool, &args));
+        assert_ne!(base, key(&agent, "t1", &ToolName::new("get_chats"), &args));
+        assert_ne!(
+            base,
+            key(&agent, "t1", &tool, &ArgsDigest::of(&json!({"a": 1})))
+        );
     }
 }

@@ -3,13 +3,18 @@
 //! ```text
 //!            ┌──────────▶ rejected    (a reviewer said no)
 //!            ├──────────▶ expired     (nobody decided in time: a system denial)
-//!            ├──────────▶ withdrawn   (the agent cancelled, hung up, or ended its session)
-//!            ├──────────▶ abandoned   (Airlock restarted or stopped while it waited)
+//!            ├──────────▶ withdrawn   (the agent withdrew it: `tasks/cancel`)
 //!  pending ──┴─▶ approved ──▶ forwarding ──▶ completed      (the upstream answered)
 //!                   │                    ├─▶ failed         (the upstream refused or errored)
 //!                   │                    └─▶ outcome_unknown (the link died mid-call, or Airlock did)
-//!                   └─▶ withdrawn / abandoned (the agent left before the call could be sent)
+//!                   ├─▶ unclaimed (nobody called for it within `[approval] pickup`)
+//!                   └─▶ withdrawn
 //! ```
+//!
+//! A call belongs to its key (agent, token, upstream, tool, arguments), not to the request that
+//! parked it: a request that ends (a client timeout, a cancel, a closed stream, a restart) ends
+//! only its own wait, and the call stays where it is. `abandoned` is what earlier releases did to
+//! calls whose request was gone; rows in it are still read, but nothing enters it any more.
 //!
 //! A [`Transition`] can only be built from a move in this table, and the store changes a call's
 //! status only through a `Transition`, by a conditional update on the expected current status.
@@ -31,11 +36,12 @@ pub enum CallStatus {
     Rejected,
     Expired,
     Withdrawn,
+    Unclaimed,
     Abandoned,
 }
 
 impl CallStatus {
-    pub const ALL: [CallStatus; 10] = [
+    pub const ALL: [CallStatus; 11] = [
         Self::Pending,
         Self::Approved,
         Self::Forwarding,
@@ -45,6 +51,7 @@ impl CallStatus {
         Self::Rejected,
         Self::Expired,
         Self::Withdrawn,
+        Self::Unclaimed,
         Self::Abandoned,
     ];
 
@@ -59,6 +66,7 @@ impl CallStatus {
             Self::Rejected => "rejected",
             Self::Expired => "expired",
             Self::Withdrawn => "withdrawn",
+            Self::Unclaimed => "unclaimed",
             Self::Abandoned => "abandoned",
         }
     }
@@ -72,15 +80,25 @@ impl CallStatus {
         matches!(self, Self::Pending | Self::Approved | Self::Forwarding)
     }
 
+    /// Whether a `tools/call` with the call's key joins it: it waits for a decision, or it is
+    /// approved and waits for its agent to pick it up.
+    pub fn is_attachable(self) -> bool {
+        matches!(self, Self::Pending | Self::Approved)
+    }
+
+    /// Whether the call ended without running, with a text its agent is told once (by the next
+    /// call with its key, if no request was waiting).
+    pub fn is_refusal(self) -> bool {
+        matches!(self, Self::Rejected | Self::Expired | Self::Unclaimed)
+    }
+
     /// The move from `self` to `next`, if the state machine has it.
     pub fn to(self, next: CallStatus) -> Option<Transition> {
         use CallStatus::*;
         let allowed = matches!(
             (self, next),
-            (
-                Pending,
-                Approved | Rejected | Expired | Withdrawn | Abandoned
-            ) | (Approved, Forwarding | Withdrawn | Abandoned)
+            (Pending, Approved | Rejected | Expired | Withdrawn)
+                | (Approved, Forwarding | Unclaimed | Withdrawn)
                 | (Forwarding, Completed | Failed | OutcomeUnknown)
         );
         allowed.then_some(Transition {
@@ -160,6 +178,12 @@ mod tests {
         assert!(Expired.to(Approved).is_none());
         assert!(Withdrawn.to(Approved).is_none());
         assert!(Abandoned.to(Forwarding).is_none());
+        assert!(Unclaimed.to(Forwarding).is_none(), "unclaimed never runs");
+        assert!(Approved.to(Unclaimed).is_some());
+        assert!(
+            CallStatus::ALL.iter().all(|s| s.to(Abandoned).is_none()),
+            "nothing enters abandoned any more"
+        );
         assert!(Approved.to(Forwarding).is_some());
         assert!(Forwarding.to(Forwarding).is_none(), "sent once");
         assert!(Completed.to(Forwarding).is_none());

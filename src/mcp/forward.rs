@@ -25,6 +25,8 @@ pub struct CallContext {
     /// The downstream session the request came on (a fresh key per 2026-07-28 request).
     pub session: SessionKey,
     pub agent: AgentName,
+    /// The SHA-256 of the bearer token the agent called with (a parked call's key has it).
+    pub token_sha256: String,
     /// What limits counted per session count against: the session, or the agent token for
     /// stateless clients.
     pub rate_key: String,

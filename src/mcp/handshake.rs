@@ -129,9 +129,9 @@ pub async fn session_message(
                 && let Some(request) = msg.pointer("/params/requestId")
                 && app
                     .approvals
-                    .withdraw_request(&session.id, &jsonrpc::id_key(request))
+                    .end_request(&session.id, &jsonrpc::id_key(request))
             {
-                tracing::debug!(session = %session.id, "the agent cancelled a parked call");
+                tracing::debug!(session = %session.id, "the agent stopped waiting for a parked call");
             }
             if let Err(e) = session.conn.notify(&session.id, msg).await {
                 tracing::warn!(session = %session.id, error = %e, "notification to the upstream lost");
@@ -148,6 +148,7 @@ pub async fn session_message(
                 conn: session.conn.clone(),
                 session: session.id.clone(),
                 agent: session.agent.name.clone(),
+                token_sha256: session.agent.token_sha256.clone(),
                 rate_key: session.id.to_string(),
                 stateless: false,
                 overflow: Some(session.sink_tx.clone()),

@@ -97,6 +97,7 @@ pub async fn respond(mut call: ParkedCall) -> Reply {
             upstream: &call.ctx.gateway.name,
             tool: &call.tool,
             agent: &call.ctx.agent,
+            token_sha256: &call.ctx.token_sha256,
             session: &call.ctx.session,
             request_key: jsonrpc::id_key(&call.id()),
             arguments,
@@ -122,7 +123,11 @@ pub async fn respond(mut call: ParkedCall) -> Reply {
             return Reply::One(call.refusal(text));
         }
     };
-    tracing::info!(call = %parked.id, "call parked for approval");
+    if parked.joined {
+        tracing::info!(call = %parked.id, "request joined a parked call");
+    } else {
+        tracing::info!(call = %parked.id, "call parked for approval");
+    }
     let (tx, rx) = mpsc::channel(64);
     let overflow = call.ctx.overflow.clone();
     tokio::spawn(wait(call, parked, tx));
@@ -159,11 +164,11 @@ async fn wait(call: ParkedCall, parked: Parked, tx: mpsc::Sender<Value>) {
             call.count(Outcome::NotApproved);
             let _ = tx.send(call.refusal(text)).await;
         }
-        Fate::Left { withdrawn } => {
-            if withdrawn {
-                call.count(Outcome::NotApproved);
-            }
+        Fate::Waiting(text) => {
+            call.count(Outcome::Waiting);
+            let _ = tx.send(call.refusal(text)).await;
         }
+        Fate::Left => {}
     }
 }
 
@@ -193,7 +198,6 @@ async fn forward(call: ParkedCall, mut release: Release, tx: mpsc::Sender<Value>
     // Waiting for the upstream link (it may be restarting) must not outlast the agent.
     let link = tokio::select! {
         biased;
-        () = release.cancelled() => Err("the agent cancelled the call before it could be sent; not run"),
         () = tx.closed() => Err("the agent closed its connection before the call could be sent; not run"),
         ready = call.ctx.conn.ready() => Ok(ready),
     };
@@ -227,14 +231,6 @@ async fn forward(call: ParkedCall, mut release: Release, tx: mpsc::Sender<Value>
         }
     };
     tracing::info!("approved call forwarded");
-    // A cancel that came while the call was being sent found no route upstream yet: send it now.
-    // The reply stream then ends, and the outcome is recorded as unknown.
-    if release.is_cancelled() || (call.ctx.stateless && tx.is_closed()) {
-        call.ctx
-            .conn
-            .cancel(upstream_id, "the agent cancelled the call")
-            .await;
-    }
     relay(call, release, tx, (upstream_id, replies), started).await;
 }
 
@@ -246,7 +242,6 @@ async fn relay(
     (upstream_id, mut replies): (u64, ReplyRx),
     started: Instant,
 ) {
-    let stateless = call.ctx.stateless;
     let sent = Sent {
         method: "tools/call".to_owned(),
         tool: Some(call.tool.clone()),
@@ -258,18 +253,15 @@ async fn relay(
     };
     let redactor = call.app.redactor.clone();
     let mut forwarded = call.ctx.forwarded(&call.app, sent);
+    // An approved call runs to its end: a request that ends now does not cancel it, and its
+    // outcome is still recorded.
+    forwarded.cancel_on_close = None;
     let mut listening = true;
     loop {
         let item = tokio::select! {
             item = replies.recv() => item,
             () = tx.closed(), if listening => {
                 listening = false;
-                if stateless {
-                    // A 2026-07-28 client that hangs up cancels (dropping `forwarded` does it).
-                    drop(forwarded);
-                    release.finish(CallStatus::OutcomeUnknown, None, "the agent closed its stream mid-call; cancelled upstream").await;
-                    return;
-                }
                 // The call runs on for its outcome, but the session is no longer kept busy by it.
                 forwarded.in_flight = None;
                 continue;

@@ -47,6 +47,7 @@ pub async fn handle(
                 conn,
                 session,
                 agent: agent.name,
+                token_sha256: agent.token_sha256.clone(),
                 rate_key: agent.token_sha256,
                 stateless: true,
                 overflow: None,

@@ -286,6 +286,9 @@ pub fn outcome_text(row: &crate::store::CallRow) -> String {
         CallStatus::Completed => format!("approved by {by}; run"),
         CallStatus::Failed => format!("approved by {by}; the upstream call failed"),
         CallStatus::OutcomeUnknown => format!("approved by {by}; outcome unknown"),
+        CallStatus::Unclaimed => {
+            format!("approved by {by}, but the agent did not call for it in time; not run")
+        }
         CallStatus::Withdrawn => "withdrawn by the agent; not run".to_owned(),
         CallStatus::Abandoned => "abandoned (the agent's connection was lost); not run".to_owned(),
         other => other.as_str().to_owned(),

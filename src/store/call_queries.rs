@@ -171,23 +171,29 @@ impl Store {
         Ok(decided)
     }
 
-    /// Calls of `instance` in `status` whose `expires_at` has passed `cutoff`, oldest first.
+    /// Calls past their deadline at `cutoff`, of any instance, oldest first: pending ones past
+    /// their expiry, and approved ones past their pickup deadline.
     pub async fn overdue(
         &self,
         status: CallStatus,
-        instance: &str,
         cutoff: Timestamp,
     ) -> Result<Vec<CallId>, StoreError> {
-        let rows: Vec<(CallId,)> = sqlx::query_as(
-            "SELECT id FROM tool_calls WHERE status = $1 AND instance_id = $2 AND expires_at < $3 \
-             ORDER BY id LIMIT 1000",
-        )
-        .bind(status)
-        .bind(instance)
-        .bind(cutoff)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("select overdue calls"))?;
+        let sql = match status {
+            CallStatus::Approved => {
+                "SELECT id FROM tool_calls WHERE status = $1 AND (pickup_by IS NULL OR pickup_by < $2) \
+                 ORDER BY id LIMIT 1000"
+            }
+            _ => {
+                "SELECT id FROM tool_calls WHERE status = $1 AND expires_at < $2 \
+                 ORDER BY id LIMIT 1000"
+            }
+        };
+        let rows: Vec<(CallId,)> = sqlx::query_as(sql)
+            .bind(status)
+            .bind(cutoff)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("select overdue calls"))?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 

@@ -6,7 +6,7 @@ use sqlx::FromRow;
 
 use super::{Backend, Store, StoreError, Tx, query};
 use crate::domain::{
-    Actor, AgentName, ArgsDigest, CallId, CallStatus, Timestamp, ToolName, UpstreamName,
+    Actor, AgentName, ArgsDigest, AttachKey, CallId, CallStatus, Timestamp, ToolName, UpstreamName,
 };
 
 /// How many calls may wait at once, and how often one recipient is told of new ones.
@@ -22,11 +22,14 @@ pub struct QueueLimits {
 }
 
 /// What became of a call offered to the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parking {
     /// Stored as `pending`; `messages` of its notifications were queued as their own (the rest
     /// went into digests).
     Parked { messages: usize },
+    /// An open call with the same key was there first (parked by a request racing this one, on
+    /// any instance): nothing was stored, and the request joins that call.
+    Joined(CallId),
     /// The agent already has this many open rows (at least `per_agent`); nothing was stored.
     AgentFull(i64),
     /// All agents together already have this many.
@@ -47,6 +50,7 @@ pub struct NewCall<'a> {
     /// once the call is over.
     pub args_shown: &'a str,
     pub args_sha256: &'a ArgsDigest,
+    pub attach_key: &'a AttachKey,
     pub rule_json: &'a str,
     pub approvals_needed: u32,
     pub created_at: Timestamp,
@@ -80,6 +84,13 @@ pub struct CallRow {
     pub result_is_error: Option<i64>,
     /// See [`NewCall::args_shown`]; `None` for calls stored before it existed.
     pub args_shown: Option<String>,
+    /// What the call belongs to (`None` for calls parked before calls could be joined).
+    pub attach_key: Option<AttachKey>,
+    /// Approved: when it ends `unclaimed` unless its agent calls for it. Rejected, expired or
+    /// unclaimed: until when the next call with its key is told so.
+    pub pickup_by: Option<Timestamp>,
+    /// When a request of its agent received why it did not run (after that its key is free).
+    pub told_at: Option<Timestamp>,
 }
 
 impl CallRow {
@@ -154,7 +165,7 @@ macro_rules! select_calls {
             "SELECT id, upstream, tool, agent, agent_session, instance_id, args_json, \
              args_sha256, rule_json, approvals_needed, status, created_at, expires_at, decided_at, \
              decided_by, reason, finished_at, result_bytes, result_sha256, result_is_error, \
-             args_shown FROM tool_calls ",
+             args_shown, attach_key, pickup_by, told_at FROM tool_calls ",
             $rest
         )
     };
@@ -175,15 +186,22 @@ impl Store {
         limits: Option<&QueueLimits>,
     ) -> Result<Parking, StoreError> {
         let mut tx = self.begin_write().await?;
-        if let Some(limits) = limits
-            && let Some(refused) = self.over_limits(&mut tx, call.agent, limits).await?
-        {
-            return Ok(refused);
+        if let Some(limits) = limits {
+            // Under the queue's lock (SQLite's write lock, the advisory lock on PostgreSQL):
+            // the look for a call to join and the count cannot race another parking.
+            self.lock_queue(&mut tx).await?;
+            if let Some(open) = open_call_with_key(&mut tx, call.attach_key).await? {
+                return Ok(Parking::Joined(open));
+            }
+            if let Some(refused) = count_open(&mut tx, call.agent, limits).await? {
+                return Ok(refused);
+            }
         }
         sqlx::query(
             "INSERT INTO tool_calls (id, upstream, tool, agent, agent_session, instance_id, \
              args_json, args_sha256, rule_json, approvals_needed, status, created_at, expires_at, \
-             args_shown) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             args_shown, attach_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(call.id)
         .bind(call.upstream)
@@ -199,6 +217,7 @@ impl Store {
         .bind(call.created_at)
         .bind(call.expires_at)
         .bind(call.args_shown)
+        .bind(call.attach_key)
         .execute(&mut *tx)
         .await
         .map_err(query("insert call"))?;
@@ -248,22 +267,54 @@ impl Store {
         count_open(&mut conn, agent, limits).await
     }
 
-    /// [`Self::queue_refusal`] inside the parking transaction. On PostgreSQL the transaction
-    /// first takes the queue's advisory lock, so two instances counting at once cannot both see
-    /// room for one more.
-    async fn over_limits(
-        &self,
-        tx: &mut Tx,
-        agent: &AgentName,
-        limits: &QueueLimits,
-    ) -> Result<Option<Parking>, StoreError> {
+    /// Takes the queue's lock for a parking transaction. On PostgreSQL an advisory lock, so two
+    /// instances counting at once cannot both see room for one more, nor both park one key;
+    /// SQLite's write transaction holds the whole database already.
+    async fn lock_queue(&self, tx: &mut Tx) -> Result<(), StoreError> {
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(4242001)")
                 .execute(&mut **tx)
                 .await
                 .map_err(query("lock the queue for parking"))?;
         }
-        count_open(tx, agent, limits).await
+        Ok(())
+    }
+
+    /// The call a `tools/call` with `key` joins, as of `now`: the open one (pending, or approved
+    /// and not picked up), or one that ended without running whose agent has not been told yet
+    /// and still may be.
+    pub async fn joinable(
+        &self,
+        key: &AttachKey,
+        now: Timestamp,
+    ) -> Result<Option<CallRow>, StoreError> {
+        sqlx::query_as(select_calls!(
+            "WHERE attach_key = $1 AND (status IN ($2, $3) \
+             OR (status IN ($4, $5, $6) AND told_at IS NULL AND pickup_by > $7)) \
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(key)
+        .bind(CallStatus::Pending)
+        .bind(CallStatus::Approved)
+        .bind(CallStatus::Rejected)
+        .bind(CallStatus::Expired)
+        .bind(CallStatus::Unclaimed)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query("select a call to join"))
+    }
+
+    /// Records that the agent was told why call `id` did not run; true the first time.
+    pub async fn mark_told(&self, id: &CallId) -> Result<bool, StoreError> {
+        let told =
+            sqlx::query("UPDATE tool_calls SET told_at = $1 WHERE id = $2 AND told_at IS NULL")
+                .bind(Timestamp::now())
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(query("record that an agent was told"))?;
+        Ok(told.rows_affected() == 1)
     }
 
     pub async fn call(&self, id: &CallId) -> Result<Option<CallRow>, StoreError> {
@@ -340,6 +391,19 @@ pub(super) fn open_statuses() -> String {
         .map(|status| format!("'{status}'"))
         .collect();
     open.join(", ")
+}
+
+/// The open call (pending, or approved and not yet picked up) with `key`, if any.
+async fn open_call_with_key(tx: &mut Tx, key: &AttachKey) -> Result<Option<CallId>, StoreError> {
+    let row: Option<(CallId,)> =
+        sqlx::query_as("SELECT id FROM tool_calls WHERE attach_key = $1 AND status IN ($2, $3)")
+            .bind(key)
+            .bind(CallStatus::Pending)
+            .bind(CallStatus::Approved)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(query("look for an open call with the same key"))?;
+    Ok(row.map(|(id,)| id))
 }
 
 /// The refusal a call of `agent` meets under `limits`, if any. Counts stop at the limits (a full

@@ -90,6 +90,8 @@ pub struct DecisionRecord<'a> {
     pub reason: Option<&'a str>,
     /// The SHA-256 of the review link's token it came through: spent in the same transaction.
     pub link: Option<&'a str>,
+    /// How long a decided call waits for its agent to call again (`[approval] pickup`).
+    pub pickup: time::Duration,
 }
 
 /// What a decision did.
@@ -118,28 +120,35 @@ pub enum Vote {
 
 impl Store {
     /// Moves a call along `transition` if it is still in the expected status, recording who and
-    /// why; a move out of `pending` is the call's decision. Returns whether this caller won.
+    /// why, and (when given) the call's new pickup deadline; a move out of `pending` is the call's
+    /// decision. Returns whether this caller won.
     pub async fn transition(
         &self,
         id: &CallId,
         transition: Transition,
         actor: &Actor,
         detail: Option<&str>,
+        pickup_by: Option<Timestamp>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let at = Timestamp::now();
         let update = if transition.decides() {
             sqlx::query(
-                "UPDATE tool_calls SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
-                 WHERE id = $5 AND status = $6",
+                "UPDATE tool_calls SET status = $1, decided_at = $2, decided_by = $3, reason = $4, \
+                 pickup_by = COALESCE($5, pickup_by) WHERE id = $6 AND status = $7",
             )
             .bind(transition.to())
             .bind(at)
             .bind(actor.name())
             .bind(detail)
+            .bind(pickup_by)
         } else {
-            sqlx::query("UPDATE tool_calls SET status = $1 WHERE id = $2 AND status = $3")
-                .bind(transition.to())
+            sqlx::query(
+                "UPDATE tool_calls SET status = $1, pickup_by = COALESCE($2, pickup_by) \
+                 WHERE id = $3 AND status = $4",
+            )
+            .bind(transition.to())
+            .bind(pickup_by)
         };
         let won = update
             .bind(id)
@@ -151,6 +160,34 @@ impl Store {
             == 1;
         if won {
             self.entered(&mut tx, id, transition, at, actor, detail)
+                .await?;
+        }
+        tx.commit().await.map_err(query("commit"))?;
+        Ok(won)
+    }
+
+    /// `approved → forwarding` for `instance`, which sends the call: one winner, ever. The call
+    /// is then held by that instance (if it dies mid-send, the others mark it `outcome_unknown`).
+    pub async fn claim_forward(&self, id: &CallId, instance: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let at = Timestamp::now();
+        let transition = Transition::FORWARD;
+        let won = sqlx::query(
+            "UPDATE tool_calls SET status = $1, instance_id = $2, told_at = $3 \
+             WHERE id = $4 AND status = $5",
+        )
+        .bind(transition.to())
+        .bind(instance)
+        .bind(at)
+        .bind(id)
+        .bind(transition.from())
+        .execute(&mut *tx)
+        .await
+        .map_err(query("claim a call for forwarding"))?
+        .rows_affected()
+            == 1;
+        if won {
+            self.entered(&mut tx, id, transition, at, &Actor::SYSTEM, None)
                 .await?;
         }
         tx.commit().await.map_err(query("commit"))?;
@@ -337,13 +374,14 @@ impl Store {
         at: Timestamp,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE tool_calls SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
-             WHERE id = $5 AND status = $6",
+            "UPDATE tool_calls SET status = $1, decided_at = $2, decided_by = $3, reason = $4, \
+             pickup_by = $5 WHERE id = $6 AND status = $7",
         )
         .bind(transition.to())
         .bind(at)
         .bind(decision.actor.name())
         .bind(decision.reason)
+        .bind(at + decision.pickup)
         .bind(decision.call)
         .bind(transition.from())
         .execute(&mut **tx)

@@ -71,7 +71,8 @@ async fn list(
     let mut calls = Vec::with_capacity(rows.len());
     for row in rows {
         let approvals = app.store.approvals(&row.id).await?;
-        calls.push(CallView::new(row, approvals, None));
+        let waiting = app.approvals.requests_waiting(&row.id);
+        calls.push(CallView::new(row, approvals, None).waited_on_by(waiting));
     }
     Ok(Json(json!({"calls": calls, "next_before": next_before})))
 }
@@ -97,7 +98,8 @@ async fn view(app: &AppState, id: &CallId) -> Result<CallView, AppError> {
         .ok_or_else(|| AppError::NotFound(format!("no call with id {id}")))?;
     let approvals = app.store.approvals(id).await?;
     let events = app.store.events(id).await?;
-    Ok(CallView::new(row, approvals, Some(events)))
+    let waiting = app.approvals.requests_waiting(id);
+    Ok(CallView::new(row, approvals, Some(events)).waited_on_by(waiting))
 }
 
 #[derive(Deserialize, Default)]

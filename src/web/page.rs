@@ -109,7 +109,7 @@ pub fn status_badge(status: CallStatus) -> Badge {
         CallStatus::Completed => ("✔", "approved"),
         CallStatus::Rejected => ("✖", "rejected"),
         CallStatus::Failed | CallStatus::OutcomeUnknown => ("⚠", "warning"),
-        CallStatus::Expired => ("◔", "muted"),
+        CallStatus::Expired | CallStatus::Unclaimed => ("◔", "muted"),
         CallStatus::Withdrawn | CallStatus::Abandoned => ("↩", "muted"),
     };
     Badge {

@@ -298,7 +298,7 @@ async fn fifty_concurrent_decisions_on_one_call_have_exactly_one_winner() {
 }
 
 #[tokio::test]
-async fn a_cancelled_call_is_withdrawn_and_can_no_longer_be_approved() {
+async fn a_cancelled_request_ends_only_its_wait_and_the_next_call_picks_the_approval_up() {
     let app = TestApp::spawn().await;
     let alice = app.reviewer("alice@example.org", "approver").await;
     let agent = app.agent().await;
@@ -312,25 +312,51 @@ async fn a_cancelled_call_is_withdrawn_and_can_no_longer_be_approved() {
         .await
         .expect("the request is sent");
     let id = id_of(&alice.wait_pending(1).await[0]);
+    assert_eq!(alice.call(&id).await["requests_waiting"], 1);
 
     handle
         .cancel(Some("the user changed their mind".to_owned()))
         .await
         .expect("the cancellation is sent");
 
-    let call = alice.wait_status(&id, "withdrawn").await;
-    assert_eq!(call["events"][1]["actor"], "agent:test-agent");
-    assert_eq!(call["reason"], "the agent cancelled the call");
+    let call = wait_until_nobody_waits(&alice, &id).await;
+    assert_eq!(call["status"], "pending", "the call stays in the queue");
+    assert_eq!(kinds(&call), ["pending"]);
     let (status, body) = alice.approve(&id).await;
-    assert_eq!(status, 409, "{body}");
-    assert!(alice.calls("pending").await.is_empty(), "it left the queue");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["released"], true);
+    let call = alice.call(&id).await;
+    assert_eq!(call["status"], "approved", "nobody to send it for yet");
+    assert!(call["pickup_by"].is_string(), "{call:#}");
     assert_eq!(app.call_log.calls_of("export_session"), 0);
+
+    let result = agent.call("export_session", json!({})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    assert!(text(&result).starts_with("1BVtsOK"), "{}", text(&result));
+    assert_eq!(alice.wait_status(&id, "completed").await["id"], id.as_str());
+    assert_eq!(app.call_log.calls_of("export_session"), 1);
+    assert_eq!(alice.calls("pending").await.len(), 0, "no second row");
     agent.close().await;
 }
 
+/// Waits until no request waits for call `id` on this instance any more, and returns the call.
+async fn wait_until_nobody_waits(reviewer: &common::Reviewer, id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let call = reviewer.call(id).await;
+        if call["requests_waiting"] == 0 {
+            return call;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a request still waits: {call:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
-async fn deleting_the_session_withdraws_its_parked_calls() {
+async fn deleting_the_session_ends_its_waits_and_the_call_stays_decidable() {
     let app = TestApp::spawn().await;
     let alice = app.reviewer("alice@example.org", "approver").await;
     let session = app.raw_session("2025-06-18").await;
@@ -341,42 +367,55 @@ async fn deleting_the_session_withdraws_its_parked_calls() {
 
     assert_eq!(app.delete_session(&session).await.status(), 200);
 
-    alice.wait_status(&id, "withdrawn").await;
-    let (status, _) = alice.approve(&id).await;
-    assert_eq!(status, 409);
     let _ = tokio::time::timeout(common::WAIT, waiting).await;
+    let call = wait_until_nobody_waits(&alice, &id).await;
+    assert_eq!(call["status"], "pending");
+    let (status, _) = alice.reject(&id, "not from a deleted session").await;
+    assert_eq!(status, 200, "still decidable");
+
+    let agent = app.agent().await;
+    let told = agent.call("export_session", json!({})).await;
+    assert!(is_error(&told));
+    assert_eq!(
+        text(&told),
+        "Rejected by alice@example.org: not from a deleted session"
+    );
     assert_eq!(app.call_log.calls_of("export_session"), 0);
+    agent.close().await;
 }
 
 #[tokio::test]
-async fn a_stateless_client_that_closes_its_stream_withdraws_the_call() {
+async fn a_stateless_client_that_closes_its_stream_gets_the_approved_result_when_it_calls_again() {
     let app = TestApp::spawn().await;
     let alice = app.reviewer("alice@example.org", "approver").await;
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"export_session","arguments":{}}}"#;
-    let response = app
-        .post(
-            "telegram",
-            &[
-                ("mcp-protocol-version", "2026-07-28"),
-                ("mcp-method", "tools/call"),
-                ("mcp-name", "export_session"),
-            ],
-            body,
-        )
-        .await;
+    let stateless = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "export_session"),
+    ];
+    let response = app.post("telegram", &stateless, body).await;
     assert_eq!(response.status(), 200);
     let id = id_of(&alice.wait_pending(1).await[0]);
 
     drop(response);
 
-    let call = alice.wait_status(&id, "withdrawn").await;
-    assert_eq!(
-        call["reason"], "the agent closed its connection",
-        "{call:#}"
-    );
+    let call = wait_until_nobody_waits(&alice, &id).await;
+    assert_eq!(call["status"], "pending", "{call:#}");
     let (status, _) = alice.approve(&id).await;
-    assert_eq!(status, 409);
+    assert_eq!(status, 200);
     assert_eq!(app.call_log.calls_of("export_session"), 0);
+
+    let again = common::messages(app.post("telegram", &stateless, body).await).await;
+    let answer = again.last().expect("an answer");
+    assert!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("1BVtsOK")),
+        "{answer}"
+    );
+    alice.wait_status(&id, "completed").await;
+    assert_eq!(app.call_log.calls_of("export_session"), 1);
 }
 
 #[tokio::test]
@@ -736,7 +775,7 @@ async fn a_client_that_takes_only_json_gets_the_released_result_as_one_body() {
 }
 
 #[tokio::test]
-async fn stopping_airlock_abandons_waiting_calls_and_tells_their_agents() {
+async fn stopping_airlock_tells_waiting_agents_to_call_again_and_keeps_their_calls() {
     let app = TestApp::spawn().await;
     let alice = app.reviewer("alice@example.org", "approver").await;
     let agent = app.agent().await;
@@ -749,13 +788,18 @@ async fn stopping_airlock_abandons_waiting_calls_and_tells_their_agents() {
     let result = result_of(call).await;
     assert!(is_error(&result));
     assert!(
-        text(&result).starts_with("Airlock is shutting down"),
+        text(&result).starts_with(&format!(
+            "Waiting for approval of telegram.export_session (call {id}, expires "
+        )) && text(&result).ends_with(
+            " UTC); it has not run. Call export_session again with the same arguments to get \
+             its result once a reviewer approves."
+        ),
         "{}",
         text(&result)
     );
     let id = airlock::domain::CallId::parse(&id).expect("a call id");
     let row = store.call(&id).await.expect("read").expect("a row");
-    assert_eq!(row.status, airlock::domain::CallStatus::Abandoned);
+    assert_eq!(row.status, airlock::domain::CallStatus::Pending);
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! What a restart does to the queue: calls parked when Airlock died are abandoned (their agents'
-//! requests died with it) and never forwarded; a call cut off mid-forward becomes
+//! What a restart does to the queue: calls parked when Airlock died survive it (they belong to
+//! their key, not to the requests that died with the process), stay decidable, and are picked up
+//! by their agent's next call, never forwarded without one; a call cut off mid-forward becomes
 //! `outcome_unknown`, never re-sent. Driven with the real binary, killed with SIGKILL.
 
 use crate::common;
@@ -7,7 +8,7 @@ use crate::common;
 use std::time::Duration;
 
 use airlock::domain::{
-    Actor, AgentName, ArgsDigest, CallId, CallStatus, Timestamp, ToolName, UpstreamName,
+    Actor, AgentName, ArgsDigest, AttachKey, CallId, CallStatus, Timestamp, ToolName, UpstreamName,
 };
 use airlock::store::{NewCall, Store};
 use common::pending_in as pending;
@@ -18,7 +19,7 @@ const POLICY: &str = r#"{"version": "1", "default": "deny",
   "tools": {"get_chats": {}, "export_session": {"action": "require_approval"}}}"#;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn calls_parked_when_airlock_is_killed_are_abandoned_on_restart_and_never_forwarded() {
+async fn calls_parked_when_airlock_is_killed_survive_the_restart_and_wait_for_their_agent() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let call_log = CallLog(dir.path().join("calls.jsonl"));
     let db = TestDatabase::new(dir.path()).await;
@@ -51,7 +52,7 @@ async fn calls_parked_when_airlock_is_killed_are_abandoned_on_restart_and_never_
     let first = Server::start(dir.path());
     let agent = Agent::connect(&format!("http://{}/mcp/telegram", first.addr), token.trim()).await;
     let calls: Vec<_> = (0..3)
-        .map(|_| agent.spawn_call("export_session", json!({})))
+        .map(|n| agent.spawn_call("export_session", json!({"account": format!("a{n}")})))
         .collect();
     let deadline = tokio::time::Instant::now() + WAIT;
     while pending(dir.path()).len() < 3 {
@@ -71,45 +72,63 @@ async fn calls_parked_when_airlock_is_killed_are_abandoned_on_restart_and_never_
     }
 
     let second = Server::start(dir.path());
-    assert!(pending(dir.path()).is_empty(), "nothing waits any more");
-    let abandoned: Value = reqwest::Client::new()
-        .get(format!(
-            "http://{}/api/v1/calls?status=abandoned",
-            second.addr
-        ))
+    let waiting = pending(dir.path());
+    assert_eq!(waiting.len(), 3, "the calls survive: {waiting:#?}");
+    let id_for = |account: &str| {
+        waiting
+            .iter()
+            .find(|c| c["arguments"]["account"] == account)
+            .and_then(|c| c["id"].as_str())
+            .expect("a call per account")
+            .to_owned()
+    };
+    let (approved, rejected) = (id_for("a0"), id_for("a1"));
+    assert!(
+        airlock(dir.path(), &["approve", &approved])
+            .status
+            .success()
+    );
+    assert!(
+        airlock(
+            dir.path(),
+            &["reject", &rejected, "--reason", "not after a crash"]
+        )
+        .status
+        .success()
+    );
+    assert_eq!(
+        call_log.calls_of("export_session"),
+        0,
+        "nothing runs without its agent asking"
+    );
+
+    let agent = Agent::connect(
+        &format!("http://{}/mcp/telegram", second.addr),
+        token.trim(),
+    )
+    .await;
+    let result = agent.call("export_session", json!({"account": "a0"})).await;
+    assert!(common::text(&result).starts_with("1BVtsOK"), "{result:?}");
+    let told = agent.call("export_session", json!({"account": "a1"})).await;
+    assert_eq!(common::text(&told), "Rejected by cli: not after a crash");
+    assert_eq!(call_log.calls_of("export_session"), 1);
+    let reviewer = reqwest::Client::new();
+    let call: Value = reviewer
+        .get(format!("http://{}/api/v1/calls/{approved}", second.addr))
         .bearer_auth(reviewer_token.trim())
         .send()
         .await
-        .expect("GET calls")
+        .expect("GET a call")
         .json()
         .await
         .expect("JSON");
-    let abandoned = abandoned["calls"].as_array().expect("calls").clone();
-    assert_eq!(abandoned.len(), 3, "{abandoned:#?}");
-    for call in &abandoned {
-        assert!(
-            call["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("restarted")),
-            "{call:#}"
-        );
-        let id = call["id"].as_str().expect("an id");
-        let late = airlock(dir.path(), &["approve", id]);
-        assert_eq!(late.status.code(), Some(1));
-        assert!(
-            String::from_utf8_lossy(&late.stderr)
-                .contains(&format!("call {id} is not pending: abandoned")),
-            "{}",
-            String::from_utf8_lossy(&late.stderr)
-        );
-    }
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(call_log.calls_of("export_session"), 0);
+    assert_eq!(call["status"], "completed", "{call:#}");
+    agent.close().await;
     second.stop();
 }
 
 #[tokio::test]
-async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown() {
+async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown_and_keeps_the_others() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let db = TestDatabase::new(dir.path()).await;
     let url = db.url.clone();
@@ -137,6 +156,13 @@ async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown() {
                     args_json: "{}",
                     args_shown: "{}",
                     args_sha256: &ArgsDigest::of(&json!({})),
+                    attach_key: &AttachKey::new(
+                        &AgentName::new("claude"),
+                        id.as_str(),
+                        &UpstreamName::new("telegram"),
+                        &ToolName::new("export_session"),
+                        &ArgsDigest::of(&json!({})),
+                    ),
                     rule_json: "{}",
                     approvals_needed: 1,
                     created_at: now,
@@ -152,7 +178,7 @@ async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown() {
             let step = from.to(*to).expect("a legal step");
             assert!(
                 store
-                    .transition(id, step, &Actor::SYSTEM, None)
+                    .transition(id, step, &Actor::SYSTEM, None, None)
                     .await
                     .expect("step")
             );
@@ -175,8 +201,16 @@ async fn a_restart_marks_calls_cut_off_mid_forward_as_outcome_unknown() {
         async move { store.call(&id).await.expect("read").expect("a row").status }
     };
     assert_eq!(status(&forwarding).await, CallStatus::OutcomeUnknown);
-    assert_eq!(status(&approved).await, CallStatus::Abandoned);
-    assert_eq!(status(&waiting).await, CallStatus::Abandoned);
+    assert_eq!(
+        status(&approved).await,
+        CallStatus::Approved,
+        "still waiting for its agent to pick it up"
+    );
+    assert_eq!(
+        status(&waiting).await,
+        CallStatus::Pending,
+        "still decidable"
+    );
     let events = store.events(&forwarding).await.expect("events");
     assert!(
         events

@@ -203,7 +203,9 @@ async fn a_sensitive_call_that_cannot_be_audited_is_refused_and_not_run() {
     // The audit log becomes unwritable: nothing it should record may happen.
     app.db.execute("DROP TABLE audit_events", &[]).await;
 
-    let refused = agent.call("export_session", json!({})).await;
+    let refused = agent
+        .call("export_session", json!({"account": "another"}))
+        .await;
     assert!(common::is_error(&refused));
     assert!(
         text(&refused).contains("cannot record the call right now; not run"),

@@ -35,6 +35,7 @@ const KINDS: &[&str] = &[
     "rejected",
     "expired",
     "withdrawn",
+    "unclaimed",
     "abandoned",
     "forwarding",
     "policy_loaded",

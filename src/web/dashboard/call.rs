@@ -93,7 +93,13 @@ fn outcome(call: &CallView) -> String {
         (CallStatus::OutcomeUnknown, _) => {
             "forwarded, but Airlock stopped before the answer was recorded".to_owned()
         }
-        (CallStatus::Approved | CallStatus::Forwarding, _) => "being forwarded".to_owned(),
+        (CallStatus::Approved, _) => {
+            "approved: runs when the agent calls again (or now, if it is waiting)".to_owned()
+        }
+        (CallStatus::Forwarding, _) => "being forwarded".to_owned(),
+        (CallStatus::Unclaimed, _) => {
+            "not run: approved, but the agent did not call for it in time".to_owned()
+        }
         (CallStatus::Rejected, _) => "not run: rejected".to_owned(),
         (CallStatus::Expired, _) => "not run: nobody decided in time".to_owned(),
         (CallStatus::Withdrawn, _) => "not run: the agent withdrew the call".to_owned(),

@@ -201,7 +201,10 @@ fn chart_kind(status: CallStatus) -> Option<usize> {
         | CallStatus::Failed
         | CallStatus::OutcomeUnknown => Some(0),
         CallStatus::Rejected => Some(1),
-        CallStatus::Expired | CallStatus::Withdrawn | CallStatus::Abandoned => Some(2),
+        CallStatus::Expired
+        | CallStatus::Unclaimed
+        | CallStatus::Withdrawn
+        | CallStatus::Abandoned => Some(2),
         CallStatus::Pending => None,
     }
 }

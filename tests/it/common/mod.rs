@@ -478,6 +478,13 @@ impl TestApp {
                     args_json,
                     args_shown: args_json,
                     args_sha256: &digest,
+                    attach_key: &airlock::domain::AttachKey::new(
+                        &AgentName::new(agent),
+                        "elsewhere",
+                        &UpstreamName::new("telegram"),
+                        &ToolName::new(tool),
+                        &digest,
+                    ),
                     rule_json: "{}",
                     approvals_needed: 1,
                     created_at: now,
