@@ -15,6 +15,7 @@ mod demo_upstream;
 mod endpoint_errors;
 mod everything;
 mod notify;
+mod pickup;
 mod policy_enforcement;
 mod proxy_passthrough;
 mod scale_out;

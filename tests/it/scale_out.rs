@@ -108,6 +108,69 @@ async fn a_call_parked_on_one_instance_is_approved_through_another_and_delivered
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_requests_on_three_instances_joined_on_one_approval_run_it_once() {
+    let Some(db) = shared_database().await else {
+        return;
+    };
+    let hold = "[approval]\nhold = 0\n";
+    let apps = [
+        instance_with(&db, "a", hold).await,
+        instance_with(&db, "b", hold).await,
+        instance_with(&db, "c", hold).await,
+    ];
+    let mut reviewers = Vec::new();
+    let mut agents = Vec::new();
+    for (n, app) in apps.iter().enumerate() {
+        reviewers.push(app.reviewer(&format!("r{n}@example.org"), "approver").await);
+        // One agent, one token, whichever instance the balancer picks.
+        agents.push(Agent::connect(&app.mcp_url("telegram"), &apps[0].token).await);
+    }
+    let waits: Vec<_> = (0..20)
+        .map(|n| agents[n % 3].spawn_call("export_session", json!({"account": "shared"})))
+        .collect();
+    let id = reviewers[1].wait_one_pending().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut waiting = 0;
+        for reviewer in &reviewers {
+            waiting += reviewer.call(&id).await["requests_waiting"]
+                .as_u64()
+                .unwrap_or(0);
+        }
+        if waiting == 20 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {waiting} of 20 requests joined"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(reviewers[1].calls("pending").await.len(), 1, "one row");
+
+    let (status, _) = reviewers[1].approve(&id).await;
+    assert_eq!(status, 200);
+
+    let mut results = Vec::new();
+    for wait in waits {
+        results.push(result_of(wait).await);
+    }
+    let texts: Vec<&str> = results.iter().map(text).collect();
+    let got = texts.iter().filter(|t| t.starts_with("1BVtsOK")).count();
+    let picked_up = format!("Call {id} was picked up by another request; not run again");
+    let others = texts.iter().filter(|t| **t == picked_up).count();
+    assert_eq!((got, others), (1, 19), "{texts:#?}");
+    let ran: usize = apps
+        .iter()
+        .map(|app| app.call_log.calls_of("export_session"))
+        .sum();
+    assert_eq!(ran, 1, "one call upstream, on one instance");
+    for agent in agents {
+        agent.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_decisions_spread_over_two_instances_have_one_winner() {
     let Some(db) = shared_database().await else {
         return;
