@@ -188,6 +188,18 @@ async fn demo_secrets(app: &Application) -> Result<DemoSecrets, CommandError> {
     })
 }
 
+/// What an agent calling export_session sees while nobody decides, for the banner.
+fn waiting_note(hold: u64) -> String {
+    if hold == 0 {
+        return "Its request waits until someone decides.".to_owned();
+    }
+    format!(
+        "After {hold} s its request is answered \"Waiting for approval ... Call export_session
+again with the same arguments to get its result once a reviewer approves.\"; the call stays
+in the queue, and the agent's next call with the same arguments gets the real result."
+    )
+}
+
 fn print_banner(app: &Application, files: &DemoFiles, secrets: &DemoSecrets) {
     let url = format!("http://{}/mcp/telegram", app.local_addr());
     let DemoSecrets {
@@ -217,13 +229,15 @@ Or the MCP Inspector:
   npx -y @modelcontextprotocol/inspector-cli@0.16.8 --cli {url} --transport http --header \"Authorization: Bearer {token}\" --method tools/list
 
 Try get_chats (allowed), send_message (5 per minute), delete_chat (denied) and export_session
-(waits for a human). Decide in the dashboard, or from another terminal:
+(waits for a human). {waiting}
+Decide in the dashboard, or from another terminal:
   airlock --config {cli_config} pending
   airlock --config {cli_config} approve ID        (or: reject ID --reason \"...\")
   curl -H \"Authorization: Bearer {reviewer_token}\" http://{addr}/api/v1/calls?status=pending
 (With cargo: cargo run --release -- --config {cli_config} pending.) Ctrl-C stops.
 ",
         addr = app.local_addr(),
+        waiting = waiting_note(app.state().config.approval.hold),
         policy = files.policy.display(),
         call_log = files.call_log.display(),
         cli_config = files.cli_config.display(),

@@ -27,8 +27,10 @@ use crate::upstream::{Inbound, ReplyRx};
 
 /// How often a waiting agent that asked for progress is told how long is left.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
-/// Keep-alive comments on a waiting stream, so idle proxies and clients do not hang up.
-const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// Keep-alive comments on a waiting stream, so idle proxies and clients do not hang up: under
+/// the 5 s read timeout of a default `httpx` client (which agents on the Python SDK often pass in
+/// to set their token), where 10 s cut their wait short.
+const KEEP_ALIVE: Duration = Duration::from_secs(4);
 
 /// Everything the wait needs, owned: it outlives the HTTP handler.
 pub struct ParkedCall {

@@ -68,6 +68,10 @@ async fn a_parked_call_emails_its_reviewers_once_within_a_second() {
         "the upstream's description: {text}"
     );
     assert!(html.contains("View in the dashboard"), "{html}");
+    assert!(
+        text.contains("Once approved:   it runs when its agent asks for it"),
+        "how an approval reaches the agent: {text}"
+    );
 
     let (status, _) = reviewer.approve(&id).await;
     assert_eq!(status, 200);

@@ -291,3 +291,34 @@ async fn another_token_of_the_same_agent_does_not_join_its_call() {
     other.close().await;
     agent.close().await;
 }
+
+#[tokio::test]
+async fn the_call_page_says_whether_the_agent_waits_now_or_picks_the_result_up_later() {
+    let app = spawn(APPROVAL, "hold = 1").await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let mut page = app.signed_in("bob@example.org", "approver").await;
+    let agent = app.agent().await;
+    let told = agent.call("export_session", json!({})).await;
+    assert!(is_waiting_text(&told), "{}", text(&told));
+    let id = alice.wait_one_pending().await;
+    let later = "The agent is not waiting right now: it gets the result when it calls \
+                 export_session again with the same arguments";
+
+    let body = page.get(&format!("/calls/{id}")).await.body;
+    assert!(body.contains(later), "{body}");
+
+    let waiting = agent.spawn_call("export_session", json!({}));
+    wait_for_requests(&alice, &id, 1).await;
+    let body = page.get(&format!("/calls/{id}")).await.body;
+    assert!(
+        body.contains("The agent is waiting for this call now."),
+        "{body}"
+    );
+    assert!(is_waiting_text(&result_of(waiting).await));
+    wait_for_requests(&alice, &id, 0).await;
+    let (status, _) = alice.approve(&id).await;
+    assert_eq!(status, 200);
+    let body = page.get(&format!("/calls/{id}")).await.body;
+    assert!(body.contains(later) && body.contains("(until "), "{body}");
+    agent.close().await;
+}

@@ -48,6 +48,8 @@ pub struct CallPage {
     pending: bool,
     can_decide: bool,
     outcome: String,
+    /// Whether the agent waits for the call now, or picks it up when it calls again (open calls).
+    agent_state: Option<String>,
     notice: Option<(&'static str, String)>,
     events: Vec<EventRow>,
     mails: Vec<MailRow>,
@@ -74,6 +76,31 @@ async fn load(app: &AppState, id: &CallId) -> PageResult<CallView> {
     let approvals = app.store.approvals(id).await?;
     let events = app.store.events(id).await?;
     Ok(CallView::new(row, approvals, Some(events)))
+}
+
+/// Whether the agent is waiting for an open call right now (`waiting` requests on this instance),
+/// or gets it when it calls again.
+fn agent_state(call: &CallView, waiting: usize) -> Option<String> {
+    if !matches!(call.status, CallStatus::Pending | CallStatus::Approved) {
+        return None;
+    }
+    Some(match waiting {
+        0 => {
+            let by = call
+                .pickup_by
+                .as_deref()
+                .filter(|_| call.status == CallStatus::Approved)
+                .map(|at| format!(" (until {})", short_time(at)))
+                .unwrap_or_default();
+            format!(
+                "The agent is not waiting right now: it gets the result when it calls {} again with \
+                 the same arguments{by}.",
+                call.tool
+            )
+        }
+        1 => "The agent is waiting for this call now.".to_owned(),
+        n => format!("The agent is waiting for this call now ({n} requests)."),
+    })
 }
 
 /// What the call's end looked like, in a sentence.
@@ -168,6 +195,7 @@ async fn render(
         pending,
         can_decide,
         outcome: outcome(&call),
+        agent_state: agent_state(&call, app.approvals.requests_waiting(&id)),
         notice,
         events: call.events.clone().unwrap_or_default(),
         mails: app.store.mails_of_call(&id).await?,
