@@ -95,6 +95,8 @@ pub struct AppState {
     pub failed_sign_ins: Arc<crate::audit::sign_ins::FailedSignIns>,
     /// Turns for argon2 work (sign-ins, new passwords), at most one per CPU.
     pub passwords: Arc<crate::web::passwords::PasswordWork>,
+    /// Results of calls run for MCP tasks, until their `tasks/result` takes them.
+    pub task_results: Arc<crate::mcp::tasks::TaskResults>,
     /// The masking rules in force (built in plus `[redaction]`).
     pub redactor: Arc<crate::redact::Redactor>,
     /// Appends the audit events of calls the policy decided alone, in batches.
@@ -258,6 +260,7 @@ impl Application {
             catalogue,
             feed: Arc::default(),
             passwords: Arc::default(),
+            task_results: Arc::default(),
             failed_sign_ins: Arc::default(),
             redactor,
             audit,

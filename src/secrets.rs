@@ -18,6 +18,33 @@ pub fn generate_link_token() -> Result<String, getrandom::Error> {
     Ok(format!("rl_{}", hex(&bytes)))
 }
 
+/// The key an agent token's MCP task ids are made with: derived from the token itself (in memory
+/// only, like the token while its request is served), so the store, which keeps only the ids'
+/// SHA-256, cannot make or list them, and yet every instance can list an agent's tasks.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TaskKey(String);
+
+impl TaskKey {
+    pub fn of_token(token: &str) -> Self {
+        Self(sha256_hex(format!("airlock task ids\n{token}").as_bytes()))
+    }
+
+    /// The id of the task this token has for call `call` (one per token and call): `task_` and
+    /// 64 hex digits, unguessable without the token.
+    pub fn task_id(&self, call: &str) -> String {
+        format!(
+            "task_{}",
+            sha256_hex(format!("{}\n{call}", self.0).as_bytes())
+        )
+    }
+}
+
+impl std::fmt::Debug for TaskKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskKey(..)")
+    }
+}
+
 /// An unguessable id for an MCP session (visible ASCII, as the spec asks).
 pub fn generate_session_id() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];

@@ -28,14 +28,16 @@ mod parked;
 mod queue;
 mod recovery;
 mod rule;
+mod tasks;
 mod view;
 
 pub use decide::{DecideError, Decided, Decision, Reviewer};
 pub use park::{Announce, Announcement, ParkError, ParkRequest};
-pub use parked::{Fate, Parked, Release, Requester, expiry_text};
+pub use parked::{Fate, Parked, Release, Requester, expiry_text, fate_text};
 pub use queue::ApprovalQueue;
 pub use recovery::{RecoveryError, default_instance_id};
 pub use rule::RuleSnapshot;
+pub use tasks::TaskCall;
 pub use view::CallView;
 
 /// How often the store is checked for decisions made outside this process.

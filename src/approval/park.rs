@@ -115,7 +115,7 @@ impl ApprovalQueue {
             &args.digest,
         );
         if let Some(row) = self.store.joinable(&key, Timestamp::now()).await? {
-            return Ok(self.join(&row, &request));
+            return Ok(self.join(&row, request.session, request.request_key));
         }
         let limits = self.limits();
         // A look before the work of parking (emails, the tool's description), so an agent at its
@@ -150,7 +150,8 @@ impl ApprovalQueue {
         };
         // Waiting starts before the commit, so a decision made right after it cannot be missed.
         let parked = self.wait_for(
-            &request,
+            request.session,
+            request.request_key.clone(),
             Wait {
                 id: id.clone(),
                 tool: request.tool.clone(),
@@ -190,7 +191,7 @@ impl ApprovalQueue {
                     .call(&open)
                     .await?
                     .ok_or(ParkError::Vanished(open))?;
-                return Ok(self.join(&row, &request));
+                return Ok(self.join(&row, request.session, request.request_key));
             }
             full => {
                 if let Some(e) = refusal(request.agent, full) {
@@ -205,22 +206,27 @@ impl ApprovalQueue {
         Ok(parked)
     }
 
-    /// Waits for `row`, a call another request parked with this request's key.
-    fn join(self: &Arc<Self>, row: &CallRow, request: &ParkRequest<'_>) -> Parked {
+    /// Waits for `row`, a call another request parked with this request's key, as `session`'s
+    /// request `request_key`.
+    pub(super) fn join(
+        self: &Arc<Self>,
+        row: &CallRow,
+        session: &SessionKey,
+        request_key: String,
+    ) -> Parked {
         tracing::Span::current().record("call", tracing::field::display(&row.id));
         tracing::info!(call = %row.id, status = %row.status, "joined a parked call with the same key");
         let wake = Arc::new(Notify::new());
         // Look at the call at once: it may be decided already.
         wake.notify_one();
         self.wait_for(
-            request,
+            session,
+            request_key,
             Wait {
                 id: row.id.clone(),
                 tool: row.tool.clone(),
                 digest: row.args_sha256.clone(),
-                rule: RuleSnapshot::read(&row.rule_json).unwrap_or_else(|| {
-                    RuleSnapshot::new(request.upstream, request.tool, request.rule)
-                }),
+                rule: RuleSnapshot::of_call(row),
                 expires_at: row.expires_at,
                 joined: true,
                 n: self.waiter_number(),
@@ -266,15 +272,15 @@ impl ApprovalQueue {
     }
 
     /// Registers one request's wait for a call in this process.
-    fn wait_for(self: &Arc<Self>, request: &ParkRequest<'_>, wait: Wait) -> Parked {
+    fn wait_for(self: &Arc<Self>, session: &SessionKey, request_key: String, wait: Wait) -> Parked {
         self.add_waiter(
             wait.id.clone(),
             Waiter {
                 n: wait.n,
                 wake: wait.wake.clone(),
                 end: wait.end.clone(),
-                session: request.session.clone(),
-                request_key: request.request_key.clone(),
+                session: session.clone(),
+                request_key,
             },
         );
         Parked::new(wait, self.clone())

@@ -122,6 +122,13 @@ impl Parked {
         }
     }
 
+    /// The wait, held until the call is decided whatever `[approval] hold` says (`tasks/result`
+    /// answers with the result, never with "call again").
+    pub fn holding_until_decided(mut self) -> Self {
+        self.hold_until = None;
+        self
+    }
+
     /// What a request that stops holding is told: the call waits, and how to get its result.
     pub fn waiting_text(&self) -> String {
         format!(
@@ -300,7 +307,7 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 /// What the agent reads when its call was not run.
-fn fate_text(row: &CallRow, pickup_secs: u64) -> String {
+pub fn fate_text(row: &CallRow, pickup_secs: u64) -> String {
     let reason = row.reason.as_deref().unwrap_or("no reason given");
     match row.status {
         CallStatus::Rejected => format!(

@@ -14,6 +14,8 @@ pub struct AgentIdentity {
     pub name: crate::domain::AgentName,
     /// The SHA-256 of the token used: rate limits of stateless clients count per token.
     pub token_sha256: String,
+    /// What the token's MCP task ids are made with.
+    pub task_key: crate::secrets::TaskKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +94,7 @@ pub async fn authenticate(
         .filter(|t| !t.is_empty())
         .ok_or(AuthError::Missing)?;
     let digest = sha256_hex(token.as_bytes());
+    let task_key = crate::secrets::TaskKey::of_token(token);
     if let Some(agent) = config
         .agents
         .iter()
@@ -100,6 +103,7 @@ pub async fn authenticate(
         return Ok(AgentIdentity {
             name: crate::domain::AgentName::new(agent.name.as_str()),
             token_sha256: digest,
+            task_key,
         });
     }
     if let Some(agent) = cache.get(&digest, TOKEN_CACHE_TTL) {
@@ -120,6 +124,7 @@ pub async fn authenticate(
             let agent = AgentIdentity {
                 name: agent.name,
                 token_sha256: digest,
+                task_key,
             };
             cache.put(&agent);
             Ok(agent)

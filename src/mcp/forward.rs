@@ -27,6 +27,11 @@ pub struct CallContext {
     pub agent: AgentName,
     /// The SHA-256 of the bearer token the agent called with (a parked call's key has it).
     pub token_sha256: String,
+    /// What the token's MCP task ids are made with.
+    pub task_key: crate::secrets::TaskKey,
+    /// Airlock offers MCP tasks to this client (a 2025-11-25 session): a parked call asked for as
+    /// a task is answered with one, and `tasks/*` of Airlock's tasks are answered here.
+    pub tasks: bool,
     /// What limits counted per session count against: the session, or the agent token for
     /// stateless clients.
     pub rate_key: String,
@@ -75,6 +80,7 @@ impl CallContext {
             overflow: self.overflow,
             stateless: self.stateless,
             in_flight: self.in_flight,
+            offer_tasks: None,
         }
     }
 }
@@ -82,7 +88,7 @@ impl CallContext {
 /// Judges the request (the policy's `hide`/resource rules, the `tools/call` gate), then parks it,
 /// refuses it, or sends it upstream and streams the answer back.
 #[tracing::instrument(name = "request", skip_all, fields(upstream = %ctx.gateway.name, agent = %ctx.agent, method, tool))]
-pub async fn forward(app: &AppState, ctx: CallContext, msg: Value) -> Reply {
+pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Reply {
     let started = Instant::now();
     let original_id = msg.get("id").cloned().unwrap_or(Value::Null);
     let method = msg
@@ -104,9 +110,9 @@ pub async fn forward(app: &AppState, ctx: CallContext, msg: Value) -> Reply {
                     ctx,
                     msg,
                     tool,
-                    rule,
+                    task: None,
                 };
-                return parked::respond(call).await;
+                return parked::respond(call, rule).await;
             }
             Gate::Refuse(answer) => return ctx.answer(answer),
         }
@@ -114,8 +120,14 @@ pub async fn forward(app: &AppState, ctx: CallContext, msg: Value) -> Reply {
         if let Some(answer) = refusal(app, &ctx, &method, &msg) {
             return ctx.answer(answer);
         }
+        // Airlock answers for the tasks of parked calls; the upstream's own pass through.
+        (ctx, msg) = match super::tasks::answer(app, ctx, msg).await {
+            Ok(reply) => return reply,
+            Err(not_ours) => not_ours,
+        };
         (None, None, None)
     };
+    let offer_tasks = (ctx.tasks && method == "tools/list").then(|| ctx.gateway.policy.current());
     let (upstream_id, replies) = match ctx.conn.request(&ctx.session, msg).await {
         Ok(sent) => sent,
         Err(e) => return unsent(app, &ctx, e, original_id, (tool, slot, trail)),
@@ -129,7 +141,9 @@ pub async fn forward(app: &AppState, ctx: CallContext, msg: Value) -> Reply {
         started,
         upstream_id,
     };
-    ctx.forwarded(app, sent).into_reply(replies)
+    let mut forwarded = ctx.forwarded(app, sent);
+    forwarded.offer_tasks = offer_tasks;
+    forwarded.into_reply(replies)
 }
 
 /// The policy's refusal of a request other than `tools/call` (a hidden tool's prompt, a resource

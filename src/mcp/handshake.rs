@@ -88,6 +88,9 @@ pub async fn initialize(
         _ => negotiate_version(requested),
     };
     result["protocolVersion"] = json!(version);
+    if version == super::tasks::TASKS_VERSION {
+        super::tasks::advertise(&mut result);
+    }
     let session_id: SessionKey = match crate::secrets::generate_session_id() {
         Ok(id) => Arc::from(session::tagged_id(&id, app.approvals.instance_id())),
         Err(e) => {
@@ -149,6 +152,8 @@ pub async fn session_message(
                 session: session.id.clone(),
                 agent: session.agent.name.clone(),
                 token_sha256: session.agent.token_sha256.clone(),
+                task_key: session.agent.task_key.clone(),
+                tasks: session.protocol_version == super::tasks::TASKS_VERSION,
                 rate_key: session.id.to_string(),
                 stateless: false,
                 overflow: Some(session.sink_tx.clone()),

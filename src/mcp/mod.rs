@@ -18,6 +18,7 @@ mod reply;
 mod request;
 pub mod session;
 mod stateless;
+pub mod tasks;
 mod tools_call;
 mod trail;
 

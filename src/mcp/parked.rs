@@ -36,9 +36,13 @@ const KEEP_ALIVE: Duration = Duration::from_secs(4);
 pub struct ParkedCall {
     pub app: AppState,
     pub ctx: CallContext,
+    /// The `tools/call` request (for a task's `tasks/result`, one made from the call, with that
+    /// request's id).
     pub msg: Value,
     pub tool: ToolName,
-    pub rule: ApprovalRule,
+    /// The MCP task whose `tasks/result` (or `tasks/get`) this request is, when it is one: the
+    /// result then says so (`_meta`), and "call again" is never the answer.
+    pub task: Option<String>,
 }
 
 /// The agent's request, as the wait sees it: over when its answer channel closed.
@@ -67,7 +71,7 @@ impl ParkedCall {
         if self.ctx.stateless {
             crate::protocol::mark_complete(&mut answer);
         }
-        answer
+        super::tasks::relate(self.task.as_deref(), answer)
     }
 
     fn count(&self, outcome: Outcome) {
@@ -77,8 +81,10 @@ impl ParkedCall {
     }
 }
 
-/// Parks the call and answers with the stream that waits for its fate.
-pub async fn respond(mut call: ParkedCall) -> Reply {
+/// Parks the call (or joins the call with its key) and answers with the stream that waits for its
+/// fate, or at once with a task when the request asked for one.
+pub async fn respond(mut call: ParkedCall, rule: ApprovalRule) -> Reply {
+    let wants_task = super::tasks::wants_task(&call.ctx, &call.msg);
     // The arguments move into the store; the waiting request keeps none (a release reads them
     // back from there).
     let arguments = match call.msg.pointer_mut("/params/arguments").map(Value::take) {
@@ -103,7 +109,7 @@ pub async fn respond(mut call: ParkedCall) -> Reply {
             session: &call.ctx.session,
             request_key: jsonrpc::id_key(&call.id()),
             arguments,
-            rule: &call.rule,
+            rule: &rule,
         })
         .await;
     let parked = match parked {
@@ -130,6 +136,15 @@ pub async fn respond(mut call: ParkedCall) -> Reply {
     } else {
         tracing::info!(call = %parked.id, "call parked for approval");
     }
+    if wants_task {
+        return super::tasks::created(&call, parked).await;
+    }
+    stream(call, parked)
+}
+
+/// The answer of a request waiting for a parked call: a stream that carries progress and
+/// keep-alives until the call's fate, then the answer.
+pub fn stream(call: ParkedCall, parked: Parked) -> Reply {
     let (tx, rx) = mpsc::channel(64);
     let overflow = call.ctx.overflow.clone();
     tokio::spawn(wait(call, parked, tx));
@@ -161,10 +176,15 @@ async fn wait(call: ParkedCall, parked: Parked, tx: mpsc::Sender<Value>) {
         }
     };
     match fate {
-        Fate::Approved(release) => forward(call, release, tx).await,
+        Fate::Approved(release) => send_released(call, release, tx).await,
         Fate::Refused(text) => {
             call.count(Outcome::NotApproved);
             let _ = tx.send(call.refusal(text)).await;
+        }
+        Fate::Waiting(text) if call.task.is_some() => {
+            // A task's result is never "call again": the agent waits on the task.
+            let answer = jsonrpc::error_response(call.id(), jsonrpc::INTERNAL_ERROR, text);
+            let _ = tx.send(answer).await;
         }
         Fate::Waiting(text) => {
             call.count(Outcome::Waiting);
@@ -196,7 +216,7 @@ fn progress_note(call: &ParkedCall, parked: &Parked, token: &Value, started: Ins
 
 /// Sends the approved call upstream, once, with the stored arguments, and relays the answer.
 #[tracing::instrument(name = "forward_approved", skip_all, fields(call = %release.id))]
-async fn forward(call: ParkedCall, mut release: Release, tx: mpsc::Sender<Value>) {
+pub(super) async fn send_released(call: ParkedCall, mut release: Release, tx: mpsc::Sender<Value>) {
     // Waiting for the upstream link (it may be restarting) must not outlast the agent.
     let link = tokio::select! {
         biased;
@@ -254,6 +274,7 @@ async fn relay(
         upstream_id,
     };
     let redactor = call.app.redactor.clone();
+    let task = call.task.clone();
     let mut forwarded = call.ctx.forwarded(&call.app, sent);
     // An approved call runs to its end: a request that ends now does not cancel it, and its
     // outcome is still recorded.
@@ -281,6 +302,11 @@ async fn relay(
         };
         let outcome = outcome_of(&item, started, &redactor);
         let (msg, last) = forwarded.render(item);
+        let msg = if last {
+            super::tasks::relate(task.as_deref(), msg)
+        } else {
+            msg
+        };
         // The agent gets its answer first; recording the outcome is not on its path.
         if listening {
             let _ = tx.send(msg).await;

@@ -146,6 +146,9 @@ pub struct Forwarded {
     pub stateless: bool,
     /// Keeps the session counted as busy while the call is open.
     pub in_flight: Option<InFlight>,
+    /// For a `tools/list` of a client offered MCP tasks: the policy, whose parking tools are
+    /// listed as runnable as tasks.
+    pub offer_tasks: Option<std::sync::Arc<crate::policy::Policy>>,
 }
 
 impl Forwarded {
@@ -172,10 +175,13 @@ impl Forwarded {
 
     fn classify(&mut self, item: Inbound) -> (Value, bool) {
         match item {
-            Inbound::Message(msg) => {
+            Inbound::Message(mut msg) => {
                 let last = msg.get("method").is_none();
                 if last {
                     self.finish(&msg);
+                    if let Some(policy) = &self.offer_tasks {
+                        super::tasks::offer_on_tools(&mut msg, policy);
+                    }
                 }
                 (msg, last)
             }

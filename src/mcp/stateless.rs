@@ -48,6 +48,8 @@ pub async fn handle(
                 session,
                 agent: agent.name,
                 token_sha256: agent.token_sha256.clone(),
+                task_key: agent.task_key.clone(),
+                tasks: false,
                 rate_key: agent.token_sha256,
                 stateless: true,
                 overflow: None,

@@ -21,6 +21,7 @@ mod outbox;
 mod passwords;
 mod rate_slots;
 mod sessions;
+mod tasks;
 mod transitions;
 mod users;
 
@@ -38,6 +39,7 @@ pub use instances::{Holder, InstanceRow};
 pub use links::{Followup, NewReviewLink, ReviewLinkRow};
 pub use outbox::{ClaimedMail, DIGEST_PENDING_BODY, MailPurpose, MailRow, NewMail, StoredMail};
 pub use sessions::BrowserSession;
+pub use tasks::TaskRow;
 pub use transitions::{DecisionRecord, Outcome, Vote};
 pub use users::{Role, TokenListing, User, UserListing};
 

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod agent_sdks;
 mod approval;
 mod approval_restart;
 mod audit;
@@ -20,4 +21,5 @@ mod policy_enforcement;
 mod proxy_passthrough;
 mod scale_out;
 mod security;
+mod tasks;
 mod third_party_clients;

@@ -1,9 +1,8 @@
 //! Clients nobody here wrote, used the way people will: the official MCP Python SDK in each of its
-//! connection modes, the official TypeScript SDK with its default options (a 60 s request
-//! timeout) through an approval that takes longer, and `airlock demo` followed by the very client
-//! command it prints (the MCP Inspector's CLI), and the demo's printed approve command. Python's
-//! `mcp` package, the TypeScript SDK (`tests/clients/node_modules`) and `npx` are needed by some;
-//! `.ci/run` installs them.
+//! connection modes, and `airlock demo` followed by the very client command it prints (the MCP
+//! Inspector's CLI), and the demo's printed approve command. Python's `mcp` package and `npx` are
+//! needed by some; `.ci/run` installs them. (The agent SDKs through long approvals are in
+//! `agent_sdks`.)
 
 use crate::common;
 
@@ -11,16 +10,13 @@ use std::process::Command;
 
 use common::{AIRLOCK, TestApp, outside_tool_available, runs};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const PYTHON_CLIENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/clients/python_sdk_client.py"
 );
 
-const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
-
-fn python_sdk_available() -> bool {
+pub fn python_sdk_available() -> bool {
     outside_tool_available(
         "the MCP Python SDK (pip install mcp)",
         runs("python3", &["-c", "import mcp.client.client, httpx2"]),
@@ -195,139 +191,4 @@ async fn the_demo_parks_export_session_and_its_printed_commands_release_it() {
         String::from_utf8_lossy(&approved.stderr)
     );
     assert!(common::text(&result).starts_with("1BVtsOK"), "{result:?}");
-}
-
-fn ts_sdk_available() -> bool {
-    outside_tool_available(
-        "the MCP TypeScript SDK (npm ci --prefix tests/clients)",
-        std::path::Path::new(CLIENTS)
-            .join("node_modules/@modelcontextprotocol/sdk/package.json")
-            .exists()
-            && runs("node", &["--version"]),
-    )
-}
-
-/// An SDK agent process that calls one tool, then again each time it is asked.
-struct Caller {
-    name: &'static str,
-    child: tokio::process::Child,
-    answers: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-}
-
-impl Caller {
-    fn start(name: &'static str, program: &str, args: &[&str]) -> Self {
-        let mut child = tokio::process::Command::new(program)
-            .args(args)
-            .current_dir(CLIENTS)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start the {name} client: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        Self {
-            name,
-            child,
-            answers: tokio::io::BufReader::new(stdout).lines(),
-        }
-    }
-
-    /// What the client printed about its latest call.
-    async fn answer(&mut self) -> Value {
-        let line = tokio::time::timeout(
-            std::time::Duration::from_secs(120),
-            self.answers.next_line(),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{}: no answer in 120 s", self.name))
-        .expect("read the client's output")
-        .unwrap_or_else(|| panic!("{}: the client exited", self.name));
-        serde_json::from_str(&line).expect("the client prints JSON")
-    }
-
-    async fn call_again(&mut self) -> Value {
-        let stdin = self.child.stdin.as_mut().expect("piped stdin");
-        stdin.write_all(b"again\n").await.expect("ask the client");
-        stdin.flush().await.expect("ask the client");
-        self.answer().await
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn default_sdk_clients_get_a_result_approved_after_75_s_by_calling_again() {
-    if !ts_sdk_available() || !python_sdk_available() {
-        return;
-    }
-    // Airlock's defaults: a request is held 50 s, under the SDKs' 60 s.
-    let app = TestApp::spawn().await;
-    let reviewer = app.reviewer("alice@example.org", "approver").await;
-    let url = app.mcp_url("telegram");
-    let started = std::time::Instant::now();
-    let mut callers = vec![
-        Caller::start(
-            "typescript",
-            "node",
-            &[
-                "ts_sdk_client.mjs",
-                &url,
-                &app.token,
-                "export_session",
-                r#"{"account": "ts"}"#,
-            ],
-        ),
-        Caller::start(
-            "python legacy",
-            "python3",
-            &[
-                "python_sdk_caller.py",
-                &url,
-                &app.token,
-                "legacy",
-                "export_session",
-                r#"{"account": "py-legacy"}"#,
-            ],
-        ),
-        Caller::start(
-            "python 2026-07-28",
-            "python3",
-            &[
-                "python_sdk_caller.py",
-                &url,
-                &app.token,
-                "2026-07-28",
-                "export_session",
-                r#"{"account": "py-2026"}"#,
-            ],
-        ),
-    ];
-    let parked = reviewer.wait_pending(3).await;
-    for caller in &mut callers {
-        let first = caller.answer().await;
-        let name = caller.name;
-        assert_eq!(first["is_error"], true, "{name}: {first}");
-        assert!(
-            first["text"].as_str().is_some_and(|t| t
-                .starts_with("Waiting for approval of telegram.export_session")
-                && t.contains("Call export_session again with the same arguments")),
-            "{name}: the waiting text, not a timeout: {first}"
-        );
-    }
-    tokio::time::sleep(std::time::Duration::from_secs(75).saturating_sub(started.elapsed())).await;
-    for call in &parked {
-        let (status, _) = reviewer.approve(call["id"].as_str().expect("an id")).await;
-        assert_eq!(status, 200);
-    }
-    for caller in &mut callers {
-        let result = caller.call_again().await;
-        let name = caller.name;
-        assert_eq!(result["is_error"], false, "{name}: {result}");
-        assert!(
-            result["text"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("1BVtsOK")),
-            "{name}: the session string: {result}"
-        );
-    }
-    assert_eq!(app.call_log.calls_of("export_session"), 3, "once each");
-    assert!(reviewer.calls("pending").await.is_empty());
 }

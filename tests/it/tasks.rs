@@ -1,0 +1,351 @@
+//! MCP tasks (2025-11-25) for parked calls, driven with a raw HTTP client (the official
+//! TypeScript SDK's own task support is in `agent_sdks`): the capability and the tools that can
+//! run as tasks, a task for a parked call, polled through its approval, its result taken once;
+//! `tasks/result` waiting for the decision; `tasks/cancel`; a rejection; and a task another agent
+//! cannot see.
+
+use crate::common;
+
+use common::{TestApp, WAIT};
+use serde_json::{Value, json};
+
+/// A 2025-11-25 session opened by hand with `token`.
+pub struct TaskSession {
+    url: String,
+    token: String,
+    pub id: String,
+    /// What `initialize` answered.
+    pub init: Value,
+    next: u64,
+}
+
+impl TaskSession {
+    pub async fn open(app: &TestApp, token: &str) -> Self {
+        let url = app.mcp_url("telegram");
+        let response = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "raw-task-client", "version": "1"}}}),
+            )
+            .send()
+            .await
+            .expect("initialize");
+        assert_eq!(response.status(), 200);
+        let id = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("a session id")
+            .to_owned();
+        let init = common::messages(response).await.remove(0);
+        Self {
+            url,
+            token: token.to_owned(),
+            id,
+            init,
+            next: 1,
+        }
+    }
+
+    /// Sends a request and returns its final answer.
+    pub async fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next += 1;
+        let response = tokio::time::timeout(
+            WAIT,
+            reqwest::Client::new()
+                .post(&self.url)
+                .bearer_auth(&self.token)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-session-id", &self.id)
+                .header("mcp-protocol-version", "2025-11-25")
+                .json(
+                    &json!({"jsonrpc": "2.0", "id": self.next, "method": method, "params": params}),
+                )
+                .send(),
+        )
+        .await
+        .expect("an answer in time")
+        .expect("POST");
+        let messages = common::messages(response).await;
+        messages
+            .into_iter()
+            .rfind(|m| m.get("method").is_none())
+            .unwrap_or_else(|| panic!("{method} got no answer"))
+    }
+}
+
+/// A second token for the test agent's app, as another agent.
+async fn other_agent(app: &TestApp) -> String {
+    let token = airlock::secrets::generate_token().expect("randomness");
+    app.store
+        .add_agent_token(
+            "other-agent",
+            &airlock::secrets::sha256_hex(token.as_bytes()),
+        )
+        .await
+        .expect("another agent");
+    token
+}
+
+fn task_of(created: &Value) -> String {
+    created["result"]["task"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a task: {created:#}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_parked_call_asked_for_as_a_task_is_polled_through_its_approval_and_its_result_taken_once()
+ {
+    let app = TestApp::spawn().await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let mut agent = TaskSession::open(&app, &app.token).await;
+    let tasks = &agent.init["result"]["capabilities"]["tasks"];
+    assert_eq!(tasks["requests"]["tools"]["call"], json!({}), "{tasks}");
+    assert!(
+        tasks["list"].is_object() && tasks["cancel"].is_object(),
+        "{tasks}"
+    );
+    let listed = agent.request("tools/list", json!({})).await;
+    let support = |name: &str| {
+        listed["result"]["tools"]
+            .as_array()
+            .and_then(|tools| tools.iter().find(|t| t["name"] == name))
+            .map(|t| t.pointer("/execution/taskSupport").cloned())
+            .unwrap_or_else(|| panic!("{name} is listed: {listed:#}"))
+    };
+    assert_eq!(support("export_session"), Some(json!("optional")));
+    assert_eq!(support("get_chats"), None, "only tools that can park");
+
+    let created = agent
+        .request(
+            "tools/call",
+            json!({"name": "export_session", "arguments": {}, "task": {"ttl": 60000}}),
+        )
+        .await;
+
+    let task = &created["result"]["task"];
+    assert_eq!(task["status"], "working", "{created:#}");
+    assert!(
+        task["statusMessage"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Waiting for approval of telegram.export_session")),
+        "{created:#}"
+    );
+    assert!(
+        task["pollInterval"].is_u64() && task["ttl"].is_i64(),
+        "{task}"
+    );
+    let task_id = task_of(&created);
+    assert!(task_id.starts_with("task_"), "{task_id}");
+    let id = alice.wait_one_pending().await;
+    let polled = agent.request("tasks/get", json!({"taskId": task_id})).await;
+    assert_eq!(polled["result"]["status"], "working", "{polled:#}");
+    let listed = agent.request("tasks/list", json!({})).await;
+    assert_eq!(
+        listed["result"]["tasks"][0]["taskId"],
+        task_id.as_str(),
+        "{listed:#}"
+    );
+
+    let (status, _) = alice.approve(&id).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.call_log.calls_of("export_session"),
+        0,
+        "it runs when the agent asks for it"
+    );
+
+    let polled = agent.request("tasks/get", json!({"taskId": task_id})).await;
+    assert_eq!(polled["result"]["status"], "completed", "{polled:#}");
+    assert_eq!(app.call_log.calls_of("export_session"), 1);
+    let result = agent
+        .request("tasks/result", json!({"taskId": task_id}))
+        .await;
+    assert!(
+        result["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("1BVtsOK")),
+        "{result:#}"
+    );
+    assert_eq!(
+        result["result"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
+        task_id.as_str()
+    );
+    let again = agent
+        .request("tasks/result", json!({"taskId": task_id}))
+        .await;
+    assert_eq!(again["error"]["code"], -32602, "delivered once: {again:#}");
+    assert_eq!(app.call_log.calls_of("export_session"), 1);
+    alice.wait_status(&id, "completed").await;
+}
+
+#[tokio::test]
+async fn another_agent_cannot_see_or_cancel_a_task() {
+    let app = TestApp::spawn().await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let mut agent = TaskSession::open(&app, &app.token).await;
+    let created = agent
+        .request(
+            "tools/call",
+            json!({"name": "export_session", "arguments": {}, "task": {}}),
+        )
+        .await;
+    let task_id = task_of(&created);
+    let mut other = TaskSession::open(&app, &other_agent(&app).await).await;
+
+    for method in ["tasks/get", "tasks/result", "tasks/cancel"] {
+        let answer = other.request(method, json!({"taskId": task_id})).await;
+        assert_eq!(answer["error"]["code"], -32602, "{method}: {answer:#}");
+        assert_eq!(
+            answer["error"]["message"],
+            "Failed to retrieve task: Task not found"
+        );
+    }
+    let listed = other.request("tasks/list", json!({})).await;
+    assert_eq!(listed["result"]["tasks"], json!([]), "{listed:#}");
+    let forged = agent
+        .request(
+            "tasks/get",
+            json!({"taskId": format!("task_{}", "0".repeat(64))}),
+        )
+        .await;
+    assert_eq!(forged["error"]["code"], -32602);
+    let id = alice.wait_one_pending().await;
+    assert_eq!(alice.call(&id).await["status"], "pending", "untouched");
+}
+
+#[tokio::test]
+async fn tasks_result_waits_for_the_decision_and_tasks_cancel_withdraws_a_waiting_call() {
+    let app = TestApp::spawn().await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let mut agent = TaskSession::open(&app, &app.token).await;
+    let waited = agent
+        .request(
+            "tools/call",
+            json!({"name": "export_session", "arguments": {"account": "a"}, "task": {}}),
+        )
+        .await;
+    let waited = task_of(&waited);
+    // Another session of the same token: a task belongs to the token, not to a session.
+    let mut waiter = TaskSession::open(&app, &app.token).await;
+    let result = tokio::spawn(async move {
+        waiter
+            .request("tasks/result", json!({"taskId": waited}))
+            .await
+    });
+    let id = alice.wait_one_pending().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while alice.call(&id).await["requests_waiting"] != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tasks/result never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (status, _) = alice.approve(&id).await;
+    assert_eq!(status, 200);
+    let result = result.await.expect("the waiting request");
+    assert!(
+        result["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("1BVtsOK")),
+        "{result:#}"
+    );
+
+    let cancelled = agent
+        .request(
+            "tools/call",
+            json!({"name": "export_session", "arguments": {"account": "b"}, "task": {}}),
+        )
+        .await;
+    let cancelled = task_of(&cancelled);
+    let answer = agent
+        .request("tasks/cancel", json!({"taskId": cancelled}))
+        .await;
+    assert_eq!(answer["result"]["status"], "cancelled", "{answer:#}");
+    let withdrawn = alice.calls("withdrawn").await;
+    assert_eq!(withdrawn.len(), 1, "{withdrawn:#?}");
+    let (status, _) = alice
+        .approve(withdrawn[0]["id"].as_str().expect("an id"))
+        .await;
+    assert_eq!(status, 409, "a cancelled call can no longer be approved");
+    let again = agent
+        .request("tasks/cancel", json!({"taskId": cancelled}))
+        .await;
+    assert_eq!(again["error"]["code"], -32602, "{again:#}");
+    let told = agent
+        .request("tasks/result", json!({"taskId": cancelled}))
+        .await;
+    assert_eq!(told["result"]["isError"], true, "{told:#}");
+    assert_eq!(app.call_log.calls_of("export_session"), 1);
+}
+
+#[tokio::test]
+async fn a_rejected_task_fails_with_the_reviewers_reason_and_never_runs() {
+    let app = TestApp::spawn().await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let mut agent = TaskSession::open(&app, &app.token).await;
+    let created = agent
+        .request(
+            "tools/call",
+            json!({"name": "export_session", "arguments": {}, "task": {}}),
+        )
+        .await;
+    let task_id = task_of(&created);
+    let id = alice.wait_one_pending().await;
+
+    let (status, _) = alice.reject(&id, "not for a bot").await;
+    assert_eq!(status, 200);
+
+    let polled = agent.request("tasks/get", json!({"taskId": task_id})).await;
+    assert_eq!(polled["result"]["status"], "failed", "{polled:#}");
+    assert_eq!(
+        polled["result"]["statusMessage"],
+        "Rejected by alice@example.org: not for a bot"
+    );
+    let result = agent
+        .request("tasks/result", json!({"taskId": task_id}))
+        .await;
+    assert_eq!(result["result"]["isError"], true);
+    assert_eq!(
+        result["result"]["content"][0]["text"],
+        "Rejected by alice@example.org: not for a bot"
+    );
+    assert_eq!(app.call_log.calls_of("export_session"), 0);
+}
+
+#[tokio::test]
+async fn an_older_revision_is_offered_no_tasks_and_its_calls_hold_as_before() {
+    let app = TestApp::spawn().await;
+    let session = app.raw_session("2025-06-18").await;
+    let listed = common::messages(
+        app.post_in_session(
+            &session,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        )
+        .await,
+    )
+    .await;
+    let tools = listed[0]["result"]["tools"].as_array().expect("tools");
+    assert!(
+        tools.iter().all(|t| t.get("execution").is_none()),
+        "{tools:#?}"
+    );
+    let answer = common::messages(
+        app.post_in_session(
+            &session,
+            r#"{"jsonrpc":"2.0","id":2,"method":"tasks/list","params":{}}"#,
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        answer[0]["error"].is_object(),
+        "passed to the upstream, which has no tasks: {answer:#?}"
+    );
+}
