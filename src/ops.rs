@@ -12,6 +12,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use crate::app::AppState;
+use crate::domain::CallStatus;
 use crate::policy::PolicyStatus;
 use crate::upstream::LinkState;
 
@@ -109,24 +110,41 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
             .into_response();
     }
     let sessions = app.sessions.len() as f64;
-    let waiting = app.approvals.waiting() as f64;
-    let mut text = app.metrics.render(&[
+    // Calls outlive requests: the queue is counted in the store (every instance's calls), the
+    // requests waiting for them in this process. A store that does not answer leaves its two
+    // gauges out (`/readyz` says why) rather than reporting zero.
+    let pending = app.store.count_status(CallStatus::Pending).await.ok();
+    let approved = app.store.count_status(CallStatus::Approved).await.ok();
+    let mut gauges = vec![
         (
             "airlock_sessions",
             "Open downstream MCP sessions.",
             sessions,
         ),
         (
-            "airlock_approvals_pending",
-            "Calls parked in this process, waiting for a decision.",
-            waiting,
+            "airlock_approval_requests_waiting",
+            "Agents' requests waiting in this process for parked calls.",
+            app.approvals.requests_waiting_total() as f64,
         ),
         (
             "airlock_audit_backlog_events",
             "Audit events of calls the policy decided alone, queued and not yet written.",
             app.audit.backlog() as f64,
         ),
-    ]);
+    ];
+    if let (Some(pending), Some(approved)) = (pending, approved) {
+        gauges.push((
+            "airlock_approvals_pending",
+            "Parked calls waiting for a decision (all instances).",
+            pending as f64,
+        ));
+        gauges.push((
+            "airlock_approvals_awaiting_pickup",
+            "Approved calls waiting for their agent to call again (all instances).",
+            approved as f64,
+        ));
+    }
+    let mut text = app.metrics.render(&gauges);
     let stats = &app.audit.stats;
     let count = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
     crate::metrics::render_counters(

@@ -261,7 +261,7 @@ impl Parked {
                 );
             }
         }
-        // The waiting is over: the gauge counts calls waiting for a decision, not ones on their way.
+        // This request's waiting is over: it sends the call now.
         self.queue.remove_waiter(&self.id, self.n);
         let release = Release {
             id: self.id.clone(),

@@ -132,9 +132,9 @@ impl ApprovalQueue {
         self.waiters().keys().cloned().collect()
     }
 
-    /// Calls that requests in this process wait for right now.
-    pub fn waiting(&self) -> usize {
-        self.waiters().len()
+    /// How many requests in this process wait for parked calls right now.
+    pub fn requests_waiting_total(&self) -> usize {
+        self.waiters().values().map(Vec::len).sum()
     }
 
     /// How many requests in this process wait for call `id` right now.

@@ -85,6 +85,14 @@ async fn past_the_hold_the_agent_is_told_to_call_again_and_its_next_call_gets_th
     let (status, _) = alice.approve(&id).await;
     assert_eq!(status, 200);
     assert_eq!(alice.call(&id).await["status"], "approved");
+    let metrics = app.metrics().await;
+    for gauge in [
+        "airlock_approvals_pending 0",
+        "airlock_approvals_awaiting_pickup 1",
+        "airlock_approval_requests_waiting 0",
+    ] {
+        assert!(metrics.contains(gauge), "{gauge}: {metrics}");
+    }
     let result = agent.call("export_session", json!({})).await;
     assert!(text(&result).starts_with("1BVtsOK"), "{}", text(&result));
     alice.wait_status(&id, "completed").await;
