@@ -215,6 +215,12 @@ pub async fn get(
             "Not Acceptable: GET streams are text/event-stream",
         ));
     }
+    if let Some(last) = header_str(&headers, "last-event-id")
+        && let Some(resumed) = super::resume::resume(&app, &session, last).await
+    {
+        session.touch();
+        return Ok(resumed.respond(true).await);
+    }
     let Ok(sink) = session.sink.clone().try_lock_owned() else {
         return Err(McpError::new(
             StatusCode::CONFLICT,

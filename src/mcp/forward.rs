@@ -41,6 +41,8 @@ pub struct CallContext {
     pub overflow: Option<mpsc::Sender<Value>>,
     /// Keeps the session counted as busy (not idle) while the call waits or runs.
     pub in_flight: Option<InFlight>,
+    /// The session's resumable parked streams (2025-11-25 sessions).
+    pub streams: Option<Arc<super::resume::ResumableStreams>>,
 }
 
 /// What the upstream was asked, for the reply's accounting.

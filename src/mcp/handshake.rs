@@ -146,20 +146,28 @@ pub async fn session_message(
             ..
         } => Err(McpError::invalid("this session is already initialized")),
         Kind::Request { .. } => {
-            let ctx = CallContext {
-                gateway: session.gateway.clone(),
-                conn: session.conn.clone(),
-                session: session.id.clone(),
-                agent: session.agent.name.clone(),
-                token_sha256: session.agent.token_sha256.clone(),
-                task_key: session.agent.task_key.clone(),
-                tasks: session.protocol_version == super::tasks::TASKS_VERSION,
-                rate_key: session.id.to_string(),
-                stateless: false,
-                overflow: Some(session.sink_tx.clone()),
-                in_flight: Some(session.call_started()),
-            };
-            Ok(forward::forward(app, ctx, msg).await)
+            Ok(forward::forward(app, CallContext::of_session(session), msg).await)
+        }
+    }
+}
+
+impl CallContext {
+    /// The context of a request in `session`.
+    pub fn of_session(session: &Session) -> Self {
+        let latest = session.protocol_version == super::tasks::TASKS_VERSION;
+        Self {
+            gateway: session.gateway.clone(),
+            conn: session.conn.clone(),
+            session: session.id.clone(),
+            agent: session.agent.name.clone(),
+            token_sha256: session.agent.token_sha256.clone(),
+            task_key: session.agent.task_key.clone(),
+            tasks: latest,
+            rate_key: session.id.to_string(),
+            stateless: false,
+            overflow: Some(session.sink_tx.clone()),
+            in_flight: Some(session.call_started()),
+            streams: latest.then(|| session.streams.clone()),
         }
     }
 }

@@ -16,6 +16,7 @@ mod handshake;
 mod parked;
 mod reply;
 mod request;
+mod resume;
 pub mod session;
 mod stateless;
 pub mod tasks;

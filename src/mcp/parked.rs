@@ -145,6 +145,26 @@ pub async fn respond(mut call: ParkedCall, rule: ApprovalRule) -> Reply {
 /// The answer of a request waiting for a parked call: a stream that carries progress and
 /// keep-alives until the call's fate, then the answer.
 pub fn stream(call: ParkedCall, parked: Parked) -> Reply {
+    stream_events(call, parked, None)
+}
+
+/// [`stream`], resumable where the session offers it: a new stream is remembered by the
+/// session and starts with a priming event; `resumed` (a stream's id and the number of its next
+/// event) continues one that was cut.
+pub fn stream_events(call: ParkedCall, parked: Parked, resumed: Option<(String, u64)>) -> Reply {
+    let event_ids = resumed.or_else(|| {
+        let streams = call.ctx.streams.as_ref()?;
+        let mut msg = call.msg.clone();
+        if let Some(params) = msg.get_mut("params").and_then(Value::as_object_mut) {
+            params.remove("arguments");
+        }
+        let id = streams.remember(super::resume::Resumable {
+            call: parked.id.clone(),
+            msg,
+            tool: call.tool.clone(),
+        })?;
+        Some((id, 0))
+    });
     let (tx, rx) = mpsc::channel(64);
     let overflow = call.ctx.overflow.clone();
     tokio::spawn(wait(call, parked, tx));
@@ -152,7 +172,11 @@ pub fn stream(call: ParkedCall, parked: Parked) -> Reply {
         let msg = rx.recv().await?;
         Some((msg, rx))
     });
-    Reply::Stream(Messages::new(stream, overflow, KEEP_ALIVE))
+    let messages = Messages::new(stream, overflow, KEEP_ALIVE);
+    Reply::Stream(match event_ids {
+        Some((id, first)) => messages.with_event_ids(id, first),
+        None => messages,
+    })
 }
 
 /// Waits for the call's fate, telling the agent how long is left if it asked; releases the call

@@ -44,6 +44,9 @@ pub struct Messages {
     /// Where related messages go when the answer is one JSON body and cannot carry them.
     overflow: Option<mpsc::Sender<Value>>,
     keep_alive: Duration,
+    /// SSE event ids (`STREAM:N`) for a resumable stream, and the number of its first event:
+    /// 0 starts with a priming event (an id, empty data, `retry`).
+    event_ids: Option<(String, u64)>,
 }
 
 impl Messages {
@@ -56,7 +59,14 @@ impl Messages {
             stream: stream.boxed(),
             overflow,
             keep_alive,
+            event_ids: None,
         }
+    }
+
+    /// The messages as events of the resumable stream `stream`, numbered from `first`.
+    pub fn with_event_ids(mut self, stream: String, first: u64) -> Self {
+        self.event_ids = Some((stream, first));
+        self
     }
 
     /// The final message, related ones going to the session's stream; `None` when there was none.
@@ -82,6 +92,14 @@ impl Reply {
             Self::Accepted => StatusCode::ACCEPTED.into_response(),
             Self::One(msg) => single(msg, as_sse),
             Self::Stream(messages) if as_sse => {
+                if let Some((id, first)) = messages.event_ids {
+                    return unbuffered(resumable_sse(
+                        messages.stream,
+                        messages.keep_alive,
+                        id,
+                        first,
+                    ));
+                }
                 let keep_alive = KeepAlive::new().interval(messages.keep_alive);
                 let events = messages
                     .stream
@@ -95,6 +113,55 @@ impl Reply {
             },
         }
     }
+}
+
+/// A resumable stream's events, framed here rather than by axum: its priming event needs an
+/// empty `data:` line (`id`, `retry`, `data:`), which clients (the TypeScript SDK) dispatch and
+/// read the id of, where an event without any data line is dropped unseen.
+fn resumable_sse(
+    messages: BoxStream<'static, Value>,
+    keep_alive: Duration,
+    id: String,
+    first: u64,
+) -> Response {
+    use futures_util::stream;
+    let priming = (first == 0).then(|| {
+        bytes::Bytes::from(format!(
+            "id: {}\nretry: {}\ndata:\n\n",
+            super::resume::event_id(&id, 0),
+            super::resume::RETRY.as_millis()
+        ))
+    });
+    // Compact JSON never holds a line break, so one `data:` line carries a message.
+    let numbered = messages
+        .zip(stream::iter(first.max(1)..))
+        .map(move |(msg, n)| {
+            bytes::Bytes::from(format!(
+                "event: message\nid: {}\ndata: {msg}\n\n",
+                super::resume::event_id(&id, n)
+            ))
+        });
+    let events = stream::iter(priming)
+        .chain(numbered)
+        .map(Some)
+        .chain(stream::once(async { None }));
+    let start = tokio::time::Instant::now() + keep_alive;
+    let ticks = stream::unfold(
+        tokio::time::interval_at(start, keep_alive),
+        |mut every| async {
+            every.tick().await;
+            Some((Some(bytes::Bytes::from_static(b":\n\n")), every))
+        },
+    );
+    let body = stream::select(events, ticks)
+        .take_while(|frame| std::future::ready(frame.is_some()))
+        .filter_map(std::future::ready)
+        .map(Ok::<_, Infallible>);
+    Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "text/event-stream")
+        .header(axum::http::header::CACHE_CONTROL, "no-cache")
+        .body(axum::body::Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// One message as the whole answer, in the form the client asked for.

@@ -54,6 +54,8 @@ pub struct Session {
     last_active_ms: AtomicU64,
     /// Calls forwarded and not yet answered: a session waiting on a long call is not idle.
     in_flight: Arc<AtomicUsize>,
+    /// Its parked streams a `GET` with `Last-Event-ID` can resume.
+    pub streams: Arc<super::resume::ResumableStreams>,
 }
 
 /// Counts one call in flight for as long as it lives.
@@ -91,6 +93,7 @@ impl Session {
             created: Instant::now(),
             last_active_ms: AtomicU64::new(0),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            streams: Arc::default(),
         })
     }
 

@@ -54,6 +54,7 @@ pub async fn handle(
                 stateless: true,
                 overflow: None,
                 in_flight: None,
+                streams: None,
             };
             Ok(forward::forward(app, ctx, msg).await)
         }

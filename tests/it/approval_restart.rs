@@ -61,14 +61,10 @@ async fn calls_parked_when_airlock_is_killed_survive_the_restart_and_wait_for_th
     }
 
     first.kill_hard();
+    // The client may keep trying to resume its cut streams (their events carry ids); the calls
+    // do not depend on it.
     for call in calls {
-        let outcome = tokio::time::timeout(WAIT, call)
-            .await
-            .expect("the client notices");
-        assert!(
-            !matches!(outcome, Ok(Ok(ref r)) if r.is_error != Some(true)),
-            "no call succeeded: {outcome:?}"
-        );
+        call.abort();
     }
 
     let second = Server::start(dir.path());

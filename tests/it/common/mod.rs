@@ -783,9 +783,12 @@ pub async fn messages(response: reqwest::Response) -> Vec<Value> {
         .is_some_and(|v| v.starts_with("text/event-stream"));
     let text = response.text().await.expect("a body");
     if is_sse {
+        // An event with empty data is a priming event (its id lets a cut stream resume).
         text.lines()
             .filter_map(|line| line.strip_prefix("data:"))
-            .map(|data| serde_json::from_str(data.trim()).expect("SSE data is JSON"))
+            .map(str::trim)
+            .filter(|data| !data.is_empty())
+            .map(|data| serde_json::from_str(data).expect("SSE data is JSON"))
             .collect()
     } else if text.is_empty() {
         Vec::new()
