@@ -29,9 +29,10 @@ pub struct CallContext {
     pub token_sha256: String,
     /// What the token's MCP task ids are made with.
     pub task_key: crate::secrets::TaskKey,
-    /// Airlock offers MCP tasks to this client (a 2025-11-25 session): a parked call asked for as
-    /// a task is answered with one, and `tasks/*` of Airlock's tasks are answered here.
-    pub tasks: bool,
+    /// The MCP tasks Airlock offers this client (2025-11-25 sessions: the core feature; 2026-07-28:
+    /// the extension): a parked call asked for as a task is answered with one, and `tasks/*` of
+    /// Airlock's tasks are answered here.
+    pub tasks: Option<super::tasks::Flavor>,
     /// What limits counted per session count against: the session, or the agent token for
     /// stateless clients.
     pub rate_key: String,
@@ -129,7 +130,8 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
         };
         (None, None, None)
     };
-    let offer_tasks = (ctx.tasks && method == "tools/list").then(|| ctx.gateway.policy.current());
+    let offer_tasks = (ctx.tasks == Some(super::tasks::Flavor::Core) && method == "tools/list")
+        .then(|| ctx.gateway.policy.current());
     let (upstream_id, replies) = match ctx.conn.request(&ctx.session, msg).await {
         Ok(sent) => sent,
         Err(e) => return unsent(app, &ctx, e, original_id, (tool, slot, trail)),

@@ -162,7 +162,7 @@ impl CallContext {
             agent: session.agent.name.clone(),
             token_sha256: session.agent.token_sha256.clone(),
             task_key: session.agent.task_key.clone(),
-            tasks: latest,
+            tasks: latest.then_some(super::tasks::Flavor::Core),
             rate_key: session.id.to_string(),
             stateless: false,
             overflow: Some(session.sink_tx.clone()),

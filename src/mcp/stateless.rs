@@ -30,7 +30,9 @@ pub async fn handle(
             let id = id.clone();
             let answer = match conn.ready().await {
                 Ok(init) => {
-                    json!({"jsonrpc": "2.0", "id": id, "result": crate::protocol::discover_result(&init)})
+                    let mut result = crate::protocol::discover_result(&init);
+                    super::tasks::advertise_extension(&mut result);
+                    json!({"jsonrpc": "2.0", "id": id, "result": result})
                 }
                 Err(e) => jsonrpc::error_response(
                     id,
@@ -49,7 +51,7 @@ pub async fn handle(
                 agent: agent.name,
                 token_sha256: agent.token_sha256.clone(),
                 task_key: agent.task_key.clone(),
-                tasks: false,
+                tasks: Some(super::tasks::Flavor::Extension),
                 rate_key: agent.token_sha256,
                 stateless: true,
                 overflow: None,

@@ -1,15 +1,17 @@
-//! MCP tasks (2025-11-25) for parked calls, as the agent sees them. To a 2025-11-25 session
-//! Airlock advertises `capabilities.tasks` (merged with the upstream's own) and lists the tools
-//! that can park with `execution.taskSupport: "optional"`; a parked call asked for with
-//! `params.task` is answered at once with a `CreateTaskResult` (`working`, the waiting text as
-//! its status message) instead of a held request. Then:
-//! - `tasks/get` says the call's state; once it is approved, the first `tasks/get` (on any
-//!   instance) runs it inside that request and keeps the result in this process's memory until a
-//!   `tasks/result` takes it, once (results are never stored);
-//! - `tasks/result` waits for the decision like a held request with no `hold`, and answers with
-//!   the upstream's result, or the text of a refusal as an `isError` result;
-//! - `tasks/cancel` withdraws a call not yet sent;
-//! - `tasks/list` lists the token's tasks, newest first.
+//! MCP tasks for parked calls, as the agent sees them, in both forms:
+//! - **Core** (2025-11-25 sessions). Airlock advertises `capabilities.tasks` (merged with the
+//!   upstream's own) and lists the tools that can park with `execution.taskSupport: "optional"`;
+//!   a parked call asked for with `params.task` is answered at once with a `CreateTaskResult`
+//!   (`{task}`: `working`, the waiting text as its status message). `tasks/get` says the call's
+//!   state; once it is approved, the first `tasks/get` (on any instance) runs it inside that
+//!   request and keeps the result in this process's memory until a `tasks/result` takes it, once
+//!   (results are never stored); `tasks/result` waits for the decision like a held request with no
+//!   `hold`; `tasks/cancel` withdraws a call not yet sent; `tasks/list` lists the token's tasks.
+//! - **Extension** (2026-07-28, `io.modelcontextprotocol/tasks`, when the request's
+//!   `_meta` client capabilities declare it). A parked call is answered with `resultType: "task"`;
+//!   `tasks/get` carries the result inline once the call has run (the first `tasks/get` after the
+//!   approval runs it), a refusal as a completed `isError` result; `tasks/cancel` and
+//!   `tasks/update` are acknowledged with an empty result.
 //!
 //! A task is visible only to the agent token that created it: any other `taskId` is answered as
 //! unknown (-32602), or passed to the upstream when the upstream runs tasks of its own.
@@ -31,8 +33,19 @@ use crate::jsonrpc;
 use crate::metrics::Outcome;
 use crate::policy::{Policy, Rule};
 
-/// The revision whose clients are offered tasks (2026-07-28 has them as an extension).
+/// The handshake revision whose clients are offered tasks (2026-07-28 has them as an extension).
 pub const TASKS_VERSION: &str = "2025-11-25";
+/// The 2026-07-28 extension's name.
+pub const EXTENSION: &str = "io.modelcontextprotocol/tasks";
+
+/// Which form of MCP tasks a client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// 2025-11-25's `tasks` capability, `params.task`, `tasks/result` and `tasks/list`.
+    Core,
+    /// 2026-07-28's `io.modelcontextprotocol/tasks` extension: results inline in `tasks/get`.
+    Extension,
+}
 /// The `_meta` key naming the task a result belongs to.
 pub const RELATED_TASK: &str = "io.modelcontextprotocol/related-task";
 /// The `_meta` key of a `CreateTaskResult` with a text for the model while the task runs.
@@ -80,9 +93,29 @@ pub fn relate(task: Option<&str>, mut answer: Value) -> Value {
     answer
 }
 
-/// Whether a `tools/call` asks to be run as a task, of a client offered tasks.
+/// Whether a `tools/call` asks to be run as a task (core), or may be (the extension declared in
+/// the request's own client capabilities).
 pub fn wants_task(ctx: &CallContext, msg: &Value) -> bool {
-    ctx.tasks && msg.pointer("/params/task").is_some_and(Value::is_object)
+    match ctx.tasks {
+        Some(Flavor::Core) => msg.pointer("/params/task").is_some_and(Value::is_object),
+        Some(Flavor::Extension) => msg
+            .pointer("/params/_meta/io.modelcontextprotocol~1clientCapabilities/extensions")
+            .and_then(|extensions| extensions.get(EXTENSION))
+            .is_some(),
+        None => false,
+    }
+}
+
+/// Adds the tasks extension to a 2026-07-28 `server/discover` result.
+pub fn advertise_extension(result: &mut Value) {
+    if !result.get("capabilities").is_some_and(Value::is_object) {
+        result["capabilities"] = json!({});
+    }
+    let capabilities = &mut result["capabilities"];
+    if !capabilities.get("extensions").is_some_and(Value::is_object) {
+        capabilities["extensions"] = json!({});
+    }
+    capabilities["extensions"][EXTENSION] = json!({});
 }
 
 /// Adds Airlock's task support to an `initialize` result (keeping the upstream's own).
@@ -169,16 +202,23 @@ pub async fn created(call: &ParkedCall, parked: Parked) -> Reply {
     tracing::info!(call = %task.call.id, "answered with a task");
     app.metrics
         .tool_call(&call.ctx.gateway.name, &call.tool, Outcome::Waiting);
-    let view = view(app, &task_id, &task);
-    let message = view["statusMessage"].clone();
-    Reply::One(json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "result": {"task": view, "_meta": {IMMEDIATE_RESPONSE: message}},
-    }))
+    let flavor = call.ctx.tasks.unwrap_or(Flavor::Core);
+    let view = view(app, flavor, &task_id, &task);
+    let result = match flavor {
+        Flavor::Core => {
+            let message = view["statusMessage"].clone();
+            json!({"task": view, "_meta": {IMMEDIATE_RESPONSE: message}})
+        }
+        Flavor::Extension => {
+            let mut view = view;
+            view["resultType"] = json!("task");
+            view
+        }
+    };
+    Reply::One(json!({"jsonrpc": "2.0", "id": id, "result": result}))
 }
 
-/// Answers `tasks/*` requests for Airlock's tasks; gives back the request (to forward upstream)
+/// Answers `tasks/*` requests for Airlock's tasks (the client's form of them); gives back the request (to forward upstream)
 /// when it is not one, or names a task that is not Airlock's and the upstream runs tasks.
 pub async fn answer(
     app: &AppState,
@@ -189,7 +229,17 @@ pub async fn answer(
         .get("method")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if !ctx.tasks || !method.starts_with("tasks/") {
+    let ours = match ctx.tasks {
+        Some(Flavor::Core) => {
+            matches!(
+                method,
+                "tasks/get" | "tasks/result" | "tasks/cancel" | "tasks/list"
+            )
+        }
+        Some(Flavor::Extension) => matches!(method, "tasks/get" | "tasks/cancel" | "tasks/update"),
+        None => false,
+    };
+    if !ours {
         return Err((ctx, msg));
     }
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
@@ -228,16 +278,28 @@ pub async fn answer(
             "Failed to retrieve task: Task not found",
         )));
     };
-    Ok(match method {
-        "tasks/get" => Reply::One(get(app, ctx, id, &task_id, task).await),
-        "tasks/result" => result(app, ctx, id, &task_id, task).await,
-        "tasks/cancel" => Reply::One(cancel(app, &ctx, id, &task_id, task).await),
-        _ => Reply::One(jsonrpc::error_response(
-            id,
-            jsonrpc::METHOD_NOT_FOUND,
-            format!("{method} is not a task method Airlock knows"),
-        )),
-    })
+    let stateless = ctx.stateless;
+    let answer = match (ctx.tasks, method) {
+        (Some(Flavor::Extension), "tasks/get") => get_inline(app, ctx, id, &task_id, task).await,
+        (Some(Flavor::Extension), "tasks/cancel") => {
+            cancel(app, &ctx, id.clone(), &task_id, task).await;
+            json!({"jsonrpc": "2.0", "id": id, "result": {}})
+        }
+        // No call of Airlock's ever asks for input: an update has nothing to answer.
+        (Some(Flavor::Extension), _) => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
+        (_, "tasks/get") => get(app, ctx, id, &task_id, task).await,
+        (_, "tasks/result") => return Ok(result(app, ctx, id, &task_id, task).await),
+        _ => cancel(app, &ctx, id, &task_id, task).await,
+    };
+    Ok(Reply::One(finished(stateless, answer)))
+}
+
+/// `answer` as the revision the client speaks writes a final response.
+fn finished(stateless: bool, mut answer: Value) -> Value {
+    if stateless {
+        crate::protocol::mark_complete(&mut answer);
+    }
+    answer
 }
 
 /// Whether `id` is shaped like the ids Airlock makes (never sent to an upstream).
@@ -269,7 +331,66 @@ async fn get(app: &AppState, ctx: CallContext, id: Value, task_id: &str, task: T
     } else {
         task
     };
-    json!({"jsonrpc": "2.0", "id": id, "result": view(app, task_id, &task)})
+    json!({"jsonrpc": "2.0", "id": id, "result": view(app, Flavor::Core, task_id, &task)})
+}
+
+/// The extension's `tasks/get`: the task, with the call's result inline once it has run (an
+/// approved call is run now, inside this request); a refusal is a completed `isError` result.
+async fn get_inline(
+    app: &AppState,
+    ctx: CallContext,
+    id: Value,
+    task_id: &str,
+    task: TaskCall,
+) -> Value {
+    let token = ctx.token_sha256.clone();
+    let ran = if task.call.status == CallStatus::Approved {
+        run(app, ctx, id.clone(), task_id, &task).await
+    } else {
+        None
+    };
+    let task = match app.approvals.task(task_id, &token).await {
+        Ok(Some(now)) => now,
+        _ => task,
+    };
+    let mut view = view(app, Flavor::Extension, task_id, &task);
+    let status = task.call.status;
+    if status.is_refusal() {
+        if let Err(e) = app.store.mark_told(&task.call.id).await {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot record that the agent was told");
+        }
+        let refusal = jsonrpc::tool_error_result(Value::Null, not_run_text(app, &task));
+        view["result"] = refusal["result"].clone();
+    } else if !status.is_open() && status != CallStatus::Withdrawn {
+        let response = ran.or_else(|| app.task_results.take(task_id));
+        let response = match response {
+            Some(response) => response,
+            None if matches!(status, CallStatus::Completed | CallStatus::Failed) => {
+                return jsonrpc::error_response(
+                    id,
+                    jsonrpc::INVALID_PARAMS,
+                    "Failed to retrieve task: its result was delivered already, or is held by \
+                     another Airlock instance (results are never stored)",
+                );
+            }
+            // Sent, but how it ended is unknown (or the call was abandoned): no result exists.
+            None => {
+                jsonrpc::error_response(Value::Null, jsonrpc::INTERNAL_ERROR, task_status(&task).1)
+            }
+        };
+        match (response.get("result"), response.get("error")) {
+            (_, Some(error)) => {
+                view["status"] = json!("failed");
+                view["error"] = error.clone();
+            }
+            (Some(result), None) => {
+                view["status"] = json!("completed");
+                view["result"] = result.clone();
+            }
+            (None, None) => {}
+        }
+    }
+    json!({"jsonrpc": "2.0", "id": id, "result": view})
 }
 
 /// When a task's kept result is forgotten: the end of the task's lifetime.
@@ -413,7 +534,7 @@ async fn cancel(
         Ok(Some(now)) => now,
         _ => task,
     };
-    json!({"jsonrpc": "2.0", "id": id, "result": view(app, task_id, &task)})
+    json!({"jsonrpc": "2.0", "id": id, "result": view(app, Flavor::Core, task_id, &task)})
 }
 
 /// `tasks/list`: the token's tasks on this upstream, newest first, [`LIST_PAGE`] at a time.
@@ -458,7 +579,14 @@ async fn list(app: &AppState, ctx: &CallContext, id: Value, msg: &Value) -> Valu
     let tasks: Vec<Value> = page
         .iter()
         .filter(|t| t.call.upstream == ctx.gateway.name)
-        .map(|t| view(app, &ctx.task_key.task_id(t.call.id.as_str()), t))
+        .map(|t| {
+            view(
+                app,
+                Flavor::Core,
+                &ctx.task_key.task_id(t.call.id.as_str()),
+                t,
+            )
+        })
         .collect();
     let mut result = json!({"tasks": tasks});
     if let Some(next) = next {
@@ -472,9 +600,16 @@ fn read_cursor(cursor: &str) -> Option<(Timestamp, String)> {
     Some((Timestamp::parse(at).ok()?, digest.to_owned()))
 }
 
-/// The task as the protocol shows it.
-fn view(app: &AppState, task_id: &str, task: &TaskCall) -> Value {
+/// The task as the protocol shows it, in the client's form.
+fn view(app: &AppState, flavor: Flavor, task_id: &str, task: &TaskCall) -> Value {
     let (status, message) = task_status(task);
+    // The extension's `failed` is for JSON-RPC errors: a call that ended with an `isError`
+    // result (as a refusal does) is completed.
+    let status = match (flavor, task.call.status) {
+        (Flavor::Extension, CallStatus::Completed) => "completed",
+        (Flavor::Extension, s) if s.is_refusal() => "completed",
+        _ => status,
+    };
     let message = match task.call.status {
         CallStatus::Rejected | CallStatus::Expired | CallStatus::Unclaimed => {
             not_run_text(app, task)
@@ -488,15 +623,20 @@ fn view(app: &AppState, task_id: &str, task: &TaskCall) -> Value {
         .max()
         .unwrap_or(call.created_at)
         .max(task.task.created_at);
-    json!({
+    let (ttl, poll) = match flavor {
+        Flavor::Core => ("ttl", "pollInterval"),
+        Flavor::Extension => ("ttlMs", "pollIntervalMs"),
+    };
+    let mut view = json!({
         "taskId": task_id,
         "status": status,
         "statusMessage": message,
         "createdAt": task.task.created_at.text(),
         "lastUpdatedAt": updated.text(),
-        "ttl": task.task.ttl_ms,
-        "pollInterval": POLL_INTERVAL_MS,
-    })
+    });
+    view[ttl] = json!(task.task.ttl_ms);
+    view[poll] = json!(POLL_INTERVAL_MS);
+    view
 }
 
 /// The task status of the task's call, and what it means in words.

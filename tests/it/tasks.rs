@@ -1,8 +1,9 @@
-//! MCP tasks (2025-11-25) for parked calls, driven with a raw HTTP client (the official
-//! TypeScript SDK's own task support is in `agent_sdks`): the capability and the tools that can
-//! run as tasks, a task for a parked call, polled through its approval, its result taken once;
-//! `tasks/result` waiting for the decision; `tasks/cancel`; a rejection; and a task another agent
-//! cannot see.
+//! MCP tasks for parked calls, driven with a raw HTTP client (the official TypeScript SDK's own
+//! 2025-11-25 task support is in `agent_sdks`; no official SDK release speaks the 2026-07-28
+//! tasks extension yet): the capability and the tools that can run as tasks, a task for a parked
+//! call, polled through its approval, its result taken once; `tasks/result` waiting for the
+//! decision; `tasks/cancel`; a rejection; a task another agent cannot see; and the 2026-07-28
+//! extension, with its result inline in `tasks/get`.
 
 use crate::common;
 
@@ -348,4 +349,147 @@ async fn an_older_revision_is_offered_no_tasks_and_its_calls_hold_as_before() {
         answer[0]["error"].is_object(),
         "passed to the upstream, which has no tasks: {answer:#?}"
     );
+}
+
+/// A 2026-07-28 request (no session) with the agent's `token`.
+async fn stateless(app: &TestApp, token: &str, method: &str, params: Value) -> Value {
+    let mut request = reqwest::Client::new()
+        .post(app.mcp_url("telegram"))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(name) = params.get("name").and_then(Value::as_str) {
+        request = request.header("mcp-name", name);
+    }
+    let response = tokio::time::timeout(
+        WAIT,
+        request
+            .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}))
+            .send(),
+    )
+    .await
+    .expect("an answer in time")
+    .expect("POST");
+    common::messages(response)
+        .await
+        .into_iter()
+        .rfind(|m| m.get("method").is_none())
+        .unwrap_or_else(|| panic!("{method} got no answer"))
+}
+
+/// `tools/call` params declaring the 2026-07-28 tasks extension.
+fn with_tasks_extension(arguments: Value) -> Value {
+    json!({"name": "export_session", "arguments": arguments, "_meta": {
+        "io.modelcontextprotocol/clientCapabilities": {
+            "extensions": {"io.modelcontextprotocol/tasks": {}}}}})
+}
+
+#[tokio::test]
+async fn a_2026_client_declaring_the_tasks_extension_gets_a_task_and_its_result_inline() {
+    let app = TestApp::spawn_with(common::Setup {
+        extra_toml: "[approval]\nhold = 1\n".to_owned(),
+        ..common::Setup::default()
+    })
+    .await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let discovered = stateless(&app, &app.token, "server/discover", json!({})).await;
+    assert_eq!(
+        discovered["result"]["capabilities"]["extensions"]["io.modelcontextprotocol/tasks"],
+        json!({}),
+        "{discovered:#}"
+    );
+
+    let created = stateless(
+        &app,
+        &app.token,
+        "tools/call",
+        with_tasks_extension(json!({})),
+    )
+    .await;
+
+    let task = &created["result"];
+    assert_eq!(task["resultType"], "task", "{created:#}");
+    assert_eq!(task["status"], "working");
+    assert!(
+        task["ttlMs"].is_i64() && task["pollIntervalMs"].is_u64(),
+        "{task}"
+    );
+    let task_id = task["taskId"].as_str().expect("a task id").to_owned();
+    let id = alice.wait_one_pending().await;
+    let polled = stateless(&app, &app.token, "tasks/get", json!({"taskId": task_id})).await;
+    assert_eq!(polled["result"]["resultType"], "complete", "{polled:#}");
+    assert_eq!(polled["result"]["status"], "working");
+    let other = other_agent(&app).await;
+    let peek = stateless(&app, &other, "tasks/get", json!({"taskId": task_id})).await;
+    assert_eq!(peek["error"]["code"], -32602, "{peek:#}");
+
+    let (status, _) = alice.approve(&id).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.call_log.calls_of("export_session"), 0);
+    let done = stateless(&app, &app.token, "tasks/get", json!({"taskId": task_id})).await;
+    assert_eq!(done["result"]["status"], "completed", "{done:#}");
+    assert!(
+        done["result"]["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("1BVtsOK")),
+        "{done:#}"
+    );
+    assert_eq!(app.call_log.calls_of("export_session"), 1);
+    let again = stateless(&app, &app.token, "tasks/get", json!({"taskId": task_id})).await;
+    assert_eq!(again["error"]["code"], -32602, "delivered once: {again:#}");
+
+    let refused = stateless(
+        &app,
+        &app.token,
+        "tools/call",
+        with_tasks_extension(json!({"account": "other"})),
+    )
+    .await;
+    let refused_id = refused["result"]["taskId"]
+        .as_str()
+        .expect("a task")
+        .to_owned();
+    let pending = alice.wait_pending(1).await;
+    let (status, _) = alice
+        .reject(pending[0]["id"].as_str().expect("an id"), "no")
+        .await;
+    assert_eq!(status, 200);
+    let told = stateless(&app, &app.token, "tasks/get", json!({"taskId": refused_id})).await;
+    assert_eq!(told["result"]["status"], "completed", "{told:#}");
+    assert_eq!(told["result"]["result"]["isError"], true);
+    assert_eq!(
+        told["result"]["result"]["content"][0]["text"],
+        "Rejected by alice@example.org: no"
+    );
+    let cancelled = stateless(
+        &app,
+        &app.token,
+        "tasks/cancel",
+        json!({"taskId": refused_id}),
+    )
+    .await;
+    assert_eq!(
+        cancelled["result"]["resultType"], "complete",
+        "acknowledged: {cancelled:#}"
+    );
+
+    let plain = stateless(
+        &app,
+        &app.token,
+        "tools/call",
+        json!({"name": "export_session", "arguments": {"account": "plain"}}),
+    )
+    .await;
+    assert_eq!(
+        plain["result"]["isError"], true,
+        "no task without the extension: {plain:#}"
+    );
+    assert!(
+        plain["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Waiting for approval")),
+        "{plain:#}"
+    );
+    assert_eq!(app.call_log.calls_of("export_session"), 1);
 }
