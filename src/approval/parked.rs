@@ -252,7 +252,16 @@ impl Parked {
             .await
         {
             Ok(true) => self.queue.changed.notify_one(),
-            Ok(false) => return Fate::Refused(picked_up_text(&self.id)),
+            // Lost: to another request, or to the sweep (unclaimed) or a cancel meanwhile.
+            Ok(false) => {
+                return match self.queue.store.call(&self.id).await {
+                    Ok(Some(now)) if now.status.is_refusal() => self.told(&now).await,
+                    Ok(Some(now)) if now.status == CallStatus::Withdrawn => {
+                        Fate::Refused(fate_text(&now, self.queue.config.approval.pickup))
+                    }
+                    _ => Fate::Refused(picked_up_text(&self.id)),
+                };
+            }
             Err(e) => {
                 tracing::error!(error = %crate::telemetry::error_chain(&e), "cannot record a release");
                 return Fate::Refused(

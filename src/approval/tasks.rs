@@ -59,16 +59,22 @@ impl ApprovalQueue {
             .map(|call| TaskCall { task, call }))
     }
 
-    /// The live tasks of `token_sha256`, newest first, after `before` (where a page ended).
+    /// The live tasks of `token_sha256`, newest first, after `before` (where a page ended), from
+    /// a page of `limit` stored ones; and where the next page starts when there may be more.
     pub async fn tasks(
         &self,
         token_sha256: &str,
         before: Option<(Timestamp, &str)>,
         limit: u32,
-    ) -> Result<Vec<TaskCall>, StoreError> {
+    ) -> Result<(Vec<TaskCall>, Option<(Timestamp, String)>), StoreError> {
         let now = Timestamp::now();
+        let page = self.store.tasks_of(token_sha256, before, limit).await?;
+        // Counted before expired tasks are left out, so they cannot end the listing early.
+        let next = (page.len() == limit as usize)
+            .then(|| page.last().map(|t| (t.created_at, t.id_sha256.clone())))
+            .flatten();
         let mut out = Vec::new();
-        for task in self.store.tasks_of(token_sha256, before, limit).await? {
+        for task in page {
             if task.is_expired(now) {
                 continue;
             }
@@ -76,7 +82,7 @@ impl ApprovalQueue {
                 out.push(TaskCall { task, call });
             }
         }
-        Ok(out)
+        Ok((out, next))
     }
 
     /// Waits for `call` as one more request would (for `tasks/result`, or `tasks/get` of an

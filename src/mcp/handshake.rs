@@ -18,16 +18,19 @@ use crate::domain::SessionKey;
 use crate::jsonrpc::{self, Kind};
 use crate::protocol::{HANDSHAKE_VERSIONS, negotiate_version};
 
-/// A session is found only by the agent that created it, on its own upstream.
+/// A session is found only with the token that created it, on its own upstream (its parked
+/// calls and tasks belong to that token).
 pub fn find_session(
     app: &AppState,
     id: &str,
     gateway: &Gateway,
     agent: &AgentIdentity,
 ) -> Option<Arc<Session>> {
-    app.sessions
-        .get(id)
-        .filter(|s| s.gateway.name == gateway.name && s.agent.name == agent.name)
+    app.sessions.get(id).filter(|s| {
+        s.gateway.name == gateway.name
+            && s.agent.name == agent.name
+            && s.agent.token_sha256 == agent.token_sha256
+    })
 }
 
 /// Opens a session for `agent` (within `server.max_sessions_per_agent`); its id comes back in the

@@ -128,6 +128,15 @@ pub async fn respond(mut call: ParkedCall, rule: ApprovalRule) -> Reply {
                 "Approval required by policy ({}), but {why}; not run",
                 call.rule_name()
             );
+            if wants_task && call.ctx.tasks == Some(super::tasks::Flavor::Core) {
+                // A client that asked for a task reads a task or an error, not a tool result.
+                let code = if e.is_limit() {
+                    jsonrpc::INVALID_REQUEST
+                } else {
+                    jsonrpc::INTERNAL_ERROR
+                };
+                return Reply::One(jsonrpc::error_response(call.id(), code, text));
+            }
             return Reply::One(call.refusal(text));
         }
     };
@@ -162,6 +171,7 @@ pub fn stream_events(call: ParkedCall, parked: Parked, resumed: Option<(String, 
             call: parked.id.clone(),
             msg,
             tool: call.tool.clone(),
+            task: call.task.clone(),
         })?;
         Some((id, 0))
     });
@@ -202,6 +212,14 @@ async fn wait(call: ParkedCall, parked: Parked, tx: mpsc::Sender<Value>) {
     match fate {
         Fate::Approved(release) => send_released(call, release, tx).await,
         Fate::Refused(text) => {
+            // A task's call another request won (a `tasks/get`) has its result kept for it.
+            if let Some(task) = &call.task
+                && let Some(answer) =
+                    super::tasks::result_elsewhere(&call.app, task, &parked.id, call.id()).await
+            {
+                let _ = tx.send(answer).await;
+                return;
+            }
             call.count(Outcome::NotApproved);
             let _ = tx.send(call.refusal(text)).await;
         }

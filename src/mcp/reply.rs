@@ -134,7 +134,7 @@ fn resumable_sse(
     });
     // Compact JSON never holds a line break, so one `data:` line carries a message.
     let numbered = messages
-        .zip(stream::iter(first.max(1)..))
+        .zip(stream::iter(first.max(1)..=u64::MAX))
         .map(move |(msg, n)| {
             bytes::Bytes::from(format!(
                 "event: message\nid: {}\ndata: {msg}\n\n",

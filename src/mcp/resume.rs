@@ -33,6 +33,8 @@ pub struct Resumable {
     /// call is released).
     pub msg: Value,
     pub tool: ToolName,
+    /// The task whose `tasks/result` the stream was (it then waits without a hold).
+    pub task: Option<String>,
 }
 
 /// The parked streams of one session.
@@ -101,19 +103,24 @@ pub async fn resume(app: &AppState, session: &Arc<Session>, last_event_id: &str)
     };
     tracing::info!(session = %session.id, call = %row.id, "a parked stream resumed");
     let id = waiting.msg.get("id").cloned().unwrap_or(Value::Null);
+    // The cut stream's own wait may not have noticed yet (a half-open connection): it ends now,
+    // so the result goes to this stream.
+    app.approvals
+        .end_request(&session.id, &jsonrpc::id_key(&id));
+    let hold = waiting.task.is_none();
     let parked = app
         .approvals
-        .join_call(&row, &session.id, jsonrpc::id_key(&id), true);
+        .join_call(&row, &session.id, jsonrpc::id_key(&id), hold);
     let call = ParkedCall {
         app: app.clone(),
         ctx: CallContext::of_session(session),
         msg: waiting.msg,
         tool: waiting.tool,
-        task: None,
+        task: waiting.task,
     };
     Some(parked::stream_events(
         call,
         parked,
-        Some((stream.to_owned(), n + 1)),
+        Some((stream.to_owned(), n.saturating_add(1))),
     ))
 }

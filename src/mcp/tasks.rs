@@ -54,6 +54,8 @@ const IMMEDIATE_RESPONSE: &str = "io.modelcontextprotocol/model-immediate-respon
 const POLL_INTERVAL_MS: u64 = 5000;
 /// Tasks per `tasks/list` page.
 const LIST_PAGE: u32 = 100;
+/// Results held for tasks at most (each needed an approval); beyond, the soonest to expire goes.
+const KEPT_RESULTS: usize = 10_000;
 
 /// Results of calls run for a task in this process, until their `tasks/result` takes them (once)
 /// or their task's lifetime ends. Never stored.
@@ -71,6 +73,14 @@ impl TaskResults {
         let mut results = self.lock();
         let now = Instant::now();
         results.retain(|_, (_, until)| *until > now);
+        if results.len() >= KEPT_RESULTS
+            && let Some(soonest) = results
+                .iter()
+                .min_by_key(|(_, (_, until))| *until)
+                .map(|(task, _)| task.clone())
+        {
+            results.remove(&soonest);
+        }
         results.insert(task.to_owned(), (response, until));
     }
 
@@ -88,6 +98,10 @@ pub fn relate(task: Option<&str>, mut answer: Value) -> Value {
         && let Some(Value::Object(result)) = answer.get_mut("result")
     {
         let meta = result.entry("_meta").or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            // An upstream's `_meta` that is not an object cannot carry the key; it gives way.
+            *meta = json!({});
+        }
         meta[RELATED_TASK] = json!({"taskId": task});
     }
     answer
@@ -320,10 +334,7 @@ async fn upstream_runs_tasks(ctx: &CallContext) -> bool {
 async fn get(app: &AppState, ctx: CallContext, id: Value, task_id: &str, task: TaskCall) -> Value {
     let task = if task.call.status == CallStatus::Approved {
         let token = ctx.token_sha256.clone();
-        let lifetime = task_lifetime(&task);
-        if let Some(response) = run(app, ctx, id.clone(), task_id, &task).await {
-            app.task_results.keep(task_id, response, lifetime);
-        }
+        run_and_keep(app, ctx, id.clone(), task_id, &task).await;
         match app.approvals.task(task_id, &token).await {
             Ok(Some(now)) => now,
             _ => task,
@@ -344,11 +355,9 @@ async fn get_inline(
     task: TaskCall,
 ) -> Value {
     let token = ctx.token_sha256.clone();
-    let ran = if task.call.status == CallStatus::Approved {
-        run(app, ctx, id.clone(), task_id, &task).await
-    } else {
-        None
-    };
+    if task.call.status == CallStatus::Approved {
+        run_and_keep(app, ctx, id.clone(), task_id, &task).await;
+    }
     let task = match app.approvals.task(task_id, &token).await {
         Ok(Some(now)) => now,
         _ => task,
@@ -362,8 +371,7 @@ async fn get_inline(
         let refusal = jsonrpc::tool_error_result(Value::Null, not_run_text(app, &task));
         view["result"] = refusal["result"].clone();
     } else if !status.is_open() && status != CallStatus::Withdrawn {
-        let response = ran.or_else(|| app.task_results.take(task_id));
-        let response = match response {
+        let response = match app.task_results.take(task_id) {
             Some(response) => response,
             None if matches!(status, CallStatus::Completed | CallStatus::Failed) => {
                 return jsonrpc::error_response(
@@ -393,12 +401,33 @@ async fn get_inline(
     json!({"jsonrpc": "2.0", "id": id, "result": view})
 }
 
-/// When a task's kept result is forgotten: the end of the task's lifetime.
+/// When a task's kept result is forgotten: the end of the task's lifetime, and never in less
+/// than a minute (a call run near its task's end can still be fetched).
 fn task_lifetime(task: &TaskCall) -> Instant {
     let left = Timestamp::now()
         .seconds_until(task.task.created_at + time::Duration::milliseconds(task.task.ttl_ms))
-        .max(0.0);
+        .max(60.0);
     Instant::now() + Duration::from_secs_f64(left)
+}
+
+/// Runs the approved call of `task` for this request in a task of its own (a client that gives
+/// up on the request cannot leave the call half-sent: its outcome is still recorded), keeping
+/// the result for the task; returns when it has run.
+async fn run_and_keep(app: &AppState, ctx: CallContext, id: Value, task_id: &str, task: &TaskCall) {
+    let (app, task_id, call) = (app.clone(), task_id.to_owned(), task.call.clone());
+    let lifetime = task_lifetime(task);
+    let task = TaskCall {
+        task: task.task.clone(),
+        call,
+    };
+    let ran = tokio::spawn(async move {
+        if let Some(response) = run(&app, ctx, id, &task_id, &task).await {
+            app.task_results.keep(&task_id, response, lifetime);
+        }
+    });
+    if let Err(e) = ran.await {
+        tracing::error!(error = %e, "running a task's call failed");
+    }
 }
 
 /// Runs the approved call of `task` inside this request, if this request wins it; the upstream's
@@ -481,11 +510,8 @@ async fn result(
         }
         jsonrpc::tool_error_result(id, not_run_text(app, &task))
     } else {
-        match app.task_results.take(task_id) {
-            Some(mut response) => {
-                response["id"] = id;
-                response
-            }
+        match result_elsewhere(app, task_id, &task.call.id, id.clone()).await {
+            Some(answer) => return Reply::One(answer),
             None => jsonrpc::error_response(
                 id,
                 jsonrpc::INVALID_PARAMS,
@@ -495,6 +521,29 @@ async fn result(
         }
     };
     Reply::One(relate(Some(task_id), answer))
+}
+
+/// The result of a task whose call another request of this process runs (or ran): waits while
+/// it is being sent, then takes the result kept for the task, as the answer to request `id`.
+/// `None` when there is none here.
+pub async fn result_elsewhere(
+    app: &AppState,
+    task_id: &str,
+    call: &crate::domain::CallId,
+    id: Value,
+) -> Option<Value> {
+    loop {
+        let row = app.store.call(call).await.ok()??;
+        match row.status {
+            CallStatus::Forwarding => tokio::time::sleep(crate::approval::POLL).await,
+            CallStatus::Completed | CallStatus::Failed | CallStatus::OutcomeUnknown => {
+                let mut response = app.task_results.take(task_id)?;
+                response["id"] = id;
+                return Some(relate(Some(task_id), response));
+            }
+            _ => return None,
+        }
+    }
 }
 
 /// `tasks/cancel`: withdraws a call not yet sent.
@@ -534,6 +583,17 @@ async fn cancel(
         Ok(Some(now)) => now,
         _ => task,
     };
+    if task.call.status != CallStatus::Withdrawn {
+        // Decided or sent between the look and the withdrawal.
+        return jsonrpc::error_response(
+            id,
+            jsonrpc::INVALID_PARAMS,
+            format!(
+                "Cannot cancel the task: it is already {}",
+                task_status(&task).0
+            ),
+        );
+    }
     json!({"jsonrpc": "2.0", "id": id, "result": view(app, Flavor::Core, task_id, &task)})
 }
 
@@ -559,7 +619,7 @@ async fn list(app: &AppState, ctx: &CallContext, id: Value, msg: &Value) -> Valu
             LIST_PAGE,
         )
         .await;
-    let page = match page {
+    let (page, next) = match page {
         Ok(page) => page,
         Err(e) => {
             tracing::error!(error = %crate::telemetry::error_chain(&e), "cannot list tasks");
@@ -570,12 +630,7 @@ async fn list(app: &AppState, ctx: &CallContext, id: Value, msg: &Value) -> Valu
             );
         }
     };
-    let next = (page.len() == LIST_PAGE as usize)
-        .then(|| {
-            page.last()
-                .map(|t| format!("{}|{}", t.task.created_at, t.task.id_sha256))
-        })
-        .flatten();
+    let next = next.map(|(at, digest)| format!("{at}|{digest}"));
     let tasks: Vec<Value> = page
         .iter()
         .filter(|t| t.call.upstream == ctx.gateway.name)

@@ -493,3 +493,81 @@ async fn a_2026_client_declaring_the_tasks_extension_gets_a_task_and_its_result_
     );
     assert_eq!(app.call_log.calls_of("export_session"), 1);
 }
+
+#[tokio::test]
+async fn a_tasks_result_waiting_while_a_tasks_get_runs_the_call_still_gets_the_result() {
+    let app = TestApp::spawn().await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let mut agent = TaskSession::open(&app, &app.token).await;
+    let created = agent
+        .request(
+            "tools/call",
+            json!({"name": "export_session", "arguments": {}, "task": {}}),
+        )
+        .await;
+    let task_id = task_of(&created);
+    let mut waiter = TaskSession::open(&app, &app.token).await;
+    let waited = task_id.clone();
+    let result = tokio::spawn(async move {
+        waiter
+            .request("tasks/result", json!({"taskId": waited}))
+            .await
+    });
+    let id = alice.wait_one_pending().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while alice.call(&id).await["requests_waiting"] != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tasks/result never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let (status, _) = alice.approve(&id).await;
+    assert_eq!(status, 200);
+    // Whichever of the two wins the call, it runs once and tasks/result gets its result.
+    let polled = agent.request("tasks/get", json!({"taskId": task_id})).await;
+
+    let result = result.await.expect("the waiting request");
+    assert!(
+        result["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("1BVtsOK")),
+        "{result:#} (tasks/get said {polled:#})"
+    );
+    assert!(
+        matches!(
+            polled["result"]["status"].as_str(),
+            Some("working" | "completed")
+        ),
+        "{polled:#}"
+    );
+    assert_eq!(app.call_log.calls_of("export_session"), 1);
+}
+
+#[tokio::test]
+async fn another_token_of_the_same_agent_cannot_use_its_session() {
+    let app = TestApp::spawn().await;
+    let session = TaskSession::open(&app, &app.token).await;
+    let token = airlock::secrets::generate_token().expect("randomness");
+    app.store
+        .add_agent_token(
+            "test-agent",
+            &airlock::secrets::sha256_hex(token.as_bytes()),
+        )
+        .await
+        .expect("a second token");
+
+    let response = reqwest::Client::new()
+        .post(app.mcp_url("telegram"))
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session.id)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tasks/list", "params": {}}))
+        .send()
+        .await
+        .expect("POST");
+
+    assert_eq!(response.status(), 404, "a session belongs to its token");
+}
