@@ -97,6 +97,8 @@ pub struct AppState {
     pub passwords: Arc<crate::web::passwords::PasswordWork>,
     /// Results of calls run for MCP tasks, until their `tasks/result` takes them.
     pub task_results: Arc<crate::mcp::tasks::TaskResults>,
+    /// Which agent token created each of the upstreams' own tasks.
+    pub upstream_tasks: Arc<crate::mcp::tasks::UpstreamTasks>,
     /// The masking rules in force (built in plus `[redaction]`).
     pub redactor: Arc<crate::redact::Redactor>,
     /// Appends the audit events of calls the policy decided alone, in batches.
@@ -261,6 +263,7 @@ impl Application {
             feed: Arc::default(),
             passwords: Arc::default(),
             task_results: Arc::default(),
+            upstream_tasks: Arc::default(),
             failed_sign_ins: Arc::default(),
             redactor,
             audit,

@@ -84,6 +84,7 @@ impl CallContext {
             stateless: self.stateless,
             in_flight: self.in_flight,
             offer_tasks: None,
+            task_owner: None,
         }
     }
 }
@@ -132,6 +133,7 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
     };
     let offer_tasks = (ctx.tasks == Some(super::tasks::Flavor::Core) && method == "tools/list")
         .then(|| ctx.gateway.policy.current());
+    let task_owner = (app.upstream_tasks.clone(), ctx.token_sha256.clone());
     let (upstream_id, replies) = match ctx.conn.request(&ctx.session, msg).await {
         Ok(sent) => sent,
         Err(e) => return unsent(app, &ctx, e, original_id, (tool, slot, trail)),
@@ -147,6 +149,7 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
     };
     let mut forwarded = ctx.forwarded(app, sent);
     forwarded.offer_tasks = offer_tasks;
+    forwarded.task_owner = Some(task_owner);
     forwarded.into_reply(replies)
 }
 

@@ -216,6 +216,9 @@ pub struct Forwarded {
     /// For a `tools/list` of a client offered MCP tasks: the policy, whose parking tools are
     /// listed as runnable as tasks.
     pub offer_tasks: Option<std::sync::Arc<crate::policy::Policy>>,
+    /// Who is asking (the agent token's SHA-256), for the upstream's own tasks: a task a
+    /// `tools/call` answers with is noted as theirs, and a `tasks/list` shows only theirs.
+    pub task_owner: Option<(Arc<super::tasks::UpstreamTasks>, String)>,
 }
 
 impl Forwarded {
@@ -248,6 +251,13 @@ impl Forwarded {
                     self.finish(&msg);
                     if let Some(policy) = &self.offer_tasks {
                         super::tasks::offer_on_tools(&mut msg, policy);
+                    }
+                    if let Some((tasks, token)) = &self.task_owner {
+                        match self.method.as_str() {
+                            "tools/call" => tasks.record(&self.upstream, token, &msg),
+                            "tasks/list" => tasks.filter_list(&self.upstream, token, &mut msg),
+                            _ => {}
+                        }
                     }
                 }
                 (msg, last)

@@ -92,6 +92,67 @@ impl TaskResults {
     }
 }
 
+/// The upstream's own tasks that agents created through Airlock, and which token created each:
+/// only that token may reach one (`tasks/get`, `tasks/result`, `tasks/cancel`), and `tasks/list`
+/// answers show each token only its own. Kept in this process (sessions live in one anyway);
+/// a task Airlock did not see created is reachable by nobody.
+#[derive(Default)]
+pub struct UpstreamTasks(Mutex<HashMap<(String, String), (String, Instant)>>);
+
+/// How long Airlock remembers who created an upstream's task, and how many it remembers.
+const UPSTREAM_TASK_MEMORY: Duration = Duration::from_secs(24 * 3600);
+const UPSTREAM_TASKS: usize = 100_000;
+
+impl UpstreamTasks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (String, Instant)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes the task a forwarded `tools/call` answered with, if it did.
+    pub fn record(&self, upstream: &str, token_sha256: &str, response: &Value) {
+        let Some(task) = response
+            .pointer("/result/task/taskId")
+            .or_else(|| {
+                (response.pointer("/result/resultType") == Some(&json!("task")))
+                    .then(|| response.pointer("/result/taskId"))
+                    .flatten()
+            })
+            .and_then(Value::as_str)
+        else {
+            return;
+        };
+        let mut tasks = self.lock();
+        let now = Instant::now();
+        tasks.retain(|_, (_, at)| now.duration_since(*at) < UPSTREAM_TASK_MEMORY);
+        if tasks.len() < UPSTREAM_TASKS {
+            tasks.insert(
+                (upstream.to_owned(), task.to_owned()),
+                (token_sha256.to_owned(), now),
+            );
+        }
+    }
+
+    fn owned_by(&self, upstream: &str, task: &str, token_sha256: &str) -> bool {
+        self.lock()
+            .get(&(upstream.to_owned(), task.to_owned()))
+            .is_some_and(|(owner, _)| owner == token_sha256)
+    }
+
+    /// Leaves out of an upstream's `tasks/list` answer the tasks `token_sha256` did not create.
+    pub fn filter_list(&self, upstream: &str, token_sha256: &str, response: &mut Value) {
+        let Some(Value::Array(listed)) = response.pointer_mut("/result/tasks") else {
+            return;
+        };
+        listed.retain(|task| {
+            task.get("taskId")
+                .and_then(Value::as_str)
+                .is_some_and(|id| self.owned_by(upstream, id, token_sha256))
+        });
+    }
+}
+
 /// `answer`, naming the task it is the result of (when there is one).
 pub fn relate(task: Option<&str>, mut answer: Value) -> Value {
     if let Some(task) = task
@@ -283,7 +344,11 @@ pub async fn answer(
         }
     };
     let Some(task) = found else {
-        if !is_airlock_task_id(&task_id) && upstream_runs_tasks(&ctx).await {
+        let upstreams = !is_airlock_task_id(&task_id)
+            && app
+                .upstream_tasks
+                .owned_by(&ctx.gateway.name, &task_id, &ctx.token_sha256);
+        if upstreams && upstream_runs_tasks(&ctx).await {
             return Err((ctx, msg));
         }
         return Ok(Reply::One(jsonrpc::error_response(

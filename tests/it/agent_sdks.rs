@@ -134,7 +134,8 @@ async fn the_official_sdks_outlast_a_75_s_approval_by_calling_again_or_polling_a
     assert_eq!(created["type"], "taskCreated", "{created}");
     assert_eq!(created["status"], "working");
     let task_id = created["taskId"].as_str().expect("a task id").to_owned();
-    let mut other = crate::tasks::TaskSession::open(&app, &other_agent_token(&app).await).await;
+    let mut other =
+        crate::tasks::TaskSession::open(&app, &app.token_for("other-agent").await).await;
     let peek = other.request("tasks/get", json!({"taskId": task_id})).await;
     assert_eq!(
         peek["error"]["code"], -32602,
@@ -193,16 +194,4 @@ async fn the_official_sdks_outlast_a_75_s_approval_by_calling_again_or_polling_a
     assert_eq!(statuses.last(), Some(&json!("completed")));
     assert_eq!(app.call_log.calls_of("export_session"), 4, "once each");
     assert!(reviewer.calls("pending").await.is_empty());
-}
-
-async fn other_agent_token(app: &TestApp) -> String {
-    let token = airlock::secrets::generate_token().expect("randomness");
-    app.store
-        .add_agent_token(
-            "other-agent",
-            &airlock::secrets::sha256_hex(token.as_bytes()),
-        )
-        .await
-        .expect("another agent");
-    token
 }

@@ -319,7 +319,7 @@ async fn a_cancelled_request_ends_only_its_wait_and_the_next_call_picks_the_appr
         .await
         .expect("the cancellation is sent");
 
-    let call = wait_until_nobody_waits(&alice, &id).await;
+    let call = alice.wait_requests(&id, 0).await;
     assert_eq!(call["status"], "pending", "the call stays in the queue");
     assert_eq!(kinds(&call), ["pending"]);
     let (status, body) = alice.approve(&id).await;
@@ -339,22 +339,6 @@ async fn a_cancelled_request_ends_only_its_wait_and_the_next_call_picks_the_appr
     agent.close().await;
 }
 
-/// Waits until no request waits for call `id` on this instance any more, and returns the call.
-async fn wait_until_nobody_waits(reviewer: &common::Reviewer, id: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + common::WAIT;
-    loop {
-        let call = reviewer.call(id).await;
-        if call["requests_waiting"] == 0 {
-            return call;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a request still waits: {call:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn deleting_the_session_ends_its_waits_and_the_call_stays_decidable() {
     let app = TestApp::spawn().await;
@@ -368,7 +352,7 @@ async fn deleting_the_session_ends_its_waits_and_the_call_stays_decidable() {
     assert_eq!(app.delete_session(&session).await.status(), 200);
 
     let _ = tokio::time::timeout(common::WAIT, waiting).await;
-    let call = wait_until_nobody_waits(&alice, &id).await;
+    let call = alice.wait_requests(&id, 0).await;
     assert_eq!(call["status"], "pending");
     let (status, _) = alice.reject(&id, "not from a deleted session").await;
     assert_eq!(status, 200, "still decidable");
@@ -400,7 +384,7 @@ async fn a_stateless_client_that_closes_its_stream_gets_the_approved_result_when
 
     drop(response);
 
-    let call = wait_until_nobody_waits(&alice, &id).await;
+    let call = alice.wait_requests(&id, 0).await;
     assert_eq!(call["status"], "pending", "{call:#}");
     let (status, _) = alice.approve(&id).await;
     assert_eq!(status, 200);

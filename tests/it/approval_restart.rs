@@ -5,14 +5,12 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use airlock::domain::{
     Actor, AgentName, ArgsDigest, AttachKey, CallId, CallStatus, Timestamp, ToolName, UpstreamName,
 };
 use airlock::store::{NewCall, Store};
 use common::pending_in as pending;
-use common::{AIRLOCK, Agent, CallLog, Server, TestDatabase, WAIT, run_in as airlock, stdout};
+use common::{AIRLOCK, Agent, CallLog, Server, TestDatabase, run_in as airlock, stdout};
 use serde_json::{Value, json};
 
 const POLICY: &str = r#"{"version": "1", "default": "deny",
@@ -27,7 +25,7 @@ async fn calls_parked_when_airlock_is_killed_survive_the_restart_and_wait_for_th
     std::fs::write(
         dir.path().join("airlock.toml"),
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n[approval]\nhold = 1\n\
              [[upstream]]\nname = \"telegram\"\ncommand = [\"{AIRLOCK}\", \"demo-upstream\", \"--call-log\", \"{}\"]\n\
              policy = \"policy.json\"\n",
             db.url,
@@ -51,25 +49,19 @@ async fn calls_parked_when_airlock_is_killed_survive_the_restart_and_wait_for_th
 
     let first = Server::start(dir.path());
     let agent = Agent::connect(&format!("http://{}/mcp/telegram", first.addr), token.trim()).await;
-    let calls: Vec<_> = (0..3)
-        .map(|n| agent.spawn_call("export_session", json!({"account": format!("a{n}")})))
-        .collect();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while pending(dir.path()).len() < 3 {
-        assert!(tokio::time::Instant::now() < deadline, "calls never parked");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // a0 is approved before the crash with nobody waiting (each request is told to call again
+    // after the 1 s hold); a1 and a2 are still pending while one more request waits for a2.
+    for n in 0..3 {
+        let told = agent
+            .call("export_session", json!({"account": format!("a{n}")}))
+            .await;
+        assert!(
+            common::text(&told).starts_with("Waiting for approval"),
+            "{told:?}"
+        );
     }
-
-    first.kill_hard();
-    // The client may keep trying to resume its cut streams (their events carry ids); the calls
-    // do not depend on it.
-    for call in calls {
-        call.abort();
-    }
-
-    let second = Server::start(dir.path());
     let waiting = pending(dir.path());
-    assert_eq!(waiting.len(), 3, "the calls survive: {waiting:#?}");
+    assert_eq!(waiting.len(), 3, "{waiting:#?}");
     let id_for = |account: &str| {
         waiting
             .iter()
@@ -78,12 +70,22 @@ async fn calls_parked_when_airlock_is_killed_survive_the_restart_and_wait_for_th
             .expect("a call per account")
             .to_owned()
     };
-    let (approved, rejected) = (id_for("a0"), id_for("a1"));
+    let (approved, rejected, left) = (id_for("a0"), id_for("a1"), id_for("a2"));
     assert!(
         airlock(dir.path(), &["approve", &approved])
             .status
             .success()
     );
+    let holding = agent.spawn_call("export_session", json!({"account": "a2"}));
+
+    first.kill_hard();
+    // The client may keep trying to resume its cut stream (its events carry ids); the call does
+    // not depend on it.
+    holding.abort();
+
+    let second = Server::start(dir.path());
+    let survived = pending(dir.path());
+    assert_eq!(survived.len(), 2, "a1 and a2 wait on: {survived:#?}");
     assert!(
         airlock(
             dir.path(),
@@ -119,6 +121,10 @@ async fn calls_parked_when_airlock_is_killed_survive_the_restart_and_wait_for_th
         .await
         .expect("JSON");
     assert_eq!(call["status"], "completed", "{call:#}");
+    assert!(
+        pending(dir.path()).iter().any(|c| c["id"] == left.as_str()),
+        "a2 still waits for a decision"
+    );
     agent.close().await;
     second.stop();
 }

@@ -759,3 +759,69 @@ async fn on_a_shared_child_only_the_asked_session_can_answer_a_server_request() 
     assert!(!shown.contains("Mallory"), "{shown}");
     alice.close().await;
 }
+
+#[tokio::test]
+async fn an_upstreams_own_tasks_pass_through_and_only_the_token_that_made_one_reaches_it() {
+    let Some(binary) = everything_binary() else {
+        return;
+    };
+    let policy_dir = tempfile::tempdir().expect("a temporary directory");
+    let policy = policy_dir.path().join("everything.json");
+    std::fs::write(
+        &policy,
+        r#"{"version": "1", "default": "deny", "tools": {"simulate-research-query": {}}}"#,
+    )
+    .expect("write the policy");
+    let app = TestApp::spawn_with(Setup {
+        upstreams: vec![UpstreamConfig {
+            name: "everything".to_owned(),
+            command: Some(vec![binary.display().to_string(), "stdio".to_owned()]),
+            env: Default::default(),
+            url: None,
+            headers: Default::default(),
+            policy: Some(policy),
+            isolation: None,
+        }],
+        ..Setup::default()
+    })
+    .await;
+    let mut maker = crate::tasks::TaskSession::open_on(&app, "everything", &app.token).await;
+    let created = maker
+        .request(
+            "tools/call",
+            json!({"name": "simulate-research-query", "arguments": {"topic": "tides"},
+                   "task": {"ttl": 60000}}),
+        )
+        .await;
+    let task_id = created["result"]["task"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the upstream's own task: {created:#}"))
+        .to_owned();
+    assert!(
+        !task_id.starts_with("task_"),
+        "the upstream's, passed through: {task_id}"
+    );
+
+    let polled = maker.request("tasks/get", json!({"taskId": task_id})).await;
+    assert_eq!(polled["result"]["taskId"], task_id.as_str(), "{polled:#}");
+    let listed = maker.request("tasks/list", json!({})).await;
+    let other_token = app.token_for("other-agent").await;
+    let mut other = crate::tasks::TaskSession::open_on(&app, "everything", &other_token).await;
+    let peek = other.request("tasks/get", json!({"taskId": task_id})).await;
+    let theirs = other.request("tasks/list", json!({})).await;
+
+    assert_eq!(peek["error"]["code"], -32602, "{peek:#}");
+    let ids = |list: &Value| -> Vec<String> {
+        list["result"]["tasks"]
+            .as_array()
+            .map(|tasks| {
+                tasks
+                    .iter()
+                    .filter_map(|t| t["taskId"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(ids(&listed).contains(&task_id), "{listed:#}");
+    assert!(!ids(&theirs).contains(&task_id), "{theirs:#}");
+}

@@ -6,10 +6,8 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use common::smtp::SmtpSink;
-use common::{Agent, Reviewer, Setup, TestApp, WAIT, is_error, result_of, text};
+use common::{Agent, Setup, TestApp, WAIT, is_error, result_of, text};
 use serde_json::{Value, json};
 
 /// An app where `export_session` needs approval under `rule`, with `[approval]` settings `approval`.
@@ -33,22 +31,6 @@ const APPROVAL: &str = r#"{"action": "require_approval"}"#;
 
 fn is_waiting_text(result: &rmcp::model::CallToolResult) -> bool {
     is_error(result) && text(result).starts_with("Waiting for approval of telegram.export_session")
-}
-
-/// Waits until `n` requests wait for call `id` on the app's instance.
-async fn wait_for_requests(reviewer: &Reviewer, id: &str, n: usize) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let call = reviewer.call(id).await;
-        if call["requests_waiting"] == n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never {n} requests waiting: {call:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
@@ -114,7 +96,7 @@ async fn twenty_requests_waiting_on_one_approval_run_it_once() {
         .map(|_| agent.spawn_call("export_session", json!({"account": "main"})))
         .collect();
     let id = alice.wait_one_pending().await;
-    wait_for_requests(&alice, &id, 20).await;
+    alice.wait_requests(&id, 20).await;
     assert_eq!(app.db.count("SELECT COUNT(*) FROM tool_calls").await, 1);
 
     let (status, _) = alice.approve(&id).await;
@@ -257,7 +239,7 @@ async fn calls_that_join_send_no_second_email() {
     }
     let id = alice.wait_one_pending().await;
     let joined = agent.spawn_call("export_session", json!({}));
-    wait_for_requests(&alice, &id, 1).await;
+    alice.wait_requests(&id, 1).await;
     let (status, _) = alice.approve(&id).await;
     assert_eq!(status, 200);
     assert!(text(&result_of(joined).await).starts_with("1BVtsOK"));
@@ -281,14 +263,7 @@ async fn another_token_of_the_same_agent_does_not_join_its_call() {
     let agent = app.agent().await;
     let first = agent.call("export_session", json!({})).await;
     assert!(is_waiting_text(&first), "{}", text(&first));
-    let token = airlock::secrets::generate_token().expect("randomness");
-    app.store
-        .add_agent_token(
-            "test-agent",
-            &airlock::secrets::sha256_hex(token.as_bytes()),
-        )
-        .await
-        .expect("a second token");
+    let token = app.token_for("test-agent").await;
     let other = Agent::connect(&app.mcp_url("telegram"), &token).await;
 
     let second = other.call("export_session", json!({})).await;
@@ -316,14 +291,14 @@ async fn the_call_page_says_whether_the_agent_waits_now_or_picks_the_result_up_l
     assert!(body.contains(later), "{body}");
 
     let waiting = agent.spawn_call("export_session", json!({}));
-    wait_for_requests(&alice, &id, 1).await;
+    alice.wait_requests(&id, 1).await;
     let body = page.get(&format!("/calls/{id}")).await.body;
     assert!(
         body.contains("The agent is waiting for this call now."),
         "{body}"
     );
     assert!(is_waiting_text(&result_of(waiting).await));
-    wait_for_requests(&alice, &id, 0).await;
+    alice.wait_requests(&id, 0).await;
     let (status, _) = alice.approve(&id).await;
     assert_eq!(status, 200);
     let body = page.get(&format!("/calls/{id}")).await.body;
@@ -382,7 +357,7 @@ async fn a_cut_parked_stream_resumes_with_last_event_id_and_delivers_the_result(
 
     drop(cut);
 
-    wait_for_requests(&alice, &id, 0).await;
+    alice.wait_requests(&id, 0).await;
     let (status, _) = alice.approve(&id).await;
     assert_eq!(status, 200);
     assert_eq!(

@@ -283,14 +283,7 @@ async fn the_calls_of_a_killed_instance_survive_and_its_agent_picks_them_up_thro
     assert_eq!(text(&told), "Rejected by alice@example.org: not this one");
     let waiting = on_b.spawn_call("export_session", json!({"account": "a2"}));
     let a2 = id_for("a2");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while reviewer.call(&a2).await["requests_waiting"] != 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the agent never joined a2 on B"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    reviewer.wait_requests(&a2, 1).await;
     let (status, _) = reviewer.approve(&a2).await;
     assert_eq!(status, 200);
     assert!(!is_error(&result_of(waiting).await));

@@ -610,14 +610,7 @@ async fn an_agent_parking_calls_in_a_loop_is_stopped_at_its_limit_and_reviewers_
         );
     }
     // Another agent fits in the room left under max_pending (22), then meets it.
-    let token = airlock::secrets::generate_token().expect("randomness");
-    app.store
-        .add_agent_token(
-            "other-agent",
-            &airlock::secrets::sha256_hex(token.as_bytes()),
-        )
-        .await
-        .expect("a second agent");
+    let token = app.token_for("other-agent").await;
     let other = common::Agent::connect(&app.mcp_url("telegram"), &token).await;
     let _fits: Vec<_> = (0..2)
         .map(|n| other.spawn_call("export_session", json!({"account": format!("b{n}")})))

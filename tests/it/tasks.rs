@@ -22,7 +22,12 @@ pub struct TaskSession {
 
 impl TaskSession {
     pub async fn open(app: &TestApp, token: &str) -> Self {
-        let url = app.mcp_url("telegram");
+        Self::open_on(app, "telegram", token).await
+    }
+
+    /// A session on the upstream `upstream`.
+    pub async fn open_on(app: &TestApp, upstream: &str, token: &str) -> Self {
+        let url = app.mcp_url(upstream);
         let response = reqwest::Client::new()
             .post(&url)
             .bearer_auth(token)
@@ -77,19 +82,6 @@ impl TaskSession {
             .rfind(|m| m.get("method").is_none())
             .unwrap_or_else(|| panic!("{method} got no answer"))
     }
-}
-
-/// A second token for the test agent's app, as another agent.
-async fn other_agent(app: &TestApp) -> String {
-    let token = airlock::secrets::generate_token().expect("randomness");
-    app.store
-        .add_agent_token(
-            "other-agent",
-            &airlock::secrets::sha256_hex(token.as_bytes()),
-        )
-        .await
-        .expect("another agent");
-    token
 }
 
 fn task_of(created: &Value) -> String {
@@ -197,7 +189,7 @@ async fn another_agent_cannot_see_or_cancel_a_task() {
         )
         .await;
     let task_id = task_of(&created);
-    let mut other = TaskSession::open(&app, &other_agent(&app).await).await;
+    let mut other = TaskSession::open(&app, &app.token_for("other-agent").await).await;
 
     for method in ["tasks/get", "tasks/result", "tasks/cancel"] {
         let answer = other.request(method, json!({"taskId": task_id})).await;
@@ -420,7 +412,7 @@ async fn a_2026_client_declaring_the_tasks_extension_gets_a_task_and_its_result_
     let polled = stateless(&app, &app.token, "tasks/get", json!({"taskId": task_id})).await;
     assert_eq!(polled["result"]["resultType"], "complete", "{polled:#}");
     assert_eq!(polled["result"]["status"], "working");
-    let other = other_agent(&app).await;
+    let other = app.token_for("other-agent").await;
     let peek = stateless(&app, &other, "tasks/get", json!({"taskId": task_id})).await;
     assert_eq!(peek["error"]["code"], -32602, "{peek:#}");
 
@@ -549,14 +541,7 @@ async fn a_tasks_result_waiting_while_a_tasks_get_runs_the_call_still_gets_the_r
 async fn another_token_of_the_same_agent_cannot_use_its_session() {
     let app = TestApp::spawn().await;
     let session = TaskSession::open(&app, &app.token).await;
-    let token = airlock::secrets::generate_token().expect("randomness");
-    app.store
-        .add_agent_token(
-            "test-agent",
-            &airlock::secrets::sha256_hex(token.as_bytes()),
-        )
-        .await
-        .expect("a second token");
+    let token = app.token_for("test-agent").await;
 
     let response = reqwest::Client::new()
         .post(app.mcp_url("telegram"))

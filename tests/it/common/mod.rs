@@ -384,6 +384,16 @@ impl TestApp {
     }
 
     /// An rmcp client (handshake era) connected through Airlock to `telegram`.
+    /// A new bearer token for `agent` (created on first use), as `airlock token create` makes.
+    pub async fn token_for(&self, agent: &str) -> String {
+        let token = airlock::secrets::generate_token().expect("randomness");
+        self.store
+            .add_agent_token(agent, &airlock::secrets::sha256_hex(token.as_bytes()))
+            .await
+            .expect("a token");
+        token
+    }
+
     pub async fn agent(&self) -> Agent {
         Agent::connect(&self.mcp_url("telegram"), &self.token).await
     }
@@ -668,6 +678,23 @@ impl Reviewer {
             .as_str()
             .expect("a call id")
             .to_owned()
+    }
+
+    /// Waits until `n` requests of the agent wait for call `id` on this instance, and returns
+    /// the call.
+    pub async fn wait_requests(&self, id: &str, n: usize) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let call = self.call(id).await;
+            if call["requests_waiting"] == n {
+                return call;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never {n} requests waiting for {id}: {call:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until call `id` has `status`, and returns it.
