@@ -125,6 +125,18 @@ impl ApprovalQueue {
         {
             return Err(e);
         }
+        self.park_new(request, args, &key, &limits).await
+    }
+
+    /// Parks a call no open call has the key of: composes its notifications, starts waiting,
+    /// and commits it (or joins the call a racing request committed first).
+    async fn park_new(
+        self: &Arc<Self>,
+        request: ParkRequest<'_>,
+        args: StoredArgs,
+        key: &AttachKey,
+        limits: &QueueLimits,
+    ) -> Result<Parked, ParkError> {
         let id = CallId::generate();
         tracing::Span::current().record("call", tracing::field::display(&id));
         let rule = RuleSnapshot::new(request.upstream, request.tool, request.rule);
@@ -132,22 +144,18 @@ impl ApprovalQueue {
         let created_at = Timestamp::now();
         let expires_at = created_at
             + time::Duration::try_from(request.rule.timeout()).unwrap_or(time::Duration::MAX);
-        let mails = match &self.announcer {
-            Some(announcer) => {
-                let announcement = Announcement {
-                    call: &id,
-                    agent: request.agent,
-                    upstream: request.upstream,
-                    tool: request.tool,
-                    arguments: &args.shown,
-                    digest: &args.digest,
-                    rule: &rule,
-                    expires_at,
-                };
-                announcer.compose(&announcement).await?
-            }
-            None => Vec::new(),
-        };
+        let mails = self
+            .compose(&Announcement {
+                call: &id,
+                agent: request.agent,
+                upstream: request.upstream,
+                tool: request.tool,
+                arguments: &args.shown,
+                digest: &args.digest,
+                rule: &rule,
+                expires_at,
+            })
+            .await?;
         // Waiting starts before the commit, so a decision made right after it cannot be missed.
         let parked = self.wait_for(
             request.session,
@@ -175,35 +183,45 @@ impl ApprovalQueue {
             args_json: &args.json,
             args_shown: &args.shown_json,
             args_sha256: &args.digest,
-            attach_key: &key,
+            attach_key: key,
             rule_json: &rule_json,
             approvals_needed: request.rule.approvals(),
             created_at,
             expires_at,
         };
-        match self.store.insert_call(&call, &mails, Some(&limits)).await? {
-            Parking::Parked { .. } => {}
+        let parking = self.store.insert_call(&call, &mails, Some(limits)).await?;
+        self.settle(parked, parking, &request, !mails.is_empty())
+            .await
+    }
+
+    /// What became of a new call offered to the store: parked (its wait is `parked`), joined to
+    /// the call a racing request committed first, or refused by the queue's limits.
+    async fn settle(
+        self: &Arc<Self>,
+        parked: Parked,
+        parking: Parking,
+        request: &ParkRequest<'_>,
+        mailed: bool,
+    ) -> Result<Parked, ParkError> {
+        match parking {
+            Parking::Parked { .. } => {
+                if let Some(announcer) = self.announcer.as_ref().filter(|_| mailed) {
+                    announcer.queued();
+                }
+                self.changed.notify_one();
+                Ok(parked)
+            }
             Parking::Joined(open) => {
-                // Another request parked the same call a moment earlier: join it instead.
                 drop(parked);
                 let row = self
                     .store
                     .call(&open)
                     .await?
                     .ok_or(ParkError::Vanished(open))?;
-                return Ok(self.join(&row, request.session, request.request_key));
+                Ok(self.join(&row, request.session, request.request_key.clone()))
             }
-            full => {
-                if let Some(e) = refusal(request.agent, full) {
-                    return Err(e);
-                }
-            }
+            full => Err(refusal(request.agent, full).unwrap_or(ParkError::QueueFull { open: 0 })),
         }
-        if let Some(announcer) = self.announcer.as_ref().filter(|_| !mails.is_empty()) {
-            announcer.queued();
-        }
-        self.changed.notify_one();
-        Ok(parked)
     }
 
     /// Waits for `row`, a call another request parked with this request's key, as `session`'s
@@ -234,6 +252,14 @@ impl ApprovalQueue {
                 end: CancellationToken::new(),
             },
         )
+    }
+
+    /// The messages announcing a call about to be parked (none without an announcer).
+    async fn compose(&self, announcement: &Announcement<'_>) -> Result<Vec<NewMail>, StoreError> {
+        match &self.announcer {
+            Some(announcer) => announcer.compose(announcement).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The arguments' stored forms, within `[approval] max_args_bytes`.
