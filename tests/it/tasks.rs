@@ -84,6 +84,17 @@ impl TaskSession {
     }
 }
 
+/// A `tasks/result` for `task` sent in a session of its own with the agent's token; await the
+/// handle for its answer.
+async fn waiting_for_result(app: &TestApp, task: String) -> tokio::task::JoinHandle<Value> {
+    let mut waiter = TaskSession::open(app, &app.token).await;
+    tokio::spawn(async move {
+        waiter
+            .request("tasks/result", json!({"taskId": task}))
+            .await
+    })
+}
+
 fn task_of(created: &Value) -> String {
     created["result"]["task"]["taskId"]
         .as_str()
@@ -225,21 +236,9 @@ async fn tasks_result_waits_for_the_decision_and_tasks_cancel_withdraws_a_waitin
         .await;
     let waited = task_of(&waited);
     // Another session of the same token: a task belongs to the token, not to a session.
-    let mut waiter = TaskSession::open(&app, &app.token).await;
-    let result = tokio::spawn(async move {
-        waiter
-            .request("tasks/result", json!({"taskId": waited}))
-            .await
-    });
+    let result = waiting_for_result(&app, waited).await;
     let id = alice.wait_one_pending().await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while alice.call(&id).await["requests_waiting"] != 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "tasks/result never waited"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    alice.wait_requests(&id, 1).await;
     let (status, _) = alice.approve(&id).await;
     assert_eq!(status, 200);
     let result = result.await.expect("the waiting request");
@@ -498,22 +497,9 @@ async fn a_tasks_result_waiting_while_a_tasks_get_runs_the_call_still_gets_the_r
         )
         .await;
     let task_id = task_of(&created);
-    let mut waiter = TaskSession::open(&app, &app.token).await;
-    let waited = task_id.clone();
-    let result = tokio::spawn(async move {
-        waiter
-            .request("tasks/result", json!({"taskId": waited}))
-            .await
-    });
+    let result = waiting_for_result(&app, task_id.clone()).await;
     let id = alice.wait_one_pending().await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while alice.call(&id).await["requests_waiting"] != 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "tasks/result never waited"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    alice.wait_requests(&id, 1).await;
 
     let (status, _) = alice.approve(&id).await;
     assert_eq!(status, 200);
