@@ -220,7 +220,11 @@ impl ApprovalQueue {
                     .ok_or(ParkError::Vanished(open))?;
                 Ok(self.join(&row, request.session, request.request_key.clone()))
             }
-            full => Err(refusal(request.agent, full).unwrap_or(ParkError::QueueFull { open: 0 })),
+            Parking::AgentFull(open) => Err(ParkError::AgentFull {
+                agent: request.agent.clone(),
+                open,
+            }),
+            Parking::QueueFull(open) => Err(ParkError::QueueFull { open }),
         }
     }
 

@@ -133,7 +133,10 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
     };
     let offer_tasks = (ctx.tasks == Some(super::tasks::Flavor::Core) && method == "tools/list")
         .then(|| ctx.gateway.policy.current());
-    let task_owner = (app.upstream_tasks.clone(), ctx.token_sha256.clone());
+    // Only clients offered tasks can make an upstream's own ones (2025-11-25 and later).
+    let task_owner = ctx
+        .tasks
+        .map(|_| (app.upstream_tasks.clone(), ctx.token_sha256.clone()));
     let (upstream_id, replies) = match ctx.conn.request(&ctx.session, msg).await {
         Ok(sent) => sent,
         Err(e) => return unsent(app, &ctx, e, original_id, (tool, slot, trail)),
@@ -149,7 +152,7 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
     };
     let mut forwarded = ctx.forwarded(app, sent);
     forwarded.offer_tasks = offer_tasks;
-    forwarded.task_owner = Some(task_owner);
+    forwarded.task_owner = task_owner;
     forwarded.into_reply(replies)
 }
 

@@ -57,6 +57,17 @@ impl TaskSession {
         }
     }
 
+    /// `export_session` with `arguments`, asked for as a task; the task's id.
+    pub async fn task_of_call(&mut self, arguments: Value) -> String {
+        let created = self
+            .request(
+                "tools/call",
+                json!({"name": "export_session", "arguments": arguments, "task": {}}),
+            )
+            .await;
+        task_of(&created)
+    }
+
     /// Sends a request and returns its final answer.
     pub async fn request(&mut self, method: &str, params: Value) -> Value {
         self.next += 1;
@@ -193,13 +204,7 @@ async fn another_agent_cannot_see_or_cancel_a_task() {
     let app = TestApp::spawn().await;
     let alice = app.reviewer("alice@example.org", "approver").await;
     let mut agent = TaskSession::open(&app, &app.token).await;
-    let created = agent
-        .request(
-            "tools/call",
-            json!({"name": "export_session", "arguments": {}, "task": {}}),
-        )
-        .await;
-    let task_id = task_of(&created);
+    let task_id = agent.task_of_call(json!({})).await;
     let mut other = TaskSession::open(&app, &app.token_for("other-agent").await).await;
 
     for method in ["tasks/get", "tasks/result", "tasks/cancel"] {
@@ -228,13 +233,7 @@ async fn tasks_result_waits_for_the_decision_and_tasks_cancel_withdraws_a_waitin
     let app = TestApp::spawn().await;
     let alice = app.reviewer("alice@example.org", "approver").await;
     let mut agent = TaskSession::open(&app, &app.token).await;
-    let waited = agent
-        .request(
-            "tools/call",
-            json!({"name": "export_session", "arguments": {"account": "a"}, "task": {}}),
-        )
-        .await;
-    let waited = task_of(&waited);
+    let waited = agent.task_of_call(json!({"account": "a"})).await;
     // Another session of the same token: a task belongs to the token, not to a session.
     let result = waiting_for_result(&app, waited).await;
     let id = alice.wait_one_pending().await;
@@ -249,13 +248,7 @@ async fn tasks_result_waits_for_the_decision_and_tasks_cancel_withdraws_a_waitin
         "{result:#}"
     );
 
-    let cancelled = agent
-        .request(
-            "tools/call",
-            json!({"name": "export_session", "arguments": {"account": "b"}, "task": {}}),
-        )
-        .await;
-    let cancelled = task_of(&cancelled);
+    let cancelled = agent.task_of_call(json!({"account": "b"})).await;
     let answer = agent
         .request("tasks/cancel", json!({"taskId": cancelled}))
         .await;
@@ -282,13 +275,7 @@ async fn a_rejected_task_fails_with_the_reviewers_reason_and_never_runs() {
     let app = TestApp::spawn().await;
     let alice = app.reviewer("alice@example.org", "approver").await;
     let mut agent = TaskSession::open(&app, &app.token).await;
-    let created = agent
-        .request(
-            "tools/call",
-            json!({"name": "export_session", "arguments": {}, "task": {}}),
-        )
-        .await;
-    let task_id = task_of(&created);
+    let task_id = agent.task_of_call(json!({})).await;
     let id = alice.wait_one_pending().await;
 
     let (status, _) = alice.reject(&id, "not for a bot").await;
@@ -490,13 +477,7 @@ async fn a_tasks_result_waiting_while_a_tasks_get_runs_the_call_still_gets_the_r
     let app = TestApp::spawn().await;
     let alice = app.reviewer("alice@example.org", "approver").await;
     let mut agent = TaskSession::open(&app, &app.token).await;
-    let created = agent
-        .request(
-            "tools/call",
-            json!({"name": "export_session", "arguments": {}, "task": {}}),
-        )
-        .await;
-    let task_id = task_of(&created);
+    let task_id = agent.task_of_call(json!({})).await;
     let result = waiting_for_result(&app, task_id.clone()).await;
     let id = alice.wait_one_pending().await;
     alice.wait_requests(&id, 1).await;
