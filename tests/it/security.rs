@@ -1492,61 +1492,60 @@ async fn one_agents_log_lines_reach_another_only_when_they_share_a_child() {
     assert!(!apart.contains("secret-of-agent-a"), "{apart}");
 }
 
+/// Opens a connection and asks for `/healthz` on it: the stream if it was answered 200, `None` if
+/// the server closed it unanswered.
+async fn served_connection(addr: std::net::SocketAddr) -> Option<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let _ = tcp
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await;
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(common::WAIT, tcp.read(&mut buf))
+        .await
+        .expect("answered or closed in time");
+    match read {
+        Ok(n) if String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200") => Some(tcp),
+        Ok(0) | Err(_) => None,
+        Ok(n) => panic!(
+            "neither served nor closed: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+    }
+}
+
+/// A served connection, retried while an earlier one from this address (the harness's readiness
+/// check, or one just dropped) has not yet been seen closing by the server.
+async fn served_connection_soon(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        if let Some(tcp) = served_connection(addr).await {
+            return tcp;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never served");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_client_cannot_take_every_connection() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let app = TestApp::spawn_with(Setup {
         extra_toml: "max_connections = 8\nmax_connections_per_client = 2\n".to_owned(),
         ..Setup::default()
     })
     .await;
     // Two idle connections are this client's share; a third is closed at once.
-    let mut held = Vec::new();
-    for _ in 0..2 {
-        let mut tcp = tokio::net::TcpStream::connect(app.addr)
-            .await
-            .expect("connect");
-        tcp.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr).as_bytes())
-            .await
-            .expect("a request");
-        let mut buf = [0u8; 256];
-        let n = tcp.read(&mut buf).await.expect("an answer");
-        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-        held.push(tcp);
-    }
-    let mut third = tokio::net::TcpStream::connect(app.addr)
-        .await
-        .expect("connect");
-    let _ = third
-        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr).as_bytes())
-        .await;
-    let mut buf = [0u8; 64];
-    let read = tokio::time::timeout(common::WAIT, third.read(&mut buf))
-        .await
-        .expect("closed in time");
+    let mut held = vec![
+        served_connection_soon(app.addr).await,
+        served_connection_soon(app.addr).await,
+    ];
     assert!(
-        matches!(read, Ok(0) | Err(_)),
-        "closed unanswered: {read:?}"
+        served_connection(app.addr).await.is_none(),
+        "a third connection is closed unanswered"
     );
     // Once one of its connections closes, the client gets one again.
     drop(held.pop());
-    let deadline = tokio::time::Instant::now() + common::WAIT;
-    loop {
-        let mut tcp = tokio::net::TcpStream::connect(app.addr)
-            .await
-            .expect("connect");
-        let _ = tcp
-            .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr).as_bytes())
-            .await;
-        let mut buf = [0u8; 256];
-        if let Ok(n) = tcp.read(&mut buf).await
-            && String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200")
-        {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never served again");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    served_connection_soon(app.addr).await;
 }
 
 #[tokio::test]
