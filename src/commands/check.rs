@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::CommandError;
 use crate::config::{Config, UpstreamConfig};
-use crate::policy::{Policy, PolicyHandle, Rule, risk};
+use crate::policy::{Policy, PolicyHandle, Sensitivity};
 use crate::store::Store;
 use crate::upstream::Upstream;
 
@@ -152,7 +152,12 @@ async fn check_upstream(
             }
         }
     };
-    explain_tools(report, &current, offered.as_deref());
+    explain_tools(
+        report,
+        &current,
+        offered.as_deref(),
+        Sensitivity::of(&config.policy),
+    );
     explain_other_requests(report, &current);
     Ok(())
 }
@@ -184,7 +189,12 @@ fn explain_other_requests(report: &mut String, policy: &Policy) {
 
 /// One line per tool: the upstream's own tools when known (plus policy entries it lacks), else the
 /// policy's entries; then what any other tool gets.
-fn explain_tools(report: &mut String, policy: &Policy, offered: Option<&[serde_json::Value]>) {
+fn explain_tools(
+    report: &mut String,
+    policy: &Policy,
+    offered: Option<&[serde_json::Value]>,
+    sensitive: Sensitivity,
+) {
     match offered {
         Some(tools) => {
             let _ = writeln!(report, "  tools offered by the upstream ({}):", tools.len());
@@ -193,9 +203,8 @@ fn explain_tools(report: &mut String, policy: &Policy, offered: Option<&[serde_j
                     .get("name")
                     .and_then(serde_json::Value::as_str)
                     .unwrap_or_default();
-                let allows = matches!(policy.rule_for(name).rule, Rule::Allow { .. });
                 let _ = writeln!(report, "    {name:<24} {}", policy.describe(name));
-                for note in risk::notes(tool, allows) {
+                for note in policy.risk_notes(tool, sensitive) {
                     let _ = writeln!(report, "    {:<24} ! {note}", "");
                 }
             }

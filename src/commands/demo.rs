@@ -16,9 +16,12 @@ pub const DEMO_POLICY: &str = r#"{
     "get_chats": {},
     "get_messages": {},
     "slow_task": {},
-    "send_message": { "rate_limit": { "max": 5, "window": 60 } },
+    "send_message": { "rate_limit": { "max": 5, "window": 60 },
+      "rules": [ { "name": "groups need a human", "action": "require_approval",
+                   "reason": "a group reads it", "conditions": [
+                     { "path": "args.chat_id", "op": "gte", "value": 0 } ] } ] },
     "delete_chat": { "action": "deny", "reason": "never from an agent" },
-    "export_session": { "action": "require_approval", "approvals": 1, "timeout": 600 }
+    "export_session": {}
   },
   "resources": {
     "telegram://account/profile": { "action": "deny", "reason": "the account's own details" }

@@ -15,8 +15,8 @@ use serde::Deserialize;
 
 pub use database::{Backend, DatabaseConfig, redact_url};
 pub use sections::{
-    AgentConfig, ApprovalConfig, AuditConfig, DashboardConfig, EmailConfig, Isolation, Secret,
-    ServerConfig, UpstreamConfig,
+    AgentConfig, ApprovalConfig, AuditConfig, DashboardConfig, EmailConfig, Isolation,
+    PolicyConfig, Secret, SensitiveSetting, ServerConfig, UpstreamConfig,
 };
 
 /// Where `--config` points when nothing else is said.
@@ -58,6 +58,8 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     #[serde(default)]
     pub approval: ApprovalConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
     #[serde(default)]
     pub redaction: crate::redact::RedactionConfig,
     #[serde(default)]

@@ -111,6 +111,35 @@ impl Default for ApprovalConfig {
     }
 }
 
+/// `[policy]`: what applies to every upstream's policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// What happens to a tool that looks credential-exporting when its rule merely allows it.
+    pub sensitive: SensitiveSetting,
+    /// With `sensitive = "require_approval"`, park tools that look destructive too.
+    pub sensitive_destructive: bool,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            sensitive: SensitiveSetting::RequireApproval,
+            sensitive_destructive: false,
+        }
+    }
+}
+
+/// `[policy] sensitive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SensitiveSetting {
+    /// Park it anyway (the default): the classifier's verdict beats a rule that only allows.
+    RequireApproval,
+    /// Do what the rule says (PolicyLayer's behaviour).
+    Allow,
+}
+
 /// The reviewers' browser sessions and sign-in throttling.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

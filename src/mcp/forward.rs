@@ -83,7 +83,7 @@ impl CallContext {
             overflow: self.overflow,
             stateless: self.stateless,
             in_flight: self.in_flight,
-            offer_tasks: None,
+            tool_list: None,
             task_owner: None,
         }
     }
@@ -131,8 +131,12 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
         };
         (None, None, None)
     };
-    let offer_tasks = (ctx.tasks == Some(super::tasks::Flavor::Core) && method == "tools/list")
-        .then(|| ctx.gateway.policy.current());
+    let tool_list = (method == "tools/list").then(|| super::listing::ToolList {
+        policy: ctx.gateway.policy.current(),
+        sensitive: crate::policy::Sensitivity::of(&app.config.policy),
+        catalogue: app.catalogue.clone(),
+        offer_tasks: ctx.tasks == Some(super::tasks::Flavor::Core),
+    });
     // Only clients offered tasks can make an upstream's own ones (2025-11-25 and later).
     let task_owner = ctx
         .tasks
@@ -151,7 +155,7 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
         upstream_id,
     };
     let mut forwarded = ctx.forwarded(app, sent);
-    forwarded.offer_tasks = offer_tasks;
+    forwarded.tool_list = tool_list;
     forwarded.task_owner = task_owner;
     forwarded.into_reply(replies)
 }

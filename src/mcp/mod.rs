@@ -13,6 +13,7 @@ mod endpoint;
 mod error;
 mod forward;
 mod handshake;
+mod listing;
 mod parked;
 mod reply;
 mod request;

@@ -213,9 +213,8 @@ pub struct Forwarded {
     pub stateless: bool,
     /// Keeps the session counted as busy while the call is open.
     pub in_flight: Option<InFlight>,
-    /// For a `tools/list` of a client offered MCP tasks: the policy, whose parking tools are
-    /// listed as runnable as tasks.
-    pub offer_tasks: Option<std::sync::Arc<crate::policy::Policy>>,
+    /// For a `tools/list`: what Airlock does to the answer (see `listing.rs`).
+    pub tool_list: Option<super::listing::ToolList>,
     /// Who is asking (the agent token's SHA-256), for the upstream's own tasks: a task a
     /// `tools/call` answers with is noted as theirs, and a `tasks/list` shows only theirs.
     pub task_owner: Option<(Arc<super::tasks::UpstreamTasks>, String)>,
@@ -249,8 +248,8 @@ impl Forwarded {
                 let last = msg.get("method").is_none();
                 if last {
                     self.finish(&msg);
-                    if let Some(policy) = &self.offer_tasks {
-                        super::tasks::offer_on_tools(&mut msg, policy);
+                    if let Some(list) = &self.tool_list {
+                        list.apply(&self.upstream, &mut msg);
                     }
                     if let Some((tasks, token)) = &self.task_owner {
                         match self.method.as_str() {

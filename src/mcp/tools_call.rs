@@ -18,26 +18,44 @@ use crate::app::AppState;
 use crate::domain::ToolName;
 use crate::jsonrpc;
 use crate::metrics::Outcome;
-use crate::policy::{ApprovalRule, CallSite, Rule, Slot, Verdict};
-use crate::store::{Backend, Store};
+use crate::policy::{
+    ApprovalRule, CallSite, CounterKey, CounterValues, Judge, Policy, Reservation, Rule,
+    Sensitivity, Slot, Verdict,
+};
+use crate::store::{Backend, CounterStep, Store};
 
-/// A call's place within its rate limit: the local slot, and the shared one when there is one.
+/// A call's place within its limits: the local rate-limit slot, the shared one when there is
+/// one, and the counter increments it reserved; all given back if the upstream does not carry
+/// the call out.
 pub struct Quota {
-    local: Slot,
-    shared: Option<(Store, String)>,
+    local: Option<Slot>,
+    shared: Option<String>,
+    counters: Vec<CounterStep>,
+    store: Store,
 }
 
 impl Quota {
-    /// Gives the call back to the limit (the upstream did not carry it out).
+    /// Gives the call back to its limits (the upstream did not carry it out).
     pub fn release(self) {
-        self.local.release();
-        if let Some((store, id)) = self.shared {
-            tokio::spawn(async move {
-                if let Err(e) = store.release_rate_slot(&id).await {
-                    tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot give a shared rate slot back");
-                }
-            });
+        if let Some(local) = self.local {
+            local.release();
         }
+        if self.shared.is_none() && self.counters.is_empty() {
+            return;
+        }
+        let (store, shared, counters) = (self.store, self.shared, self.counters);
+        tokio::spawn(async move {
+            if let Some(id) = shared
+                && let Err(e) = store.release_rate_slot(&id).await
+            {
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot give a shared rate slot back");
+            }
+            if !counters.is_empty()
+                && let Err(e) = store.release_counters(&counters).await
+            {
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot give policy counters back");
+            }
+        });
     }
 }
 
@@ -87,52 +105,192 @@ pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
         tool,
         agent: &ctx.agent,
         session: &ctx.rate_key,
+        args: msg.pointer("/params/arguments").unwrap_or(&Value::Null),
     };
     let trail = || Trail::new(app, &gateway.name, tool, &ctx.agent, msg);
-    let (outcome, text) = match policy.evaluate(&call, &app.limiter, Instant::now()) {
-        Verdict::Allow { slot } => {
-            let slot = match slot {
-                None => Ok(None),
-                Some(local) if app.store.backend() == Backend::Postgres => {
-                    shared_quota(app, policy.rule_for(tool).rule, &call, ctx.stateless, local)
-                        .await
-                        .map(Some)
-                }
-                Some(local) => Ok(Some(Quota {
-                    local,
-                    shared: None,
-                })),
-            };
-            match slot {
-                Ok(slot) => {
-                    let why = if policy.rule_for(tool).listed {
-                        "allowed by its rule"
-                    } else {
-                        "allowed by the policy's default"
-                    };
-                    return admit(app, ctx, tool, slot, trail(), why, id).await;
-                }
-                Err(message) => (Outcome::RateLimited, message),
+    let unix_now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let risk = app.catalogue.assessment(&gateway.name, tool).await;
+    let counters = match read_counters(&app.store, &policy, &call, unix_now).await {
+        Ok(counters) => counters,
+        Err(refusal) => return refuse(app, ctx, tool, trail(), Outcome::Unavailable, refusal, id),
+    };
+    let judge = Judge {
+        limiter: &app.limiter,
+        now: Instant::now(),
+        unix_now,
+        counters: &counters,
+        risk: &risk,
+        sensitive: Sensitivity::of(&app.config.policy),
+    };
+    let (outcome, text) = match policy.evaluate(&call, &judge) {
+        Verdict::Allow {
+            slot,
+            reserve,
+            why,
+            shadow,
+        } => match quota(app, &policy, &call, ctx.stateless, slot, reserve, unix_now).await {
+            Ok(slot) => {
+                let why = if shadow.is_empty() {
+                    why
+                } else {
+                    format!("{why}; {}", shadow.join("; "))
+                };
+                return admit(app, ctx, tool, slot, trail(), &why, id).await;
             }
-        }
+            Err((outcome, message)) => (outcome, message),
+        },
         Verdict::Deny { message } => (Outcome::Denied, message),
         Verdict::RateLimited { message, .. } => (Outcome::RateLimited, message),
-        Verdict::RequireApproval(rule) => {
+        Verdict::RequireApproval { rule, shadow } => {
+            let rule = if shadow.is_empty() {
+                rule
+            } else {
+                rule.because(shadow.join("; "))
+            };
             return Gate::Park {
                 tool: ToolName::new(tool),
                 rule,
             };
         }
     };
-    let kind = if outcome == Outcome::Denied {
-        "denied"
-    } else {
-        "rate_limited"
+    refuse(app, ctx, tool, trail(), outcome, text, id)
+}
+
+/// Answers a refused call with `text`, recorded in the audit log and the metrics.
+fn refuse(
+    app: &AppState,
+    ctx: &CallContext,
+    tool: &str,
+    trail: Trail,
+    outcome: Outcome,
+    text: String,
+    id: Value,
+) -> Gate {
+    let kind = match outcome {
+        Outcome::Denied => "denied",
+        Outcome::RateLimited => "rate_limited",
+        _ => "unavailable",
     };
-    trail().refused(kind, &text);
+    trail.refused(kind, &text);
     tracing::info!(tool, outcome = ?outcome, "tool call refused");
-    app.metrics.tool_call(&gateway.name, tool, outcome);
+    app.metrics.tool_call(&ctx.gateway.name, tool, outcome);
     Gate::Refuse(jsonrpc::tool_error_result(id, text))
+}
+
+/// The database key of one of this agent's counters.
+fn counter_key(call: &CallSite<'_>, key: &CounterKey) -> String {
+    crate::secrets::sha256_hex(
+        format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            call.agent, call.upstream, key.scope, key.counter
+        )
+        .as_bytes(),
+    )
+}
+
+/// The current values of the counters the call's rules read. A store that cannot say refuses
+/// the call (fail closed: a spending cap that cannot be read is not waived).
+async fn read_counters(
+    store: &Store,
+    policy: &Policy,
+    call: &CallSite<'_>,
+    unix_now: i64,
+) -> Result<CounterValues, String> {
+    let keys = policy.counters_read(call.tool, call.agent);
+    if keys.is_empty() {
+        return Ok(CounterValues::default());
+    }
+    let stored: Vec<(String, i64)> = keys
+        .iter()
+        .map(|key| {
+            let window = policy
+                .counter_window(key)
+                .unwrap_or(crate::policy::Window::Day);
+            (counter_key(call, key), window.start(unix_now))
+        })
+        .collect();
+    match store.counter_values(&stored).await {
+        Ok(values) => Ok(CounterValues(keys.into_iter().zip(values).collect())),
+        Err(e) => {
+            tracing::error!(error = %crate::telemetry::error_chain(&e), "cannot read policy counters");
+            Err(format!(
+                "Airlock cannot read the policy's counters right now; not run ({}.{})",
+                call.upstream, call.tool
+            ))
+        }
+    }
+}
+
+/// Takes the call's place in its limits: the shared rate slot (PostgreSQL) and the counter
+/// increments. Refused: what was taken is given back, and the outcome and text returned.
+async fn quota(
+    app: &AppState,
+    policy: &Policy,
+    call: &CallSite<'_>,
+    stateless: bool,
+    local: Option<Slot>,
+    reserve: Vec<Reservation>,
+    unix_now: i64,
+) -> Result<Option<Quota>, (Outcome, String)> {
+    if local.is_none() && reserve.is_empty() {
+        return Ok(None);
+    }
+    let mut quota = Quota {
+        local,
+        shared: None,
+        counters: Vec::new(),
+        store: app.store.clone(),
+    };
+    if quota.local.is_some() && app.store.backend() == Backend::Postgres {
+        match shared_slot(app, policy.rule_for(call.tool).rule, call, stateless).await {
+            Ok(shared) => quota.shared = shared,
+            Err(message) => {
+                quota.release();
+                return Err((Outcome::RateLimited, message));
+            }
+        }
+    }
+    if reserve.is_empty() {
+        return Ok(Some(quota));
+    }
+    let steps: Vec<CounterStep> = reserve
+        .iter()
+        .map(|taken| CounterStep {
+            key: counter_key(call, &taken.key),
+            window_start: taken.window_start,
+            amount: taken.amount,
+            limit: taken.limit,
+        })
+        .collect();
+    let name = format!("{}.{}", call.upstream, call.tool);
+    match app.store.reserve_counters(&steps).await {
+        Ok(Ok(())) => {
+            quota.counters = steps;
+            Ok(Some(quota))
+        }
+        Ok(Err(over)) => {
+            quota.release();
+            let taken = &reserve[over];
+            let retry = (taken.window_start + taken.window.seconds() - unix_now).max(1);
+            Err((
+                Outcome::RateLimited,
+                format!(
+                    "Rate limit for {name}: {}; retry after {retry} s",
+                    taken.refusal
+                ),
+            ))
+        }
+        Err(e) => {
+            quota.release();
+            tracing::error!(error = %crate::telemetry::error_chain(&e), "cannot reserve policy counters");
+            Err((
+                Outcome::Unavailable,
+                format!(
+                    "Airlock cannot count the call against the policy's counters right now; not run ({name})"
+                ),
+            ))
+        }
+    }
 }
 
 /// Records that the call is allowed and lets it through; a call the audit log cannot take is
@@ -168,31 +326,25 @@ async fn admit(
 }
 
 /// Counts the call in the database too, so the limit holds across instances (unless it counts
-/// per handshake-era session, which lives on one instance). Refused: the local slot is given back
-/// and the refusal's text returned. If the database cannot count, the local limit alone applies
-/// (a rate limit is a budget, not a safety check: failing open here keeps allowed tools working
-/// through a database outage).
-async fn shared_quota(
+/// per handshake-era session, which lives on one instance): the shared slot's id, if one was
+/// taken. Refused: the refusal's text. If the database cannot count, the local limit alone
+/// applies (a rate limit is a budget, not a safety check: failing open here keeps allowed tools
+/// working through a database outage).
+async fn shared_slot(
     app: &AppState,
     rule: &Rule,
     call: &CallSite<'_>,
     stateless: bool,
-    local: Slot,
-) -> Result<Quota, String> {
-    let local_only = Quota {
-        local,
-        shared: None,
-    };
+) -> Result<Option<String>, String> {
     let Rule::Allow {
         rate_limit: Some(limit),
     } = rule
     else {
-        return Ok(local_only);
+        return Ok(None);
     };
     if limit.per() == crate::policy::RateScope::Session && !stateless {
-        return Ok(local_only);
+        return Ok(None);
     }
-    let local = local_only.local;
     let bucket = crate::secrets::sha256_hex(
         format!(
             "{}\u{1f}{}\u{1f}{}",
@@ -207,21 +359,14 @@ async fn shared_quota(
         .take_rate_slot(&bucket, limit.max(), limit.window())
         .await
     {
-        Ok(Ok(id)) => Ok(Quota {
-            local,
-            shared: Some((app.store.clone(), id)),
-        }),
+        Ok(Ok(id)) => Ok(Some(id)),
         Ok(Err(wait)) => {
-            local.release();
             let name = format!("{}.{}", call.upstream, call.tool);
             Err(crate::policy::rate_limited(&name, *limit, wait).0)
         }
         Err(e) => {
             tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot count a shared rate limit; the local count applies");
-            Ok(Quota {
-                local,
-                shared: None,
-            })
+            Ok(None)
         }
     }
 }

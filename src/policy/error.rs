@@ -21,7 +21,7 @@ pub enum PolicyError {
 
     /// The file name does not say which syntax it is written in.
     #[error(
-        "{}: cannot tell the policy file's format from its name; name it *.json or *.toml",
+        "{}: cannot tell the policy file's format from its name; name it *.json, *.toml or *.yaml",
         .path.display()
     )]
     UnsupportedFormat { path: PathBuf },

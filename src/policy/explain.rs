@@ -8,8 +8,10 @@
 
 use std::fmt::Write as _;
 
-use super::evaluate::{ResolvedRule, Secs};
+use super::evaluate::{ResolvedRule, Secs, Sensitivity};
 use super::model::{ApprovalRule, Policy, PolicyOrigin, Rule};
+use super::risk::{Risk, classify};
+use super::rules::RuleAction;
 
 impl Policy {
     /// The rule for `tool` in a few words: `allow`, `allow, rate limit 10 per 60 s per agent`,
@@ -49,9 +51,15 @@ impl Policy {
             ),
             PolicyOrigin::File(_) => {}
         }
-        for (tool, rule) in self.tools() {
-            if let Rule::RequireApproval(approval) = rule {
+        for (tool, entry) in self.tools() {
+            if let Rule::RequireApproval(approval) = entry.rule() {
                 check_approval(&format!("tools.{tool}"), approval, &is_group, &mut warnings);
+            }
+            for (i, rule) in entry.rules().iter().enumerate() {
+                if let RuleAction::RequireApproval(approval) = rule.action() {
+                    let at = format!("tools.{tool}.rules[{i}]");
+                    check_approval(&at, approval, &is_group, &mut warnings);
+                }
             }
         }
         let listed = self
@@ -66,6 +74,51 @@ impl Policy {
             }
         }
         warnings
+    }
+}
+
+impl Policy {
+    /// What the classifier and `[policy] sensitive` make of `tool` (its `tools/list` entry)
+    /// under this policy, for `check` and the tools page: `looks credential-exporting: name
+    /// `export_session`; allowed by its rule, parked by [policy] sensitive`.
+    pub fn risk_notes(&self, tool: &serde_json::Value, sensitive: Sensitivity) -> Vec<String> {
+        let assessment = classify(tool);
+        let Some(risk) = assessment.risk() else {
+            return Vec::new();
+        };
+        let Some(why) = assessment.explain(risk) else {
+            return Vec::new();
+        };
+        let name = tool
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let entry = self.tools.get(name);
+        let resolved = self.rule_for(name);
+        let by = if resolved.listed {
+            "its rule"
+        } else {
+            "the policy's default"
+        };
+        let mut notes = vec![if self.hides(name) {
+            format!("{why}; hidden by the policy")
+        } else if !matches!(resolved.rule, Rule::Allow { .. }) {
+            why
+        } else if entry.is_some_and(|entry| entry.accept_risk()) {
+            format!("{why}; allowed by {by}: the risk is accepted (accept_risk)")
+        } else if sensitive.parks(risk) {
+            format!("{why}; allowed by {by}, parked by [policy] sensitive")
+        } else if risk == Risk::Credential {
+            format!("{why}; allowed by {by} ([policy] sensitive = \"allow\")")
+        } else {
+            format!("{why}; allowed by {by} ([policy] sensitive_destructive = true would park it)")
+        }];
+        let claims_read_only =
+            tool.pointer("/annotations/readOnlyHint") == Some(&serde_json::Value::Bool(true));
+        if claims_read_only {
+            notes.push("claims readOnlyHint (untrusted; Airlock ignores it)".to_owned());
+        }
+        notes
     }
 }
 

@@ -27,14 +27,18 @@ mod model;
 mod rate_limit;
 mod reload;
 pub mod risk;
+mod rules;
 
 pub use error::{Location, PolicyError};
-pub use evaluate::{CallSite, ResolvedRule, Verdict, rate_limited};
+pub use evaluate::{
+    CallSite, Judge, Reservation, ResolvedRule, Sensitivity, Verdict, rate_limited,
+};
 pub use load::PolicyFormat;
 pub use methods::{POLICY_REFUSAL, Subject, glob_match};
 pub use model::{
     ApprovalRule, DEFAULT_APPROVAL_TIMEOUT, DefaultAction, Policy, PolicyOrigin, RateLimit,
-    RateScope, Rule,
+    RateScope, Rule, ToolEntry,
 };
 pub use rate_limit::{Counted, RateLimiter, Slot};
 pub use reload::{PolicyHandle, PolicyStatus, ReloadOutcome};
+pub use rules::{CondRule, Condition, CounterKey, CounterValues, Mode, RuleAction, Window};

@@ -13,11 +13,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::rules::{CondRule, Mode};
+
 /// Seconds an approval waits for reviewers when the rule does not say (`timeout`).
 pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A loaded, valid policy for one upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Policy {
     pub(super) origin: PolicyOrigin,
     pub(super) description: Option<String>,
@@ -26,7 +28,14 @@ pub struct Policy {
     pub(super) default_is_explicit: bool,
     /// [`Self::default`] as a rule, with the stock approval settings for `require_approval`.
     pub(super) default_rule: Rule,
-    pub(super) tools: BTreeMap<String, Rule>,
+    pub(super) tools: BTreeMap<String, ToolEntry>,
+    /// The `"*"` tool's rules: checked after each tool's own (not for tools a `default: deny`
+    /// policy does not list), their counters scoped `_global`.
+    pub(super) wildcard: Vec<CondRule>,
+    /// Tools removed from `tools/list` and refused (`"*"`: every tool).
+    pub(super) hide: Vec<String>,
+    /// `audit`: verdicts are recorded, and calls pass (but `hide` and `[policy] sensitive` hold).
+    pub(super) mode: Mode,
     /// Resource URIs or globs (`*` any run, `?` one character), in the file's order.
     pub(super) resources: Vec<(String, Rule)>,
     /// Prompt names or globs, in the file's order.
@@ -48,6 +57,37 @@ pub enum DefaultAction {
     Allow,
     Deny,
     RequireApproval,
+}
+
+/// A listed tool: its rule (the JSON form's `action`, `rate_limit`, ...), its conditional
+/// `rules`, and whether its risk is accepted (`accept_risk`: `[policy] sensitive` lets it be).
+#[derive(Debug, Clone)]
+pub struct ToolEntry {
+    pub(super) rule: Rule,
+    pub(super) rules: Vec<CondRule>,
+    pub(super) accept_risk: bool,
+}
+
+impl ToolEntry {
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    pub fn rules(&self) -> &[CondRule] {
+        &self.rules
+    }
+
+    pub fn accept_risk(&self) -> bool {
+        self.accept_risk
+    }
+
+    /// Whether the entry speaks for `agent`: it has a rule of its own, no `rules` (`rules: []`
+    /// allows), or a rule whose `agents` match. Otherwise the tool is treated as not listed.
+    pub fn listed_for(&self, agent: &str) -> bool {
+        self.rule != (Rule::Allow { rate_limit: None })
+            || self.rules.is_empty()
+            || self.rules.iter().any(|rule| rule.applies_to(agent))
+    }
 }
 
 /// What the policy does with calls to one tool.
@@ -82,7 +122,7 @@ pub enum RateScope {
 }
 
 /// How a call that needs a human is decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ApprovalRule {
     pub(super) approvals: u32,
     pub(super) timeout: Duration,
@@ -102,6 +142,9 @@ impl Policy {
             default_is_explicit: true,
             default_rule: DefaultAction::RequireApproval.to_rule(),
             tools: BTreeMap::new(),
+            wildcard: Vec::new(),
+            hide: Vec::new(),
+            mode: Mode::Enforce,
             resources: Vec::new(),
             prompts: Vec::new(),
         }
@@ -127,9 +170,26 @@ impl Policy {
         !self.default_is_explicit
     }
 
-    /// The listed tools and their rules, by tool name.
-    pub fn tools(&self) -> impl Iterator<Item = (&str, &Rule)> {
-        self.tools.iter().map(|(name, rule)| (name.as_str(), rule))
+    /// The listed tools and their entries, by tool name.
+    pub fn tools(&self) -> impl Iterator<Item = (&str, &ToolEntry)> {
+        self.tools
+            .iter()
+            .map(|(name, entry)| (name.as_str(), entry))
+    }
+
+    /// The `"*"` rules.
+    pub fn wildcard(&self) -> &[CondRule] {
+        &self.wildcard
+    }
+
+    /// Whether `tool` is hidden: removed from `tools/list`, and its calls refused.
+    pub fn hides(&self, tool: &str) -> bool {
+        self.hide.iter().any(|name| name == "*" || name == tool)
+    }
+
+    /// The whole policy's mode (`mode: audit` records verdicts and lets calls pass).
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// The listed resources (URIs or globs) and their rules, in the file's order.
@@ -164,13 +224,7 @@ impl DefaultAction {
         match self {
             DefaultAction::Allow => Rule::Allow { rate_limit: None },
             DefaultAction::Deny => Rule::Deny { reason: None },
-            DefaultAction::RequireApproval => Rule::RequireApproval(ApprovalRule {
-                approvals: 1,
-                timeout: DEFAULT_APPROVAL_TIMEOUT,
-                reviewers: Vec::new(),
-                notify: Vec::new(),
-                reason: None,
-            }),
+            DefaultAction::RequireApproval => Rule::RequireApproval(ApprovalRule::stock(None)),
         }
     }
 
@@ -240,5 +294,57 @@ impl ApprovalRule {
     /// The rule's `reason`: a note for reviewers on why this tool needs a human.
     pub fn reason(&self) -> Option<&str> {
         self.reason.as_deref()
+    }
+
+    /// The stock approval (one approver, any of them, [`DEFAULT_APPROVAL_TIMEOUT`]) with `reason`.
+    pub fn stock(reason: Option<String>) -> Self {
+        Self {
+            approvals: 1,
+            timeout: DEFAULT_APPROVAL_TIMEOUT,
+            reviewers: Vec::new(),
+            notify: Vec::new(),
+            reason,
+        }
+    }
+
+    /// This rule and `other` together (DESIGN.md, "Policy depth"): the larger quorum, the shorter
+    /// timeout, only reviewers both lists allow (an empty list allows anyone), both `notify`
+    /// lists, and both reasons.
+    pub fn combine(self, other: ApprovalRule) -> ApprovalRule {
+        let reviewers = match (self.reviewers.is_empty(), other.reviewers.is_empty()) {
+            (true, _) => other.reviewers,
+            (_, true) => self.reviewers,
+            _ => self
+                .reviewers
+                .into_iter()
+                .filter(|name| other.reviewers.contains(name))
+                .collect(),
+        };
+        let mut notify = self.notify;
+        for name in other.notify {
+            if !notify.contains(&name) {
+                notify.push(name);
+            }
+        }
+        let reason = match (self.reason, other.reason) {
+            (Some(a), Some(b)) if a != b => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
+        ApprovalRule {
+            approvals: self.approvals.max(other.approvals),
+            timeout: self.timeout.min(other.timeout),
+            reviewers,
+            notify,
+            reason,
+        }
+    }
+
+    /// The same rule with `why` added to its reason.
+    pub fn because(mut self, why: String) -> ApprovalRule {
+        self.reason = Some(match self.reason {
+            Some(reason) => format!("{reason}; {why}"),
+            None => why,
+        });
+        self
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::Upstream;
+use crate::policy::risk::{self, Assessment};
 
 /// How long a fetched list is shown before it is asked for again.
 const FRESH_FOR: Duration = Duration::from_secs(60);
@@ -22,9 +23,16 @@ type Listing = Result<Arc<Vec<Value>>, String>;
 /// A list (or why there is none) and when it was fetched.
 type Cached = (Instant, Listing);
 
+/// One upstream's tools by name, with what the classifier says about each.
+type Assessed = Arc<HashMap<String, Arc<Assessment>>>;
+
 pub struct ToolCatalogue {
     upstreams: Arc<BTreeMap<String, Arc<Upstream>>>,
     lists: Mutex<HashMap<String, Cached>>,
+    /// Per upstream, what the classifier says about each tool of the latest list seen (from
+    /// agents' `tools/list` answers as they pass, or fetched here). Kept until a newer list
+    /// replaces it: the gate reads it on every call, without asking the upstream.
+    risks: Mutex<HashMap<String, Assessed>>,
 }
 
 impl ToolCatalogue {
@@ -32,7 +40,50 @@ impl ToolCatalogue {
         Self {
             upstreams,
             lists: Mutex::default(),
+            risks: Mutex::default(),
         }
+    }
+
+    /// Notes the tools of a `tools/list` answer (or one page of it) from `upstream`.
+    pub fn observe(&self, upstream: &str, tools: &[Value]) {
+        let assessed: Vec<(String, Arc<Assessment>)> = tools
+            .iter()
+            .filter_map(|tool| {
+                let name = tool.get("name")?.as_str()?;
+                Some((name.to_owned(), Arc::new(risk::classify(tool))))
+            })
+            .collect();
+        let mut risks = self
+            .risks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = risks.entry(upstream.to_owned()).or_default();
+        Arc::make_mut(known).extend(assessed);
+    }
+
+    /// What the classifier says about `upstream`'s `tool`: from the latest list seen, or (when
+    /// none was seen yet) a list fetched now; a tool the list lacks, or an upstream that cannot
+    /// list, is judged by its name alone.
+    pub async fn assessment(&self, upstream: &str, tool: &str) -> Arc<Assessment> {
+        let seen = |catalogue: &Self| {
+            catalogue
+                .risks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(upstream)
+                .cloned()
+        };
+        let known = match seen(self) {
+            Some(known) => Some(known),
+            None => {
+                // Fetching notes the list (see `tools`), unless the upstream cannot list.
+                let _ = self.tools(upstream).await;
+                seen(self)
+            }
+        };
+        known
+            .and_then(|known| known.get(tool).cloned())
+            .unwrap_or_else(|| Arc::new(risk::classify(&serde_json::json!({ "name": tool }))))
     }
 
     /// `upstream`'s tools, from the cache when fresh; an error text when it cannot be had.
@@ -52,7 +103,10 @@ impl ToolCatalogue {
             .get(upstream)
             .ok_or_else(|| format!("no upstream {upstream} is configured any more"))?;
         let listing = match tokio::time::timeout(FETCH_TIMEOUT, runtime.list_tools()).await {
-            Ok(Ok(tools)) => Ok(Arc::new(tools)),
+            Ok(Ok(tools)) => {
+                self.observe(upstream, &tools);
+                Ok(Arc::new(tools))
+            }
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {} s", FETCH_TIMEOUT.as_secs())),
         };

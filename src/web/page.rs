@@ -14,6 +14,7 @@ use serde_json::Value;
 pub use super::error::{PageError, PageResult};
 use super::session::SignedIn;
 use crate::domain::CallStatus;
+use crate::policy::risk::Risk;
 use crate::store::Role;
 
 /// The Content-Security-Policy of every dashboard response: nothing but this origin's own files;
@@ -119,20 +120,32 @@ pub fn status_badge(status: CallStatus) -> Badge {
     }
 }
 
-/// The risk of a tool at a glance: credential exports first, then the rest that needs a human.
-pub fn risk_badge(tool: &str) -> Badge {
-    if crate::policy::risk::looks_credential_exporting(tool) {
-        Badge {
+/// A tool's risk at a glance.
+pub fn risk_badge(risk: Risk) -> Badge {
+    match risk {
+        Risk::Credential => Badge {
             icon: "⚷",
             label: "credential",
             class: "rejected",
-        }
-    } else {
-        Badge {
+        },
+        Risk::Destructive => Badge {
+            icon: "⚠",
+            label: "destructive",
+            class: "warning",
+        },
+    }
+}
+
+/// The badge of a parked call: its tool's risk by name (credential or destructive), or
+/// "sensitive" (it needs a human for its rule's sake).
+pub fn parked_badge(tool: &str) -> Badge {
+    match crate::policy::risk::classify(&serde_json::json!({ "name": tool })).risk() {
+        Some(risk) => risk_badge(risk),
+        None => Badge {
             icon: "⚑",
             label: "sensitive",
             class: "warning",
-        }
+        },
     }
 }
 

@@ -25,7 +25,6 @@ use crate::app::AppState;
 use crate::approval::{Parked, TaskCall};
 use crate::jsonrpc;
 use crate::metrics::Outcome;
-use crate::policy::{Policy, Rule};
 
 mod memory;
 mod methods;
@@ -123,29 +122,19 @@ pub fn advertise(result: &mut Value) {
     tasks["requests"]["tools"]["call"] = json!({});
 }
 
-/// Marks the tools `policy` parks as runnable as tasks in a `tools/list` response.
-pub fn offer_on_tools(response: &mut Value, policy: &Policy) {
-    let Some(Value::Array(tools)) = response.pointer_mut("/result/tools") else {
+/// Marks a `tools/list` entry as runnable as a task (a call of it may wait for a human), unless
+/// it already says it can be.
+pub fn offer_on_tool(tool: &mut Value) {
+    let support = tool
+        .pointer("/execution/taskSupport")
+        .and_then(Value::as_str);
+    if matches!(support, Some("optional" | "required")) {
         return;
-    };
-    for tool in tools {
-        let Some(name) = tool.get("name").and_then(Value::as_str) else {
-            continue;
-        };
-        if !matches!(policy.rule_for(name).rule, Rule::RequireApproval(_)) {
-            continue;
-        }
-        let support = tool
-            .pointer("/execution/taskSupport")
-            .and_then(Value::as_str);
-        if matches!(support, Some("optional" | "required")) {
-            continue;
-        }
-        if !tool.get("execution").is_some_and(Value::is_object) {
-            tool["execution"] = json!({});
-        }
-        tool["execution"]["taskSupport"] = json!("optional");
     }
+    if !tool.get("execution").is_some_and(Value::is_object) {
+        tool["execution"] = json!({});
+    }
+    tool["execution"]["taskSupport"] = json!("optional");
 }
 
 /// The answer to a `tools/call` asked for as a task whose call parked (or joined): the task.

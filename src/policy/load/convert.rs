@@ -4,12 +4,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::convert_rules::{check_counter_references, convert_rules};
 use super::raw::{Action, PatternTable, Per, RawPolicy, RawRule, Table, Text};
+use super::raw_rules::RawMode;
 use super::{Failure, PolicyFormat};
 use crate::policy::model::{
     ApprovalRule, DEFAULT_APPROVAL_TIMEOUT, DefaultAction, Policy, PolicyOrigin, RateLimit,
-    RateScope, Rule,
+    RateScope, Rule, ToolEntry,
 };
+use crate::policy::rules::Mode;
 
 pub(super) fn convert(
     raw: RawPolicy,
@@ -20,6 +23,7 @@ pub(super) fn convert(
         let example = match format {
             PolicyFormat::Json => "\"version\": \"1\"",
             PolicyFormat::Toml => "version = \"1\"",
+            PolicyFormat::Yaml => "version: \"1\"",
         };
         return Err(Failure::at(
             "version".to_owned(),
@@ -32,16 +36,70 @@ pub(super) fn convert(
         Some(Action::RequireApproval) => DefaultAction::RequireApproval,
     };
     let mut tools = BTreeMap::new();
-    for (name, rule) in raw.tools.0 {
-        let rule = convert_rule(&format!("tools.{name}"), true, rule)?;
-        tools.insert(name, rule);
+    let mut wildcard = Vec::new();
+    let mut all_rules = BTreeMap::new();
+    for (name, mut rule) in raw.tools.0 {
+        let at = format!("tools.{name}");
+        let accept_risk = rule.accept_risk.take().unwrap_or(false);
+        let scope = if name == "*" {
+            "_global"
+        } else {
+            name.as_str()
+        };
+        let rules = match rule.rules.take() {
+            Some(rules) => convert_rules(&format!("{at}.rules"), scope, rules)?,
+            None => Vec::new(),
+        };
+        all_rules.insert(name.clone(), rules.clone());
+        if name == "*" {
+            if let Some(key) = only_rules(&rule, accept_risk) {
+                return Err(Failure::at(
+                    format!("{at}.{key}"),
+                    "the \"*\" entry holds only \"rules\" (for every tool); give other settings per tool, or use \"default\"".to_owned(),
+                ));
+            }
+            wildcard = rules;
+            continue;
+        }
+        let rule = convert_rule(&at, true, rule)?;
+        tools.insert(
+            name,
+            ToolEntry {
+                rule,
+                rules,
+                accept_risk,
+            },
+        );
+    }
+    check_counter_references(&all_rules)?;
+    let mut hide: Vec<String> = Vec::new();
+    for Text(name) in raw.hide.unwrap_or_default() {
+        if hide.contains(&name) {
+            return Err(Failure::at(
+                "hide".to_owned(),
+                format!("duplicate entry {name:?}; list each tool once"),
+            ));
+        }
+        hide.push(name);
     }
     let patterns = |section: &str, table: PatternTable| {
         table
             .0
             .into_iter()
             .map(|(name, rule)| {
-                convert_rule(&format!("{section}.{name}"), false, rule).map(|rule| (name, rule))
+                let at = format!("{section}.{name}");
+                if rule.accept_risk.is_some() || rule.rules.is_some() {
+                    let key = if rule.rules.is_some() {
+                        "rules"
+                    } else {
+                        "accept_risk"
+                    };
+                    return Err(Failure::at(
+                        format!("{at}.{key}"),
+                        format!("`{key}` applies only to tools; remove it"),
+                    ));
+                }
+                convert_rule(&at, false, rule).map(|rule| (name, rule))
             })
             .collect::<Result<Vec<_>, Failure>>()
     };
@@ -57,9 +115,32 @@ pub(super) fn convert(
         default_is_explicit: raw.default.is_some(),
         default_rule: default.to_rule(),
         tools,
+        wildcard,
+        hide,
+        mode: match raw.mode {
+            Some(RawMode::Audit) => Mode::Audit,
+            Some(RawMode::Enforce) | None => Mode::Enforce,
+        },
         resources,
         prompts,
     })
+}
+
+/// The first setting of a `"*"` entry other than `rules`, if it has one.
+fn only_rules(rule: &RawRule, accept_risk: bool) -> Option<&'static str> {
+    [
+        ("action", rule.action.is_some()),
+        ("reason", rule.reason.is_some()),
+        ("rate_limit", rule.rate_limit.is_some()),
+        ("per", rule.per.is_some()),
+        ("approvals", rule.approvals.is_some()),
+        ("timeout", rule.timeout.is_some()),
+        ("reviewers", rule.reviewers.is_some()),
+        ("notify", rule.notify.is_some()),
+        ("accept_risk", accept_risk),
+    ]
+    .into_iter()
+    .find_map(|(key, set)| set.then_some(key))
 }
 
 /// The rule at `at` (`tools.send_message`); `is_tool` because only tool calls are counted by
@@ -139,7 +220,7 @@ fn convert_rule(at: &str, is_tool: bool, raw: RawRule) -> Result<Rule, Failure> 
 }
 
 /// A `reviewers` or `notify` list; an entry given twice is an error (it may be a typo of another).
-fn names(key_path: &str, list: Option<Vec<Text>>) -> Result<Vec<String>, Failure> {
+pub(super) fn names(key_path: &str, list: Option<Vec<Text>>) -> Result<Vec<String>, Failure> {
     let mut names: Vec<String> = Vec::new();
     for Text(name) in list.unwrap_or_default() {
         if names.contains(&name) {

@@ -14,9 +14,13 @@
 //! mean a wildcard by it, which this format does not support yet.
 
 mod convert;
+mod convert_rules;
 mod raw;
+mod raw_rules;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod yaml_tests;
 
 use std::path::Path;
 
@@ -37,18 +41,20 @@ const MAX_APPROVALS: u64 = 1_000;
 pub enum PolicyFormat {
     Json,
     Toml,
+    /// PolicyLayer Intercept's YAML (its POLICY.md), read unchanged.
+    Yaml,
 }
 
 impl PolicyFormat {
-    /// `*.json` is JSON and `*.toml` is TOML (case-insensitively); anything else is unsupported.
+    /// `*.json` is JSON, `*.toml` TOML, `*.yaml` and `*.yml` YAML (case-insensitively); anything
+    /// else is unsupported.
     pub fn from_path(path: &Path) -> Option<Self> {
-        let extension = path.extension()?.to_str()?;
-        if extension.eq_ignore_ascii_case("json") {
-            Some(PolicyFormat::Json)
-        } else if extension.eq_ignore_ascii_case("toml") {
-            Some(PolicyFormat::Toml)
-        } else {
-            None
+        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+        match extension.as_str() {
+            "json" => Some(PolicyFormat::Json),
+            "toml" => Some(PolicyFormat::Toml),
+            "yaml" | "yml" => Some(PolicyFormat::Yaml),
+            _ => None,
         }
     }
 }
@@ -84,6 +90,7 @@ impl Policy {
         let raw = match format {
             PolicyFormat::Json => parse_json(text),
             PolicyFormat::Toml => parse_toml(text),
+            PolicyFormat::Yaml => parse_yaml(text),
         };
         raw.and_then(|raw| convert(raw, format, path))
             .map_err(|failure| PolicyError::Invalid {
@@ -165,6 +172,36 @@ fn parse_toml(text: &str) -> Result<RawPolicy, Failure> {
     serde_path_to_error::deserialize(deserializer)
         .map(|Table(raw)| raw)
         .map_err(|error| toml_failure(key_path(error.path()), error.inner(), text))
+}
+
+fn parse_yaml(text: &str) -> Result<RawPolicy, Failure> {
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer)
+        .map(|Table(raw)| raw)
+        .map_err(|error| {
+            let key_path = key_path(error.path());
+            let inner = error.into_inner();
+            let location = inner.location().map(|at| Location {
+                line: at.line(),
+                column: at.column(),
+            });
+            let mut message = inner.to_string();
+            // serde_yaml_ng appends the position and starts nested errors with their path; both
+            // are reported separately here.
+            if let Some(at) = message.rfind(" at line ") {
+                message.truncate(at);
+            }
+            if let Some((path, rest)) = message.split_once(": ")
+                && !path.contains(char::is_whitespace)
+            {
+                message = rest.to_owned();
+            }
+            Failure {
+                key_path,
+                message,
+                location,
+            }
+        })
 }
 
 fn toml_failure(key_path: String, error: &toml::de::Error, text: &str) -> Failure {

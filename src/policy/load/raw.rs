@@ -28,6 +28,12 @@ pub(super) struct RawPolicy {
     /// Prompt names or globs to rules.
     #[serde(default)]
     pub(super) prompts: PatternTable,
+    /// Tools removed from `tools/list` and refused (`"*"`: all).
+    #[serde(default, deserialize_with = "present")]
+    pub(super) hide: Option<Vec<Text>>,
+    /// `audit`: record verdicts, let calls pass.
+    #[serde(default, deserialize_with = "present")]
+    pub(super) mode: Option<super::raw_rules::RawMode>,
 }
 
 #[derive(serde::Deserialize)]
@@ -50,6 +56,12 @@ pub(super) struct RawRule {
     pub(super) reviewers: Option<Vec<Text>>,
     #[serde(default, deserialize_with = "present")]
     pub(super) notify: Option<Vec<Text>>,
+    /// `true`: `[policy] sensitive` lets this tool run as its rule says.
+    #[serde(default, deserialize_with = "present")]
+    pub(super) accept_risk: Option<bool>,
+    /// Conditional rules (Intercept's `rules:`).
+    #[serde(default, deserialize_with = "present")]
+    pub(super) rules: Option<Vec<Table<super::raw_rules::RawCondRule>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -70,8 +82,7 @@ pub(super) trait Described {
 }
 
 impl Described for RawPolicy {
-    const EXPECTING: &'static str =
-        "a policy with the keys \"version\", \"default\", \"tools\", \"resources\" and \"prompts\"";
+    const EXPECTING: &'static str = "a policy with the keys \"version\", \"default\", \"tools\", \"hide\", \"resources\" and \"prompts\"";
 }
 
 impl Described for RawRule {
@@ -354,8 +365,9 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
-/// `tools`: tool names to rules. Unlike a plain map, a name given twice is an error (JSON allows
-/// it and a later `{}` would silently override an earlier deny), and so are `""` and `"*"`.
+/// `tools`: tool names (and `"*"`, the rules for every tool) to rules. Unlike a plain map, a name
+/// given twice is an error (JSON allows it and a later `{}` would silently override an earlier
+/// deny), and so is `""`.
 #[derive(Default)]
 pub(super) struct ToolTable(pub(super) BTreeMap<String, RawRule>);
 
@@ -373,12 +385,6 @@ impl<'de> Deserialize<'de> for ToolTable {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ToolTable, A::Error> {
                 let mut tools = BTreeMap::new();
                 while let Some(name) = map.next_key::<String>()? {
-                    if name == "*" {
-                        return Err(de::Error::custom(
-                            "\"*\" is not a tool name: wildcard rules are not supported yet; \
-                             use \"default\" for the tools not listed",
-                        ));
-                    }
                     if name.trim().is_empty() {
                         return Err(de::Error::custom(format_args!(
                             "{name:?} is not a tool name; use the name the upstream lists in tools/list"

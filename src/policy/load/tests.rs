@@ -59,7 +59,7 @@ fn toml_error(text: &str) -> String {
 
 fn rule<'a>(policy: &'a Policy, tool: &str) -> &'a Rule {
     match policy.tools.get(tool) {
-        Some(rule) => rule,
+        Some(entry) => &entry.rule,
         None => panic!("{tool} not listed"),
     }
 }
@@ -108,7 +108,7 @@ fn the_same_policy_loads_from_toml() {
     let toml = parse("policies/telegram.toml", EXAMPLE_TOML);
     assert_example(&toml);
     let json = parse("policies/telegram.json", EXAMPLE_JSON);
-    assert_eq!(toml.tools, json.tools);
+    assert_eq!(format!("{:?}", toml.tools), format!("{:?}", json.tools));
 }
 
 #[test]
@@ -121,11 +121,15 @@ fn the_format_follows_the_extension() {
         PolicyFormat::from_path(Path::new("b.policy.toml")),
         Some(PolicyFormat::Toml)
     );
-    assert_eq!(PolicyFormat::from_path(Path::new("b.yaml")), None);
     assert_eq!(
-        error("policies/telegram.yaml", "version: \"1\""),
-        "policies/telegram.yaml: cannot tell the policy file's format from its name; \
-         name it *.json or *.toml"
+        PolicyFormat::from_path(Path::new("b.YML")),
+        Some(PolicyFormat::Yaml)
+    );
+    assert_eq!(PolicyFormat::from_path(Path::new("b.policy")), None);
+    assert_eq!(
+        error("policies/telegram.policy", "version: \"1\""),
+        "policies/telegram.policy: cannot tell the policy file's format from its name; \
+         name it *.json, *.toml or *.yaml"
     );
 }
 
@@ -185,7 +189,7 @@ fn an_unknown_key_at_the_top_is_an_error() {
     assert_eq!(
         json_error(r#"{"version": "1", "defualt": "deny"}"#),
         "policies/telegram.json: defualt: unknown field `defualt`, expected one of `version`, \
-         `description`, `default`, `tools`, `resources`, `prompts` (line 1, column 26)"
+         `description`, `default`, `tools`, `resources`, `prompts`, `hide`, `mode` (line 1, column 26)"
     );
 }
 
@@ -194,14 +198,14 @@ fn an_unknown_key_in_a_rule_is_an_error() {
     assert_eq!(
         json_error(r#"{"version": "1", "tools": {"delete_chat": {"acton": "deny"}}}"#),
         "policies/telegram.json: tools.delete_chat.acton: unknown field `acton`, expected one \
-         of `action`, `reason`, `rate_limit`, `per`, `approvals`, `timeout`, `reviewers`, `notify` \
-         (line 1, column 50)"
+         of `action`, `reason`, `rate_limit`, `per`, `approvals`, `timeout`, `reviewers`, `notify`, \
+         `accept_risk`, `rules` (line 1, column 50)"
     );
     assert_eq!(
         toml_error("version = \"1\"\n[tools.delete_chat]\nacton = \"deny\"\n"),
         "policies/telegram.toml: tools.delete_chat.acton: unknown field `acton`, expected one \
-         of `action`, `reason`, `rate_limit`, `per`, `approvals`, `timeout`, `reviewers`, `notify` \
-         (line 3, column 1)"
+         of `action`, `reason`, `rate_limit`, `per`, `approvals`, `timeout`, `reviewers`, `notify`, \
+         `accept_risk`, `rules` (line 3, column 1)"
     );
 }
 
@@ -478,11 +482,12 @@ fn nulls_blanks_and_repeats_are_errors() {
 }
 
 #[test]
-fn wildcards_and_empty_tool_names_are_refused() {
+fn a_wildcard_holds_only_rules_and_empty_tool_names_are_refused() {
     let message = json_error(r#"{"version": "1", "tools": {"*": {"action": "deny"}}}"#);
-    assert!(
-        message.contains("\"*\" is not a tool name: wildcard rules are not supported yet"),
-        "{message}"
+    assert_eq!(
+        message,
+        "policies/telegram.json: tools.*.action: the \"*\" entry holds only \"rules\" (for every \
+         tool); give other settings per tool, or use \"default\""
     );
     let message = json_error(r#"{"version": "1", "tools": {"": {}}}"#);
     assert!(message.contains("\"\" is not a tool name"), "{message}");
@@ -511,7 +516,7 @@ fn only_objects_are_read_as_objects() {
     assert_eq!(
         json_error(r#"["1", null, "allow", {}]"#),
         "policies/telegram.json: invalid type: sequence, expected a policy with the keys \
-         \"version\", \"default\", \"tools\", \"resources\" and \"prompts\" (line 1, column 1)"
+         \"version\", \"default\", \"tools\", \"hide\", \"resources\" and \"prompts\" (line 1, column 1)"
     );
     let message = json_error(r#"{"version": "1", "tools": {"s": {"rate_limit": [10, 60]}}}"#);
     assert!(

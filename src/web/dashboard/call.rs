@@ -24,7 +24,7 @@ use crate::store::{EventRow, MailRow};
 use crate::web::AppError;
 use crate::web::fields::{CHOICE, OTHER, Text};
 use crate::web::page::{
-    Badge, Chrome, PageError, PageResult, Reveal, arguments_html_with, risk_badge, seconds_until,
+    Badge, Chrome, PageError, PageResult, Reveal, arguments_html_with, parked_badge, seconds_until,
     short_time, status_badge, time_left,
 };
 use crate::web::session::{CsrfForm, SignedIn};
@@ -183,7 +183,7 @@ async fn render(
     Ok(CallPage {
         chrome: Chrome::new(signed, "queue"),
         badge: status_badge(status),
-        risk: risk_badge(&call.tool),
+        risk: parked_badge(&call.tool),
         args_html,
         tool_description,
         can_reveal: can_decide,

@@ -13,7 +13,9 @@ use crate::app::AppState;
 use crate::approval::CallView;
 use crate::domain::CallStatus;
 use crate::web::fields::{CHOICE, Text};
-use crate::web::page::{Badge, Chrome, PageResult, preview, risk_badge, seconds_until, time_left};
+use crate::web::page::{
+    Badge, Chrome, PageResult, parked_badge, preview, seconds_until, time_left,
+};
 use crate::web::session::SignedIn;
 
 /// Pending calls per page.
@@ -83,7 +85,7 @@ async fn rows(app: &AppState, before: Option<String>) -> PageResult<QueueRows> {
         let approvals = app.store.approvals(&row.id).await?;
         let call = CallView::new(row, approvals, None);
         rows.push(QueueRow {
-            risk: risk_badge(&call.tool),
+            risk: parked_badge(&call.tool),
             preview: preview(&call.arguments, PREVIEW_CHARS),
             approvals_have: call.approvals.len(),
             approvals_needed: call.approvals_needed,

@@ -8,7 +8,8 @@ use axum::extract::State;
 use serde_json::Value;
 
 use crate::app::AppState;
-use crate::policy::{PolicyStatus, Rule, risk};
+use crate::policy::risk::classify;
+use crate::policy::{PolicyStatus, Rule, Sensitivity};
 use crate::web::page::{Badge, Chrome, PageResult, risk_badge};
 use crate::web::session::SignedIn;
 
@@ -50,11 +51,18 @@ pub async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult<T
     let listings =
         futures_util::future::join_all(app.gateways.keys().map(|name| app.catalogue.tools(name)))
             .await;
+    let sensitive = Sensitivity::of(&app.config.policy);
     let mut upstreams = Vec::new();
     for ((name, gateway), listed) in app.gateways.iter().zip(listings) {
         let policy = gateway.policy.current();
         let (tools, error) = match listed {
-            Ok(tools) => (tools.iter().map(|tool| row(&policy, tool)).collect(), None),
+            Ok(tools) => (
+                tools
+                    .iter()
+                    .map(|tool| row(&policy, tool, sensitive))
+                    .collect(),
+                None,
+            ),
             Err(e) => (Vec::new(), Some(e)),
         };
         upstreams.push(UpstreamSection {
@@ -78,17 +86,17 @@ pub async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult<T
     })
 }
 
-fn row(policy: &crate::policy::Policy, tool: &Value) -> ToolRow {
+fn row(policy: &crate::policy::Policy, tool: &Value, sensitive: Sensitivity) -> ToolRow {
     let name = tool
         .get("name")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
     let resolved = policy.rule_for(&name);
-    let (allows, rule_class) = match resolved.rule {
-        Rule::Allow { .. } => (true, "approved"),
-        Rule::Deny { .. } => (false, "rejected"),
-        Rule::RequireApproval(_) => (false, "pending"),
+    let rule_class = match resolved.rule {
+        Rule::Allow { .. } => "approved",
+        Rule::Deny { .. } => "rejected",
+        Rule::RequireApproval(_) => "pending",
     };
     let hints = HINTS
         .iter()
@@ -108,8 +116,8 @@ fn row(policy: &crate::policy::Policy, tool: &Value) -> ToolRow {
         hints,
         rule: policy.describe(&name),
         rule_class,
-        risk: risk::looks_credential_exporting(&name).then(|| risk_badge(&name)),
-        notes: risk::notes(tool, allows),
+        risk: classify(tool).risk().map(risk_badge),
+        notes: policy.risk_notes(tool, sensitive),
         name,
     }
 }

@@ -230,6 +230,8 @@ pub struct TestApp {
 /// Options for `TestApp::spawn_with`.
 pub struct Setup {
     pub policy: String,
+    /// The policy file's name, whose extension says its format.
+    pub policy_file: &'static str,
     /// Extra `[server]` and other top-level TOML appended to the generated config.
     pub extra_toml: String,
     /// More upstreams besides `telegram`.
@@ -252,6 +254,7 @@ impl Default for Setup {
     fn default() -> Self {
         Self {
             policy: TEST_POLICY.to_owned(),
+            policy_file: "telegram.json",
             extra_toml: String::new(),
             upstreams: Vec::new(),
             isolation: None,
@@ -291,7 +294,7 @@ impl TestApp {
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let policy_path = dir.path().join("telegram.json");
+        let policy_path = dir.path().join(setup.policy_file);
         std::fs::write(&policy_path, &setup.policy).expect("write the policy");
         let call_log = CallLog(dir.path().join("telegram-calls.jsonl"));
         let db = match &setup.database {
@@ -923,6 +926,29 @@ impl Agent {
             .await
             .unwrap_or_else(|_| panic!("{tool} did not answer in time"))
             .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"))
+    }
+
+    /// Calls a tool and returns the protocol-level outcome too (a JSON-RPC error is an `Err`).
+    pub async fn client_call_raw(
+        &self,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<CallToolResult, rmcp::ServiceError> {
+        tokio::time::timeout(WAIT, self.client.call_tool(call_params(tool, arguments)))
+            .await
+            .unwrap_or_else(|_| panic!("{tool} did not answer in time"))
+    }
+
+    /// The names `tools/list` gives this agent.
+    pub async fn list_tool_names(&self) -> Vec<String> {
+        let tools = tokio::time::timeout(WAIT, self.client.list_all_tools())
+            .await
+            .expect("tools/list in time")
+            .expect("tools/list through Airlock");
+        tools
+            .into_iter()
+            .map(|tool| tool.name.to_string())
+            .collect()
     }
 
     /// Starts a tool call in the background (it may wait for approval); await the handle for its
