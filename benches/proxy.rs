@@ -422,6 +422,7 @@ async fn start_airlock(dir: &Path, demo_url: &str, nagle_url: &str) -> Fallible<
         headers: Default::default(),
         policy: Some(policy.clone()),
         isolation: None,
+        new_tools: Default::default(),
     };
     config.upstreams.push(UpstreamConfig {
         url: Some(demo_url.to_owned()),

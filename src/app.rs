@@ -89,6 +89,8 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     /// The upstreams' tool lists, as the dashboard shows them.
     pub catalogue: Arc<crate::upstream::catalogue::ToolCatalogue>,
+    /// The tool definitions accepted per upstream, and the quarantined changes.
+    pub pins: Arc<crate::pinning::Pins>,
     /// The dashboard's live feed of queue changes.
     pub feed: Arc<crate::web::live::QueueFeed>,
     /// Failed sign-ins recorded this hour (the audit log takes at most 100 an hour one by one).
@@ -133,6 +135,21 @@ pub struct Application {
     mailer: Option<crate::notify::worker::Mailer>,
     /// Composes the emails about calls (and queues their reminders and outcomes).
     announcer: Arc<crate::notify::Announcer>,
+}
+
+/// The tool pins, with each upstream's `new_tools`.
+async fn pins(
+    config: &Config,
+    store: &Store,
+    audit: &crate::audit::AuditWriter,
+) -> Result<Arc<crate::pinning::Pins>, StartupError> {
+    let new_tools = config
+        .upstreams
+        .iter()
+        .map(|u| (u.name.clone(), u.new_tools))
+        .collect();
+    let pins = crate::pinning::Pins::load(store.clone(), audit.clone(), new_tools).await?;
+    Ok(Arc::new(pins))
 }
 
 /// The listener, or a start-up error naming the address.
@@ -251,6 +268,7 @@ impl Application {
         let (audit, audit_task) =
             crate::audit::AuditWriter::start(store.clone(), audit_stop.clone());
         let state = AppState {
+            pins: pins(&config, &store, &audit).await?,
             approvals,
             mail_queued,
             origins: Arc::new(OriginPolicy::from_config(&config)),

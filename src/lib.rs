@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod notify;
 pub mod ops;
+pub mod pinning;
 pub mod policy;
 pub mod protocol;
 pub mod redact;

@@ -19,6 +19,8 @@ Examples:
   TOKEN=$(airlock token create --agent claude)   a bearer token for an agent
   airlock user add alice@example.org --role approver
   airlock pending                                calls waiting for a decision
+  airlock policy test --upstream telegram --tool export_session --expect park
+  airlock tools diff                             tools whose definition changed (quarantined)
   airlock approve ID --reason \"checked\"          or: airlock reject ID --reason \"not now\"
   airlock serve --config /etc/airlock/airlock.toml";
 
@@ -64,6 +66,16 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Tools whose definition changed since it was accepted (quarantined).
+    Tools {
+        #[command(subcommand)]
+        command: ToolsCommand,
+    },
+    /// Questions about policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -105,6 +117,10 @@ enum Command {
         /// Append a JSON line per tool call received to this file.
         #[arg(long, env = "AIRLOCK_DEMO_CALL_LOG")]
         call_log: Option<PathBuf>,
+        /// A JSON object of tool names to descriptions that replace theirs, read at every
+        /// tools/list (to play a server that rewrites a tool after it was accepted).
+        #[arg(long, env = "AIRLOCK_DEMO_DESCRIPTIONS")]
+        descriptions: Option<PathBuf>,
     },
 }
 
@@ -157,6 +173,47 @@ enum AuditCommand {
         /// Events of calls made by this agent.
         #[arg(long)]
         agent: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ToolsCommand {
+    /// List the quarantined tools and what changed in each.
+    Diff {
+        #[arg(long)]
+        upstream: Option<String>,
+    },
+    /// Accept a quarantined tool's new definition (audited); agents see it again.
+    Accept {
+        upstream: String,
+        tool: String,
+        /// The digest `tools diff` showed: refuse if the tool changed again since.
+        #[arg(long)]
+        digest: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// What the policy in force does with one call, and why: the verdict, the rule, each
+    /// condition and the tool's risk (counters read as zero). With --expect, exit 1 when the
+    /// verdict differs, for CI checks of policy edits.
+    Test {
+        #[arg(long)]
+        upstream: String,
+        #[arg(long)]
+        tool: String,
+        /// The call's arguments, a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        #[arg(long, default_value = "agent")]
+        agent: String,
+        /// The tool's description as the upstream lists it, for the risk classifier.
+        #[arg(long)]
+        description: Option<String>,
+        /// The verdict the policy must give.
+        #[arg(long, value_parser = ["allow", "deny", "rate_limited", "park"])]
+        expect: Option<String>,
     },
 }
 
@@ -246,6 +303,8 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         }
         Command::User { command } => user(config, command).await,
         Command::Audit { command } => audit(config, command).await,
+        Command::Tools { command } => tools(config, command).await,
+        Command::Policy { command } => policy(config, command),
         Command::Pending { json } => {
             print!("{}", commands::pending(config, json).await?);
             Ok(())
@@ -269,9 +328,59 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             eprintln!("{done}");
             Ok(())
         }
-        Command::DemoUpstream { listen, call_log } => {
-            commands::demo_upstream(listen, call_log).await
+        Command::DemoUpstream {
+            listen,
+            call_log,
+            descriptions,
+        } => commands::demo_upstream(listen, call_log, descriptions).await,
+    }
+}
+
+async fn tools(config: &Path, command: ToolsCommand) -> Result<(), CommandError> {
+    match command {
+        ToolsCommand::Diff { upstream } => {
+            print!(
+                "{}",
+                commands::tools_diff(config, upstream.as_deref()).await?
+            );
         }
+        ToolsCommand::Accept {
+            upstream,
+            tool,
+            digest,
+        } => {
+            let done = commands::tools_accept(config, &upstream, &tool, digest.as_deref()).await?;
+            eprintln!("{done}");
+        }
+    }
+    Ok(())
+}
+
+fn policy(config: &Path, command: PolicyCommand) -> Result<(), CommandError> {
+    let PolicyCommand::Test {
+        upstream,
+        tool,
+        args,
+        agent,
+        description,
+        expect,
+    } = command;
+    let question = commands::PolicyQuestion {
+        upstream,
+        tool,
+        args,
+        agent,
+        description,
+        expect,
+    };
+    let (report, as_expected) = commands::policy_test(config, &question)?;
+    print!("{report}");
+    if as_expected {
+        Ok(())
+    } else {
+        Err(CommandError::Invalid(
+            "the verdict is not the one --expect names".to_owned(),
+        ))
     }
 }
 

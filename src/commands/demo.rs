@@ -158,6 +158,7 @@ fn demo_config(args: &DemoArgs, files: &DemoFiles) -> Result<Config, CommandErro
         headers: Default::default(),
         policy: Some(files.policy.clone()),
         isolation: None,
+        new_tools: Default::default(),
     });
     Ok(config)
 }
@@ -251,8 +252,12 @@ Decide in the dashboard, or from another terminal:
 pub async fn demo_upstream(
     listen: Option<SocketAddr>,
     call_log: Option<PathBuf>,
+    descriptions: Option<PathBuf>,
 ) -> Result<(), CommandError> {
-    let opts = crate::demo_upstream::DemoOptions { call_log };
+    let opts = crate::demo_upstream::DemoOptions {
+        call_log,
+        descriptions,
+    };
     match listen {
         None => crate::demo_upstream::serve_stdio(opts).await?,
         Some(addr) => {

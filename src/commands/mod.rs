@@ -5,12 +5,16 @@
 mod audit;
 mod check;
 mod demo;
+mod policy_test;
 mod review;
+mod tools;
 
 pub use audit::{ExportRequest, audit_export, audit_keygen, audit_verify, audit_verify_file};
 pub use check::check;
 pub use demo::{DEMO_POLICY, DEMO_REVIEWER, DemoArgs, demo, demo_upstream};
+pub use policy_test::{PolicyQuestion, policy_test};
 pub use review::{approve, pending, reject, user_add, user_password, user_token};
+pub use tools::{tools_accept, tools_diff};
 
 use std::path::Path;
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 pub use database::{Backend, DatabaseConfig, redact_url};
 pub use sections::{
-    AgentConfig, ApprovalConfig, AuditConfig, DashboardConfig, EmailConfig, Isolation,
+    AgentConfig, ApprovalConfig, AuditConfig, DashboardConfig, EmailConfig, Isolation, NewTools,
     PolicyConfig, Secret, SensitiveSetting, ServerConfig, UpstreamConfig,
 };
 

@@ -265,6 +265,20 @@ pub struct UpstreamConfig {
     pub headers: BTreeMap<String, Secret>,
     pub policy: Option<PathBuf>,
     pub isolation: Option<Isolation>,
+    /// What a tool that appears after the upstream's tools were first seen gets.
+    #[serde(default)]
+    pub new_tools: NewTools,
+}
+
+/// `[[upstream]] new_tools`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NewTools {
+    /// Accept it as first seen (the default): pinned from then on.
+    #[default]
+    Allow,
+    /// Quarantine it until an admin accepts it.
+    Quarantine,
 }
 
 #[derive(Debug, Clone, Deserialize)]

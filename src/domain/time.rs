@@ -51,6 +51,15 @@ impl Timestamp {
             .unwrap_or_default()
     }
 
+    /// `2026-12-01 14:05 UTC`, for sentences.
+    pub fn minute(self) -> String {
+        self.0
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .unwrap_or_default()
+    }
+
     /// Seconds from `self` to `later` (negative when `later` is earlier).
     pub fn seconds_until(self, later: Timestamp) -> f64 {
         (later.0 - self.0).as_seconds_f64()

@@ -135,6 +135,7 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
         policy: ctx.gateway.policy.current(),
         sensitive: crate::policy::Sensitivity::of(&app.config.policy),
         catalogue: app.catalogue.clone(),
+        pins: app.pins.clone(),
         offer_tasks: ctx.tasks == Some(super::tasks::Flavor::Core),
     });
     // Only clients offered tasks can make an upstream's own ones (2025-11-25 and later).

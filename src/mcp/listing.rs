@@ -1,5 +1,6 @@
 //! What Airlock does to a `tools/list` answer on its way to the agent: notes every tool for the
-//! risk classifier (the gate reads its verdict on each call), removes the tools the policy hides,
+//! risk classifier (the gate reads its verdict on each call), removes the tools that changed since
+//! they were accepted (`pinning`) and those the policy hides,
 //! and, for clients offered MCP tasks, marks the tools that may wait for a human as runnable as
 //! tasks.
 
@@ -7,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::pinning::Pins;
 use crate::policy::{Policy, Sensitivity, risk};
 use crate::upstream::catalogue::ToolCatalogue;
 
@@ -14,6 +16,7 @@ pub struct ToolList {
     pub policy: Arc<Policy>,
     pub sensitive: Sensitivity,
     pub catalogue: Arc<ToolCatalogue>,
+    pub pins: Arc<Pins>,
     /// The client was offered MCP tasks.
     pub offer_tasks: bool,
 }
@@ -25,6 +28,7 @@ impl ToolList {
             return;
         };
         self.catalogue.observe(upstream, tools);
+        self.pins.screen(upstream, tools);
         tools.retain(|tool| {
             !tool
                 .get("name")

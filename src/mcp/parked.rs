@@ -259,6 +259,14 @@ fn progress_note(call: &ParkedCall, parked: &Parked, token: &Value, started: Ins
 /// Sends the approved call upstream, once, with the stored arguments, and relays the answer.
 #[tracing::instrument(name = "forward_approved", skip_all, fields(call = %release.id))]
 pub(super) async fn send_released(call: ParkedCall, mut release: Release, tx: mpsc::Sender<Value>) {
+    // An approval does not cover a tool whose definition changed since (a rug pull).
+    let upstream = &call.ctx.gateway.name;
+    if let Some(refusal) = call.app.pins.refusal(upstream, call.tool.as_str()).await {
+        release.finish(CallStatus::Failed, None, &refusal).await;
+        call.count(Outcome::Denied);
+        let _ = tx.send(call.refusal(refusal)).await;
+        return;
+    }
     // Waiting for the upstream link (it may be restarting) must not outlast the agent.
     let link = tokio::select! {
         biased;

@@ -108,6 +108,9 @@ pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
         args: msg.pointer("/params/arguments").unwrap_or(&Value::Null),
     };
     let trail = || Trail::new(app, &gateway.name, tool, &ctx.agent, msg);
+    if let Some(refusal) = app.pins.refusal(&gateway.name, tool).await {
+        return refuse(app, ctx, tool, trail(), Outcome::Denied, refusal, id);
+    }
     let unix_now = time::OffsetDateTime::now_utc().unix_timestamp();
     let risk = app.catalogue.assessment(&gateway.name, tool).await;
     let counters = match read_counters(&app.store, &policy, &call, unix_now).await {
@@ -130,11 +133,7 @@ pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
             shadow,
         } => match quota(app, &policy, &call, ctx.stateless, slot, reserve, unix_now).await {
             Ok(slot) => {
-                let why = if shadow.is_empty() {
-                    why
-                } else {
-                    format!("{why}; {}", shadow.join("; "))
-                };
+                shadowed(app, ctx, tool, &shadow);
                 return admit(app, ctx, tool, slot, trail(), &why, id).await;
             }
             Err((outcome, message)) => (outcome, message),
@@ -142,6 +141,7 @@ pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
         Verdict::Deny { message } => (Outcome::Denied, message),
         Verdict::RateLimited { message, .. } => (Outcome::RateLimited, message),
         Verdict::RequireApproval { rule, shadow } => {
+            shadowed(app, ctx, tool, &shadow);
             let rule = if shadow.is_empty() {
                 rule
             } else {
@@ -154,6 +154,19 @@ pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
         }
     };
     refuse(app, ctx, tool, trail(), outcome, text, id)
+}
+
+/// Records what rules in audit mode would have done with the call (`shadowed` events, which
+/// the dashboard's audit log lists and filters).
+fn shadowed(app: &AppState, ctx: &CallContext, tool: &str, shadow: &[String]) {
+    for text in shadow {
+        let mut entry =
+            crate::audit::Entry::now("shadowed", &crate::domain::Actor::agent(&ctx.agent));
+        entry.upstream = Some(ctx.gateway.name.to_string());
+        entry.tool = Some(tool.to_owned());
+        entry.detail = Some(text.clone());
+        app.audit.record(entry);
+    }
 }
 
 /// Answers a refused call with `text`, recorded in the audit log and the metrics.

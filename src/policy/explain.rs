@@ -11,14 +11,81 @@ use std::fmt::Write as _;
 use super::evaluate::{ResolvedRule, Secs, Sensitivity};
 use super::model::{ApprovalRule, Policy, PolicyOrigin, Rule};
 use super::risk::{Risk, classify};
-use super::rules::RuleAction;
+use super::rules::{CondRule, CounterValues, Mode, RuleAction};
 
 impl Policy {
     /// The rule for `tool` in a few words: `allow`, `allow, rate limit 10 per 60 s per agent`,
     /// `deny: never from an agent`, `require approval (1 of security; timeout 600 s)`,
     /// `deny (default: not listed)`.
     pub fn describe(&self, tool: &str) -> String {
-        describe_resolved(self.rule_for(tool))
+        let mut text = if self.hides(tool) {
+            "deny (hidden)".to_owned()
+        } else {
+            describe_resolved(self.rule_for(tool))
+        };
+        let own = self
+            .tools
+            .get(tool)
+            .map(|entry| entry.rules())
+            .unwrap_or_default();
+        for (label, rules) in [("rules", own), ("\"*\" rules", self.wildcard())] {
+            if !rules.is_empty() {
+                let shown: Vec<String> = rules.iter().map(summary).collect();
+                let _ = write!(text, "; {label}: {}", shown.join(", "));
+            }
+        }
+        // Rules only for some agents: the others get the tool as if it were not listed.
+        let for_some = self.tools.get(tool).is_some_and(|entry| {
+            *entry.rule() == (Rule::Allow { rate_limit: None })
+                && !entry.rules().is_empty()
+                && entry.rules().iter().all(|rule| !rule.agents().is_empty())
+        });
+        if for_some {
+            let _ = write!(text, "; other agents: {}", self.describe_default());
+        }
+        text
+    }
+
+    /// Each conditional rule a call of `tool` by `agent` with `args` meets, and what each of
+    /// its conditions says (counters read as zero), for `airlock policy test`.
+    pub fn trace(&self, tool: &str, agent: &str, args: &serde_json::Value) -> Vec<String> {
+        let own = self
+            .tools
+            .get(tool)
+            .map(|entry| entry.rules())
+            .unwrap_or_default();
+        let applied = self.rules_for(tool, agent);
+        let counters = CounterValues::default();
+        own.iter()
+            .chain(self.wildcard())
+            .map(|rule| {
+                let Some((_, mode)) = applied.iter().find(|(r, _)| std::ptr::eq(*r, rule)) else {
+                    return format!("{}: not for agent {agent}", summary(rule));
+                };
+                let checks: Vec<String> = rule
+                    .conditions()
+                    .iter()
+                    .map(|c| {
+                        let holds = if c.holds(args, &counters) {
+                            "holds"
+                        } else {
+                            "does not hold"
+                        };
+                        format!("{} {holds}", c.describe())
+                    })
+                    .collect();
+                let audit = if *mode == Mode::Audit {
+                    ", audit mode"
+                } else {
+                    ""
+                };
+                if checks.is_empty() {
+                    format!("{}{audit}: no conditions", summary(rule))
+                } else {
+                    format!("{}{audit}: {}", summary(rule), checks.join("; "))
+                }
+            })
+            .collect()
     }
 
     /// A listed rule (of a resource or prompt) in a few words.
@@ -120,6 +187,30 @@ impl Policy {
         }
         notes
     }
+}
+
+/// A conditional rule in a few words: `"big charges" (park unless args.amount lte 50000, for
+/// ci-*)`.
+fn summary(rule: &CondRule) -> String {
+    let conditions: Vec<String> = rule.conditions().iter().map(|c| c.describe()).collect();
+    let unless = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" unless {}", conditions.join(" and "))
+    };
+    let action = match rule.action() {
+        RuleAction::Deny => "deny".to_owned(),
+        RuleAction::Evaluate => format!("deny{unless}"),
+        RuleAction::RequireApproval(approval) => {
+            format!("park{unless}: {}", approval_details(approval))
+        }
+    };
+    let agents = if rule.agents().is_empty() {
+        String::new()
+    } else {
+        format!(", for {}", rule.agents().join(", "))
+    };
+    format!("{:?} ({action}{agents})", rule.name())
 }
 
 /// `1 of security; timeout 600 s`, or `1 of any approver; ...` without `reviewers`.

@@ -362,3 +362,82 @@ async fn check_tests_the_smtp_server_and_says_what_is_wrong_in_plain_words() {
     assert_eq!(tls.status.code(), Some(1));
     assert!(stderr(&tls).contains("TLS failed"), "{}", stderr(&tls));
 }
+
+#[test]
+fn policy_test_says_what_a_call_gets_and_why_and_fails_an_unmet_expectation() {
+    let seed = r#"{"version":"1","default":"deny","tools":{"export_session":{},
+      "send_message":{"rules":[{"name":"groups need a human","action":"require_approval",
+        "conditions":[{"path":"args.chat_id","op":"gte","value":0}]}]}}}"#;
+    let dir = project("", seed);
+    let parked = airlock(
+        dir.path(),
+        &[
+            "policy",
+            "test",
+            "--upstream",
+            "telegram",
+            "--tool",
+            "export_session",
+            "--args",
+            r#"{"account":"main"}"#,
+            "--agent",
+            "claude",
+            "--expect",
+            "park",
+        ],
+    );
+    assert!(parked.status.success(), "{}", stderr(&parked));
+    let report = stdout(&parked);
+    assert!(
+        report.starts_with("telegram.export_session {\"account\":\"main\"} from agent claude\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains("verdict: park: 1 approval(s) of any approver within 600 s: looks credential-exporting: name `export_session`; allowed by its rule, parked by [policy] sensitive"),
+        "{report}"
+    );
+    assert!(
+        report.contains("risk: looks credential-exporting: name `export_session`"),
+        "{report}"
+    );
+
+    let group = airlock(
+        dir.path(),
+        &[
+            "policy",
+            "test",
+            "--upstream",
+            "telegram",
+            "--tool",
+            "send_message",
+            "--args",
+            r#"{"chat_id":-100,"text":"hi"}"#,
+            "--expect",
+            "allow",
+        ],
+    );
+    assert!(!group.status.success());
+    let report = stdout(&group);
+    assert!(report.contains("verdict: park:"), "{report}");
+    assert!(
+        report.contains("\"groups need a human\" (park unless args.chat_id gte 0: 1 of any approver; timeout 600 s): args.chat_id gte 0 does not hold"),
+        "{report}"
+    );
+    assert!(
+        report.contains("expected: allow, but the verdict is park"),
+        "{report}"
+    );
+    assert_eq!(
+        stderr(&group).trim(),
+        "error: the verdict is not the one --expect names"
+    );
+    let bad = airlock(
+        dir.path(),
+        &["policy", "test", "--upstream", "nope", "--tool", "x"],
+    );
+    assert!(
+        stderr(&bad).contains("no upstream \"nope\""),
+        "{}",
+        stderr(&bad)
+    );
+}

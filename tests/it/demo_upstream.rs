@@ -53,6 +53,7 @@ impl HttpUpstream {
         let (stop, stopped) = oneshot::channel::<()>();
         let opts = DemoOptions {
             call_log: Some(log.0.clone()),
+            ..DemoOptions::default()
         };
         let task = tokio::spawn(serve_http_until(listener, opts, async {
             // A dropped sender stops the server too.
@@ -518,6 +519,7 @@ async fn the_stdio_protocol_works_over_a_pipe() {
     let log = CallLog(dir.path().join("calls.jsonl"));
     let mut connection = connect_in_memory(DemoOptions {
         call_log: Some(log.0.clone()),
+        ..DemoOptions::default()
     })
     .await;
 

@@ -638,6 +638,7 @@ async fn an_upstream_that_cannot_start_is_a_clear_error_and_not_ready() {
             headers: Default::default(),
             policy: None,
             isolation: None,
+            new_tools: Default::default(),
         }],
         ..Setup::default()
     }

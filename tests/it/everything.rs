@@ -105,6 +105,7 @@ impl Gateway {
                 headers: Default::default(),
                 policy: Some(policy),
                 isolation,
+                new_tools: Default::default(),
             }],
             ..Setup::default()
         })
@@ -781,6 +782,7 @@ async fn an_upstreams_own_tasks_pass_through_and_only_the_token_that_made_one_re
             headers: Default::default(),
             policy: Some(policy),
             isolation: None,
+            new_tools: Default::default(),
         }],
         ..Setup::default()
     })

@@ -17,6 +17,7 @@ mod endpoint_errors;
 mod everything;
 mod notify;
 mod pickup;
+mod pinning;
 mod policy_depth;
 mod policy_enforcement;
 mod proxy_passthrough;

@@ -207,3 +207,46 @@ async fn rules_for_one_agent_leave_the_other_to_the_default() {
     ci.close().await;
     claude.close().await;
 }
+
+#[tokio::test]
+async fn shadow_mode_lets_a_would_be_denied_call_through_and_records_it() {
+    let policy = r#"{"version":"1","default":"allow","mode":"audit","tools":{
+        "delete_chat":{"action":"deny","reason":"never from an agent"},
+        "get_chats":{"rules":[{"name":"nothing older","conditions":[{"path":"args.limit","op":"lte","value":5}]}]}}}"#;
+    let app = TestApp::spawn_with_policy(policy).await;
+    let agent = app.agent().await;
+    let deleted = agent.call("delete_chat", json!({"chat_id": 777000})).await;
+    assert!(!is_error(&deleted), "{deleted:?}");
+    assert_eq!(app.call_log.calls_of("delete_chat"), 1);
+    let listed = agent.call("get_chats", json!({"limit": 50})).await;
+    assert!(!is_error(&listed), "{listed:?}");
+
+    let events = app
+        .store
+        .audit_events_after(0, 1000)
+        .await
+        .expect("the log");
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let mut shadowed: Vec<String> = Vec::new();
+    while shadowed.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "{events:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        shadowed = app
+            .store
+            .audit_events_after(0, 1000)
+            .await
+            .expect("the log")
+            .into_iter()
+            .filter(|e| e.kind == "shadowed")
+            .filter_map(|e| e.detail)
+            .collect();
+    }
+    assert_eq!(
+        shadowed,
+        [
+            "would have been denied: never from an agent",
+            "would have been denied: rule \"nothing older\": args.limit lte 5 does not hold"
+        ]
+    );
+    agent.close().await;
+}

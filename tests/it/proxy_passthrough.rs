@@ -261,6 +261,7 @@ async fn a_streamable_http_upstream_works_like_a_stdio_one() {
     let http_log = common::CallLog(dir.path().join("http-calls.jsonl"));
     let opts = airlock::demo_upstream::DemoOptions {
         call_log: Some(http_log.0.clone()),
+        ..Default::default()
     };
     let server = tokio::spawn(airlock::demo_upstream::serve_http(listener, opts));
     let policy = dir.path().join("files.json");
@@ -278,6 +279,7 @@ async fn a_streamable_http_upstream_works_like_a_stdio_one() {
             headers: Default::default(),
             policy: Some(policy),
             isolation: None,
+            new_tools: Default::default(),
         }],
         ..Setup::default()
     })

@@ -1019,6 +1019,7 @@ async fn an_upstream_error_quoting_a_configured_secret_is_masked_in_the_audit_lo
             headers: Default::default(),
             policy: Some(policy),
             isolation: None,
+            new_tools: Default::default(),
         }],
         ..Setup::default()
     })
@@ -1403,6 +1404,7 @@ async fn seen_by_another_agent(isolation: airlock::config::Isolation) -> String 
             headers: Default::default(),
             policy: Some(policy),
             isolation: Some(isolation),
+            new_tools: Default::default(),
         }],
         ..Setup::default()
     })

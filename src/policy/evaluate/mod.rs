@@ -321,43 +321,60 @@ impl Policy {
             (false, true) => "allowed by the policy's default",
         }
         .to_owned();
-        let Some(limit) = rate_limit else {
-            return Verdict::Allow {
-                slot: None,
-                reserve,
-                why,
-                shadow,
-            };
+        let allowed = Verdict::Allow {
+            slot: None,
+            reserve,
+            why,
+            shadow,
+        };
+        match rate_limit {
+            None => allowed,
+            Some(limit) => self.within(limit, call, judge, allowed),
+        }
+    }
+
+    /// `allowed` with its slot of the tool's rate limit taken, or the refusal (in audit mode,
+    /// recorded and allowed anyway).
+    fn within(
+        &self,
+        limit: RateLimit,
+        call: &CallSite<'_>,
+        judge: &Judge<'_>,
+        allowed: Verdict,
+    ) -> Verdict {
+        let Verdict::Allow {
+            reserve,
+            why,
+            mut shadow,
+            ..
+        } = allowed
+        else {
+            return allowed;
         };
         let counted = super::Counted {
             key: &call.rate_key(&limit),
             upstream: call.upstream,
             tool: call.tool,
         };
-        match judge.limiter.try_acquire(&counted, limit, judge.now) {
-            Ok(slot) => Verdict::Allow {
-                slot: Some(slot),
-                reserve,
-                why,
-                shadow,
-            },
+        let slot = match judge.limiter.try_acquire(&counted, limit, judge.now) {
+            Ok(slot) => Some(slot),
             Err(wait) => {
-                let (message, retry_after) = rate_limited(&name.to_string(), limit, wait);
-                if self.mode == Mode::Audit {
-                    let mut shadow = shadow;
-                    shadow.push(format!("would have been rate-limited: {message}"));
-                    return Verdict::Allow {
-                        slot: None,
-                        reserve,
-                        why,
-                        shadow,
+                let (message, retry_after) = rate_limited(&RuleName(call).to_string(), limit, wait);
+                if self.mode != Mode::Audit {
+                    return Verdict::RateLimited {
+                        message,
+                        retry_after,
                     };
                 }
-                Verdict::RateLimited {
-                    message,
-                    retry_after,
-                }
+                shadow.push(format!("would have been rate-limited: {message}"));
+                None
             }
+        };
+        Verdict::Allow {
+            slot,
+            reserve,
+            why,
+            shadow,
         }
     }
 

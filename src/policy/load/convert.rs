@@ -12,7 +12,7 @@ use crate::policy::model::{
     ApprovalRule, DEFAULT_APPROVAL_TIMEOUT, DefaultAction, Policy, PolicyOrigin, RateLimit,
     RateScope, Rule, ToolEntry,
 };
-use crate::policy::rules::Mode;
+use crate::policy::rules::{CondRule, Mode};
 
 pub(super) fn convert(
     raw: RawPolicy,
@@ -35,53 +35,8 @@ pub(super) fn convert(
         Some(Action::Deny) => DefaultAction::Deny,
         Some(Action::RequireApproval) => DefaultAction::RequireApproval,
     };
-    let mut tools = BTreeMap::new();
-    let mut wildcard = Vec::new();
-    let mut all_rules = BTreeMap::new();
-    for (name, mut rule) in raw.tools.0 {
-        let at = format!("tools.{name}");
-        let accept_risk = rule.accept_risk.take().unwrap_or(false);
-        let scope = if name == "*" {
-            "_global"
-        } else {
-            name.as_str()
-        };
-        let rules = match rule.rules.take() {
-            Some(rules) => convert_rules(&format!("{at}.rules"), scope, rules)?,
-            None => Vec::new(),
-        };
-        all_rules.insert(name.clone(), rules.clone());
-        if name == "*" {
-            if let Some(key) = only_rules(&rule, accept_risk) {
-                return Err(Failure::at(
-                    format!("{at}.{key}"),
-                    "the \"*\" entry holds only \"rules\" (for every tool); give other settings per tool, or use \"default\"".to_owned(),
-                ));
-            }
-            wildcard = rules;
-            continue;
-        }
-        let rule = convert_rule(&at, true, rule)?;
-        tools.insert(
-            name,
-            ToolEntry {
-                rule,
-                rules,
-                accept_risk,
-            },
-        );
-    }
-    check_counter_references(&all_rules)?;
-    let mut hide: Vec<String> = Vec::new();
-    for Text(name) in raw.hide.unwrap_or_default() {
-        if hide.contains(&name) {
-            return Err(Failure::at(
-                "hide".to_owned(),
-                format!("duplicate entry {name:?}; list each tool once"),
-            ));
-        }
-        hide.push(name);
-    }
+    let (tools, wildcard) = convert_tools(raw.tools.0)?;
+    let hide = convert_hide(raw.hide)?;
     let patterns = |section: &str, table: PatternTable| {
         table
             .0
@@ -124,6 +79,65 @@ pub(super) fn convert(
         resources,
         prompts,
     })
+}
+
+/// The listed tools and the `"*"` rules.
+fn convert_tools(
+    raw: BTreeMap<String, RawRule>,
+) -> Result<(BTreeMap<String, ToolEntry>, Vec<CondRule>), Failure> {
+    let mut tools = BTreeMap::new();
+    let mut wildcard = Vec::new();
+    let mut all_rules = BTreeMap::new();
+    for (name, mut rule) in raw {
+        let at = format!("tools.{name}");
+        let accept_risk = rule.accept_risk.take().unwrap_or(false);
+        let scope = if name == "*" {
+            "_global"
+        } else {
+            name.as_str()
+        };
+        let rules = match rule.rules.take() {
+            Some(rules) => convert_rules(&format!("{at}.rules"), scope, rules)?,
+            None => Vec::new(),
+        };
+        all_rules.insert(name.clone(), rules.clone());
+        if name == "*" {
+            if let Some(key) = only_rules(&rule, accept_risk) {
+                return Err(Failure::at(
+                    format!("{at}.{key}"),
+                    "the \"*\" entry holds only \"rules\" (for every tool); give other settings per tool, or use \"default\"".to_owned(),
+                ));
+            }
+            wildcard = rules;
+            continue;
+        }
+        let rule = convert_rule(&at, true, rule)?;
+        tools.insert(
+            name,
+            ToolEntry {
+                rule,
+                rules,
+                accept_risk,
+            },
+        );
+    }
+    check_counter_references(&all_rules)?;
+    Ok((tools, wildcard))
+}
+
+/// `hide`: each tool once.
+fn convert_hide(raw: Option<Vec<Text>>) -> Result<Vec<String>, Failure> {
+    let mut hide: Vec<String> = Vec::new();
+    for Text(name) in raw.unwrap_or_default() {
+        if hide.contains(&name) {
+            return Err(Failure::at(
+                "hide".to_owned(),
+                format!("duplicate entry {name:?}; list each tool once"),
+            ));
+        }
+        hide.push(name);
+    }
+    Ok(hide)
 }
 
 /// The first setting of a `"*"` entry other than `rules`, if it has one.

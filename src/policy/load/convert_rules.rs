@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use super::Failure;
 use super::raw::{Table, Text};
-use super::raw_rules::{CondAction, OpName, RawCondRule, RawCondition, RawMode, RawState};
+use super::raw_rules::{
+    CondAction, OpName, RawCondRule, RawCondition, RawMode, RawState, Shorthand,
+};
 use crate::policy::model::{ApprovalRule, DEFAULT_APPROVAL_TIMEOUT};
 use crate::policy::rules::{
     CondRule, Condition, CounterKey, CounterSpec, Mode, Op, RuleAction, ValuePath,
@@ -82,32 +84,18 @@ pub(super) fn check_counter_references(
     Ok(())
 }
 
-fn convert_rule(at: &str, scope: &str, raw: RawCondRule) -> Result<CondRule, Failure> {
+fn convert_rule(at: &str, scope: &str, mut raw: RawCondRule) -> Result<CondRule, Failure> {
     let key = |name: &str| format!("{at}.{name}");
-    let name = raw.name.map(|Text(name)| name).ok_or_else(|| {
+    let name = raw.name.take().map(|Text(name)| name).ok_or_else(|| {
         Failure::at(
             key("name"),
             "missing; every rule needs a \"name\" (it is shown when the rule refuses)".to_owned(),
         )
     })?;
     let action = raw.action.unwrap_or(CondAction::Evaluate);
-    let approval_set = raw.approvals.is_some()
-        || raw.timeout.is_some()
-        || raw.reviewers.is_some()
-        || raw.notify.is_some()
-        || raw.reason.is_some();
-    if approval_set && action != CondAction::RequireApproval {
-        let which = ["approvals", "timeout", "reviewers", "notify", "reason"]
-            .into_iter()
-            .zip([
-                raw.approvals.is_some(),
-                raw.timeout.is_some(),
-                raw.reviewers.is_some(),
-                raw.notify.is_some(),
-                raw.reason.is_some(),
-            ])
-            .find_map(|(name, set)| set.then_some(name))
-            .unwrap_or("approvals");
+    if action != CondAction::RequireApproval
+        && let Some(which) = approval_key(&raw)
+    {
         return Err(Failure::at(
             key(which),
             format!(
@@ -124,6 +112,7 @@ fn convert_rule(at: &str, scope: &str, raw: RawCondRule) -> Result<CondRule, Fai
     }
     let mut conditions = raw
         .conditions
+        .take()
         .unwrap_or_default()
         .into_iter()
         .enumerate()
@@ -131,9 +120,10 @@ fn convert_rule(at: &str, scope: &str, raw: RawCondRule) -> Result<CondRule, Fai
         .collect::<Result<Vec<_>, _>>()?;
     let mut state = raw
         .state
+        .take()
         .map(|Table(s)| convert_state(&key("state"), scope, s))
         .transpose()?;
-    if let Some(shorthand) = raw.rate_limit {
+    if let Some(shorthand) = raw.rate_limit.take() {
         if !conditions.is_empty() || state.is_some() {
             return Err(Failure::at(
                 key("rate_limit"),
@@ -146,63 +136,15 @@ fn convert_rule(at: &str, scope: &str, raw: RawCondRule) -> Result<CondRule, Fai
                 "rate_limit cannot be used with this action; remove \"action\" (it defaults to evaluate)".to_owned(),
             ));
         }
-        let counter = CounterKey {
-            scope: scope.to_owned(),
-            counter: format!("_rate_{}", shorthand.window.as_str()),
-        };
-        conditions.push(Condition {
-            written: format!("state.{}.{}", counter.scope, counter.counter),
-            path: ValuePath::State(counter.clone()),
-            op: Op::Lte(f64::from(shorthand.count)),
-        });
-        let calls = if shorthand.count == 1 {
-            "call"
-        } else {
-            "calls"
-        };
-        state = Some(CounterSpec {
-            key: counter,
-            window: shorthand.window,
-            increment: 1,
-            increment_from: None,
-            refusal: format!(
-                "{} {calls} per {}",
-                shorthand.count,
-                shorthand.window.as_str()
-            ),
-        });
+        let (condition, spec) = expand(scope, &shorthand);
+        conditions.push(condition);
+        state = Some(spec);
     }
-    let on_deny = raw.on_deny.map(|Text(text)| text);
+    let on_deny = raw.on_deny.take().map(|Text(text)| text);
     if let (Some(spec), Some(text)) = (&mut state, &on_deny) {
         spec.refusal = text.clone();
     }
-    let action = match action {
-        CondAction::Deny => {
-            if !conditions.is_empty() {
-                return Err(Failure::at(
-                    key("conditions"),
-                    "deny rules must not have conditions; remove them, or use \"action\": \"evaluate\" to deny only when they fail".to_owned(),
-                ));
-            }
-            RuleAction::Deny
-        }
-        CondAction::Evaluate => {
-            if conditions.is_empty() {
-                return Err(Failure::at(
-                    key("conditions"),
-                    "evaluate rules must have at least one condition (or a rate_limit); add one, or use \"action\": \"deny\"".to_owned(),
-                ));
-            }
-            RuleAction::Evaluate
-        }
-        CondAction::RequireApproval => RuleAction::RequireApproval(ApprovalRule {
-            approvals: raw.approvals.map_or(1, |a| a.0),
-            timeout: raw.timeout.map_or(DEFAULT_APPROVAL_TIMEOUT, |t| t.0),
-            reviewers: super::convert::names(&key("reviewers"), raw.reviewers)?,
-            notify: super::convert::names(&key("notify"), raw.notify)?,
-            reason: raw.reason.map(|Text(text)| text),
-        }),
-    };
+    let action = rule_action(at, action, !conditions.is_empty(), &mut raw)?;
     let agents = raw
         .agents
         .unwrap_or_default()
@@ -221,6 +163,80 @@ fn convert_rule(at: &str, scope: &str, raw: RawCondRule) -> Result<CondRule, Fai
             Some(RawMode::Enforce) | None => Mode::Enforce,
         },
     })
+}
+
+/// The rule's action, checked against whether it has conditions; the approval settings are
+/// taken from `raw` for `require_approval`.
+fn rule_action(
+    at: &str,
+    action: CondAction,
+    has_conditions: bool,
+    raw: &mut RawCondRule,
+) -> Result<RuleAction, Failure> {
+    let key = |name: &str| format!("{at}.{name}");
+    match action {
+        CondAction::Deny if has_conditions => Err(Failure::at(
+            key("conditions"),
+            "deny rules must not have conditions; remove them, or use \"action\": \"evaluate\" to deny only when they fail".to_owned(),
+        )),
+        CondAction::Deny => Ok(RuleAction::Deny),
+        CondAction::Evaluate if !has_conditions => Err(Failure::at(
+            key("conditions"),
+            "evaluate rules must have at least one condition (or a rate_limit); add one, or use \"action\": \"deny\"".to_owned(),
+        )),
+        CondAction::Evaluate => Ok(RuleAction::Evaluate),
+        CondAction::RequireApproval => Ok(RuleAction::RequireApproval(ApprovalRule {
+            approvals: raw.approvals.take().map_or(1, |a| a.0),
+            timeout: raw.timeout.take().map_or(DEFAULT_APPROVAL_TIMEOUT, |t| t.0),
+            reviewers: super::convert::names(&key("reviewers"), raw.reviewers.take())?,
+            notify: super::convert::names(&key("notify"), raw.notify.take())?,
+            reason: raw.reason.take().map(|Text(text)| text),
+        })),
+    }
+}
+
+/// The first approval setting a rule has, if any.
+fn approval_key(raw: &RawCondRule) -> Option<&'static str> {
+    [
+        ("approvals", raw.approvals.is_some()),
+        ("timeout", raw.timeout.is_some()),
+        ("reviewers", raw.reviewers.is_some()),
+        ("notify", raw.notify.is_some()),
+        ("reason", raw.reason.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(name, set)| set.then_some(name))
+}
+
+/// `rate_limit: N/window` as Intercept expands it: a counter `_rate_<window>` in the rule's
+/// scope, and the condition that it stays at most N.
+fn expand(scope: &str, shorthand: &Shorthand) -> (Condition, CounterSpec) {
+    let counter = CounterKey {
+        scope: scope.to_owned(),
+        counter: format!("_rate_{}", shorthand.window.as_str()),
+    };
+    let condition = Condition {
+        written: format!("state.{}.{}", counter.scope, counter.counter),
+        path: ValuePath::State(counter.clone()),
+        op: Op::Lte(f64::from(shorthand.count)),
+    };
+    let calls = if shorthand.count == 1 {
+        "call"
+    } else {
+        "calls"
+    };
+    let spec = CounterSpec {
+        key: counter,
+        window: shorthand.window,
+        increment: 1,
+        increment_from: None,
+        refusal: format!(
+            "{} {calls} per {}",
+            shorthand.count,
+            shorthand.window.as_str()
+        ),
+    };
+    (condition, spec)
 }
 
 fn convert_condition(at: &str, raw: RawCondition) -> Result<Condition, Failure> {

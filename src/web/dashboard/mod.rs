@@ -52,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .route("/history/events", get(audit_log::page))
         .route("/history/events/export", get(audit_log::export))
         .route("/tools", get(tools::page))
+        .route("/tools/{upstream}/{tool}/accept", post(tools::accept))
         .route("/users", get(users::page))
         .route("/users/add", post(users::add))
         .route("/users/{id}/role", post(users::set_role))

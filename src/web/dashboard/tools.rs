@@ -1,17 +1,23 @@
 //! Each upstream's tools (`/tools`) as the upstream lists them (description and annotations; the
 //! annotations are the server's claims, shown, never trusted) beside the rule Airlock applies to
-//! each, with the same risk notes `airlock check` prints.
+//! each, with the same risk notes `airlock check` prints; and the tools quarantined because their
+//! definition changed since it was accepted, with the change, for an admin to accept
+//! (`POST /tools/{upstream}/{tool}/accept`, the digest reviewed in the form).
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::app::AppState;
+use crate::domain::Via;
 use crate::policy::risk::classify;
 use crate::policy::{PolicyStatus, Rule, Sensitivity};
+use crate::web::error::PageError;
 use crate::web::page::{Badge, Chrome, PageResult, risk_badge};
-use crate::web::session::SignedIn;
+use crate::web::session::{CsrfForm, SignedIn};
 
 pub struct ToolRow {
     name: String,
@@ -32,11 +38,96 @@ pub struct UpstreamSection {
     error: Option<String>,
 }
 
+/// A quarantined tool, field by field.
+pub struct QuarantineRow {
+    upstream: String,
+    tool: String,
+    /// "changed since it was accepted on ..." or "appeared later".
+    since: String,
+    digest: String,
+    changes: Vec<FieldChange>,
+}
+
+pub struct FieldChange {
+    field: &'static str,
+    accepted: String,
+    seen: String,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard/tools.html")]
 pub struct ToolsPage {
     chrome: Chrome,
     upstreams: Vec<UpstreamSection>,
+    quarantined: Vec<QuarantineRow>,
+    notice: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct AcceptForm {
+    digest: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct ToolsQuery {
+    #[serde(default)]
+    accepted: Option<String>,
+    #[serde(default)]
+    stale: Option<String>,
+}
+
+/// An admin accepts a quarantined tool's definition: the one they reviewed (its digest), so a
+/// tool that changed again meanwhile stays quarantined.
+pub async fn accept(
+    State(app): State<AppState>,
+    Path((upstream, tool)): Path<(String, String)>,
+    CsrfForm(signed, form): CsrfForm<AcceptForm>,
+) -> PageResult<Response> {
+    PageError::admin_only(&signed)?;
+    let digest = form.digest.trim();
+    let actor = signed.user.actor(Via::Dashboard);
+    let accepted = app.pins.accept(&upstream, &tool, digest, &actor).await?;
+    let flash = if accepted { "accepted" } else { "stale" };
+    let name = percent_encoding::utf8_percent_encode(
+        &format!("{upstream}.{tool}"),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string();
+    Ok(Redirect::to(&format!("/tools?{flash}={name}")).into_response())
+}
+
+/// What an admin reads about each quarantined tool.
+async fn quarantine_rows(app: &AppState) -> Vec<QuarantineRow> {
+    let shown = |value: Option<&Value>| match value {
+        None => "(none)".to_owned(),
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => serde_json::to_string_pretty(other).unwrap_or_default(),
+    };
+    app.pins
+        .quarantined()
+        .await
+        .into_iter()
+        .map(|q| QuarantineRow {
+            since: match q.accepted_at {
+                Some(at) if q.accepted.is_some() => {
+                    format!("changed since it was accepted on {}", at.minute())
+                }
+                _ => "appeared after the upstream's tools were accepted".to_owned(),
+            },
+            changes: q
+                .changed
+                .iter()
+                .map(|field| FieldChange {
+                    field,
+                    accepted: shown(q.accepted.as_ref().and_then(|a| a.get(*field))),
+                    seen: shown(q.seen.get(*field)),
+                })
+                .collect(),
+            digest: q.seen_digest,
+            upstream: q.upstream,
+            tool: q.tool,
+        })
+        .collect()
 }
 
 const HINTS: [(&str, &str); 4] = [
@@ -46,7 +137,11 @@ const HINTS: [(&str, &str); 4] = [
     ("openWorldHint", "open world"),
 ];
 
-pub async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult<ToolsPage> {
+pub async fn page(
+    State(app): State<AppState>,
+    Query(query): Query<ToolsQuery>,
+    signed: SignedIn,
+) -> PageResult<ToolsPage> {
     // Every upstream is asked at once: a slow one costs the page its own timeout, not a sum.
     let listings =
         futures_util::future::join_all(app.gateways.keys().map(|name| app.catalogue.tools(name)))
@@ -80,9 +175,20 @@ pub async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult<T
             error,
         });
     }
+    let notice = match (query.accepted, query.stale) {
+        (Some(tool), _) => Some(format!(
+            "Accepted the new definition of {tool}; agents see it again."
+        )),
+        (None, Some(tool)) => Some(format!(
+            "{tool} changed again since the page was shown; review the change below."
+        )),
+        (None, None) => None,
+    };
     Ok(ToolsPage {
         chrome: Chrome::new(&signed, "tools"),
         upstreams,
+        quarantined: quarantine_rows(&app).await,
+        notice,
     })
 }
 

@@ -223,6 +223,8 @@ pub struct TestApp {
     pub db: TestDatabase,
     pub policy_path: PathBuf,
     pub call_log: CallLog,
+    /// The running app's tool pins.
+    pub pins: std::sync::Arc<airlock::pinning::Pins>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -232,6 +234,8 @@ pub struct Setup {
     pub policy: String,
     /// The policy file's name, whose extension says its format.
     pub policy_file: &'static str,
+    /// `new_tools` of the `telegram` upstream.
+    pub new_tools: airlock::config::NewTools,
     /// Extra `[server]` and other top-level TOML appended to the generated config.
     pub extra_toml: String,
     /// More upstreams besides `telegram`.
@@ -255,6 +259,7 @@ impl Default for Setup {
         Self {
             policy: TEST_POLICY.to_owned(),
             policy_file: "telegram.json",
+            new_tools: airlock::config::NewTools::Allow,
             extra_toml: String::new(),
             upstreams: Vec::new(),
             isolation: None,
@@ -316,12 +321,15 @@ impl TestApp {
                 "demo-upstream".to_owned(),
                 "--call-log".to_owned(),
                 call_log.0.display().to_string(),
+                "--descriptions".to_owned(),
+                dir.path().join("descriptions.json").display().to_string(),
             ]),
             env: [("AIRLOCK_LOG".to_owned(), "warn".to_owned())].into(),
             url: None,
             headers: Default::default(),
             policy: Some(policy_path.clone()),
             isolation: setup.isolation,
+            new_tools: setup.new_tools,
         });
         config.upstreams.extend(setup.upstreams);
         let app = Application::build(config).await.expect("airlock starts");
@@ -337,6 +345,7 @@ impl TestApp {
             .expect("store the agent token");
         let shutdown = app.shutdown_token();
         let store = app.state().store.clone();
+        let pins = app.state().pins.clone();
         let server = tokio::spawn(app.run_until_stopped());
         Self {
             addr,
@@ -347,6 +356,7 @@ impl TestApp {
             db,
             policy_path,
             call_log,
+            pins,
             shutdown,
             server,
         }
@@ -354,6 +364,26 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The kinds of every audit event so far, oldest first (waits for the writer's batches).
+    pub async fn audit_kinds(&self) -> Vec<String> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.store
+            .audit_events_after(0, 1000)
+            .await
+            .expect("the audit log")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    /// Makes the demo upstream list `tool` with `description` from its next `tools/list` on
+    /// (a rug pull).
+    pub fn rewrite_description(&self, tool: &str, description: &str) {
+        let path = self.dir.path().join("descriptions.json");
+        std::fs::write(&path, serde_json::json!({ tool: description }).to_string())
+            .expect("write the descriptions");
     }
 
     pub fn mcp_url(&self, upstream: &str) -> String {
