@@ -232,8 +232,13 @@ fn explain_tools(
             return;
         }
         None => {
+            // Without the upstream's list, the names alone say which tools look risky.
             for (name, _) in policy.tools() {
                 let _ = writeln!(report, "    {name:<24} {}", policy.describe(name));
+                let listed = serde_json::json!({ "name": name });
+                for note in policy.risk_notes(&listed, sensitive) {
+                    let _ = writeln!(report, "    {:<24} ! {note}", "");
+                }
             }
         }
     }

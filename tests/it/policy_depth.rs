@@ -81,6 +81,18 @@ tools:
     rules:
       - name: "one try a day"
         rate_limit: 1/day
+  slow_task:
+    rules:
+      - name: "five steps a day"
+        conditions:
+          - path: "state.slow_task.steps_today"
+            op: "lte"
+            value: 5
+        on_deny: "five steps a day"
+        state:
+          counter: steps_today
+          window: day
+          increment_from: "args.steps"
   send_message:
     rules:
       - name: "groups need a human"
@@ -169,6 +181,26 @@ async fn an_intercept_yaml_policy_holds_through_the_proxy() {
         text(&again)
     );
     assert_eq!(app.call_log.calls_of("get_messages"), 1);
+
+    // increment_from: each call adds its own `steps`; 3 + 3 would pass the 5 a day.
+    let first = agent
+        .call("slow_task", json!({"steps": 3, "step_ms": 1}))
+        .await;
+    assert!(!is_error(&first), "{first:?}");
+    let second = agent
+        .call("slow_task", json!({"steps": 3, "step_ms": 1}))
+        .await;
+    assert!(
+        text(&second)
+            .starts_with("Rate limit for telegram.slow_task: five steps a day; retry after "),
+        "{}",
+        text(&second)
+    );
+    let small = agent
+        .call("slow_task", json!({"steps": 2, "step_ms": 1}))
+        .await;
+    assert!(!is_error(&small), "2 more fit: {small:?}");
+    assert_eq!(app.call_log.calls_of("slow_task"), 2);
     agent.close().await;
 }
 

@@ -81,6 +81,7 @@ struct Case<'a> {
     args: Value,
     counters: CounterValues,
     risk: Assessment,
+    sensitive: Sensitivity,
 }
 
 impl<'a> Case<'a> {
@@ -91,6 +92,10 @@ impl<'a> Case<'a> {
             args,
             counters: CounterValues::default(),
             risk: Assessment::default(),
+            sensitive: Sensitivity {
+                credential: true,
+                destructive: false,
+            },
         }
     }
 
@@ -108,10 +113,7 @@ impl<'a> Case<'a> {
             unix_now: 1_700_000_000,
             counters: &self.counters,
             risk: &self.risk,
-            sensitive: Sensitivity {
-                credential: true,
-                destructive: false,
-            },
+            sensitive: self.sensitive,
         };
         policy.evaluate(&call, &judge)
     }
@@ -391,4 +393,22 @@ fn every_operator_means_what_intercept_says() {
     let text = r#"{"version":"1","tools":{"t":{"rules":[{"name":"r","conditions":[{"path":"args.x","op":"exists","value":false}]}]}}}"#;
     let policy = Policy::parse(Path::new("p.json"), text).unwrap_or_else(|e| panic!("{e}"));
     allowed(Case::new("t", json!({})).judge(&policy));
+}
+
+#[test]
+fn sensitive_destructive_parks_a_destructive_tool_only_when_asked_to() {
+    let policy = Policy::parse(Path::new("p.json"), r#"{"version":"1","default":"allow"}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut case = Case::new("delete_chat", json!({"chat_id": 1}));
+    case.risk = classify(&json!({"name": "delete_chat"}));
+    allowed(case.judge(&policy));
+    case.sensitive.destructive = true;
+    let rule = parked(case.judge(&policy));
+    assert_eq!(
+        rule.reason(),
+        Some(
+            "looks destructive: name `delete_chat`; allowed by the policy's default, parked by \
+             [policy] sensitive"
+        )
+    );
 }

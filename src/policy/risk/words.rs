@@ -26,6 +26,7 @@ pub const CREDENTIAL_NOUNS: &[&str] = &[
     "totp",
     "jwt",
     "keypair",
+    "keyvault",
 ];
 
 /// Two-word names of secrets (`api key`, `access token`, `session string`, ...).
@@ -62,6 +63,8 @@ pub const CREDENTIAL_PAIRS: &[(&str, &str)] = &[
     ("verification", "code"),
     ("connection", "string"),
     ("anon", "key"),
+    ("publishable", "key"),
+    ("publishable", "keys"),
     ("service", "key"),
     ("client", "secret"),
 ];
