@@ -17,6 +17,41 @@ pub const NAME_HEADER: &str = "mcp-name";
 
 /// The 2026-07-28 error code for a protocol version the server does not speak.
 pub const UNSUPPORTED_VERSION: i64 = -32022;
+/// The 2026-07-28 error code for routing headers (`Mcp-Method`, `Mcp-Name`,
+/// `MCP-Protocol-Version`) that disagree with the body.
+pub const HEADER_MISMATCH: i64 = -32020;
+
+/// `params._meta` keys every 2026-07-28 request carries.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// Methods of the handshake era that 2026-07-28 removed (HTTP 404, -32601 when asked for).
+pub const REMOVED_IN_STATELESS: [&str; 5] = [
+    "initialize",
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+
+/// The request methods of 2026-07-28 (with the tasks extension's); any other is "not found".
+pub const STATELESS_METHODS: [&str; 15] = [
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "subscriptions/listen",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+    "tasks/result",
+    "tasks/list",
+];
 
 /// The version to answer an `initialize` with: the requested one when served; an older request
 /// (2024-11-05) gets the oldest served, anything else the latest (as the spec's negotiation says).

@@ -95,6 +95,26 @@ async fn post_message(
 ) -> Result<Response, McpError> {
     let (agent, gateway) = admit(app, uri, headers, upstream).await?;
     let msg = request::read_body(body, app.config.server.max_body_bytes).await?;
+    // From here on a refusal answers the request by its id (2026-07-28 asks it of every error).
+    let id = match &msg {
+        Value::Object(fields) if fields.contains_key("method") => {
+            fields.get("id").cloned().unwrap_or(Value::Null)
+        }
+        _ => Value::Null,
+    };
+    route(app, headers, agent, gateway, msg)
+        .await
+        .map_err(|e| e.answering(id))
+}
+
+/// Where a read message goes: its session, a new session (`initialize`), or the stateless path.
+async fn route(
+    app: &AppState,
+    headers: &HeaderMap,
+    agent: AgentIdentity,
+    gateway: Arc<Gateway>,
+    msg: Value,
+) -> Result<Response, McpError> {
     let as_sse = accepts_sse(headers).ok_or_else(|| {
         McpError::new(
             StatusCode::NOT_ACCEPTABLE,
@@ -126,10 +146,12 @@ async fn post_message(
         });
     }
     let kind = jsonrpc::classify(&msg).map_err(McpError::invalid)?;
+    let stateless = version == Some(STATELESS_VERSION) || headers.contains_key(METHOD_HEADER);
     if let Kind::Request {
         method: "initialize",
         id,
     } = kind
+        && version != Some(STATELESS_VERSION)
     {
         let id = id.clone();
         let (reply, session) = handshake::initialize(app, gateway, agent, id, &msg).await?;
@@ -139,8 +161,9 @@ async fn post_message(
         }
         return Ok(response);
     }
-    if version == Some(STATELESS_VERSION) || headers.contains_key(METHOD_HEADER) {
+    if stateless {
         request::check_routing_headers(headers, &msg)?;
+        super::stateless::check(headers, &msg)?;
         let reply = super::stateless::handle(app, gateway, agent, msg).await?;
         return Ok(reply.respond(as_sse).await);
     }

@@ -14,7 +14,9 @@ pub struct McpError {
     status: StatusCode,
     code: i64,
     message: String,
-    data: Option<Value>,
+    data: Option<Box<Value>>,
+    /// The refused request's id (`null` when it had none, or was not read yet).
+    id: Box<Value>,
     /// A 401 that asks for a bearer token (`WWW-Authenticate`).
     challenge: bool,
 }
@@ -26,6 +28,7 @@ impl McpError {
             code,
             message: message.into(),
             data: None,
+            id: Box::new(Value::Null),
             challenge: false,
         }
     }
@@ -49,7 +52,15 @@ impl McpError {
 
     /// The error with `data` (what a client can pick from, for example).
     pub fn with_data(mut self, data: Value) -> Self {
-        self.data = Some(data);
+        self.data = Some(Box::new(data));
+        self
+    }
+
+    /// The error as the answer to the request with `id` (unless it already names one).
+    pub fn answering(mut self, id: Value) -> Self {
+        if self.id.is_null() {
+            *self.id = id;
+        }
         self
     }
 
@@ -57,11 +68,11 @@ impl McpError {
         self.status
     }
 
-    /// The JSON-RPC error response (id null: the request was not taken).
+    /// The JSON-RPC error response, to the request's id when it was read.
     pub fn body(&self) -> Value {
-        let mut body = jsonrpc::error_response(Value::Null, self.code, self.message.clone());
+        let mut body = jsonrpc::error_response((*self.id).clone(), self.code, self.message.clone());
         if let Some(data) = &self.data {
-            body["error"]["data"] = data.clone();
+            body["error"]["data"] = (**data).clone();
         }
         body
     }

@@ -62,9 +62,16 @@ pub fn is_notification_method(method: &str) -> bool {
 pub const NOT_A_NOTIFICATION: &str =
     "only notifications/* may be sent without an id; a request needs an id";
 
-/// `Mcp-Method` must name the body's method, and `Mcp-Name` the tool, resource or prompt.
+/// `Mcp-Method` must name the body's method, and `Mcp-Name` the tool, resource or prompt
+/// (HTTP 400, -32020 HeaderMismatch).
 pub fn check_routing_headers(headers: &HeaderMap, msg: &Value) -> Result<(), McpError> {
-    routing_mismatch(headers, msg).map_err(|why| McpError::invalid(&why))
+    routing_mismatch(headers, msg).map_err(|why| {
+        McpError::new(
+            StatusCode::BAD_REQUEST,
+            crate::protocol::HEADER_MISMATCH,
+            format!("Header mismatch: {why}"),
+        )
+    })
 }
 
 fn routing_mismatch(headers: &HeaderMap, msg: &Value) -> Result<(), String> {

@@ -15,6 +15,60 @@ use crate::app::{AppState, Gateway};
 use crate::domain::SessionKey;
 use crate::jsonrpc::{self, Kind};
 
+/// The 2026-07-28 rules a request must meet before anything else looks at it: a method that
+/// revision has (HTTP 404, -32601 otherwise: the handshake-era `initialize`, `ping`,
+/// `logging/setLevel` and `resources/(un)subscribe` are gone), and a `params._meta` naming the
+/// protocol version and the client's capabilities (HTTP 400, -32602), whose version is the
+/// `MCP-Protocol-Version` header's (HTTP 400, -32020).
+pub fn check(headers: &axum::http::HeaderMap, msg: &Value) -> Result<(), McpError> {
+    use crate::protocol::{
+        HEADER_MISMATCH, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, REMOVED_IN_STATELESS,
+        STATELESS_METHODS, VERSION_HEADER,
+    };
+    use axum::http::StatusCode;
+    let Ok(Kind::Request { method, .. }) = jsonrpc::classify(msg) else {
+        return Ok(());
+    };
+    if REMOVED_IN_STATELESS.contains(&method) || !STATELESS_METHODS.contains(&method) {
+        let why = if REMOVED_IN_STATELESS.contains(&method) {
+            "it was removed in 2026-07-28"
+        } else {
+            "no such 2026-07-28 method"
+        };
+        return Err(McpError::new(
+            StatusCode::NOT_FOUND,
+            jsonrpc::METHOD_NOT_FOUND,
+            format!("Method not found: {method} ({why})"),
+        ));
+    }
+    let meta = msg.pointer("/params/_meta");
+    let version = meta
+        .and_then(|m| m.get(META_PROTOCOL_VERSION))
+        .and_then(Value::as_str);
+    let capabilities = meta.and_then(|m| m.get(META_CLIENT_CAPABILITIES));
+    let (Some(version), Some(Value::Object(_))) = (version, capabilities) else {
+        return Err(McpError::new(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::INVALID_PARAMS,
+            format!(
+                "Invalid params: a 2026-07-28 request carries params._meta with \
+                 {META_PROTOCOL_VERSION} (a string) and {META_CLIENT_CAPABILITIES} (an object)"
+            ),
+        ));
+    };
+    match super::request::header_str(headers, VERSION_HEADER) {
+        Some(header) if header != version => Err(McpError::new(
+            StatusCode::BAD_REQUEST,
+            HEADER_MISMATCH,
+            format!(
+                "Header mismatch: MCP-Protocol-Version {header:?} is not the request's \
+                 {META_PROTOCOL_VERSION} {version:?}"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub async fn handle(
     app: &AppState,
     gateway: Arc<Gateway>,

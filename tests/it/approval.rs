@@ -372,7 +372,7 @@ async fn deleting_the_session_ends_its_waits_and_the_call_stays_decidable() {
 async fn a_stateless_client_that_closes_its_stream_gets_the_approved_result_when_it_calls_again() {
     let app = TestApp::spawn().await;
     let alice = app.reviewer("alice@example.org", "approver").await;
-    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"export_session","arguments":{}}}"#;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"export_session","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
     let stateless = [
         ("mcp-protocol-version", "2026-07-28"),
         ("mcp-method", "tools/call"),

@@ -271,7 +271,7 @@ async fn stateless_routing_headers_must_match_the_body() {
         )
         .await;
     let (status, error) = error_of(mismatched).await;
-    assert_eq!((status, error["code"].as_i64()), (400, Some(-32600)));
+    assert_eq!((status, error["code"].as_i64()), (400, Some(-32020)));
 
     let wrong_method = app
         .post(
@@ -487,7 +487,7 @@ async fn hanging_up_does_not_give_a_stateless_call_its_rate_limit_slot_back() {
     ];
     let call = |n: u32| {
         format!(
-            r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"slow_task","arguments":{{"steps":100,"step_ms":50}}}}}}"#
+            r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"slow_task","arguments":{{"steps":100,"step_ms":50}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
         )
     };
     // The first caller hangs up while its call runs: that cancels it, but it was sent.
@@ -672,4 +672,78 @@ async fn an_upstream_that_cannot_start_is_a_clear_error_and_not_ready() {
     }
     // The healthy upstream beside it is unaffected.
     assert_eq!(app.post("telegram", &[], INITIALIZE).await.status(), 200);
+}
+
+/// A raw 2026-07-28 POST of `method` with `params` (and these `extra` headers): status and body.
+async fn post_2026(
+    app: &TestApp,
+    method: &str,
+    params: Value,
+    extra: &[(&str, &str)],
+) -> (u16, Value) {
+    let body = json!({"jsonrpc": "2.0", "id": 41, "method": method, "params": params}).to_string();
+    let mut headers = vec![
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", method),
+    ];
+    headers.extend_from_slice(extra);
+    let response = app.post("telegram", &headers, &body).await;
+    let status = response.status().as_u16();
+    let answer = messages(response).await.pop().unwrap_or(Value::Null);
+    (status, answer)
+}
+
+#[tokio::test]
+async fn a_2026_request_answered_by_airlock_follows_the_2026_rules() {
+    let app = TestApp::spawn().await;
+    let meta = |version: &str| {
+        json!({"_meta": {"io.modelcontextprotocol/protocolVersion": version,
+                         "io.modelcontextprotocol/clientCapabilities": {}}})
+    };
+    // A request without its _meta, or with one missing a required key: 400, -32602, its id.
+    for params in [
+        json!({}),
+        json!({"_meta": {"io.modelcontextprotocol/clientCapabilities": {}}}),
+        json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}),
+    ] {
+        let (status, answer) = post_2026(&app, "server/discover", params.clone(), &[]).await;
+        assert_eq!(status, 400, "{params}: {answer}");
+        assert_eq!(answer["error"]["code"], -32602, "{answer}");
+        assert_eq!(answer["id"], 41, "errors answer the request's id: {answer}");
+    }
+    // The header's version must be the _meta's: 400, -32020.
+    let (status, answer) = post_2026(&app, "server/discover", meta("2025-11-25"), &[]).await;
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (400, json!(-32020)),
+        "{answer}"
+    );
+    // Removed and unknown methods: 404, -32601, never forwarded.
+    for method in [
+        "initialize",
+        "ping",
+        "logging/setLevel",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "tools/destroy_everything",
+    ] {
+        let (status, answer) = post_2026(&app, method, meta("2026-07-28"), &[]).await;
+        assert_eq!(status, 404, "{method}: {answer}");
+        assert_eq!(answer["error"]["code"], -32601, "{method}: {answer}");
+        assert_eq!(answer["id"], 41, "{answer}");
+    }
+    // A request by the rules is served.
+    let (status, answer) = post_2026(&app, "server/discover", meta("2026-07-28"), &[]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["result"]["supportedVersions"].is_array(), "{answer}");
+    let (status, answer) = post_2026(
+        &app,
+        "tools/call",
+        json!({"name": "get_chats", "arguments": {}, "_meta": meta("2026-07-28")["_meta"]}),
+        &[("mcp-name", "get_chats")],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+    assert_eq!(app.call_log.calls_of("get_chats"), 1);
 }

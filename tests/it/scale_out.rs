@@ -415,7 +415,7 @@ async fn losing_the_database_refuses_sensitive_calls_and_heals_without_a_restart
 /// A 2026-07-28 `tools/call` of `send_message` (no session: any instance may take it).
 async fn stateless_send(app: &TestApp, n: u32) -> Value {
     let body = format!(
-        r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"send_message","arguments":{{"chat_id":1297381004,"text":"m{n}"}}}}}}"#
+        r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"send_message","arguments":{{"chat_id":1297381004,"text":"m{n}"}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
     );
     let response = app
         .post(
@@ -444,7 +444,7 @@ async fn an_agents_rate_limit_holds_across_instances() {
     let session_on_b = b.raw_session("2025-06-18").await;
     let in_session = |n: u32| {
         let body = format!(
-            r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"send_message","arguments":{{"chat_id":1297381004,"text":"m{n}"}}}}}}"#
+            r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"send_message","arguments":{{"chat_id":1297381004,"text":"m{n}"}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
         );
         let b = &b;
         let session = session_on_b.clone();

@@ -123,7 +123,10 @@ async fn send_stateless(app: &TestApp, id: u32) -> serde_json::Value {
         ("mcp-method", "tools/call"),
         ("mcp-name", "send_message"),
     ];
-    messages(app.post("telegram", &headers, &send_message(id)).await)
+    let mut body: serde_json::Value =
+        serde_json::from_str(&send_message(id)).expect("a JSON request");
+    body["params"] = common::with_meta(body["params"].take());
+    messages(app.post("telegram", &headers, &body.to_string()).await)
         .await
         .pop()
         .expect("an answer")
@@ -526,7 +529,7 @@ fn the_database_and_its_folder_are_private_and_check_says_when_they_are_not() {
 /// A 2026-07-28 `tools/call` of `export_session` with these arguments: the answer, as text.
 async fn stateless_export(app: &TestApp, id: u32, arguments: serde_json::Value) -> String {
     let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-        "params": {"name": "export_session", "arguments": arguments}})
+        "params": common::with_meta(json!({"name": "export_session", "arguments": arguments}))})
     .to_string();
     let headers = [
         ("mcp-protocol-version", "2026-07-28"),

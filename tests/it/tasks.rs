@@ -343,7 +343,7 @@ async fn stateless(app: &TestApp, token: &str, method: &str, params: Value) -> V
     let response = tokio::time::timeout(
         WAIT,
         request
-            .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}))
+            .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": common::with_meta(params)}))
             .send(),
     )
     .await

@@ -1024,6 +1024,23 @@ pub fn call_params(tool: &str, arguments: Value) -> CallToolRequestParams {
     CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments)
 }
 
+/// `params` with the `_meta` every 2026-07-28 request carries (the protocol version, and client
+/// capabilities unless `params` already declares some).
+pub fn with_meta(mut params: Value) -> Value {
+    if !params.is_object() {
+        params = serde_json::json!({});
+    }
+    let meta = &mut params["_meta"];
+    if !meta.is_object() {
+        *meta = serde_json::json!({});
+    }
+    meta["io.modelcontextprotocol/protocolVersion"] = serde_json::json!("2026-07-28");
+    if !meta["io.modelcontextprotocol/clientCapabilities"].is_object() {
+        meta["io.modelcontextprotocol/clientCapabilities"] = serde_json::json!({});
+    }
+    params
+}
+
 /// The first text content of a tool result.
 pub fn text(result: &CallToolResult) -> &str {
     result
