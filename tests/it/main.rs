@@ -21,6 +21,7 @@ mod pinning;
 mod policy_depth;
 mod policy_enforcement;
 mod proxy_passthrough;
+mod resumption;
 mod scale_out;
 mod security;
 mod tasks;

@@ -199,7 +199,39 @@ impl HttpWire {
         {
             self.set_session(Some(session.clone()));
         }
-        route_response(shared, response, related).await
+        route_response(self, shared, response, related).await
+    }
+
+    /// Reopens a request's cut stream: `GET` with `Last-Event-ID` on the session. `None` when the
+    /// server will not (no session, or not a success with an event stream).
+    async fn resume(&self, shared: &Shared, last_event_id: &str) -> Option<reqwest::Response> {
+        let session = self.session()?;
+        let mut request = self
+            .client
+            .get(self.url.clone())
+            .headers(self.headers.clone())
+            .header(header::ACCEPT, "text/event-stream")
+            .header(SESSION_HEADER, session)
+            .header("last-event-id", last_event_id);
+        if let Some(version) = negotiated_version(shared) {
+            request = request.header(VERSION_HEADER, version);
+        }
+        let response = tokio::select! {
+            r = request.send() => r.ok()?,
+            () = shared.stop.cancelled() => return None,
+        };
+        let streams = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.to_ascii_lowercase().starts_with("text/event-stream"));
+        if response.status().is_success() && streams {
+            tracing::debug!(upstream = %shared.upstream, "resumed a cut response stream");
+            Some(response)
+        } else {
+            tracing::debug!(upstream = %shared.upstream, status = %response.status(), "the upstream would not resume a stream");
+            None
+        }
     }
 
     /// Listens on the GET stream for the server's own messages, reconnecting while the session lives.
@@ -228,7 +260,7 @@ impl HttpWire {
                 Ok(r) if r.status().is_success() => {
                     delay = Duration::from_millis(500);
                     tokio::select! {
-                        () = read_events(&shared, r, None) => {}
+                        _ = read_events(&shared, r, None) => {}
                         () = shared.stop.cancelled() => return,
                     }
                 }

@@ -1,5 +1,11 @@
 //! What an HTTP upstream sends back: an SSE stream of events (bounded per event) or one JSON body
 //! (bounded in size), routed to the link message by message.
+//!
+//! A server may close a request's stream before its answer, after an event with an id (a priming
+//! event, often with `retry`): the client is to reconnect with `GET` and `Last-Event-ID`, and the
+//! rest arrives there (2025-11-25, "Resumability"). Airlock does so, waiting `retry` (capped), up to
+//! [`MAX_RESUMES`] times; a stream that ends without an id, or a resume the server refuses, fails
+//! the request as before.
 
 use std::sync::Arc;
 
@@ -14,6 +20,7 @@ use crate::upstream::link::Shared;
 /// Routes what came back for a message: the events of an SSE stream (read in a task of their
 /// own, failing the request if the stream ends without its answer) or the messages of a JSON body.
 pub(super) async fn route_response(
+    wire: &Arc<super::HttpWire>,
     shared: &Arc<Shared>,
     response: reqwest::Response,
     related: Option<u64>,
@@ -26,15 +33,40 @@ pub(super) async fn route_response(
         .unwrap_or_default()
         .to_ascii_lowercase();
     if content_type.starts_with("text/event-stream") {
-        let shared = shared.clone();
+        let (wire, shared) = (wire.clone(), shared.clone());
         tokio::spawn(async move {
-            read_events(&shared, response, related).await;
-            if let Some(id) = related {
-                shared.fail_one(
-                    id,
-                    shared.unavailable("the response stream ended without an answer".to_owned()),
-                    true,
-                );
+            let mut response = response;
+            let mut resumes = 0;
+            loop {
+                let seen = read_events(&shared, response, related).await;
+                let Some(id) = related else {
+                    return;
+                };
+                if seen.answered {
+                    return;
+                }
+                let resumed = match seen.last_id {
+                    Some(last) if resumes < MAX_RESUMES => {
+                        resumes += 1;
+                        let wait = seen.retry.unwrap_or(DEFAULT_RETRY).min(MAX_RETRY);
+                        tokio::time::sleep(wait).await;
+                        wire.resume(&shared, &last).await
+                    }
+                    _ => None,
+                };
+                match resumed {
+                    Some(next) => response = next,
+                    None => {
+                        shared.fail_one(
+                            id,
+                            shared.unavailable(
+                                "the response stream ended without an answer".to_owned(),
+                            ),
+                            true,
+                        );
+                        return;
+                    }
+                }
             }
         });
     } else if content_type.starts_with("application/json") {
@@ -62,11 +94,29 @@ pub(super) async fn route_response(
     Ok(())
 }
 
+/// How often a request's stream is resumed before the request fails.
+const MAX_RESUMES: u32 = 5;
+/// The wait before resuming when the server named none (`retry`), and the longest honoured.
+const DEFAULT_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+const MAX_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What a stream showed by the time it ended.
+#[derive(Default)]
+pub(super) struct Seen {
+    /// The request's answer came (`related`'s response).
+    pub(super) answered: bool,
+    /// The id of the last event that had one, to resume after.
+    pub(super) last_id: Option<String>,
+    /// The server's `retry`, the wait before resuming.
+    pub(super) retry: Option<std::time::Duration>,
+}
+
 pub(super) async fn read_events(
     shared: &Arc<Shared>,
     response: reqwest::Response,
     related: Option<u64>,
-) {
+) -> Seen {
+    let mut seen = Seen::default();
     let mut events =
         SseStream::from_bytes_stream(bounded_events(response.bytes_stream(), MAX_BODY_BYTES));
     while let Some(event) = events.next().await {
@@ -74,19 +124,34 @@ pub(super) async fn read_events(
             Ok(event) => event,
             Err(e) => {
                 tracing::debug!(upstream = %shared.upstream, error = %e, "upstream event stream broke");
-                return;
+                return seen;
             }
         };
+        if let Some(id) = event.id.filter(|id| !id.is_empty()) {
+            seen.last_id = Some(id);
+        }
+        if let Some(retry) = event.retry {
+            seen.retry = Some(std::time::Duration::from_millis(retry));
+        }
         let Some(data) = event.data.filter(|d| !d.trim().is_empty()) else {
             continue;
         };
         match serde_json::from_str::<Value>(&data) {
-            Ok(msg) => shared.on_inbound(msg, related),
+            Ok(msg) => {
+                let answers = msg.get("method").is_none()
+                    && related.is_some()
+                    && msg.get("id").and_then(Value::as_u64) == related;
+                shared.on_inbound(msg, related);
+                if answers {
+                    seen.answered = true;
+                }
+            }
             Err(e) => {
                 tracing::warn!(upstream = %shared.upstream, error = %e, "upstream sent an event that is not JSON")
             }
         }
     }
+    seen
 }
 
 /// The most an upstream may send as one JSON answer; more is refused, not buffered.

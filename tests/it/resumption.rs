@@ -1,0 +1,115 @@
+//! Resumption on the upstream side (2025-11-25, "Resumability"): an HTTP upstream that closes a
+//! request's event stream after a priming event (an event id and `retry`) and delivers the answer
+//! on `GET` with `Last-Event-ID`. Airlock reconnects and the agent gets its answer.
+
+use crate::common;
+
+use std::sync::{Arc, Mutex};
+
+use airlock::config::UpstreamConfig;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use common::{Setup, TestApp, is_error, text};
+use serde_json::{Value, json};
+
+/// What the polling server saw, and the answer it holds back for the GET.
+#[derive(Default)]
+struct Polling {
+    held: Option<Value>,
+    resumed_after: Vec<String>,
+}
+
+fn sse(body: String) -> Response {
+    ([("content-type", "text/event-stream")], body).into_response()
+}
+
+async fn post(state: Arc<Mutex<Polling>>, body: Bytes) -> Response {
+    let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    let answer = |result: Value| {
+        axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+    };
+    match msg.get("method").and_then(Value::as_str) {
+        Some("initialize") => {
+            let mut response = answer(json!({
+                "protocolVersion": "2025-11-25",
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "polling", "version": "1"}}));
+            response.headers_mut().insert(
+                "mcp-session-id",
+                "polling-session".parse().expect("a header"),
+            );
+            response
+        }
+        Some("tools/list") => answer(json!({"tools": [{"name": "slow_answer",
+            "description": "Answers after the stream was resumed",
+            "inputSchema": {"type": "object"}}]})),
+        Some("tools/call") => {
+            // The answer waits for the GET; this stream ends after the priming event.
+            state.lock().expect("state").held = Some(json!({"jsonrpc": "2.0", "id": id,
+                "result": {"content": [{"type": "text", "text": "answered after resuming"}]}}));
+            sse("id: ev-1\nretry: 50\ndata: \n\n".to_owned())
+        }
+        Some(_) if msg.get("id").is_some() => answer(json!({})),
+        _ => StatusCode::ACCEPTED.into_response(),
+    }
+}
+
+async fn get(state: Arc<Mutex<Polling>>, headers: HeaderMap) -> Response {
+    let Some(last) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) else {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    };
+    let mut state = state.lock().expect("state");
+    state.resumed_after.push(last.to_owned());
+    match state.held.take() {
+        Some(answer) => sse(format!("id: ev-2\ndata: {answer}\n\n")),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[tokio::test]
+async fn a_request_stream_the_upstream_closes_after_priming_is_resumed_with_last_event_id() {
+    let state = Arc::new(Mutex::new(Polling::default()));
+    let router = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post({
+            let state = state.clone();
+            move |body: Bytes| post(state.clone(), body)
+        })
+        .get({
+            let state = state.clone();
+            move |headers: HeaderMap| get(state.clone(), headers)
+        })
+        .delete(|| async { StatusCode::OK }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let dir = tempfile::tempdir().expect("tmp");
+    let policy = dir.path().join("polling.json");
+    std::fs::write(&policy, r#"{"version":"1","default":"allow"}"#).expect("policy");
+    let app = TestApp::spawn_with(Setup {
+        upstreams: vec![UpstreamConfig {
+            name: "polling".to_owned(),
+            command: None,
+            env: Default::default(),
+            url: Some(format!("http://{addr}/mcp")),
+            headers: Default::default(),
+            policy: Some(policy),
+            isolation: None,
+            new_tools: Default::default(),
+        }],
+        ..Setup::default()
+    })
+    .await;
+
+    let agent = common::Agent::connect(&app.mcp_url("polling"), &app.token).await;
+    let result = agent.call("slow_answer", json!({})).await;
+    assert!(!is_error(&result), "{result:?}");
+    assert_eq!(text(&result), "answered after resuming");
+    assert_eq!(state.lock().expect("state").resumed_after, ["ev-1"]);
+    agent.close().await;
+}
