@@ -203,7 +203,8 @@ fn explain_tools(
                     .get("name")
                     .and_then(serde_json::Value::as_str)
                     .unwrap_or_default();
-                let _ = writeln!(report, "    {name:<24} {}", policy.describe(name));
+                let shown = policy.describe_listed_tool(tool, sensitive);
+                let _ = writeln!(report, "    {name:<24} {shown}");
                 for note in policy.risk_notes(tool, sensitive) {
                     let _ = writeln!(report, "    {:<24} ! {note}", "");
                 }
@@ -234,8 +235,9 @@ fn explain_tools(
         None => {
             // Without the upstream's list, the names alone say which tools look risky.
             for (name, _) in policy.tools() {
-                let _ = writeln!(report, "    {name:<24} {}", policy.describe(name));
                 let listed = serde_json::json!({ "name": name });
+                let shown = policy.describe_listed_tool(&listed, sensitive);
+                let _ = writeln!(report, "    {name:<24} {shown}");
                 for note in policy.risk_notes(&listed, sensitive) {
                     let _ = writeln!(report, "    {:<24} ! {note}", "");
                 }

@@ -75,6 +75,7 @@ impl CallContext {
             original_id: sent.original_id,
             metrics: app.metrics.clone(),
             slot: sent.slot,
+            releasing: None,
             trail: sent.trail,
             started: sent.started,
             cancel_on_close: self
@@ -197,7 +198,7 @@ fn unsent(
     (tool, slot, trail): (Option<ToolName>, Option<Quota>, Option<Box<Trail>>),
 ) -> Reply {
     if let Some(slot) = slot {
-        slot.release();
+        let _ = slot.release();
     }
     if let Some(mut trail) = trail {
         trail.failed(&e.to_string(), false);

@@ -202,6 +202,8 @@ pub struct Forwarded {
     pub original_id: Value,
     pub metrics: Arc<Metrics>,
     pub slot: Option<Quota>,
+    /// The database's part of a quota being given back: the answer waits for it.
+    pub releasing: Option<tokio::task::JoinHandle<()>>,
     /// The audit trail of a call the policy allowed (parked calls are recorded by the queue).
     pub trail: Option<Box<Trail>>,
     pub started: Instant,
@@ -228,6 +230,9 @@ impl Forwarded {
             let (mut forwarded, mut replies) = state?;
             let item = replies.recv().await?;
             let (msg, last) = forwarded.render(item);
+            if let Some(releasing) = forwarded.releasing.take() {
+                let _ = releasing.await;
+            }
             Some((msg, (!last).then_some((forwarded, replies))))
         });
         Reply::Stream(Messages::new(stream, overflow, KEEP_ALIVE))
@@ -312,7 +317,7 @@ impl Forwarded {
     /// A call the upstream did not carry out gives its rate-limit slot back.
     fn release_slot(&mut self) {
         if let Some(slot) = self.slot.take() {
-            slot.release();
+            self.releasing = slot.release();
         }
     }
 }

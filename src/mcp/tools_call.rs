@@ -35,16 +35,18 @@ pub struct Quota {
 }
 
 impl Quota {
-    /// Gives the call back to its limits (the upstream did not carry it out).
-    pub fn release(self) {
+    /// Gives the call back to its limits (the upstream did not carry it out): the local slot at
+    /// once, the database's in a task, whose handle is returned so an answer can wait for it (the
+    /// agent's next call then finds its quota back).
+    pub fn release(self) -> Option<tokio::task::JoinHandle<()>> {
         if let Some(local) = self.local {
             local.release();
         }
         if self.shared.is_none() && self.counters.is_empty() {
-            return;
+            return None;
         }
         let (store, shared, counters) = (self.store, self.shared, self.counters);
-        tokio::spawn(async move {
+        Some(tokio::spawn(async move {
             if let Some(id) = shared
                 && let Err(e) = store.release_rate_slot(&id).await
             {
@@ -55,7 +57,7 @@ impl Quota {
             {
                 tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot give policy counters back");
             }
-        });
+        }))
     }
 }
 
@@ -258,7 +260,7 @@ async fn quota(
         match shared_slot(app, policy.rule_for(call.tool).rule, call, stateless).await {
             Ok(shared) => quota.shared = shared,
             Err(message) => {
-                quota.release();
+                let _ = quota.release();
                 return Err((Outcome::RateLimited, message));
             }
         }
@@ -282,7 +284,7 @@ async fn quota(
             Ok(Some(quota))
         }
         Ok(Err(over)) => {
-            quota.release();
+            let _ = quota.release();
             let taken = &reserve[over];
             let retry = (taken.window_start + taken.window.seconds() - unix_now).max(1);
             Err((
@@ -294,7 +296,7 @@ async fn quota(
             ))
         }
         Err(e) => {
-            quota.release();
+            let _ = quota.release();
             tracing::error!(error = %crate::telemetry::error_chain(&e), "cannot reserve policy counters");
             Err((
                 Outcome::Unavailable,
@@ -325,7 +327,7 @@ async fn admit(
         };
     }
     if let Some(slot) = slot {
-        slot.release();
+        let _ = slot.release();
     }
     let upstream = &ctx.gateway.name;
     tracing::error!(tool, "audit log not being written; call refused");

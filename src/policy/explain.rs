@@ -145,6 +145,42 @@ impl Policy {
 }
 
 impl Policy {
+    /// Whether `[policy] sensitive` parks calls of `tool` (its `tools/list` entry) that its rule
+    /// would allow: `check` and the tools page then say "require approval".
+    pub fn sensitive_parks(&self, tool: &serde_json::Value, sensitive: Sensitivity) -> bool {
+        let name = tool
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        !self.hides(name)
+            && matches!(self.rule_for(name).rule, Rule::Allow { .. })
+            && !self
+                .tools
+                .get(name)
+                .is_some_and(|entry| entry.accept_risk())
+            && classify(tool)
+                .risk()
+                .is_some_and(|risk| sensitive.parks(risk))
+    }
+
+    /// The rule of `tool` in a few words as calls meet it: [`Policy::describe`], or "require
+    /// approval" first when `[policy] sensitive` parks what the rule allows.
+    pub fn describe_listed_tool(&self, tool: &serde_json::Value, sensitive: Sensitivity) -> String {
+        let name = tool
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        if self.sensitive_parks(tool, sensitive) {
+            format!(
+                "require approval (1 of any approver; timeout {} s) by [policy] sensitive; its rule: {}",
+                Secs(super::DEFAULT_APPROVAL_TIMEOUT),
+                self.describe(name)
+            )
+        } else {
+            self.describe(name)
+        }
+    }
+
     /// What the classifier and `[policy] sensitive` make of `tool` (its `tools/list` entry)
     /// under this policy, for `check` and the tools page: `looks credential-exporting: name
     /// `export_session`; allowed by its rule, parked by [policy] sensitive`.

@@ -200,6 +200,7 @@ fn row(policy: &crate::policy::Policy, tool: &Value, sensitive: Sensitivity) -> 
         .to_owned();
     let resolved = policy.rule_for(&name);
     let rule_class = match resolved.rule {
+        _ if policy.sensitive_parks(tool, sensitive) => "pending",
         Rule::Allow { .. } => "approved",
         Rule::Deny { .. } => "rejected",
         Rule::RequireApproval(_) => "pending",
@@ -220,7 +221,7 @@ fn row(policy: &crate::policy::Policy, tool: &Value, sensitive: Sensitivity) -> 
             .unwrap_or_default()
             .to_owned(),
         hints,
-        rule: policy.describe(&name),
+        rule: policy.describe_listed_tool(tool, sensitive),
         rule_class,
         risk: classify(tool).risk().map(risk_badge),
         notes: policy.risk_notes(tool, sensitive),
