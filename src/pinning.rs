@@ -9,8 +9,9 @@
 //! The pins live in the store; each instance keeps them in memory, screens every listing from
 //! there at once (no database trip on the agent's path) and writes what it saw in the
 //! background (until written, what it saw overrides the store's rows, so a reload cannot undo a
-//! quarantine). It reloads them every [`FRESH_FOR`], so a change or an acceptance made by another
-//! instance (or the CLI) holds everywhere within seconds.
+//! quarantine). A background task reloads them every [`FRESH_FOR`] (the agent's path never waits
+//! for the store), so a change or an acceptance made by another instance (or the CLI) holds
+//! everywhere within seconds.
 //!
 //! Only agents' own `tools/list` answers are screened: they are what reaches a model, live. The
 //! dashboard's list is cached for a minute, and a stale copy must never count as the upstream
@@ -18,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -61,7 +62,6 @@ struct Sighting {
 
 #[derive(Default)]
 struct State {
-    loaded_at: Option<Instant>,
     /// By upstream, then tool.
     pins: HashMap<String, HashMap<String, PinRow>>,
     /// Rows seen here and not yet written: they stand over what a reload reads.
@@ -101,53 +101,15 @@ impl Pins {
             state: Arc::clone(&state),
         };
         tokio::spawn(writer.run(queued));
-        let pins = Self {
+        reload(&store, &state).await?;
+        tokio::spawn(refresh(store.clone(), Arc::downgrade(&state)));
+        Ok(Self {
             store,
             audit,
             new_tools,
             state,
             sightings,
-        };
-        pins.reload().await?;
-        Ok(pins)
-    }
-
-    async fn reload(&self) -> Result<(), StoreError> {
-        let writes_before = self.lock().writes;
-        let rows = self.store.pins().await?;
-        let mut by_upstream: HashMap<String, HashMap<String, PinRow>> = HashMap::new();
-        for row in rows {
-            by_upstream
-                .entry(row.upstream.clone())
-                .or_default()
-                .insert(row.tool.clone(), row);
-        }
-        let mut state = self.lock();
-        if state.writes != writes_before {
-            // A write came back while reading: what was read may be older than memory.
-            return Ok(());
-        }
-        for ((upstream, tool), row) in &state.unwritten {
-            by_upstream
-                .entry(upstream.clone())
-                .or_default()
-                .insert(tool.clone(), row.clone());
-        }
-        state.pins = by_upstream;
-        state.loaded_at = Some(Instant::now());
-        Ok(())
-    }
-
-    /// Reads the pins again when they are older than [`FRESH_FOR`]; a store that cannot be read
-    /// leaves the ones in memory in force.
-    async fn refresh(&self) {
-        let stale = self
-            .lock()
-            .loaded_at
-            .is_none_or(|at| at.elapsed() >= FRESH_FOR);
-        if stale && let Err(e) = self.reload().await {
-            tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot read the tool pins; the ones in memory stay in force");
-        }
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -215,8 +177,7 @@ impl Pins {
     }
 
     /// Why a call of `upstream.tool` is refused, if its tool is quarantined.
-    pub async fn refusal(&self, upstream: &str, tool: &str) -> Option<String> {
-        self.refresh().await;
+    pub fn refusal(&self, upstream: &str, tool: &str) -> Option<String> {
         let state = self.lock();
         let pin = state.pins.get(upstream)?.get(tool)?;
         if !pin.quarantined() {
@@ -237,8 +198,7 @@ impl Pins {
     }
 
     /// Every quarantined tool, for the tools page and `airlock tools diff`.
-    pub async fn quarantined(&self) -> Vec<Quarantined> {
-        self.refresh().await;
+    pub fn quarantined(&self) -> Vec<Quarantined> {
         let state = self.lock();
         let mut all: Vec<Quarantined> = state
             .pins
@@ -284,6 +244,46 @@ impl Pins {
             }
         }
         Ok(accepted)
+    }
+}
+
+/// Reads the pins into memory, over which the sightings not yet written still stand.
+async fn reload(store: &Store, state: &Mutex<State>) -> Result<(), StoreError> {
+    let writes_before = state.lock().unwrap_or_else(PoisonError::into_inner).writes;
+    let rows = store.pins().await?;
+    let mut by_upstream: HashMap<String, HashMap<String, PinRow>> = HashMap::new();
+    for row in rows {
+        by_upstream
+            .entry(row.upstream.clone())
+            .or_default()
+            .insert(row.tool.clone(), row);
+    }
+    let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+    if state.writes != writes_before {
+        // A write came back while reading: what was read may be older than memory.
+        return Ok(());
+    }
+    for ((upstream, tool), row) in &state.unwritten {
+        by_upstream
+            .entry(upstream.clone())
+            .or_default()
+            .insert(tool.clone(), row.clone());
+    }
+    state.pins = by_upstream;
+    Ok(())
+}
+
+/// Reloads the pins every [`FRESH_FOR`] while the pins are in use; a store that cannot be read
+/// leaves the ones in memory in force.
+async fn refresh(store: Store, state: std::sync::Weak<Mutex<State>>) {
+    loop {
+        tokio::time::sleep(FRESH_FOR).await;
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        if let Err(e) = reload(&store, &state).await {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot read the tool pins; the ones in memory stay in force");
+        }
     }
 }
 

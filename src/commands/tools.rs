@@ -38,7 +38,6 @@ pub async fn tools_diff(
     with_pins(config_path, async |pins| {
         let all: Vec<Quarantined> = pins
             .quarantined()
-            .await
             .into_iter()
             .filter(|q| upstream.is_none_or(|u| q.upstream == u))
             .collect();
@@ -92,7 +91,6 @@ pub async fn tools_accept(
     with_pins(config_path, async |pins| {
         let quarantined = pins
             .quarantined()
-            .await
             .into_iter()
             .find(|q| q.upstream == upstream && q.tool == tool)
             .ok_or_else(|| {

@@ -261,7 +261,7 @@ fn progress_note(call: &ParkedCall, parked: &Parked, token: &Value, started: Ins
 pub(super) async fn send_released(call: ParkedCall, mut release: Release, tx: mpsc::Sender<Value>) {
     // An approval does not cover a tool whose definition changed since (a rug pull).
     let upstream = &call.ctx.gateway.name;
-    if let Some(refusal) = call.app.pins.refusal(upstream, call.tool.as_str()).await {
+    if let Some(refusal) = call.app.pins.refusal(upstream, call.tool.as_str()) {
         release.finish(CallStatus::Failed, None, &refusal).await;
         call.count(Outcome::Denied);
         let _ = tx.send(call.refusal(refusal)).await;

@@ -110,7 +110,7 @@ pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
         args: msg.pointer("/params/arguments").unwrap_or(&Value::Null),
     };
     let trail = || Trail::new(app, &gateway.name, tool, &ctx.agent, msg);
-    if let Some(refusal) = app.pins.refusal(&gateway.name, tool).await {
+    if let Some(refusal) = app.pins.refusal(&gateway.name, tool) {
         return refuse(app, ctx, tool, trail(), Outcome::Denied, refusal, id);
     }
     let unix_now = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -130,12 +130,12 @@ async fn new_tools_quarantine_holds_a_tool_that_appears_later() {
         &[json!({"name": "wire_money", "description": "Send money"})],
     );
     let deadline = tokio::time::Instant::now() + common::WAIT;
-    while pins.refusal("telegram", "wire_money").await.is_none() {
+    while pins.refusal("telegram", "wire_money").is_none() {
         assert!(tokio::time::Instant::now() < deadline, "never quarantined");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(
-        pins.refusal("telegram", "wire_money").await.as_deref(),
+        pins.refusal("telegram", "wire_money").as_deref(),
         Some(
             "telegram.wire_money appeared after the upstream's tools were accepted \
              (new_tools = \"quarantine\"); an admin must review it; not run"

@@ -97,7 +97,7 @@ pub async fn accept(
 }
 
 /// What an admin reads about each quarantined tool.
-async fn quarantine_rows(app: &AppState) -> Vec<QuarantineRow> {
+fn quarantine_rows(app: &AppState) -> Vec<QuarantineRow> {
     let shown = |value: Option<&Value>| match value {
         None => "(none)".to_owned(),
         Some(Value::String(text)) => text.clone(),
@@ -105,7 +105,6 @@ async fn quarantine_rows(app: &AppState) -> Vec<QuarantineRow> {
     };
     app.pins
         .quarantined()
-        .await
         .into_iter()
         .map(|q| QuarantineRow {
             since: match q.accepted_at {
@@ -187,7 +186,7 @@ pub async fn page(
     Ok(ToolsPage {
         chrome: Chrome::new(&signed, "tools"),
         upstreams,
-        quarantined: quarantine_rows(&app).await,
+        quarantined: quarantine_rows(&app),
         notice,
     })
 }
