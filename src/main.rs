@@ -198,23 +198,7 @@ enum PolicyCommand {
     /// What the policy in force does with one call, and why: the verdict, the rule, each
     /// condition and the tool's risk (counters read as zero). With --expect, exit 1 when the
     /// verdict differs, for CI checks of policy edits.
-    Test {
-        #[arg(long)]
-        upstream: String,
-        #[arg(long)]
-        tool: String,
-        /// The call's arguments, a JSON object.
-        #[arg(long, default_value = "{}")]
-        args: String,
-        #[arg(long, default_value = "agent")]
-        agent: String,
-        /// The tool's description as the upstream lists it, for the risk classifier.
-        #[arg(long)]
-        description: Option<String>,
-        /// The verdict the policy must give.
-        #[arg(long, value_parser = ["allow", "deny", "rate_limited", "park"])]
-        expect: Option<String>,
-    },
+    Test(commands::PolicyQuestion),
 }
 
 #[derive(Subcommand)]
@@ -357,22 +341,7 @@ async fn tools(config: &Path, command: ToolsCommand) -> Result<(), CommandError>
 }
 
 fn policy(config: &Path, command: PolicyCommand) -> Result<(), CommandError> {
-    let PolicyCommand::Test {
-        upstream,
-        tool,
-        args,
-        agent,
-        description,
-        expect,
-    } = command;
-    let question = commands::PolicyQuestion {
-        upstream,
-        tool,
-        args,
-        agent,
-        description,
-        expect,
-    };
+    let PolicyCommand::Test(question) = command;
     let (report, as_expected) = commands::policy_test(config, &question)?;
     print!("{report}");
     if as_expected {

@@ -18,16 +18,23 @@ use crate::policy::{
     CallSite, CounterValues, Judge, PolicyHandle, RateLimiter, Sensitivity, Verdict,
 };
 
-/// What `airlock policy test` asks about.
+/// What `airlock policy test` asks about (its command-line arguments).
+#[derive(clap::Args)]
 pub struct PolicyQuestion {
+    #[arg(long)]
     pub upstream: String,
+    #[arg(long)]
     pub tool: String,
-    /// The call's arguments as JSON text (an object).
+    /// The call's arguments, a JSON object.
+    #[arg(long, default_value = "{}")]
     pub args: String,
+    #[arg(long, default_value = "agent")]
     pub agent: String,
-    /// The tool's description, as the upstream lists it, for the risk classifier.
+    /// The tool's description as the upstream lists it, for the risk classifier.
+    #[arg(long)]
     pub description: Option<String>,
-    /// `allow`, `deny`, `rate_limited` or `park`: the command fails when the verdict differs.
+    /// The verdict the policy must give; the command fails when it differs.
+    #[arg(long, value_parser = ["allow", "deny", "rate_limited", "park"])]
     pub expect: Option<String>,
 }
 

@@ -153,14 +153,9 @@ impl Policy {
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default();
         !self.hides(name)
-            && matches!(self.rule_for(name).rule, Rule::Allow { .. })
-            && !self
-                .tools
-                .get(name)
-                .is_some_and(|entry| entry.accept_risk())
-            && classify(tool)
-                .risk()
-                .is_some_and(|risk| sensitive.parks(risk))
+            && self
+                .sensitive_risk(name, &classify(tool), sensitive)
+                .is_some()
     }
 
     /// The rule of `tool` in a few words as calls meet it: [`Policy::describe`], or "require

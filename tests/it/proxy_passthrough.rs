@@ -7,7 +7,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use airlock::config::{Isolation, UpstreamConfig};
+use airlock::config::Isolation;
 use common::{AIRLOCK, Agent, ProgressRecorder, Setup, TestApp, WAIT, call_params, is_error, text};
 use rmcp::model::{
     ClientRequest, GetPromptRequestParams, ProtocolVersion, ReadResourceRequestParams, Request,
@@ -271,16 +271,11 @@ async fn a_streamable_http_upstream_works_like_a_stdio_one() {
     )
     .expect("policy");
     let app = TestApp::spawn_with(Setup {
-        upstreams: vec![UpstreamConfig {
-            name: "remote".to_owned(),
-            command: None,
-            env: Default::default(),
-            url: Some(format!("http://{upstream_addr}/mcp")),
-            headers: Default::default(),
-            policy: Some(policy),
-            isolation: None,
-            new_tools: Default::default(),
-        }],
+        upstreams: vec![common::http_upstream(
+            "remote",
+            format!("http://{upstream_addr}/mcp"),
+            policy,
+        )],
         ..Setup::default()
     })
     .await;

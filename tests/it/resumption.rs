@@ -6,7 +6,6 @@ use crate::common;
 
 use std::sync::{Arc, Mutex};
 
-use airlock::config::UpstreamConfig;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -92,16 +91,11 @@ async fn a_request_stream_the_upstream_closes_after_priming_is_resumed_with_last
     let policy = dir.path().join("polling.json");
     std::fs::write(&policy, r#"{"version":"1","default":"allow"}"#).expect("policy");
     let app = TestApp::spawn_with(Setup {
-        upstreams: vec![UpstreamConfig {
-            name: "polling".to_owned(),
-            command: None,
-            env: Default::default(),
-            url: Some(format!("http://{addr}/mcp")),
-            headers: Default::default(),
-            policy: Some(policy),
-            isolation: None,
-            new_tools: Default::default(),
-        }],
+        upstreams: vec![common::http_upstream(
+            "polling",
+            format!("http://{addr}/mcp"),
+            policy,
+        )],
         ..Setup::default()
     })
     .await;

@@ -235,10 +235,25 @@ impl Policy {
             .flat_map(|entry| entry.rules.iter())
             .chain(&self.wildcard)
             .any(|rule| matches!(rule.action(), RuleAction::RequireApproval(_)));
-        let sensitive_parks = matches!(rule, Rule::Allow { .. })
-            && !entry.is_some_and(ToolEntry::accept_risk)
-            && risk.risk().is_some_and(|risk| sensitive.parks(risk));
-        matches!(rule, Rule::RequireApproval(_)) || rules_park || sensitive_parks
+        matches!(rule, Rule::RequireApproval(_))
+            || rules_park
+            || self.sensitive_risk(tool, risk, sensitive).is_some()
+    }
+
+    /// The risk for which `[policy] sensitive` parks calls of `tool` that its rule allows (not
+    /// one whose entry accepts the risk), if any.
+    pub fn sensitive_risk(
+        &self,
+        tool: &str,
+        risk: &Assessment,
+        sensitive: Sensitivity,
+    ) -> Option<Risk> {
+        if !matches!(self.rule_for(tool).rule, Rule::Allow { .. })
+            || self.tools.get(tool).is_some_and(ToolEntry::accept_risk)
+        {
+            return None;
+        }
+        risk.risk().filter(|risk| sensitive.parks(*risk))
     }
 
     /// The counters the conditions of `agent`'s calls of `tool` read, to fetch before

@@ -1024,6 +1024,20 @@ pub fn call_params(tool: &str, arguments: Value) -> CallToolRequestParams {
     CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments)
 }
 
+/// An `[[upstream]]` reached over Streamable HTTP at `url`, under the policy file `policy`.
+pub fn http_upstream(name: &str, url: String, policy: PathBuf) -> UpstreamConfig {
+    UpstreamConfig {
+        name: name.to_owned(),
+        command: None,
+        env: Default::default(),
+        url: Some(url),
+        headers: Default::default(),
+        policy: Some(policy),
+        isolation: None,
+        new_tools: Default::default(),
+    }
+}
+
 /// `params` with the `_meta` every 2026-07-28 request carries (the protocol version, and client
 /// capabilities unless `params` already declares some).
 pub fn with_meta(mut params: Value) -> Value {
