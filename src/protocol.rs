@@ -20,10 +20,20 @@ pub const UNSUPPORTED_VERSION: i64 = -32022;
 /// The 2026-07-28 error code for routing headers (`Mcp-Method`, `Mcp-Name`,
 /// `MCP-Protocol-Version`) that disagree with the body.
 pub const HEADER_MISMATCH: i64 = -32020;
+/// The 2026-07-28 error code for a request that needs a client capability it did not declare.
+pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
+/// The 2026-07-28 errors answered with HTTP 400.
+pub const BAD_REQUEST_ERRORS: [i64; 3] = [
+    HEADER_MISMATCH,
+    MISSING_CLIENT_CAPABILITY,
+    UNSUPPORTED_VERSION,
+];
 
 /// `params._meta` keys every 2026-07-28 request carries.
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+/// The client's name and version, which a 2026-07-28 request may carry beside those two.
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 
 /// Methods of the handshake era that 2026-07-28 removed (HTTP 404, -32601 when asked for).
 pub const REMOVED_IN_STATELESS: [&str; 5] = [
@@ -66,6 +76,81 @@ pub fn negotiate_version(requested: &str) -> &'static str {
     }
 }
 
+/// Whether a message is a 2026-07-28 request as it left its client: its `params._meta` names that
+/// revision (what [`strip_stateless_meta`] takes out for a handshake-era upstream).
+pub fn is_stateless_message(msg: &Value) -> bool {
+    msg.pointer("/params/_meta")
+        .and_then(|meta| meta.get(META_PROTOCOL_VERSION))
+        .and_then(Value::as_str)
+        == Some(STATELESS_VERSION)
+}
+
+/// What the `Mcp-Name` header of a 2026-07-28 request names: the tool or prompt, or the
+/// resource's URI; `None` for other methods.
+pub fn routing_name<'a>(method: &str, msg: &'a Value) -> Option<&'a Value> {
+    match method {
+        "tools/call" | "prompts/get" => msg.pointer("/params/name"),
+        "resources/read" => msg.pointer("/params/uri"),
+        _ => None,
+    }
+}
+
+/// The `_meta` a request of Airlock's own to a 2026-07-28 server carries.
+pub fn stateless_meta() -> Value {
+    json!({
+        META_PROTOCOL_VERSION: STATELESS_VERSION,
+        META_CLIENT_CAPABILITIES: {},
+        META_CLIENT_INFO: {"name": "airlock", "version": env!("CARGO_PKG_VERSION")}
+    })
+}
+
+/// Takes the 2026-07-28 per-request keys (protocol version, client capabilities and info) out
+/// of a message's `params._meta`, for an upstream session of the handshake era: they describe
+/// the client's hop to Airlock, and a 2025-11-25 server that reads them finds a version unlike
+/// its session's (rmcp's HTTP server refuses the request with -32020). Other `_meta` keys, such
+/// as `progressToken`, stay; an `_meta` left empty goes.
+pub fn strip_stateless_meta(msg: &mut Value) {
+    let Some(params) = msg.get_mut("params").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for key in [
+        META_PROTOCOL_VERSION,
+        META_CLIENT_CAPABILITIES,
+        META_CLIENT_INFO,
+    ] {
+        meta.shift_remove(key);
+    }
+    if meta.is_empty() {
+        params.shift_remove("_meta");
+    }
+}
+
+/// The 2026-07-28 results that carry caching hints (`ttlMs`, `cacheScope`).
+pub const CACHEABLE_METHODS: [&str; 5] = [
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
+/// An answer to a cacheable request, as a 2026-07-28 client gets it from Airlock: the
+/// upstream's `ttlMs` (0, not to be reused, when it gave none) and always `private`, whatever
+/// the upstream said: what Airlock lists and serves depends on the agent's policy, so no cache
+/// may share it across agents.
+pub fn mark_cacheable(method: &str, response: &mut Value) {
+    if !CACHEABLE_METHODS.contains(&method) {
+        return;
+    }
+    if let Some(result) = response.get_mut("result").and_then(Value::as_object_mut) {
+        result.entry("ttlMs").or_insert(json!(0));
+        result.insert("cacheScope".to_owned(), json!("private"));
+    }
+}
+
 /// 2026-07-28 results say what they are (`resultType`); a handshake-era upstream's results do
 /// not, so Airlock, speaking that revision on the upstream's behalf, marks them complete.
 pub fn mark_complete(response: &mut Value) {
@@ -105,5 +190,41 @@ mod tests {
         assert_eq!(negotiate_version("2024-11-05"), "2025-03-26");
         assert_eq!(negotiate_version("2030-01-01"), "2025-11-25");
         assert_eq!(negotiate_version(""), "2025-03-26");
+    }
+
+    #[test]
+    fn a_stateless_requests_protocol_keys_stay_on_airlocks_side() {
+        let mut msg = json!({"method": "tools/call", "params": {"name": "t", "_meta": {
+            META_PROTOCOL_VERSION: STATELESS_VERSION,
+            META_CLIENT_CAPABILITIES: {"elicitation": {}},
+            META_CLIENT_INFO: {"name": "agent", "version": "1"},
+            "progressToken": 7
+        }}});
+        strip_stateless_meta(&mut msg);
+        assert_eq!(
+            msg["params"],
+            json!({"name": "t", "_meta": {"progressToken": 7}})
+        );
+        let mut bare = json!({"method": "tools/list", "params": {"_meta": {
+            META_PROTOCOL_VERSION: STATELESS_VERSION,
+            META_CLIENT_CAPABILITIES: {}
+        }}});
+        strip_stateless_meta(&mut bare);
+        assert_eq!(bare["params"], json!({}));
+    }
+
+    #[test]
+    fn listings_get_caching_hints_private_to_the_agent() {
+        let mut listed = json!({"result": {"tools": []}});
+        mark_cacheable("tools/list", &mut listed);
+        assert_eq!(listed["result"]["ttlMs"], 0);
+        assert_eq!(listed["result"]["cacheScope"], "private");
+        let mut own = json!({"result": {"contents": [], "ttlMs": 5000, "cacheScope": "public"}});
+        mark_cacheable("resources/read", &mut own);
+        assert_eq!(own["result"]["ttlMs"], 5000);
+        assert_eq!(own["result"]["cacheScope"], "private");
+        let mut call = json!({"result": {"content": []}});
+        mark_cacheable("tools/call", &mut call);
+        assert!(call["result"].get("ttlMs").is_none());
     }
 }

@@ -165,7 +165,7 @@ async fn route(
         request::check_routing_headers(headers, &msg)?;
         super::stateless::check(headers, &msg)?;
         let reply = super::stateless::handle(app, gateway, agent, msg).await?;
-        return Ok(reply.respond(as_sse).await);
+        return Ok(reply.respond_stateless(as_sse).await);
     }
     Err(McpError::new(
         StatusCode::BAD_REQUEST,

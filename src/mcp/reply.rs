@@ -115,6 +115,40 @@ impl Reply {
     }
 }
 
+/// How long a 2026-07-28 answer waits for its first message before it commits to HTTP 200.
+const FIRST_MESSAGE_WAIT: Duration = Duration::from_secs(1);
+
+impl Reply {
+    /// The HTTP response to a 2026-07-28 request: like [`Reply::respond`], except that an
+    /// answer that is at once (within a second, before anything else) one of the errors that
+    /// revision sends with HTTP 400 (a client capability the request did not declare, a header
+    /// mismatch, an unsupported version) gets that status instead of a 200 stream.
+    pub async fn respond_stateless(self, as_sse: bool) -> Response {
+        let Self::Stream(mut messages) = self else {
+            return self.respond(as_sse).await;
+        };
+        match tokio::time::timeout(FIRST_MESSAGE_WAIT, messages.stream.next()).await {
+            Ok(Some(first)) if first.get("method").is_none() && is_bad_request(&first) => {
+                (StatusCode::BAD_REQUEST, Json(first)).into_response()
+            }
+            Ok(Some(first)) => {
+                messages.stream = futures_util::stream::once(std::future::ready(first))
+                    .chain(messages.stream)
+                    .boxed();
+                Self::Stream(messages).respond(as_sse).await
+            }
+            // Nothing yet (or a cancelled call's empty stream): as it comes.
+            Ok(None) | Err(_) => Self::Stream(messages).respond(as_sse).await,
+        }
+    }
+}
+
+fn is_bad_request(msg: &Value) -> bool {
+    msg.pointer("/error/code")
+        .and_then(Value::as_i64)
+        .is_some_and(|code| crate::protocol::BAD_REQUEST_ERRORS.contains(&code))
+}
+
 /// A resumable stream's events, framed here rather than by axum: its priming event needs an
 /// empty `data:` line (`id`, `retry`, `data:`), which clients (the TypeScript SDK) dispatch and
 /// read the id of, where an event without any data line is dropped unseen.
@@ -243,6 +277,7 @@ impl Forwarded {
         let (mut msg, last) = self.classify(item);
         if last && self.stateless {
             crate::protocol::mark_complete(&mut msg);
+            crate::protocol::mark_cacheable(&self.method, &mut msg);
         }
         (msg, last)
     }

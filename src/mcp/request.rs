@@ -90,12 +90,10 @@ fn routing_mismatch(headers: &HeaderMap, msg: &Value) -> Result<(), String> {
         }
         None => return Err("the Mcp-Method header is required".to_owned()),
     }
-    let name = match method {
-        "tools/call" | "prompts/get" => msg.pointer("/params/name"),
-        "resources/read" => msg.pointer("/params/uri"),
-        _ => return Ok(()),
+    if !matches!(method, "tools/call" | "prompts/get" | "resources/read") {
+        return Ok(());
     }
-    .and_then(Value::as_str);
+    let name = crate::protocol::routing_name(method, msg).and_then(Value::as_str);
     match (header_str(headers, NAME_HEADER), name) {
         (Some(h), Some(name)) if decode_header(h) == name => Ok(()),
         (Some(h), _) => Err(format!("Mcp-Name {h:?} does not match the body")),

@@ -144,6 +144,15 @@ impl Connection {
         });
     }
 
+    /// A 2026-07-28 client's message passes through as it came to an upstream that speaks that
+    /// revision; to any other, it goes in the upstream session's revision, without the keys that
+    /// describe the client's own hop.
+    fn translate(&self, msg: &mut Value) {
+        if !self.0.stateless.load(Ordering::Relaxed) {
+            crate::protocol::strip_stateless_meta(msg);
+        }
+    }
+
     /// Sends a downstream request upstream; returns the upstream id and the reply stream.
     pub async fn request(
         &self,
@@ -151,6 +160,7 @@ impl Connection {
         mut msg: Value,
     ) -> Result<(u64, ReplyRx), UpstreamError> {
         self.ready().await?;
+        self.translate(&mut msg);
         let upstream_id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
         let original_id = msg.get("id").cloned().unwrap_or(Value::Null);
         msg["id"] = json!(upstream_id);
@@ -186,6 +196,7 @@ impl Connection {
     /// Forwards a downstream notification. `notifications/initialized` is Airlock's to send (it ran
     /// the upstream handshake), and cancellations are translated to the upstream id.
     pub async fn notify(&self, session: &SessionKey, mut msg: Value) -> Result<(), UpstreamError> {
+        self.translate(&mut msg);
         match msg.get("method").and_then(Value::as_str) {
             Some("notifications/initialized") => return Ok(()),
             Some("notifications/cancelled") => {

@@ -3,7 +3,7 @@
 //! message the upstream sends. The transports import this; this imports neither of them (it sends
 //! through the [`Wire`] it was given).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -57,6 +57,10 @@ pub(super) struct Shared {
     pub(super) state: watch::Sender<LinkState>,
     pub(super) stop: CancellationToken,
     pub(super) next_id: AtomicU64,
+    /// The upstream answers 2026-07-28 requests itself (an HTTP upstream whose `server/discover`
+    /// lists that revision): a 2026-07-28 client's requests then pass through as they came,
+    /// instead of being translated into the upstream session's revision.
+    pub(super) stateless: AtomicBool,
     routes: Mutex<Routes>,
 }
 
@@ -78,6 +82,7 @@ impl Shared {
             state,
             stop,
             next_id: AtomicU64::new(1),
+            stateless: AtomicBool::new(false),
             routes: Mutex::new(Routes::default()),
         }
     }

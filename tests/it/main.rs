@@ -10,6 +10,7 @@ mod approval;
 mod approval_restart;
 mod audit;
 mod cli;
+mod conformance;
 mod dashboard;
 mod dashboard_browser;
 mod demo_upstream;

@@ -329,33 +329,6 @@ async fn an_older_revision_is_offered_no_tasks_and_its_calls_hold_as_before() {
     );
 }
 
-/// A 2026-07-28 request (no session) with the agent's `token`.
-async fn stateless(app: &TestApp, token: &str, method: &str, params: Value) -> Value {
-    let mut request = reqwest::Client::new()
-        .post(app.mcp_url("telegram"))
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method);
-    if let Some(name) = params.get("name").and_then(Value::as_str) {
-        request = request.header("mcp-name", name);
-    }
-    let response = tokio::time::timeout(
-        WAIT,
-        request
-            .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": common::with_meta(params)}))
-            .send(),
-    )
-    .await
-    .expect("an answer in time")
-    .expect("POST");
-    common::messages(response)
-        .await
-        .into_iter()
-        .rfind(|m| m.get("method").is_none())
-        .unwrap_or_else(|| panic!("{method} got no answer"))
-}
-
 /// `tools/call` params declaring the 2026-07-28 tasks extension.
 fn with_tasks_extension(arguments: Value) -> Value {
     json!({"name": "export_session", "arguments": arguments, "_meta": {
@@ -371,20 +344,23 @@ async fn a_2026_client_declaring_the_tasks_extension_gets_a_task_and_its_result_
     })
     .await;
     let alice = app.reviewer("alice@example.org", "approver").await;
-    let discovered = stateless(&app, &app.token, "server/discover", json!({})).await;
+    let discovered = app
+        .stateless("telegram", &app.token, "server/discover", json!({}))
+        .await;
     assert_eq!(
         discovered["result"]["capabilities"]["extensions"]["io.modelcontextprotocol/tasks"],
         json!({}),
         "{discovered:#}"
     );
 
-    let created = stateless(
-        &app,
-        &app.token,
-        "tools/call",
-        with_tasks_extension(json!({})),
-    )
-    .await;
+    let created = app
+        .stateless(
+            "telegram",
+            &app.token,
+            "tools/call",
+            with_tasks_extension(json!({})),
+        )
+        .await;
 
     let task = &created["result"];
     assert_eq!(task["resultType"], "task", "{created:#}");
@@ -395,17 +371,33 @@ async fn a_2026_client_declaring_the_tasks_extension_gets_a_task_and_its_result_
     );
     let task_id = task["taskId"].as_str().expect("a task id").to_owned();
     let id = alice.wait_one_pending().await;
-    let polled = stateless(&app, &app.token, "tasks/get", json!({"taskId": task_id})).await;
+    let polled = app
+        .stateless(
+            "telegram",
+            &app.token,
+            "tasks/get",
+            json!({"taskId": task_id}),
+        )
+        .await;
     assert_eq!(polled["result"]["resultType"], "complete", "{polled:#}");
     assert_eq!(polled["result"]["status"], "working");
     let other = app.token_for("other-agent").await;
-    let peek = stateless(&app, &other, "tasks/get", json!({"taskId": task_id})).await;
+    let peek = app
+        .stateless("telegram", &other, "tasks/get", json!({"taskId": task_id}))
+        .await;
     assert_eq!(peek["error"]["code"], -32602, "{peek:#}");
 
     let (status, _) = alice.approve(&id).await;
     assert_eq!(status, 200);
     assert_eq!(app.call_log.calls_of("export_session"), 0);
-    let done = stateless(&app, &app.token, "tasks/get", json!({"taskId": task_id})).await;
+    let done = app
+        .stateless(
+            "telegram",
+            &app.token,
+            "tasks/get",
+            json!({"taskId": task_id}),
+        )
+        .await;
     assert_eq!(done["result"]["status"], "completed", "{done:#}");
     assert!(
         done["result"]["result"]["content"][0]["text"]
@@ -414,16 +406,24 @@ async fn a_2026_client_declaring_the_tasks_extension_gets_a_task_and_its_result_
         "{done:#}"
     );
     assert_eq!(app.call_log.calls_of("export_session"), 1);
-    let again = stateless(&app, &app.token, "tasks/get", json!({"taskId": task_id})).await;
+    let again = app
+        .stateless(
+            "telegram",
+            &app.token,
+            "tasks/get",
+            json!({"taskId": task_id}),
+        )
+        .await;
     assert_eq!(again["error"]["code"], -32602, "delivered once: {again:#}");
 
-    let refused = stateless(
-        &app,
-        &app.token,
-        "tools/call",
-        with_tasks_extension(json!({"account": "other"})),
-    )
-    .await;
+    let refused = app
+        .stateless(
+            "telegram",
+            &app.token,
+            "tools/call",
+            with_tasks_extension(json!({"account": "other"})),
+        )
+        .await;
     let refused_id = refused["result"]["taskId"]
         .as_str()
         .expect("a task")
@@ -433,32 +433,41 @@ async fn a_2026_client_declaring_the_tasks_extension_gets_a_task_and_its_result_
         .reject(pending[0]["id"].as_str().expect("an id"), "no")
         .await;
     assert_eq!(status, 200);
-    let told = stateless(&app, &app.token, "tasks/get", json!({"taskId": refused_id})).await;
+    let told = app
+        .stateless(
+            "telegram",
+            &app.token,
+            "tasks/get",
+            json!({"taskId": refused_id}),
+        )
+        .await;
     assert_eq!(told["result"]["status"], "completed", "{told:#}");
     assert_eq!(told["result"]["result"]["isError"], true);
     assert_eq!(
         told["result"]["result"]["content"][0]["text"],
         "Rejected by alice@example.org: no"
     );
-    let cancelled = stateless(
-        &app,
-        &app.token,
-        "tasks/cancel",
-        json!({"taskId": refused_id}),
-    )
-    .await;
+    let cancelled = app
+        .stateless(
+            "telegram",
+            &app.token,
+            "tasks/cancel",
+            json!({"taskId": refused_id}),
+        )
+        .await;
     assert_eq!(
         cancelled["result"]["resultType"], "complete",
         "acknowledged: {cancelled:#}"
     );
 
-    let plain = stateless(
-        &app,
-        &app.token,
-        "tools/call",
-        json!({"name": "export_session", "arguments": {"account": "plain"}}),
-    )
-    .await;
+    let plain = app
+        .stateless(
+            "telegram",
+            &app.token,
+            "tools/call",
+            json!({"name": "export_session", "arguments": {"account": "plain"}}),
+        )
+        .await;
     assert_eq!(
         plain["result"]["isError"], true,
         "no task without the extension: {plain:#}"

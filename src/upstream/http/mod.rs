@@ -110,12 +110,16 @@ impl HttpWire {
     }
 
     fn post(&self, shared: &Shared, msg: &Value) -> reqwest::RequestBuilder {
-        let mut request = self
+        let request = self
             .client
             .post(self.url.clone())
             .headers(self.headers.clone())
             .header(header::ACCEPT, "application/json, text/event-stream")
             .json(msg);
+        if crate::protocol::is_stateless_message(msg) {
+            return stateless_headers(request, msg);
+        }
+        let mut request = request;
         if let Some(session) = self.session() {
             request = request.header(SESSION_HEADER, session);
         }
@@ -182,6 +186,14 @@ impl HttpWire {
                 .map_err(|e| self.unreachable(shared, e))?;
         }
         let status = response.status();
+        // A 2026-07-28 server refuses a request with an HTTP error and a JSON-RPC error in the
+        // body: that is its answer, for the client.
+        if status.is_client_error()
+            && crate::protocol::is_stateless_message(msg)
+            && is_json(&response)
+        {
+            return route_response(self, shared, response, related).await;
+        }
         if !status.is_success() {
             let body = read_capped(response, ERROR_SNIPPET_BYTES, true)
                 .await
@@ -320,6 +332,7 @@ impl HttpWire {
             match shared.handshake().await {
                 Ok(result) => {
                     tokio::spawn(HttpWire::listen(wire.clone(), shared.clone()));
+                    probe_stateless(shared).await;
                     Ok(result)
                 }
                 Err(e) => {
@@ -350,6 +363,73 @@ impl Wire for Arc<HttpWire> {
     ) -> Option<BoxFuture<'a, Result<Arc<Value>, UpstreamError>>> {
         Some(self.ensure_up(link))
     }
+}
+
+/// A 2026-07-28 request as that revision posts it: no session, its version, and the routing
+/// headers a server (or another gateway) may route and check it by.
+fn stateless_headers(request: reqwest::RequestBuilder, msg: &Value) -> reqwest::RequestBuilder {
+    use crate::protocol::{METHOD_HEADER, NAME_HEADER, STATELESS_VERSION};
+    let method = msg
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut request = request
+        .header(VERSION_HEADER, STATELESS_VERSION)
+        .header(METHOD_HEADER, method);
+    if let Some(name) = crate::protocol::routing_name(method, msg).and_then(Value::as_str) {
+        request = request.header(NAME_HEADER, header_value(name));
+    }
+    request
+}
+
+/// A header value as 2026-07-28 writes one: plain visible ASCII as it is, anything else as
+/// `=?base64?...?=`.
+fn header_value(text: &str) -> String {
+    use base64::Engine;
+    let plain = text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && !text.starts_with("=?base64?");
+    if plain {
+        text.to_owned()
+    } else {
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(text)
+        )
+    }
+}
+
+fn is_json(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"))
+}
+
+/// How long the `server/discover` probe may take before the upstream is taken to speak only
+/// the handshake era.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Asks the upstream, once its session is up, whether it also answers 2026-07-28 requests
+/// (`server/discover` listing that revision); Airlock then passes 2026-07-28 clients' requests
+/// through instead of translating them. Any other answer, or none in time, leaves translation on.
+async fn probe_stateless(shared: &Arc<Shared>) {
+    let params = serde_json::json!({"_meta": crate::protocol::stateless_meta()});
+    let discovered = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        shared.internal_request("server/discover", params),
+    )
+    .await;
+    let speaks = matches!(&discovered, Ok(Ok(result)) if result
+        .get("supportedVersions")
+        .and_then(Value::as_array)
+        .is_some_and(|versions| versions.iter().any(|v| v == crate::protocol::STATELESS_VERSION)));
+    tracing::debug!(upstream = %shared.upstream, speaks, "probed for 2026-07-28");
+    shared
+        .stateless
+        .store(speaks, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn up_result(shared: &Shared) -> Option<Arc<Value>> {

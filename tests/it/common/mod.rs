@@ -456,6 +456,36 @@ impl TestApp {
     }
 
     /// A POST to `telegram` within a 2025-06-18 session opened with `raw_session`.
+    /// A 2026-07-28 request (no session) to `upstream` with the agent's `token`: its final
+    /// message.
+    pub async fn stateless(
+        &self,
+        upstream: &str,
+        token: &str,
+        method: &str,
+        params: Value,
+    ) -> Value {
+        let mut request = reqwest::Client::new()
+            .post(self.mcp_url(upstream))
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method);
+        if let Some(name) = params.get("name").and_then(Value::as_str) {
+            request = request.header("mcp-name", name);
+        }
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": with_meta(params)});
+        let response = tokio::time::timeout(WAIT, request.json(&body).send())
+            .await
+            .expect("an answer in time")
+            .expect("POST");
+        messages(response)
+            .await
+            .into_iter()
+            .rfind(|m| m.get("method").is_none())
+            .unwrap_or_else(|| panic!("{method} got no answer"))
+    }
+
     pub async fn post_in_session(&self, session: &str, body: &str) -> reqwest::Response {
         self.post(
             "telegram",
