@@ -101,6 +101,8 @@ pub struct AppState {
     pub task_results: Arc<crate::mcp::tasks::TaskResults>,
     /// Which agent token created each of the upstreams' own tasks.
     pub upstream_tasks: Arc<crate::mcp::tasks::UpstreamTasks>,
+    /// `requestState`s of calls Airlock let through, whose retries continue them.
+    pub continuations: Arc<crate::mcp::continuations::Continuations>,
     /// The masking rules in force (built in plus `[redaction]`).
     pub redactor: Arc<crate::redact::Redactor>,
     /// Appends the audit events of calls the policy decided alone, in batches.
@@ -281,6 +283,7 @@ impl Application {
             feed: Arc::default(),
             passwords: Arc::default(),
             task_results: Arc::default(),
+            continuations: Arc::default(),
             upstream_tasks: Arc::default(),
             failed_sign_ins: Arc::default(),
             redactor,

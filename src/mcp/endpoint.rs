@@ -138,8 +138,8 @@ async fn route(
                     .await
             }
             msg => {
-                handshake::session_message(app, &session, msg)
-                    .await?
+                let reply = handshake::session_message(app, &session, msg).await?;
+                super::relay::for_session(reply, &session, as_sse)
                     .respond(as_sse)
                     .await
             }

@@ -66,6 +66,19 @@ impl CallContext {
         Reply::One(answer)
     }
 
+    /// What a retry of the `tools/call` `msg` of `tool` would continue (2026-07-28 clients only:
+    /// multi-round-trip results reach no other).
+    pub fn continuation(&self, tool: &str, msg: &Value) -> Option<super::continuations::Bound> {
+        self.stateless.then(|| {
+            super::continuations::Bound::new(
+                &self.token_sha256,
+                &self.gateway.name,
+                tool,
+                super::continuations::digest_of(msg),
+            )
+        })
+    }
+
     /// The reply accounting of a request the upstream took as `sent.upstream_id`.
     pub fn forwarded(self, app: &AppState, sent: Sent) -> Forwarded {
         Forwarded {
@@ -86,6 +99,7 @@ impl CallContext {
             in_flight: self.in_flight,
             tool_list: None,
             task_owner: None,
+            continuation: None,
         }
     }
 }
@@ -143,6 +157,10 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
     let task_owner = ctx
         .tasks
         .map(|_| (app.upstream_tasks.clone(), ctx.token_sha256.clone()));
+    let continuation = tool
+        .as_ref()
+        .and_then(|tool| ctx.continuation(tool.as_str(), &msg))
+        .map(|bound| (app.continuations.clone(), bound));
     let (upstream_id, replies) = match ctx.conn.request(&ctx.session, msg).await {
         Ok(sent) => sent,
         Err(e) => return unsent(app, &ctx, e, original_id, (tool, slot, trail)),
@@ -159,6 +177,7 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
     let mut forwarded = ctx.forwarded(app, sent);
     forwarded.tool_list = tool_list;
     forwarded.task_owner = task_owner;
+    forwarded.continuation = continuation;
     forwarded.into_reply(replies)
 }
 

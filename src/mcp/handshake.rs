@@ -196,6 +196,7 @@ pub async fn session_batch(
             Ok(Reply::Accepted) => None,
             Ok(Reply::One(answer)) => Some(answer),
             Ok(Reply::Stream(messages)) => messages.last().await,
+            Ok(Reply::Events(events)) => events.last().await,
             Err(e) => Some(e.body()),
         };
         answers.extend(answer);

@@ -9,12 +9,14 @@
 //! `endpoint`.
 
 pub mod auth;
+pub mod continuations;
 mod endpoint;
 mod error;
 mod forward;
 mod handshake;
 mod listing;
 mod parked;
+mod relay;
 mod reply;
 mod request;
 mod resume;

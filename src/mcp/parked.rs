@@ -167,12 +167,12 @@ pub fn stream_events(call: ParkedCall, parked: Parked, resumed: Option<(String, 
         if let Some(params) = msg.get_mut("params").and_then(Value::as_object_mut) {
             params.remove("arguments");
         }
-        let id = streams.remember(super::resume::Resumable {
+        let id = streams.remember(super::resume::Resumable::Parked(super::resume::Waiting {
             call: parked.id.clone(),
             msg,
             tool: call.tool.clone(),
             task: call.task.clone(),
-        })?;
+        }))?;
         Some((id, 0))
     });
     let (tx, rx) = mpsc::channel(64);
@@ -282,10 +282,12 @@ pub(super) async fn send_released(call: ParkedCall, mut release: Release, tx: mp
         }
     };
     let started = Instant::now();
+    let mut continuation = None;
     let sent = match link {
         Ok(_) => {
             let mut msg = call.msg.clone();
             msg["params"]["arguments"] = release.take_arguments();
+            continuation = call.ctx.continuation(&call.tool, &msg);
             call.ctx.conn.request(&call.ctx.session, msg).await
         }
         Err(e) => Err(e),
@@ -303,7 +305,15 @@ pub(super) async fn send_released(call: ParkedCall, mut release: Release, tx: mp
         }
     };
     tracing::info!("approved call forwarded");
-    relay(call, release, tx, (upstream_id, replies), started).await;
+    relay(
+        call,
+        release,
+        tx,
+        (upstream_id, replies),
+        started,
+        continuation,
+    )
+    .await;
 }
 
 /// Passes the upstream's answer on to the agent and records how the call ended.
@@ -313,6 +323,7 @@ async fn relay(
     tx: mpsc::Sender<Value>,
     (upstream_id, mut replies): (u64, ReplyRx),
     started: Instant,
+    continuation: Option<super::continuations::Bound>,
 ) {
     let sent = Sent {
         method: "tools/call".to_owned(),
@@ -326,6 +337,7 @@ async fn relay(
     let redactor = call.app.redactor.clone();
     let task = call.task.clone();
     let mut forwarded = call.ctx.forwarded(&call.app, sent);
+    forwarded.continuation = continuation.map(|bound| (call.app.continuations.clone(), bound));
     // An approved call runs to its end: a request that ends now does not cancel it, and its
     // outcome is still recorded.
     forwarded.cancel_on_close = None;

@@ -36,6 +36,43 @@ pub enum Reply {
     /// Messages as they come: related ones, then the final response (a message without a
     /// `method`). A stream that ends without one was cancelled.
     Stream(Messages),
+    /// The numbered events of a resumable stream ([`super::relay`]), for an SSE answer.
+    Events(Events),
+}
+
+/// A resumable stream's events: its id, whether it starts with a priming event, and its
+/// messages with their event numbers.
+pub struct Events {
+    stream: String,
+    priming: bool,
+    events: BoxStream<'static, (u64, Value)>,
+    keep_alive: Duration,
+}
+
+impl Events {
+    pub fn new(
+        stream: String,
+        priming: bool,
+        events: BoxStream<'static, (u64, Value)>,
+        keep_alive: Duration,
+    ) -> Self {
+        Self {
+            stream,
+            priming,
+            events,
+            keep_alive,
+        }
+    }
+
+    /// The final message; `None` when the stream ended without one.
+    pub async fn last(mut self) -> Option<Value> {
+        while let Some((_, msg)) = self.events.next().await {
+            if msg.get("method").is_none() {
+                return Some(msg);
+            }
+        }
+        None
+    }
 }
 
 /// A reply's messages in order.
@@ -69,6 +106,20 @@ impl Messages {
         self
     }
 
+    /// Whether the messages already go out as events of a resumable stream.
+    pub fn has_event_ids(&self) -> bool {
+        self.event_ids.is_some()
+    }
+
+    pub fn keep_alive(&self) -> Duration {
+        self.keep_alive
+    }
+
+    /// The messages themselves, for whoever relays them.
+    pub fn into_stream(self) -> BoxStream<'static, Value> {
+        self.stream
+    }
+
     /// The final message, related ones going to the session's stream; `None` when there was none.
     pub async fn last(mut self) -> Option<Value> {
         while let Some(msg) = self.stream.next().await {
@@ -91,13 +142,28 @@ impl Reply {
         match self {
             Self::Accepted => StatusCode::ACCEPTED.into_response(),
             Self::One(msg) => single(msg, as_sse),
+            Self::Events(events) if as_sse => unbuffered(resumable_sse(
+                events.events,
+                events.keep_alive,
+                events.stream,
+                events.priming,
+            )),
+            Self::Events(events) => match events.last().await {
+                Some(msg) => Json(msg).into_response(),
+                None => StatusCode::NO_CONTENT.into_response(),
+            },
             Self::Stream(messages) if as_sse => {
                 if let Some((id, first)) = messages.event_ids {
+                    let numbered = messages
+                        .stream
+                        .zip(futures_util::stream::iter(first.max(1)..=u64::MAX))
+                        .map(|(msg, n)| (n, msg))
+                        .boxed();
                     return unbuffered(resumable_sse(
-                        messages.stream,
+                        numbered,
                         messages.keep_alive,
                         id,
-                        first,
+                        first == 0,
                     ));
                 }
                 let keep_alive = KeepAlive::new().interval(messages.keep_alive);
@@ -153,13 +219,13 @@ fn is_bad_request(msg: &Value) -> bool {
 /// empty `data:` line (`id`, `retry`, `data:`), which clients (the TypeScript SDK) dispatch and
 /// read the id of, where an event without any data line is dropped unseen.
 fn resumable_sse(
-    messages: BoxStream<'static, Value>,
+    events: BoxStream<'static, (u64, Value)>,
     keep_alive: Duration,
     id: String,
-    first: u64,
+    priming: bool,
 ) -> Response {
     use futures_util::stream;
-    let priming = (first == 0).then(|| {
+    let priming = priming.then(|| {
         bytes::Bytes::from(format!(
             "id: {}\nretry: {}\ndata:\n\n",
             super::resume::event_id(&id, 0),
@@ -167,14 +233,12 @@ fn resumable_sse(
         ))
     });
     // Compact JSON never holds a line break, so one `data:` line carries a message.
-    let numbered = messages
-        .zip(stream::iter(first.max(1)..=u64::MAX))
-        .map(move |(msg, n)| {
-            bytes::Bytes::from(format!(
-                "event: message\nid: {}\ndata: {msg}\n\n",
-                super::resume::event_id(&id, n)
-            ))
-        });
+    let numbered = events.map(move |(n, msg)| {
+        bytes::Bytes::from(format!(
+            "event: message\nid: {}\ndata: {msg}\n\n",
+            super::resume::event_id(&id, n)
+        ))
+    });
     let events = stream::iter(priming)
         .chain(numbered)
         .map(Some)
@@ -225,7 +289,7 @@ pub fn message_event(msg: &Value) -> Event {
 }
 
 /// Keep-alive comments keep idle proxies and clients from closing a long call's stream.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+pub const FORWARDED_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Everything needed to finish one forwarded request.
 pub struct Forwarded {
@@ -254,6 +318,12 @@ pub struct Forwarded {
     /// Who is asking (the agent token's SHA-256), for the upstream's own tasks: a task a
     /// `tools/call` answers with is noted as theirs, and a `tasks/list` shows only theirs.
     pub task_owner: Option<(Arc<super::tasks::UpstreamTasks>, String)>,
+    /// For a `tools/call` Airlock let through: where an `InputRequiredResult`'s `requestState`
+    /// is noted, so the retry that carries it continues the call.
+    pub continuation: Option<(
+        Arc<super::continuations::Continuations>,
+        super::continuations::Bound,
+    )>,
 }
 
 impl Forwarded {
@@ -269,7 +339,7 @@ impl Forwarded {
             }
             Some((msg, (!last).then_some((forwarded, replies))))
         });
-        Reply::Stream(Messages::new(stream, overflow, KEEP_ALIVE))
+        Reply::Stream(Messages::new(stream, overflow, FORWARDED_KEEP_ALIVE))
     }
 
     /// Turns a reply item into the message for the client; true when it is the final one.
@@ -328,6 +398,9 @@ impl Forwarded {
     fn finish(&mut self, response: &Value) {
         if let Some(trail) = &mut self.trail {
             trail.answered(response);
+        }
+        if let Some((continuations, bound)) = &self.continuation {
+            continuations.note(bound, response);
         }
         let outcome = if response.get("error").is_some() {
             self.release_slot();

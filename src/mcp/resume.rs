@@ -25,9 +25,18 @@ const REMEMBERED: usize = 64;
 /// How long a client is asked to wait before reconnecting a cut stream.
 pub const RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// What a cut stream was carrying.
+#[derive(Clone)]
+pub enum Resumable {
+    /// A request waiting for a parked call.
+    Parked(Waiting),
+    /// A forwarded call's messages ([`super::relay`]).
+    Relayed(Arc<super::relay::Relay>),
+}
+
 /// What a cut parked stream was waiting for.
 #[derive(Clone)]
-pub struct Resumable {
+pub struct Waiting {
     pub call: CallId,
     /// The agent's `tools/call` request (its arguments are read back from the store when the
     /// call is released).
@@ -48,15 +57,26 @@ impl ResumableStreams {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Remembers a new parked stream; returns its id.
+    /// Remembers a new stream; returns its id.
     pub fn remember(&self, waiting: Resumable) -> Option<String> {
         let id = crate::secrets::generate_session_id().ok()?;
+        self.keep(&id, waiting);
+        Some(id)
+    }
+
+    /// Remembers the stream `id`.
+    pub fn keep(&self, id: &str, waiting: Resumable) {
         let mut streams = self.lock();
         if streams.len() == REMEMBERED {
             streams.pop_front();
         }
-        streams.push_back((digest(&id), waiting));
-        Some(id)
+        streams.push_back((digest(id), waiting));
+    }
+
+    /// Forgets the stream `id` (it has delivered all it had).
+    pub fn forget(&self, id: &str) {
+        let digest = digest(id);
+        self.lock().retain(|(known, _)| *known != digest);
     }
 
     fn find(&self, id: &str) -> Option<Resumable> {
@@ -83,11 +103,24 @@ fn read_event_id(text: &str) -> Option<(&str, u64)> {
     Some((stream, n.parse().ok()?))
 }
 
-/// The stream that resumes the parked stream `last_event_id` names, in `session`; `None` when
-/// the session has no such stream (the caller opens the session's plain GET stream).
+/// The stream that resumes the stream `last_event_id` names, in `session`; `None` when the
+/// session has no such stream (the caller opens the session's plain GET stream).
 pub async fn resume(app: &AppState, session: &Arc<Session>, last_event_id: &str) -> Option<Reply> {
     let (stream, n) = read_event_id(last_event_id)?;
-    let waiting = session.streams.find(stream)?;
+    let waiting = match session.streams.find(stream)? {
+        Resumable::Parked(waiting) => waiting,
+        Resumable::Relayed(relay) => {
+            tracing::info!(session = %session.id, "a forwarded call's stream resumed");
+            let (streams, id) = (session.streams.clone(), stream.to_owned());
+            let events = relay.follow(n, move || streams.forget(&id));
+            return Some(Reply::Events(super::reply::Events::new(
+                stream.to_owned(),
+                false,
+                events,
+                super::reply::FORWARDED_KEEP_ALIVE,
+            )));
+        }
+    };
     let row = match app.store.call(&waiting.call).await {
         Ok(Some(row)) => row,
         Ok(None) => return None,

@@ -81,25 +81,17 @@ pub const MAX_TOOL_NAME: usize = 256;
 
 /// Judges a `tools/call` request under the upstream's current policy, and records the verdict
 /// in the audit log (a parked call is recorded by the queue when it is stored).
+/// Why a multi-round-trip retry is let through (the audit log's `allowed` detail).
+const CONTINUES: &str = "allowed: continues a call Airlock let through (its requestState)";
+
 pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
-    let Some(tool) = msg.pointer("/params/name").and_then(Value::as_str) else {
-        return Gate::Refuse(jsonrpc::error_response(
-            id,
-            jsonrpc::INVALID_PARAMS,
-            "tools/call needs params.name, the tool's name",
-        ));
+    let tool = match tool_name(msg) {
+        Ok(tool) => tool,
+        Err(why) => {
+            return Gate::Refuse(jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, why));
+        }
     };
-    if tool.len() > MAX_TOOL_NAME {
-        return Gate::Refuse(jsonrpc::error_response(
-            id,
-            jsonrpc::INVALID_PARAMS,
-            format!(
-                "tools/call params.name is too long ({} bytes; at most {MAX_TOOL_NAME}); no tool has such a name",
-                tool.len()
-            ),
-        ));
-    }
     let gateway = &ctx.gateway;
     let policy = gateway.policy.current();
     let call = CallSite {
@@ -112,6 +104,12 @@ pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
     let trail = || Trail::new(app, &gateway.name, tool, &ctx.agent, msg);
     if let Some(refusal) = app.pins.refusal(&gateway.name, tool) {
         return refuse(app, ctx, tool, trail(), Outcome::Denied, refusal, id);
+    }
+    if continues(app, ctx, tool, msg) {
+        return match policy.refuses_outright(&call) {
+            Some(refusal) => refuse(app, ctx, tool, trail(), Outcome::Denied, refusal, id),
+            None => admit(app, ctx, tool, None, trail(), CONTINUES, id).await,
+        };
     }
     let unix_now = time::OffsetDateTime::now_utc().unix_timestamp();
     let risk = app.catalogue.assessment(&gateway.name, tool).await;
@@ -156,6 +154,30 @@ pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
         }
     };
     refuse(app, ctx, tool, trail(), outcome, text, id)
+}
+
+/// The tool a `tools/call` names, or why it names none a server could have.
+fn tool_name(msg: &Value) -> Result<&str, String> {
+    let Some(tool) = msg.pointer("/params/name").and_then(Value::as_str) else {
+        return Err("tools/call needs params.name, the tool's name".to_owned());
+    };
+    if tool.len() > MAX_TOOL_NAME {
+        return Err(format!(
+            "tools/call params.name is too long ({} bytes; at most {MAX_TOOL_NAME}); no tool has such a name",
+            tool.len()
+        ));
+    }
+    Ok(tool)
+}
+
+/// Whether `msg` is the retry of a multi-round-trip call Airlock let through, carrying the
+/// `requestState` its upstream gave (used up here: a state continues once).
+fn continues(app: &AppState, ctx: &CallContext, tool: &str, msg: &Value) -> bool {
+    let state = msg.pointer("/params/requestState").and_then(Value::as_str);
+    match (ctx.continuation(tool, msg), state) {
+        (Some(bound), Some(state)) => app.continuations.take(&bound, state),
+        _ => false,
+    }
 }
 
 /// Records what rules in audit mode would have done with the call (`shadowed` events, which

@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::audit::{AuditWriter, Entry, NotRecorded};
-use crate::domain::{Actor, AgentName, ArgsDigest, Timestamp};
+use crate::domain::{Actor, AgentName, Timestamp};
 use crate::store::ResultSummary;
 
 /// One call's events, sharing its id, agent, tool and argument digest.
@@ -32,10 +32,7 @@ impl Trail {
         agent: &AgentName,
         msg: &Value,
     ) -> Self {
-        let digest = match msg.pointer("/params/arguments") {
-            Some(args) => ArgsDigest::of(args),
-            None => ArgsDigest::of(&Value::Object(serde_json::Map::new())),
-        };
+        let digest = super::continuations::digest_of(msg);
         let actor = Actor::agent(agent);
         let template = Entry {
             actor: actor.name().to_owned(),

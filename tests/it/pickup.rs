@@ -311,51 +311,15 @@ async fn a_cut_parked_stream_resumes_with_last_event_id_and_delivers_the_result(
     let app = spawn(APPROVAL, "hold = 0").await;
     let alice = app.reviewer("alice@example.org", "approver").await;
     let session = crate::tasks::TaskSession::open(&app, &app.token).await;
-    let post = |extra: Option<(&'static str, String)>| {
-        let mut request = reqwest::Client::new()
-            .request(
-                if extra.is_some() {
-                    reqwest::Method::GET
-                } else {
-                    reqwest::Method::POST
-                },
-                app.mcp_url("telegram"),
-            )
-            .bearer_auth(&app.token)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-session-id", &session.id)
-            .header("mcp-protocol-version", "2025-11-25");
-        request = match extra {
-            Some((name, value)) => request.header(name, value),
-            None => request.json(&json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call",
-                "params": {"name": "export_session", "arguments": {}}})),
-        };
-        request.send()
-    };
-    let mut cut = post(None).await.expect("POST");
-    let mut head = String::new();
-    while !head.contains("\n\n") {
-        let chunk = tokio::time::timeout(WAIT, cut.chunk())
-            .await
-            .expect("the priming event in time")
-            .expect("a chunk")
-            .expect("the stream is open");
-        head.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    let event_id = head
-        .lines()
-        .find_map(|l| l.strip_prefix("id:"))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("a priming event with an id: {head:?}"))
-        .to_owned();
+    let call = json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call",
+        "params": {"name": "export_session", "arguments": {}}});
+    let (event_id, head) = session.cut_after_priming(&call).await;
     assert!(event_id.ends_with(":0"), "{event_id}");
     assert!(
         head.contains("retry:"),
         "the priming event asks for a retry: {head:?}"
     );
     let id = alice.wait_one_pending().await;
-
-    drop(cut);
 
     alice.wait_requests(&id, 0).await;
     let (status, _) = alice.approve(&id).await;
@@ -365,24 +329,10 @@ async fn a_cut_parked_stream_resumes_with_last_event_id_and_delivers_the_result(
         0,
         "nobody to send it for yet"
     );
-    let resumed = post(Some(("last-event-id", event_id.clone())))
-        .await
-        .expect("GET");
-    assert_eq!(resumed.status(), 200);
-    let body = tokio::time::timeout(WAIT, resumed.text())
-        .await
-        .expect("the result in time")
-        .expect("a body");
+    let body = session.resumed_body(&event_id).await;
     let stream = event_id.trim_end_matches(":0");
     assert!(body.contains(&format!("id: {stream}:1")), "{body}");
-    let answer: Value = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .filter_map(|d| serde_json::from_str(d).ok())
-        .next_back()
-        .unwrap_or_else(|| panic!("an answer: {body}"));
+    let answer = crate::tasks::last_message(&body);
     assert_eq!(answer["id"], 41, "the answer to the cut request: {answer}");
     assert!(
         answer["result"]["content"][0]["text"]

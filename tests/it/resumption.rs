@@ -1,6 +1,7 @@
-//! Resumption on the upstream side (2025-11-25, "Resumability"): an HTTP upstream that closes a
+//! Resumption (2025-11-25, "Resumability"). Upstream side: an HTTP upstream that closes a
 //! request's event stream after a priming event (an event id and `retry`) and delivers the answer
-//! on `GET` with `Last-Event-ID`. Airlock reconnects and the agent gets its answer.
+//! on `GET` with `Last-Event-ID`; Airlock reconnects and the agent gets its answer. Downstream:
+//! Airlock's own stream of a forwarded call, cut by the agent, is taken up again the same way.
 
 use crate::common;
 
@@ -106,4 +107,50 @@ async fn a_request_stream_the_upstream_closes_after_priming_is_resumed_with_last
     assert_eq!(text(&result), "answered after resuming");
     assert_eq!(state.lock().expect("state").resumed_after, ["ev-1"]);
     agent.close().await;
+}
+
+#[tokio::test]
+async fn a_forwarded_calls_stream_cut_by_the_agent_resumes_with_last_event_id_and_delivers_the_answer()
+ {
+    let app = TestApp::spawn().await;
+    let session = crate::tasks::TaskSession::open(&app, &app.token).await;
+    let call = json!({"jsonrpc": "2.0", "id": 52, "method": "tools/call", "params": {
+        "name": "slow_task", "arguments": {"steps": 3, "step_ms": 200},
+        "_meta": {"progressToken": "p"}}});
+    let (event_id, head) = session.cut_after_priming(&call).await;
+    assert!(event_id.ends_with(":0"), "a priming event first: {head:?}");
+    assert!(head.contains("retry:"), "{head:?}");
+
+    let body = session.resumed_body(&event_id).await;
+    let stream = event_id.trim_end_matches(":0");
+    assert!(
+        body.contains(&format!("id: {stream}:1")),
+        "numbered on: {body}"
+    );
+    assert!(
+        body.contains("notifications/progress"),
+        "progress missed meanwhile: {body}"
+    );
+    let answer = crate::tasks::last_message(&body);
+    assert_eq!(answer["id"], 52, "the answer to the cut request: {answer}");
+    assert!(!is_error_message(&answer), "{answer}");
+    assert_eq!(app.call_log.calls_of("slow_task"), 1, "run once");
+
+    // Delivered to its end, the stream is forgotten: asking again opens the plain GET stream.
+    let again = session
+        .http(reqwest::Method::GET)
+        .header("last-event-id", &event_id)
+        .send()
+        .await
+        .expect("GET");
+    let mut again = again;
+    let first = tokio::time::timeout(std::time::Duration::from_millis(500), again.chunk()).await;
+    assert!(
+        !matches!(&first, Ok(Ok(Some(chunk))) if String::from_utf8_lossy(chunk).contains("\"id\":52")),
+        "the answer is not delivered twice: {first:?}"
+    );
+}
+
+fn is_error_message(msg: &Value) -> bool {
+    msg.get("error").is_some() || msg["result"]["isError"] == true
 }

@@ -68,31 +68,96 @@ impl TaskSession {
         task_of(&created)
     }
 
+    /// A request in this session (`method` POST or GET), as a streaming client sends it.
+    pub fn http(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, &self.url)
+            .bearer_auth(&self.token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &self.id)
+            .header("mcp-protocol-version", "2025-11-25")
+    }
+
+    /// POSTs the request `msg` and reads its stream's first event (a priming event), then drops
+    /// the connection as a client cut off would; the event's id and text.
+    pub async fn cut_after_priming(&self, msg: &Value) -> (String, String) {
+        let mut cut = self
+            .http(reqwest::Method::POST)
+            .json(msg)
+            .send()
+            .await
+            .expect("POST");
+        let head = first_event(&mut cut).await;
+        (event_id_of(&head), head)
+    }
+
+    /// Resumes the stream after `last_event_id` (`GET` with `Last-Event-ID`) and reads it to
+    /// its end.
+    pub async fn resumed_body(&self, last_event_id: &str) -> String {
+        let resumed = self
+            .http(reqwest::Method::GET)
+            .header("last-event-id", last_event_id)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(resumed.status(), 200);
+        tokio::time::timeout(WAIT, resumed.text())
+            .await
+            .expect("the rest of the stream in time")
+            .expect("a body")
+    }
+
     /// Sends a request and returns its final answer.
     pub async fn request(&mut self, method: &str, params: Value) -> Value {
         self.next += 1;
-        let response = tokio::time::timeout(
-            WAIT,
-            reqwest::Client::new()
-                .post(&self.url)
-                .bearer_auth(&self.token)
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-session-id", &self.id)
-                .header("mcp-protocol-version", "2025-11-25")
-                .json(
-                    &json!({"jsonrpc": "2.0", "id": self.next, "method": method, "params": params}),
-                )
-                .send(),
-        )
-        .await
-        .expect("an answer in time")
-        .expect("POST");
+        let body = json!({"jsonrpc": "2.0", "id": self.next, "method": method, "params": params});
+        let response =
+            tokio::time::timeout(WAIT, self.http(reqwest::Method::POST).json(&body).send())
+                .await
+                .expect("an answer in time")
+                .expect("POST");
         let messages = common::messages(response).await;
         messages
             .into_iter()
             .rfind(|m| m.get("method").is_none())
             .unwrap_or_else(|| panic!("{method} got no answer"))
     }
+}
+
+/// Reads `response` up to its first SSE event and returns that event's text (a priming event:
+/// `id`, `retry`, empty data).
+pub async fn first_event(response: &mut reqwest::Response) -> String {
+    let mut head = String::new();
+    while !head.contains("\n\n") {
+        let chunk = tokio::time::timeout(WAIT, response.chunk())
+            .await
+            .expect("the first event in time")
+            .expect("a chunk")
+            .expect("the stream is open");
+        head.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    head
+}
+
+/// The `id:` of an SSE event's text.
+pub fn event_id_of(event: &str) -> String {
+    event
+        .lines()
+        .find_map(|l| l.strip_prefix("id:"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("an event with an id: {event:?}"))
+        .to_owned()
+}
+
+/// The last JSON-RPC message of an SSE body.
+pub fn last_message(body: &str) -> Value {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("a message: {body}"))
 }
 
 /// A `tasks/result` for `task` sent in a session of its own with the agent's token; await the

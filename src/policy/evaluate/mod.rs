@@ -284,6 +284,24 @@ impl Policy {
     /// Judges a call: hide, then (under `default: deny`) whether it is listed, then its rule,
     /// its conditional rules and the `"*"` rules (deny beats park beats allow), then
     /// `[policy] sensitive`, then its rate limit and counters.
+    /// Why `call` is refused whatever its arguments, counters and limits say: its tool hidden,
+    /// or its rule a deny (the policy enforcing). A multi-round-trip retry that continues a call
+    /// Airlock let through is judged by this alone (see `mcp::continuations`).
+    pub fn refuses_outright(&self, call: &CallSite<'_>) -> Option<String> {
+        let name = RuleName(call);
+        if self.hides(call.tool) {
+            return Some(format!("Denied by policy ({name}): {HIDDEN}"));
+        }
+        let entry = self.entry_for(call.tool, call.agent);
+        match entry.map_or(&self.default_rule, |entry| &entry.rule) {
+            Rule::Deny { reason } if self.mode == Mode::Enforce => Some(format!(
+                "Denied by policy ({name}): {}",
+                deny_reason(entry, reason.as_ref())
+            )),
+            _ => None,
+        }
+    }
+
     pub fn evaluate(&self, call: &CallSite<'_>, judge: &Judge<'_>) -> Verdict {
         let name = RuleName(call);
         let denied = |reason: &str| Verdict::Deny {
@@ -299,12 +317,7 @@ impl Policy {
         match rule {
             Rule::Allow { rate_limit: limit } => rate_limit = *limit,
             Rule::Deny { reason } => {
-                let reason = match (entry.is_some(), reason) {
-                    (false, _) => NOT_LISTED,
-                    (true, Some(reason)) => reason.as_str(),
-                    (true, None) => DENIED_WITHOUT_REASON,
-                };
-                tally.deny(self.mode, reason.to_owned());
+                tally.deny(self.mode, deny_reason(entry, reason.as_ref()).to_owned());
             }
             Rule::RequireApproval(approval) => tally.park(self.mode, approval.clone()),
         }
@@ -523,6 +536,16 @@ pub fn rate_limited(name: &str, limit: RateLimit, wait: Duration) -> (String, Du
 fn whole_seconds_up(wait: Duration) -> Duration {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     Duration::from_secs(secs.max(1))
+}
+
+/// The reason a deny rule gives: its own, the unlisted text for a tool the policy does not list,
+/// or the plain one.
+fn deny_reason<'a>(entry: Option<&ToolEntry>, reason: Option<&'a String>) -> &'a str {
+    match (entry.is_some(), reason) {
+        (false, _) => NOT_LISTED,
+        (true, Some(reason)) => reason.as_str(),
+        (true, None) => DENIED_WITHOUT_REASON,
+    }
 }
 
 #[cfg(test)]

@@ -93,15 +93,20 @@ async fn spawn_fixture(
     (addr, tokio::spawn(fixture::serve(listener, fixture)))
 }
 
-/// Airlock with the fixture at `fixture` as its upstream `conformance`, under an allow-all
-/// policy (in `dir`); `server_toml` goes into its `[server]` section.
+/// An allow-all policy.
+const ALLOW_ALL: &str = r#"{"version":"1","default":"allow"}"#;
+
+/// Airlock with the fixture at `fixture` as its upstream `conformance`, under `policy` (written
+/// in `dir`); `server_toml` goes into its `[server]` section.
 async fn airlock_before(
     fixture: std::net::SocketAddr,
     dir: &tempfile::TempDir,
+    policy: &str,
     server_toml: String,
 ) -> TestApp {
-    let policy = dir.path().join("conformance.json");
-    std::fs::write(&policy, r#"{"version":"1","default":"allow"}"#).expect("policy");
+    let policy_file = dir.path().join("conformance.json");
+    std::fs::write(&policy_file, policy).expect("policy");
+    let policy = policy_file;
     TestApp::spawn_with(Setup {
         upstreams: vec![common::http_upstream(
             "conformance",
@@ -126,7 +131,7 @@ async fn targets() -> Targets {
         "allowed_hosts = [\"127.0.0.1:{port}\", \"localhost:{port}\"]\n",
         port = front_addr.port()
     );
-    let app = airlock_before(fixture_addr, &dir, hosts).await;
+    let app = airlock_before(fixture_addr, &dir, ALLOW_ALL, hosts).await;
     let forwarder = tokio::spawn(forwarder::serve(
         front,
         format!("http://{}", app.addr),

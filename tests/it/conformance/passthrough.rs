@@ -5,14 +5,29 @@
 
 use serde_json::json;
 
+use crate::common;
+
 use super::fixture::Fixture;
-use super::{airlock_before, spawn_fixture};
+use super::{ALLOW_ALL, airlock_before, spawn_fixture};
+
+/// Airlock under `policy` in front of `fixture`, and what must live as long as it.
+async fn in_front_of(
+    fixture: Fixture,
+    policy: &str,
+) -> (
+    common::TestApp,
+    tempfile::TempDir,
+    tokio::task::JoinHandle<()>,
+) {
+    let (addr, serving) = spawn_fixture(fixture).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let app = airlock_before(addr, &dir, policy, String::new()).await;
+    (app, dir, serving)
+}
 
 #[tokio::test]
 async fn a_2026_client_gets_an_upstreams_input_request_and_its_retry_with_the_state_completes() {
-    let (addr, _fixture) = spawn_fixture(Fixture::default()).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let app = airlock_before(addr, &dir, String::new()).await;
+    let (app, _dir, _fixture) = in_front_of(Fixture::default(), ALLOW_ALL).await;
     let call = |params| app.stateless("conformance", &app.token, "tools/call", params);
     let tool = "test_input_required_result_request_state";
 
@@ -51,12 +66,13 @@ async fn a_2026_client_gets_an_upstreams_input_request_and_its_retry_with_the_st
 
 #[tokio::test]
 async fn a_2026_client_reaches_a_handshake_only_http_upstream_through_translation() {
-    let (addr, _fixture) = spawn_fixture(Fixture {
-        handshake_only: true,
-    })
+    let (app, _dir, _fixture) = in_front_of(
+        Fixture {
+            handshake_only: true,
+        },
+        ALLOW_ALL,
+    )
     .await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let app = airlock_before(addr, &dir, String::new()).await;
 
     let called = app
         .stateless(
@@ -78,4 +94,155 @@ async fn a_2026_client_reaches_a_handshake_only_http_upstream_through_translatio
     assert!(listed["result"]["prompts"].is_array(), "{listed:#}");
     assert_eq!(listed["result"]["ttlMs"], 0, "{listed:#}");
     assert_eq!(listed["result"]["cacheScope"], "private", "{listed:#}");
+}
+
+#[tokio::test]
+async fn the_python_sdks_2026_client_answers_input_requests_and_an_approved_call_goes_on_after_them()
+ {
+    if !crate::third_party_clients::python_sdk_available() {
+        return;
+    }
+    let policy = r#"{"version": "1", "default": "allow", "tools": {
+        "test_input_required_result_request_state": {"action": "require_approval"}}}"#;
+    let (app, _dir, _fixture) = in_front_of(Fixture::default(), policy).await;
+    let reviewer = app.reviewer("alice@example.org", "approver").await;
+    let client = tokio::process::Command::new("python3")
+        .args([PYTHON_MRTR, &app.mcp_url("conformance"), &app.token])
+        .kill_on_drop(true)
+        .output();
+    let client = tokio::spawn(client);
+
+    let parked = reviewer.wait_pending(1).await;
+    assert_eq!(
+        parked[0]["tool"],
+        "test_input_required_result_request_state"
+    );
+    let id = parked[0]["id"].as_str().expect("an id").to_owned();
+    let (status, _) = reviewer.approve(&id).await;
+    assert_eq!(status, 200);
+    let output = tokio::time::timeout(common::WAIT, client)
+        .await
+        .expect("the client ends in time (the retry was not parked again)")
+        .expect("the client task")
+        .expect("run the Python client");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the client prints JSON");
+    assert!(
+        seen["tools"]
+            .as_array()
+            .is_some_and(|tools| tools.iter().any(|t| t == "test_simple_text")),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["simple"], "This is a simple text response for testing.",
+        "{seen}"
+    );
+    assert_eq!(seen["greeted"], "Hello, Alice!", "{seen}");
+    assert_eq!(seen["confirmed"]["is_error"], false, "{seen}");
+    assert!(
+        seen["confirmed"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("state-ok")),
+        "the retry reached the upstream with its state: {seen}"
+    );
+    assert_eq!(
+        seen["asked"],
+        json!(["What is your name?", "Please confirm"]),
+        "{seen}"
+    );
+    // The retry joined no queue: the one approved call is the only one there, completed.
+    reviewer.wait_status(&id, "completed").await;
+    assert!(reviewer.calls("pending").await.is_empty());
+    let completed = reviewer.calls("completed").await;
+    assert_eq!(
+        completed.len(),
+        1,
+        "one parked call, not two: {completed:#?}"
+    );
+}
+
+const PYTHON_MRTR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/clients/python_sdk_mrtr.py"
+);
+
+#[tokio::test]
+async fn a_retry_with_its_state_is_charged_no_second_rate_limit_and_a_state_continues_once() {
+    let policy = r#"{"version": "1", "default": "allow", "tools": {
+        "test_input_required_result_request_state": {"rate_limit": {"max": 1, "window": 600}}}}"#;
+    let (app, _dir, _fixture) = in_front_of(Fixture::default(), policy).await;
+    let call = |params| app.stateless("conformance", &app.token, "tools/call", params);
+    let tool = "test_input_required_result_request_state";
+    let answers = json!({"confirm": {"action": "accept", "content": {"ok": true}}});
+
+    let asked = call(json!({"name": tool, "arguments": {}})).await;
+    let state = asked["result"]["requestState"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an InputRequiredResult: {asked:#}"))
+        .to_owned();
+    let retry =
+        json!({"name": tool, "arguments": {}, "inputResponses": answers, "requestState": state});
+    let answered = call(retry.clone()).await;
+    assert!(
+        answered["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("state-ok")),
+        "the retry continues the call the limit let through: {answered:#}"
+    );
+
+    // The same state again is no continuation: judged afresh, the limit (used once) refuses it.
+    let replayed = call(retry).await;
+    assert_eq!(replayed["result"]["isError"], true, "{replayed:#}");
+    let text = replayed["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("Rate limit"), "{replayed:#}");
+}
+
+#[tokio::test]
+async fn a_retry_of_a_tool_denied_since_its_first_round_is_refused() {
+    let (app, dir, _fixture) = in_front_of(Fixture::default(), ALLOW_ALL).await;
+    let call = |params| app.stateless("conformance", &app.token, "tools/call", params);
+    let tool = "test_input_required_result_request_state";
+
+    let asked = call(json!({"name": tool, "arguments": {}})).await;
+    let state = asked["result"]["requestState"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an InputRequiredResult: {asked:#}"))
+        .to_owned();
+    let denying = format!(
+        r#"{{"version": "1", "default": "allow", "tools": {{"{tool}": {{"action": "deny", "reason": "not any more"}}}}}}"#
+    );
+    std::fs::write(dir.path().join("conformance.json"), denying).expect("edit the policy");
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while !app
+        .store
+        .audit_events_after(0, 1000)
+        .await
+        .expect("the log")
+        .iter()
+        .any(|event| event.kind == "policy_reloaded")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the policy was not reloaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let retried = call(json!({"name": tool, "arguments": {},
+        "inputResponses": {"confirm": {"action": "accept", "content": {"ok": true}}},
+        "requestState": state}))
+    .await;
+    assert_eq!(retried["result"]["isError"], true, "{retried:#}");
+    assert_eq!(
+        retried["result"]["content"][0]["text"],
+        format!("Denied by policy (conformance.{tool}): not any more"),
+        "{retried:#}"
+    );
 }
