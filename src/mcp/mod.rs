@@ -14,6 +14,7 @@ mod endpoint;
 mod error;
 mod forward;
 mod handshake;
+mod listen;
 mod listing;
 mod parked;
 mod relay;

@@ -96,6 +96,10 @@ pub async fn handle(
             };
             Ok(Reply::One(answer))
         }
+        Ok(Kind::Request {
+            method: "subscriptions/listen",
+            ..
+        }) if !conn.speaks_stateless() => Ok(super::listen::listen(&conn, &agent.name, &msg).await),
         Ok(Kind::Request { .. }) => {
             let session: SessionKey = Arc::from(format!("stateless:{}", uuid::Uuid::new_v4()));
             let ctx = CallContext {

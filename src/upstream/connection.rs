@@ -89,10 +89,27 @@ impl Connection {
         agent: Arc<str>,
         sink: mpsc::Sender<Value>,
     ) {
-        self.0
-            .routes()
-            .sessions
-            .insert(session, SessionRoute { sink, agent });
+        self.0.routes().sessions.insert(
+            session,
+            SessionRoute {
+                sink,
+                agent,
+                listens_only: false,
+            },
+        );
+    }
+
+    /// Like [`Connection::register_session`], for a route that only receives the server's
+    /// notifications (never its requests); [`Connection::unregister_session`] ends it.
+    pub fn register_listener(&self, key: SessionKey, agent: Arc<str>, sink: mpsc::Sender<Value>) {
+        self.0.routes().sessions.insert(
+            key,
+            SessionRoute {
+                sink,
+                agent,
+                listens_only: true,
+            },
+        );
     }
 
     /// Ends a session's use of the connection: its calls still in flight are cancelled upstream
@@ -151,6 +168,11 @@ impl Connection {
         if !self.0.stateless.load(Ordering::Relaxed) {
             crate::protocol::strip_stateless_meta(msg);
         }
+    }
+
+    /// Whether the upstream answers 2026-07-28 requests itself (its `server/discover` says so).
+    pub fn speaks_stateless(&self) -> bool {
+        self.0.stateless.load(Ordering::Relaxed)
     }
 
     /// Sends a downstream request upstream; returns the upstream id and the reply stream.

@@ -30,6 +30,9 @@ pub(super) struct SessionRoute {
     pub(super) sink: mpsc::Sender<Value>,
     /// The agent the session belongs to: a server request is never shown to two agents.
     pub(super) agent: Arc<str>,
+    /// Only listens for the server's notifications (a 2026-07-28 `subscriptions/listen`):
+    /// never a target of its requests, which it could not answer.
+    pub(super) listens_only: bool,
 }
 
 pub(super) struct Pending {
@@ -67,7 +70,12 @@ impl Routes {
         }
         let mut candidates: Vec<SessionKey> = busy.cloned().collect();
         if candidates.is_empty() {
-            candidates = self.sessions.keys().cloned().collect();
+            candidates = self
+                .sessions
+                .iter()
+                .filter(|(_, route)| !route.listens_only)
+                .map(|(session, _)| session.clone())
+                .collect();
         }
         candidates.sort();
         candidates.dedup();
@@ -121,6 +129,7 @@ mod tests {
                 SessionRoute {
                     sink,
                     agent: Arc::from(*agent),
+                    listens_only: false,
                 },
             );
         }

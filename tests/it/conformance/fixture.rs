@@ -38,7 +38,7 @@ pub const AUDIO: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQI
 pub async fn serve(listener: tokio::net::TcpListener, fixture: Fixture) {
     let config = StreamableHttpServerConfig::default();
     let service: StreamableHttpService<Fixture, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(fixture), Arc::default(), config);
+        StreamableHttpService::new(move || Ok(fixture.clone()), Arc::default(), config);
     let router = axum::Router::new().nest_service("/mcp", service);
     if let Err(error) = axum::serve(listener, router).await {
         eprintln!("conformance fixture stopped: {error}");
@@ -47,9 +47,55 @@ pub async fn serve(listener: tokio::net::TcpListener, fixture: Fixture) {
 
 /// The fixture, speaking every revision rmcp knows or, `handshake_only`, none after 2025-11-25
 /// (as servers built before 2026-07-28 do).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone)]
 pub struct Fixture {
     pub handshake_only: bool,
+    /// Changes to its lists (the `test_trigger_*_change` tools), for `subscriptions/listen`.
+    changes: tokio::sync::broadcast::Sender<Change>,
+}
+
+/// A list the fixture changed.
+#[derive(Clone, Copy)]
+enum Change {
+    Tools,
+    Prompts,
+}
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Self::speaking(false)
+    }
+}
+
+impl Fixture {
+    /// The fixture speaking every revision, or (`handshake_only`) none after 2025-11-25.
+    pub fn speaking(handshake_only: bool) -> Self {
+        Self {
+            handshake_only,
+            changes: tokio::sync::broadcast::channel(16).0,
+        }
+    }
+
+    /// Announces a change: to every listener, and on the session's stream (handshake era).
+    fn changed(&self, context: &RequestContext<RoleServer>, change: Change) {
+        let _ = self.changes.send(change);
+        let stateless = context
+            .protocol_version()
+            .is_some_and(|version| version >= ProtocolVersion::V_2026_07_28);
+        if stateless {
+            return;
+        }
+        // After the call's answer, so the notification goes out on its own (the session's
+        // stream), not as part of the call.
+        let peer = context.peer.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let _ = match change {
+                Change::Tools => peer.notify_tool_list_changed().await,
+                Change::Prompts => peer.notify_prompt_list_changed().await,
+            };
+        });
+    }
 }
 
 /// A JSON value as an rmcp model type; the fixture's own literals, so a mismatch is a bug here.
@@ -276,6 +322,14 @@ impl ServerHandler for Fixture {
                 "JSON Schema 2020-12 tool called with: {}",
                 Value::Object(arguments.clone())
             )),
+            "test_trigger_tool_change" => {
+                self.changed(&context, Change::Tools);
+                text_result("The tool list changed")
+            }
+            "test_trigger_prompt_change" => {
+                self.changed(&context, Change::Prompts);
+                text_result("The prompt list changed")
+            }
             "test_missing_capability" => {
                 if client_capabilities(&context).get("sampling").is_none() {
                     return Err(ErrorData::new(
@@ -456,6 +510,37 @@ impl ServerHandler for Fixture {
             json!({"messages": messages}),
             false,
         )))
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), ErrorData> {
+        let mut changes = self.changes.subscribe();
+        loop {
+            let change = tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                change = changes.recv() => change,
+            };
+            let notification = match change {
+                Ok(Change::Tools) => {
+                    rmcp::model::ServerNotification::ToolListChangedNotification(Default::default())
+                }
+                Ok(Change::Prompts) => {
+                    rmcp::model::ServerNotification::PromptListChangedNotification(
+                        Default::default(),
+                    )
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+            };
+            // A notification the listener did not ask for is the sink's to leave out.
+            let _ = context.sink().send(notification).await;
+        }
     }
 
     async fn set_level(

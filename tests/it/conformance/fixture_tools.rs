@@ -114,6 +114,16 @@ pub fn tools() -> Vec<Tool> {
             no_arguments(),
         ),
         (
+            "test_trigger_tool_change",
+            "Changes the tool list (notifications/tools/list_changed)",
+            no_arguments(),
+        ),
+        (
+            "test_trigger_prompt_change",
+            "Changes the prompt list (notifications/prompts/list_changed)",
+            no_arguments(),
+        ),
+        (
             "test_logging_tool",
             "Logs a line only when the request asked for a log level",
             no_arguments(),

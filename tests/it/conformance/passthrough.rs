@@ -66,13 +66,7 @@ async fn a_2026_client_gets_an_upstreams_input_request_and_its_retry_with_the_st
 
 #[tokio::test]
 async fn a_2026_client_reaches_a_handshake_only_http_upstream_through_translation() {
-    let (app, _dir, _fixture) = in_front_of(
-        Fixture {
-            handshake_only: true,
-        },
-        ALLOW_ALL,
-    )
-    .await;
+    let (app, _dir, _fixture) = in_front_of(Fixture::speaking(true), ALLOW_ALL).await;
 
     let called = app
         .stateless(
@@ -102,12 +96,34 @@ async fn the_python_sdks_2026_client_answers_input_requests_and_an_approved_call
     if !crate::third_party_clients::python_sdk_available() {
         return;
     }
+    answers_input_requests_and_goes_on_after_an_approval("python3", &[PYTHON_MRTR]).await;
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_v2_answers_input_requests_and_an_approved_call_goes_on_after_them() {
+    let v2 = std::path::Path::new(CLIENTS).join("node_modules/@modelcontextprotocol/client");
+    let here = v2.join("package.json").exists() && common::runs("node", &["--version"]);
+    if !common::outside_tool_available(
+        "the MCP TypeScript SDK v2 (npm ci --prefix tests/clients)",
+        here,
+    ) {
+        return;
+    }
+    answers_input_requests_and_goes_on_after_an_approval("node", &[TS_V2_MRTR]).await;
+}
+
+/// Runs an SDK agent (`program args... URL TOKEN`, printing what it saw as JSON) through Airlock
+/// to the fixture: tools, a plain call, a call the upstream answers with an input request, and
+/// one that needs approval first and an input request after; approves that one.
+async fn answers_input_requests_and_goes_on_after_an_approval(program: &str, args: &[&str]) {
     let policy = r#"{"version": "1", "default": "allow", "tools": {
         "test_input_required_result_request_state": {"action": "require_approval"}}}"#;
     let (app, _dir, _fixture) = in_front_of(Fixture::default(), policy).await;
     let reviewer = app.reviewer("alice@example.org", "approver").await;
-    let client = tokio::process::Command::new("python3")
-        .args([PYTHON_MRTR, &app.mcp_url("conformance"), &app.token])
+    let client = tokio::process::Command::new(program)
+        .args(args)
+        .args([app.mcp_url("conformance"), app.token.clone()])
+        .current_dir(CLIENTS)
         .kill_on_drop(true)
         .output();
     let client = tokio::spawn(client);
@@ -124,10 +140,10 @@ async fn the_python_sdks_2026_client_answers_input_requests_and_an_approved_call
         .await
         .expect("the client ends in time (the retry was not parked again)")
         .expect("the client task")
-        .expect("run the Python client");
+        .expect("run the client");
     assert!(
         output.status.success(),
-        "{}",
+        "{program}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let seen: serde_json::Value =
@@ -166,6 +182,11 @@ async fn the_python_sdks_2026_client_answers_input_requests_and_an_approved_call
     );
 }
 
+const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
+const TS_V2_MRTR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/clients/ts_sdk_v2_mrtr.mjs"
+);
 const PYTHON_MRTR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/clients/python_sdk_mrtr.py"
@@ -246,3 +267,61 @@ async fn a_retry_of_a_tool_denied_since_its_first_round_is_refused() {
         "{retried:#}"
     );
 }
+
+#[tokio::test]
+async fn a_2026_client_listens_to_a_handshake_only_upstreams_list_changes_through_airlock() {
+    let (app, _dir, _fixture) = in_front_of(Fixture::speaking(true), ALLOW_ALL).await;
+    let params = common::with_meta(json!({
+        "notifications": {"toolsListChanged": true, "resourcesListChanged": true}
+    }));
+    let mut listening = reqwest::Client::new()
+        .post(app.mcp_url("conformance"))
+        .bearer_auth(&app.token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "subscriptions/listen")
+        .json(&json!({"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen", "params": params}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(listening.status(), 200);
+    let mut seen = String::new();
+    let mut read_until = async |needle: &str, seen: &mut String| {
+        while !seen.contains(needle) {
+            let chunk = tokio::time::timeout(common::WAIT, listening.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("{needle} in time; so far: {seen}"))
+                .expect("a chunk")
+                .expect("the stream stays open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    read_until("notifications/subscriptions/acknowledged", &mut seen).await;
+    let ack = crate::tasks::last_message(&seen);
+    assert_eq!(ack["params"]["_meta"][SUBSCRIPTION_ID], "sub-1", "{ack}");
+    // What was asked for and the upstream declares; nothing that was not asked for.
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true, "resourcesListChanged": true}),
+        "{ack}"
+    );
+
+    let changed = app
+        .stateless(
+            "conformance",
+            &app.token,
+            "tools/call",
+            json!({"name": "test_trigger_tool_change", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(
+        changed["result"]["content"][0]["text"],
+        "The tool list changed"
+    );
+    read_until("notifications/tools/list_changed", &mut seen).await;
+    let note = crate::tasks::last_message(&seen);
+    assert_eq!(note["method"], "notifications/tools/list_changed", "{seen}");
+    assert_eq!(note["params"]["_meta"][SUBSCRIPTION_ID], "sub-1", "{note}");
+}
+
+const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
