@@ -32,6 +32,9 @@ pub fn digest_of(msg: &Value) -> ArgsDigest {
 pub const TTL: Duration = Duration::from_secs(600);
 /// Continuations held at most; the oldest give way (their retries are judged afresh).
 const HELD: usize = 10_000;
+/// Retries one call may continue without a new verdict (the Python and TypeScript SDKs give up
+/// after 10 rounds too); the next is judged afresh, so a chain cannot outlive its limits.
+pub const MAX_ROUNDS: u32 = 10;
 
 /// What one call's continuation is bound to, short of the state.
 #[derive(Clone)]
@@ -40,6 +43,8 @@ pub struct Bound {
     upstream: String,
     tool: String,
     digest: ArgsDigest,
+    /// Retries of the call so far (0 for its first request).
+    round: u32,
 }
 
 impl Bound {
@@ -49,7 +54,14 @@ impl Bound {
             upstream: upstream.to_owned(),
             tool: tool.to_owned(),
             digest,
+            round: 0,
         }
+    }
+
+    /// The same call, `round` retries on.
+    pub fn at_round(mut self, round: u32) -> Self {
+        self.round = round;
+        self
     }
 
     fn key(&self, state: &str) -> String {
@@ -67,10 +79,10 @@ impl Bound {
 
 /// The continuations Airlock issued and no retry has used yet.
 #[derive(Default)]
-pub struct Continuations(Mutex<HashMap<String, Instant>>);
+pub struct Continuations(Mutex<HashMap<String, (Instant, u32)>>);
 
 impl Continuations {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, u32)>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -82,6 +94,9 @@ impl Continuations {
         let Some(result) = answer.get("result") else {
             return;
         };
+        if bound.round >= MAX_ROUNDS {
+            return;
+        }
         if result.get("resultType").and_then(Value::as_str) != Some("input_required") {
             return;
         }
@@ -90,23 +105,25 @@ impl Continuations {
         };
         let now = Instant::now();
         let mut held = self.lock();
-        held.retain(|_, expires| *expires > now);
+        held.retain(|_, (expires, _)| *expires > now);
         if held.len() >= HELD
             && let Some(oldest) = held
                 .iter()
-                .min_by_key(|(_, expires)| **expires)
+                .min_by_key(|(_, (expires, _))| *expires)
                 .map(|(key, _)| key.clone())
         {
             held.remove(&oldest);
         }
-        held.insert(bound.key(state), now + TTL);
+        held.insert(bound.key(state), (now + TTL, bound.round + 1));
     }
 
-    /// Whether `state` continues a call of `bound` (once: the continuation is used up).
-    pub fn take(&self, bound: &Bound, state: &str) -> bool {
+    /// The round of the retry `state` continues, for a call of `bound`; `None` when it continues
+    /// none (once: the continuation is used up).
+    pub fn take(&self, bound: &Bound, state: &str) -> Option<u32> {
         self.lock()
             .remove(&bound.key(state))
-            .is_some_and(|expires| expires > Instant::now())
+            .filter(|(expires, _)| *expires > Instant::now())
+            .map(|(_, round)| round)
     }
 }
 
@@ -119,25 +136,37 @@ mod tests {
         Bound::new("token", "up", tool, ArgsDigest::of(&args))
     }
 
+    fn asked(state: &str) -> Value {
+        json!({"result": {"resultType": "input_required", "requestState": state}})
+    }
+
     #[test]
     fn a_noted_state_continues_one_retry_of_the_same_call_only() {
         let held = Continuations::default();
-        let asked = json!({"result": {"resultType": "input_required", "requestState": "s1"}});
-        held.note(&bound("t", json!({"a": 1})), &asked);
-        assert!(
-            !held.take(&bound("t", json!({"a": 2})), "s1"),
-            "other arguments"
+        held.note(&bound("t", json!({"a": 1})), &asked("s1"));
+        let other_args = held.take(&bound("t", json!({"a": 2})), "s1");
+        assert_eq!(other_args, None);
+        assert_eq!(held.take(&bound("other", json!({"a": 1})), "s1"), None);
+        assert_eq!(held.take(&bound("t", json!({"a": 1})), "s2"), None);
+        assert_eq!(held.take(&bound("t", json!({"a": 1})), "s1"), Some(1));
+        assert_eq!(
+            held.take(&bound("t", json!({"a": 1})), "s1"),
+            None,
+            "used up"
         );
-        assert!(
-            !held.take(&bound("other", json!({"a": 1})), "s1"),
-            "another tool"
+    }
+
+    #[test]
+    fn a_chain_of_retries_ends_after_the_last_round() {
+        let held = Continuations::default();
+        held.note(&bound("t", json!({})).at_round(MAX_ROUNDS - 1), &asked("s"));
+        assert_eq!(held.take(&bound("t", json!({})), "s"), Some(MAX_ROUNDS));
+        held.note(&bound("t", json!({})).at_round(MAX_ROUNDS), &asked("s"));
+        assert_eq!(
+            held.take(&bound("t", json!({})), "s"),
+            None,
+            "judged afresh"
         );
-        assert!(
-            !held.take(&bound("t", json!({"a": 1})), "s2"),
-            "another state"
-        );
-        assert!(held.take(&bound("t", json!({"a": 1})), "s1"));
-        assert!(!held.take(&bound("t", json!({"a": 1})), "s1"), "used up");
     }
 
     #[test]
@@ -150,6 +179,6 @@ mod tests {
         );
         held.note(&b, &json!({"result": {"resultType": "input_required"}}));
         held.note(&b, &json!({"error": {"code": -32602, "message": "no"}}));
-        assert!(!held.take(&b, "s"));
+        assert_eq!(held.take(&b, "s"), None);
     }
 }

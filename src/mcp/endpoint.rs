@@ -139,7 +139,8 @@ async fn route(
             }
             msg => {
                 let reply = handshake::session_message(app, &session, msg).await?;
-                super::relay::for_session(reply, &session, as_sse)
+                let grace = std::time::Duration::from_secs(app.config.server.session_idle_timeout);
+                super::relay::for_session(reply, &session, as_sse, grace)
                     .respond(as_sse)
                     .await
             }

@@ -116,10 +116,17 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
         .unwrap_or_default()
         .to_owned();
     tracing::Span::current().record("method", method.as_str());
+    let mut continued = 0;
     let (tool, slot, trail) = if method == "tools/call" {
         match tools_call::gate(app, &ctx, &msg).await {
-            Gate::Forward { tool, slot, trail } => {
+            Gate::Forward {
+                tool,
+                slot,
+                trail,
+                round,
+            } => {
                 tracing::Span::current().record("tool", tool.as_str());
+                continued = round;
                 (Some(tool), slot, Some(trail))
             }
             Gate::Park { tool, rule } => {
@@ -160,7 +167,7 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
     let continuation = tool
         .as_ref()
         .and_then(|tool| ctx.continuation(tool.as_str(), &msg))
-        .map(|bound| (app.continuations.clone(), bound));
+        .map(|bound| (app.continuations.clone(), bound.at_round(continued)));
     let (upstream_id, replies) = match ctx.conn.request(&ctx.session, msg).await {
         Ok(sent) => sent,
         Err(e) => return unsent(app, &ctx, e, original_id, (tool, slot, trail)),

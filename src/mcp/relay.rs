@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -27,6 +28,10 @@ const KEPT: usize = 32;
 pub struct Relay {
     state: Mutex<State>,
     changed: Notify,
+    /// How long it waits with no connection following it before it lets the call go (the
+    /// session's idle timeout): the call's outcome is then recorded as unknown, and the session
+    /// may idle out as one without calls does.
+    grace: Duration,
 }
 
 struct State {
@@ -36,6 +41,26 @@ struct State {
     done: bool,
     /// Bumped by every connection that follows the relay; an older one then ends.
     follower: u64,
+    /// Connections following it now.
+    following: usize,
+    /// Since when none has (from the start until the first one).
+    detached_since: Option<Instant>,
+}
+
+/// One connection following a relay, for as long as its stream lives.
+struct Following(Arc<Relay>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        {
+            let mut state = self.0.lock();
+            state.following = state.following.saturating_sub(1);
+            if state.following == 0 {
+                state.detached_since = Some(Instant::now());
+            }
+        }
+        self.0.changed.notify_waiters();
+    }
 }
 
 impl Relay {
@@ -46,15 +71,18 @@ impl Relay {
     }
 
     /// Starts reading `messages` into a new relay.
-    fn start(messages: BoxStream<'static, Value>) -> Arc<Self> {
+    fn start(messages: BoxStream<'static, Value>, grace: Duration) -> Arc<Self> {
         let relay = Arc::new(Self {
             state: Mutex::new(State {
                 held: VecDeque::new(),
                 next: 1,
                 done: false,
                 follower: 0,
+                following: 0,
+                detached_since: Some(Instant::now()),
             }),
             changed: Notify::new(),
+            grace,
         });
         tokio::spawn(pump(relay.clone(), messages));
         relay
@@ -70,13 +98,15 @@ impl Relay {
         let me = {
             let mut state = self.lock();
             state.follower += 1;
+            state.following += 1;
+            state.detached_since = None;
             state.follower
         };
         self.changed.notify_waiters();
-        let start = (self.clone(), after, Some(delivered));
-        futures_util::stream::unfold(start, move |(relay, seen, mut delivered)| async move {
-            match relay.next_after(me, seen).await {
-                Next::Event(n, msg) => Some(((n, msg), (relay, n, delivered))),
+        let start = (Following(self.clone()), after, Some(delivered));
+        futures_util::stream::unfold(start, move |(following, seen, mut delivered)| async move {
+            match following.0.next_after(me, seen).await {
+                Next::Event(n, msg) => Some(((n, msg), (following, n, delivered))),
                 Next::Done => {
                     if let Some(delivered) = delivered.take() {
                         delivered();
@@ -121,9 +151,44 @@ enum Next {
     TakenOver,
 }
 
-/// Reads the call's messages into the relay until its answer (or the end of its stream).
+impl Relay {
+    /// Returns once no connection has followed the relay for its grace.
+    async fn abandoned(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let since = self.lock().detached_since;
+            let Some(since) = since else {
+                changed.await;
+                continue;
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until((since + self.grace).into()) => {
+                    if self.lock().detached_since == Some(since) {
+                        return;
+                    }
+                }
+                () = changed => {}
+            }
+        }
+    }
+}
+
+/// Reads the call's messages into the relay until its answer (or the end of its stream), or
+/// until nobody has followed it for its grace (the messages are then let go).
 async fn pump(relay: Arc<Relay>, mut messages: BoxStream<'static, Value>) {
-    while let Some(msg) = messages.next().await {
+    loop {
+        let msg = tokio::select! {
+            msg = messages.next() => msg,
+            () = relay.abandoned() => {
+                tracing::debug!("nobody resumed a forwarded call's stream; letting it go");
+                None
+            }
+        };
+        let Some(msg) = msg else {
+            break;
+        };
         let answer = msg.get("method").is_none();
         {
             let mut state = relay.lock();
@@ -146,14 +211,19 @@ async fn pump(relay: Arc<Relay>, mut messages: BoxStream<'static, Value>) {
 
 /// `reply` as a 2025-11-25 session's SSE answer: a forwarded call's messages become a resumable
 /// stream (parked streams are resumable already); anything else, and older revisions, as it is.
-pub fn for_session(reply: Reply, session: &super::session::Session, as_sse: bool) -> Reply {
+pub fn for_session(
+    reply: Reply,
+    session: &super::session::Session,
+    as_sse: bool,
+    grace: Duration,
+) -> Reply {
     match reply {
         Reply::Stream(messages)
             if as_sse
                 && session.protocol_version == super::tasks::TASKS_VERSION
                 && !messages.has_event_ids() =>
         {
-            resumable(messages, &session.streams)
+            resumable(messages, &session.streams, grace)
         }
         other => other,
     }
@@ -162,12 +232,12 @@ pub fn for_session(reply: Reply, session: &super::session::Session, as_sse: bool
 /// The SSE answer to a forwarded request in a session that can resume streams: `messages`
 /// read through a relay the session remembers, starting with a priming event. Without a stream
 /// id (no randomness), the messages go out as they come, as before.
-fn resumable(messages: Messages, streams: &Arc<ResumableStreams>) -> Reply {
+fn resumable(messages: Messages, streams: &Arc<ResumableStreams>, grace: Duration) -> Reply {
     let Ok(stream) = crate::secrets::generate_session_id() else {
         return Reply::Stream(messages);
     };
     let keep_alive = messages.keep_alive();
-    let relay = Relay::start(messages.into_stream());
+    let relay = Relay::start(messages.into_stream(), grace);
     streams.keep(&stream, Resumable::Relayed(relay.clone()));
     let events = {
         let (streams, stream) = (streams.clone(), stream.clone());

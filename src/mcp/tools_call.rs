@@ -68,6 +68,8 @@ pub enum Gate {
         tool: ToolName,
         slot: Option<Quota>,
         trail: Box<Trail>,
+        /// Retries of a multi-round-trip call this request continues (0: a call of its own).
+        round: u32,
     },
     /// Park the call until reviewers decide under this rule.
     Park { tool: ToolName, rule: ApprovalRule },
@@ -105,10 +107,10 @@ pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
     if let Some(refusal) = app.pins.refusal(&gateway.name, tool) {
         return refuse(app, ctx, tool, trail(), Outcome::Denied, refusal, id);
     }
-    if continues(app, ctx, tool, msg) {
+    if let Some(round) = continues(app, ctx, tool, msg) {
         return match policy.refuses_outright(&call) {
             Some(refusal) => refuse(app, ctx, tool, trail(), Outcome::Denied, refusal, id),
-            None => admit(app, ctx, tool, None, trail(), CONTINUES, id).await,
+            None => admit(app, ctx, (tool, round), None, trail(), CONTINUES, id).await,
         };
     }
     let unix_now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -134,7 +136,7 @@ pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
         } => match quota(app, &policy, &call, ctx.stateless, slot, reserve, unix_now).await {
             Ok(slot) => {
                 shadowed(app, ctx, tool, &shadow);
-                return admit(app, ctx, tool, slot, trail(), &why, id).await;
+                return admit(app, ctx, (tool, 0), slot, trail(), &why, id).await;
             }
             Err((outcome, message)) => (outcome, message),
         },
@@ -171,13 +173,13 @@ fn tool_name(msg: &Value) -> Result<&str, String> {
 }
 
 /// Whether `msg` is the retry of a multi-round-trip call Airlock let through, carrying the
-/// `requestState` its upstream gave (used up here: a state continues once).
-fn continues(app: &AppState, ctx: &CallContext, tool: &str, msg: &Value) -> bool {
-    let state = msg.pointer("/params/requestState").and_then(Value::as_str);
-    match (ctx.continuation(tool, msg), state) {
-        (Some(bound), Some(state)) => app.continuations.take(&bound, state),
-        _ => false,
-    }
+/// `requestState` its upstream gave (used up here: a state continues once); the retry's round
+/// when it does.
+fn continues(app: &AppState, ctx: &CallContext, tool: &str, msg: &Value) -> Option<u32> {
+    let state = msg
+        .pointer("/params/requestState")
+        .and_then(Value::as_str)?;
+    app.continuations.take(&ctx.continuation(tool, msg)?, state)
 }
 
 /// Records what rules in audit mode would have done with the call (`shadowed` events, which
@@ -335,7 +337,7 @@ async fn quota(
 async fn admit(
     app: &AppState,
     ctx: &CallContext,
-    tool: &str,
+    (tool, round): (&str, u32),
     slot: Option<Quota>,
     mut trail: Trail,
     why: &str,
@@ -346,6 +348,7 @@ async fn admit(
             tool: ToolName::new(tool),
             slot,
             trail: Box::new(trail),
+            round,
         };
     }
     if let Some(slot) = slot {

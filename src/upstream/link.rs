@@ -137,6 +137,17 @@ impl Shared {
         method: &str,
         params: Value,
     ) -> Result<Value, UpstreamError> {
+        self.internal_request_within(method, params, HANDSHAKE_TIMEOUT)
+            .await
+    }
+
+    /// [`Shared::internal_request`], waiting at most `within` for the answer.
+    pub(super) async fn internal_request_within(
+        self: &Arc<Self>,
+        method: &str,
+        params: Value,
+        within: Duration,
+    ) -> Result<Value, UpstreamError> {
         let upstream_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = reply_channel();
         self.routes().pending.insert(
@@ -153,7 +164,7 @@ impl Shared {
             self.forget(upstream_id);
             return Err(e);
         }
-        let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let answer = tokio::time::timeout(within, async {
             while let Some(item) = rx.recv().await {
                 match item {
                     Inbound::Failed { error, .. } => return Err(error),
@@ -164,7 +175,12 @@ impl Shared {
             Err(self.unavailable("connection closed during the handshake".to_owned()))
         })
         .await
-        .unwrap_or_else(|_| Err(self.unavailable(format!("no answer to {method} within 30 s"))));
+        .unwrap_or_else(|_| {
+            Err(self.unavailable(format!(
+                "no answer to {method} within {} s",
+                within.as_secs()
+            )))
+        });
         self.forget(upstream_id);
         let answer = answer?;
         match (answer.get("result"), answer.get("error")) {
@@ -178,14 +194,19 @@ impl Shared {
 
     /// Runs the MCP handshake with the stored `initialize` params and marks the link up.
     pub(super) async fn handshake(self: &Arc<Self>) -> Result<Arc<Value>, UpstreamError> {
+        let result = self.initialize().await?;
+        self.set_state(LinkState::Up(result.clone()));
+        Ok(result)
+    }
+
+    /// `initialize` and `notifications/initialized`, without marking the link up.
+    pub(super) async fn initialize(self: &Arc<Self>) -> Result<Arc<Value>, UpstreamError> {
         let result = self
             .internal_request("initialize", self.init_params.clone())
             .await?;
         let initialized = jsonrpc::notification("notifications/initialized", json!({}));
         self.send(&initialized, None).await?;
-        let result = Arc::new(result);
-        self.set_state(LinkState::Up(result.clone()));
-        Ok(result)
+        Ok(Arc::new(result))
     }
 
     /// Fails every pending request: the connection is gone and their answers will never come.

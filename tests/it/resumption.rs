@@ -154,3 +154,38 @@ async fn a_forwarded_calls_stream_cut_by_the_agent_resumes_with_last_event_id_an
 fn is_error_message(msg: &Value) -> bool {
     msg.get("error").is_some() || msg["result"]["isError"] == true
 }
+
+#[tokio::test]
+async fn a_cut_stream_nobody_resumes_lets_its_session_idle_out() {
+    let app = TestApp::spawn_with(Setup {
+        extra_toml: "session_idle_timeout = 1\n".to_owned(),
+        ..Setup::default()
+    })
+    .await;
+    let session = crate::tasks::TaskSession::open(&app, &app.token).await;
+    // Runs well past the test's patience: a cut stream must not keep the session busy for it.
+    let call = json!({"jsonrpc": "2.0", "id": 53, "method": "tools/call", "params": {
+        "name": "slow_task", "arguments": {"steps": 60, "step_ms": 1000}}});
+    let (event_id, _) = session.cut_after_priming(&call).await;
+    assert!(event_id.ends_with(":0"), "{event_id}");
+
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        // Polled slower than the idle timeout, so the session can be idle in between.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let status = session
+            .http(reqwest::Method::POST)
+            .json(&json!({"jsonrpc": "2.0", "id": 54, "method": "tools/list"}))
+            .send()
+            .await
+            .expect("POST")
+            .status();
+        if status == 404 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a stream nobody resumed kept its session alive"
+        );
+    }
+}

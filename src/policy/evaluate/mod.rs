@@ -285,21 +285,28 @@ impl Policy {
     /// its conditional rules and the `"*"` rules (deny beats park beats allow), then
     /// `[policy] sensitive`, then its rate limit and counters.
     /// Why `call` is refused whatever its arguments, counters and limits say: its tool hidden,
-    /// or its rule a deny (the policy enforcing). A multi-round-trip retry that continues a call
-    /// Airlock let through is judged by this alone (see `mcp::continuations`).
+    /// its rule a deny, or a deny rule without conditions for it (its own or `"*"`'s), the
+    /// policy enforcing. A multi-round-trip retry that continues a call Airlock let through is
+    /// judged by this alone (see `mcp::continuations`): its arguments passed the conditions
+    /// once, and its limits and counters were charged then.
     pub fn refuses_outright(&self, call: &CallSite<'_>) -> Option<String> {
         let name = RuleName(call);
         if self.hides(call.tool) {
             return Some(format!("Denied by policy ({name}): {HIDDEN}"));
         }
         let entry = self.entry_for(call.tool, call.agent);
-        match entry.map_or(&self.default_rule, |entry| &entry.rule) {
-            Rule::Deny { reason } if self.mode == Mode::Enforce => Some(format!(
-                "Denied by policy ({name}): {}",
-                deny_reason(entry, reason.as_ref())
-            )),
-            _ => None,
+        let mut tally = Tally::default();
+        if let Rule::Deny { reason } = entry.map_or(&self.default_rule, |entry| &entry.rule) {
+            tally.deny(self.mode, deny_reason(entry, reason.as_ref()).to_owned());
         }
+        for (rule, mode) in self.rules_for(call.tool, call.agent) {
+            if matches!(rule.action(), RuleAction::Deny) {
+                judge_rule(rule, mode, call.args, &CounterValues::default(), &mut tally);
+            }
+        }
+        tally
+            .deny
+            .map(|reason| format!("Denied by policy ({name}): {reason}"))
     }
 
     pub fn evaluate(&self, call: &CallSite<'_>, judge: &Judge<'_>) -> Verdict {

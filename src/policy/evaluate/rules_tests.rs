@@ -412,3 +412,27 @@ fn sensitive_destructive_parks_a_destructive_tool_only_when_asked_to() {
         )
     );
 }
+
+#[test]
+fn a_continued_call_is_refused_only_by_what_refuses_it_outright() {
+    let policy = stripe("allow");
+    let outright = |tool: &str, args: Value| {
+        policy.refuses_outright(&CallSite {
+            upstream: "stripe",
+            tool,
+            agent: "claude",
+            session: "s",
+            args: &args,
+        })
+    };
+    assert_eq!(
+        outright("delete_customer", json!({})).as_deref(),
+        Some(
+            "Denied by policy (stripe.delete_customer): Customer deletion is not permitted via AI agents"
+        )
+    );
+    assert!(outright("delete_account", json!({})).is_some(), "hidden");
+    // Conditions were met when the call was let through; counters and limits were charged then.
+    assert_eq!(outright("create_charge", json!({"amount": 90000})), None);
+    assert_eq!(outright("refund", json!({})), None);
+}

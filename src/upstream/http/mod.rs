@@ -166,7 +166,9 @@ impl HttpWire {
         // A 404 during the handshake itself is a failure, not an expired session: initializing
         // again from inside the handshake would wait on its own lock.
         let in_handshake = is_initialize || method == Some("notifications/initialized");
-        let sent_with = self.session();
+        let stateless = crate::protocol::is_stateless_message(msg);
+        // A 2026-07-28 POST carries no session, so its 404 says nothing about the session's.
+        let sent_with = if stateless { None } else { self.session() };
         let mut response = self
             .post(shared, msg)
             .send()
@@ -188,11 +190,16 @@ impl HttpWire {
         let status = response.status();
         // A 2026-07-28 server refuses a request with an HTTP error and a JSON-RPC error in the
         // body: that is its answer, for the client.
-        if status.is_client_error()
-            && crate::protocol::is_stateless_message(msg)
-            && is_json(&response)
-        {
-            return route_response(self, shared, response, related).await;
+        if status.is_client_error() && stateless && is_json(&response) {
+            route_response(self, shared, response, related).await?;
+            // A body that was no answer to the request (an OAuth error, an `id` of null) must
+            // not leave it waiting.
+            return match related {
+                Some(id) if shared.is_pending(id) => Err(PostError::accepted(
+                    shared.unavailable(format!("HTTP {status} without an answer to the request")),
+                )),
+                _ => Ok(()),
+            };
         }
         if !status.is_success() {
             let body = read_capped(response, ERROR_SNIPPET_BYTES, true)
@@ -329,10 +336,13 @@ impl HttpWire {
             }
             // A new handshake starts without a session; a failed one leaves none behind.
             wire.set_session(None);
-            match shared.handshake().await {
+            match shared.initialize().await {
                 Ok(result) => {
-                    tokio::spawn(HttpWire::listen(wire.clone(), shared.clone()));
+                    // Known before any request is let through, so none is translated that could
+                    // pass through.
                     probe_stateless(shared).await;
+                    shared.set_state(LinkState::Up(result.clone()));
+                    tokio::spawn(HttpWire::listen(wire.clone(), shared.clone()));
                     Ok(result)
                 }
                 Err(e) => {
@@ -417,12 +427,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// through instead of translating them. Any other answer, or none in time, leaves translation on.
 async fn probe_stateless(shared: &Arc<Shared>) {
     let params = serde_json::json!({"_meta": crate::protocol::stateless_meta()});
-    let discovered = tokio::time::timeout(
-        PROBE_TIMEOUT,
-        shared.internal_request("server/discover", params),
-    )
-    .await;
-    let speaks = matches!(&discovered, Ok(Ok(result)) if result
+    let discovered = shared
+        .internal_request_within("server/discover", params, PROBE_TIMEOUT)
+        .await;
+    let speaks = matches!(&discovered, Ok(result) if result
         .get("supportedVersions")
         .and_then(Value::as_array)
         .is_some_and(|versions| versions.iter().any(|v| v == crate::protocol::STATELESS_VERSION)));
