@@ -165,6 +165,14 @@ async fn route(
     if stateless {
         request::check_routing_headers(headers, &msg)?;
         super::stateless::check(headers, &msg)?;
+        if !as_sse && msg.get("method").and_then(Value::as_str) == Some("subscriptions/listen") {
+            // Its answer is a stream that lasts; one JSON body would never come.
+            return Err(McpError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                jsonrpc::INVALID_REQUEST,
+                "Not Acceptable: subscriptions/listen answers with text/event-stream",
+            ));
+        }
         let reply = super::stateless::handle(app, gateway, agent, msg).await?;
         return Ok(reply.respond_stateless(as_sse).await);
     }

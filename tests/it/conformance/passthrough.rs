@@ -274,13 +274,25 @@ async fn a_2026_client_listens_to_a_handshake_only_upstreams_list_changes_throug
     let params = common::with_meta(json!({
         "notifications": {"toolsListChanged": true, "resourcesListChanged": true}
     }));
+    let body = json!({"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen", "params": params});
+    let json_only = reqwest::Client::new()
+        .post(app.mcp_url("conformance"))
+        .bearer_auth(&app.token)
+        .header("accept", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "subscriptions/listen")
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(json_only.status(), 406, "a listen needs an event stream");
     let mut listening = reqwest::Client::new()
         .post(app.mcp_url("conformance"))
         .bearer_auth(&app.token)
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "subscriptions/listen")
-        .json(&json!({"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen", "params": params}))
+        .json(&body)
         .send()
         .await
         .expect("POST");
