@@ -275,25 +275,19 @@ async fn a_2026_client_listens_to_a_handshake_only_upstreams_list_changes_throug
         "notifications": {"toolsListChanged": true, "resourcesListChanged": true}
     }));
     let body = json!({"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen", "params": params});
-    let json_only = reqwest::Client::new()
-        .post(app.mcp_url("conformance"))
-        .bearer_auth(&app.token)
-        .header("accept", "application/json")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "subscriptions/listen")
-        .json(&body)
-        .send()
-        .await
-        .expect("POST");
+    let listen = |accept: &'static str| {
+        reqwest::Client::new()
+            .post(app.mcp_url("conformance"))
+            .bearer_auth(&app.token)
+            .header("accept", accept)
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "subscriptions/listen")
+            .json(&body)
+            .send()
+    };
+    let json_only = listen("application/json").await.expect("POST");
     assert_eq!(json_only.status(), 406, "a listen needs an event stream");
-    let mut listening = reqwest::Client::new()
-        .post(app.mcp_url("conformance"))
-        .bearer_auth(&app.token)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "subscriptions/listen")
-        .json(&body)
-        .send()
+    let mut listening = listen("application/json, text/event-stream")
         .await
         .expect("POST");
     assert_eq!(listening.status(), 200);
