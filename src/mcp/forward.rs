@@ -66,10 +66,11 @@ impl CallContext {
         Reply::One(answer)
     }
 
-    /// What a retry of the `tools/call` `msg` of `tool` would continue (2026-07-28 clients only:
-    /// multi-round-trip results reach no other).
+    /// What a retry of the `tools/call` `msg` of `tool` would continue (2026-07-28 clients of an
+    /// upstream that speaks it only: multi-round-trip results come from no other, so no other
+    /// call pays for the argument digest).
     pub fn continuation(&self, tool: &str, msg: &Value) -> Option<super::continuations::Bound> {
-        self.stateless.then(|| {
+        (self.stateless && self.conn.speaks_stateless()).then(|| {
             super::continuations::Bound::new(
                 &self.token_sha256,
                 &self.gateway.name,

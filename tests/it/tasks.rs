@@ -436,33 +436,18 @@ async fn a_2026_client_declaring_the_tasks_extension_gets_a_task_and_its_result_
     );
     let task_id = task["taskId"].as_str().expect("a task id").to_owned();
     let id = alice.wait_one_pending().await;
-    let polled = app
-        .stateless(
-            "telegram",
-            &app.token,
-            "tasks/get",
-            json!({"taskId": task_id}),
-        )
-        .await;
+    let poll = |token| app.stateless("telegram", token, "tasks/get", json!({"taskId": task_id}));
+    let polled = poll(&app.token).await;
     assert_eq!(polled["result"]["resultType"], "complete", "{polled:#}");
     assert_eq!(polled["result"]["status"], "working");
     let other = app.token_for("other-agent").await;
-    let peek = app
-        .stateless("telegram", &other, "tasks/get", json!({"taskId": task_id}))
-        .await;
+    let peek = poll(&other).await;
     assert_eq!(peek["error"]["code"], -32602, "{peek:#}");
 
     let (status, _) = alice.approve(&id).await;
     assert_eq!(status, 200);
     assert_eq!(app.call_log.calls_of("export_session"), 0);
-    let done = app
-        .stateless(
-            "telegram",
-            &app.token,
-            "tasks/get",
-            json!({"taskId": task_id}),
-        )
-        .await;
+    let done = poll(&app.token).await;
     assert_eq!(done["result"]["status"], "completed", "{done:#}");
     assert!(
         done["result"]["result"]["content"][0]["text"]
@@ -471,14 +456,7 @@ async fn a_2026_client_declaring_the_tasks_extension_gets_a_task_and_its_result_
         "{done:#}"
     );
     assert_eq!(app.call_log.calls_of("export_session"), 1);
-    let again = app
-        .stateless(
-            "telegram",
-            &app.token,
-            "tasks/get",
-            json!({"taskId": task_id}),
-        )
-        .await;
+    let again = poll(&app.token).await;
     assert_eq!(again["error"]["code"], -32602, "delivered once: {again:#}");
 
     let refused = app
