@@ -281,6 +281,12 @@ impl Redactor {
                         armed = None;
                         true
                     }
+                    // Key material is masked even where its letters spell a secret's name
+                    // (a random run holding `ApiKey` is still a value, not a name).
+                    _ if self.is_secret_value(&word) => {
+                        armed = None;
+                        true
+                    }
                     // In free text a bare `token=` or `session:` is taken at its word.
                     _ if self.is_secret_name(&word)
                         || AMBIGUOUS_WORDS.contains(&word.to_lowercase().as_str()) =>

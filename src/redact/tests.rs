@@ -209,3 +209,16 @@ fn configured_fields_and_prefixes_are_masked_too() {
         Some("redaction.fields[0]")
     );
 }
+
+#[test]
+fn key_material_whose_letters_spell_a_secrets_name_is_masked_in_free_text() {
+    // A random session string holds `Key`, `Pin` or `Token` now and then: it is still a value.
+    let secret = "1BVtsOKoBuy4XJiLAJaFp5pA9vvtZWyeOsrkFtGW9wus8ViGGFeO2RT8_ApiKey_90sEmvz7xBA1n53y";
+    let line = format!(r#"TextContent {{ text: \"{secret}=\", meta: None }}"#);
+    let shown = Redactor::built_in().redact_text(&line);
+    assert!(!shown.contains(secret), "{shown}");
+    assert!(
+        shown.ends_with("meta: None }"),
+        "only the value is masked: {shown}"
+    );
+}
