@@ -32,8 +32,9 @@ use rmcp::{
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptResult,
         Implementation, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-        ProgressNotificationParam, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-        ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities, ServerConfig,
+        ProgressNotificationParam, PromptMessage, ProtocolVersion, ReadResourceRequestParams,
+        ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, Role,
+        ServerCapabilities, ServerConfig,
     },
     prompt, prompt_handler, prompt_router,
     service::{RequestContext, ServerInitializeError},
@@ -70,6 +71,9 @@ pub struct DemoOptions {
     /// A JSON object of tool names to descriptions, read at every `tools/list`: a way to play a
     /// server that rewrites a tool's description after it was accepted (a rug pull).
     pub descriptions: Option<PathBuf>,
+    /// Speak only the handshake-era revisions (up to 2025-11-25), as servers built before
+    /// 2026-07-28 do.
+    pub handshake_only: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +113,7 @@ struct State {
     session_string: String,
     call_log: CallLog,
     descriptions: Option<PathBuf>,
+    handshake_only: bool,
 }
 
 impl DemoServer {
@@ -128,6 +133,7 @@ impl DemoServer {
                 session_string,
                 call_log,
                 descriptions: opts.descriptions,
+                handshake_only: opts.handshake_only,
             }),
             tool_router: Arc::new(Self::tool_router()),
             prompt_router: Arc::new(Self::prompt_router()),
@@ -387,6 +393,16 @@ fn profile_resource() -> Resource {
 #[tool_handler(router = self.tool_router)]
 #[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for DemoServer {
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        if self.state.handshake_only {
+            std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(
+                &ProtocolVersion::LATEST_WITH_INITIALIZE,
+            ))
+        } else {
+            std::borrow::Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS)
+        }
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
@@ -423,7 +439,7 @@ impl ServerHandler for DemoServer {
         }
         let cache_hints = context
             .protocol_version()
-            .is_some_and(|version| version >= rmcp::model::ProtocolVersion::V_2026_07_28);
+            .is_some_and(|version| version >= ProtocolVersion::V_2026_07_28);
         Ok(ListToolsResult {
             result_type: Some(rmcp::model::ResultType::COMPLETE),
             tools,
@@ -440,11 +456,14 @@ impl ServerHandler for DemoServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         // Logged before routing, so calls to unknown tools and with bad arguments show up too.
-        if let Err(error) = self
-            .state
-            .call_log
-            .tool_call(&request.name, request.arguments.as_ref())
-        {
+        if let Err(error) = self.state.call_log.tool_call(
+            &request.name,
+            request.arguments.as_ref(),
+            context
+                .protocol_version()
+                .as_ref()
+                .map(ProtocolVersion::as_str),
+        ) {
             // Running unlogged would let "the upstream never saw it" checks pass falsely.
             tracing::error!(%error, tool = %request.name, "cannot write the call log; refusing the call");
             return Err(McpError::internal_error(

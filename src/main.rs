@@ -121,6 +121,10 @@ enum Command {
         /// tools/list (to play a server that rewrites a tool after it was accepted).
         #[arg(long, env = "AIRLOCK_DEMO_DESCRIPTIONS")]
         descriptions: Option<PathBuf>,
+        /// Speak only the handshake-era revisions (up to 2025-11-25), as MCP servers built
+        /// before 2026-07-28 do.
+        #[arg(long)]
+        handshake_only: bool,
     },
 }
 
@@ -316,7 +320,15 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             listen,
             call_log,
             descriptions,
-        } => commands::demo_upstream(listen, call_log, descriptions).await,
+            handshake_only,
+        } => {
+            let opts = airlock::demo_upstream::DemoOptions {
+                call_log,
+                descriptions,
+                handshake_only,
+            };
+            commands::demo_upstream(listen, opts).await
+        }
     }
 }
 

@@ -161,6 +161,32 @@ pub fn mark_complete(response: &mut Value) {
     }
 }
 
+/// Whether a `server/discover` result lists 2026-07-28 among the versions the server speaks.
+pub fn lists_stateless(discovered: &Value) -> bool {
+    discovered
+        .get("supportedVersions")
+        .and_then(Value::as_array)
+        .is_some_and(|versions| versions.iter().any(|v| v == STATELESS_VERSION))
+}
+
+/// The `InitializeResult` a link that opened with `server/discover` stands on: what callers
+/// read from one (capabilities, server info, instructions), taken from the discovery result;
+/// [`discover_result`] turns it back.
+pub fn initialize_result_of(discovered: &Value) -> Value {
+    let mut init = json!({
+        "protocolVersion": STATELESS_VERSION,
+        "capabilities": discovered.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+        "serverInfo": discovered
+            .pointer("/_meta/io.modelcontextprotocol~1serverInfo")
+            .cloned()
+            .unwrap_or(Value::Null),
+    });
+    if let Some(instructions) = discovered.get("instructions") {
+        init["instructions"] = instructions.clone();
+    }
+    init
+}
+
 /// A 2026-07-28 `server/discover` result built from the upstream's `InitializeResult`: Airlock holds
 /// the handshake-era upstream session and speaks the stateless revision on its behalf.
 pub fn discover_result(init: &Value) -> Value {
@@ -211,6 +237,29 @@ mod tests {
         }}});
         strip_stateless_meta(&mut bare);
         assert_eq!(bare["params"], json!({}));
+    }
+
+    #[test]
+    fn a_discovery_result_stands_for_an_initialize_result_and_back() {
+        let discovered = json!({
+            "resultType": "complete",
+            "supportedVersions": [STATELESS_VERSION, "2025-11-25"],
+            "capabilities": {"tools": {"listChanged": true}},
+            "instructions": "be kind",
+            "ttlMs": 0,
+            "cacheScope": "public",
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "up", "version": "1"}}
+        });
+        assert!(lists_stateless(&discovered));
+        assert!(!lists_stateless(
+            &json!({"supportedVersions": ["2025-11-25"]})
+        ));
+        let init = initialize_result_of(&discovered);
+        assert_eq!(init["serverInfo"]["name"], "up");
+        let again = discover_result(&init);
+        assert_eq!(again["capabilities"], discovered["capabilities"]);
+        assert_eq!(again["instructions"], "be kind");
+        assert_eq!(again["_meta"], discovered["_meta"]);
     }
 
     #[test]

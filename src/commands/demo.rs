@@ -251,13 +251,8 @@ Decide in the dashboard, or from another terminal:
 /// `airlock demo-upstream`: the demo MCP server on stdio, or on Streamable HTTP with `--listen`.
 pub async fn demo_upstream(
     listen: Option<SocketAddr>,
-    call_log: Option<PathBuf>,
-    descriptions: Option<PathBuf>,
+    opts: crate::demo_upstream::DemoOptions,
 ) -> Result<(), CommandError> {
-    let opts = crate::demo_upstream::DemoOptions {
-        call_log,
-        descriptions,
-    };
     match listen {
         None => crate::demo_upstream::serve_stdio(opts).await?,
         Some(addr) => {

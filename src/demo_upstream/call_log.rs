@@ -38,10 +38,12 @@ impl CallLog {
         self.append(json!({"pid": self.pid, "event": "started", "at": now_rfc3339()}))
     }
 
+    /// A call of `tool`, and the protocol revision it came in (`null` if none was negotiated).
     pub(super) fn tool_call(
         &self,
         tool: &str,
         arguments: Option<&serde_json::Map<String, Value>>,
+        revision: Option<&str>,
     ) -> io::Result<()> {
         // Absent arguments stay `null` rather than `{}`: the log shows what arrived, not a
         // normalised version of it.
@@ -49,6 +51,7 @@ impl CallLog {
             "pid": self.pid,
             "tool": tool,
             "arguments": arguments,
+            "revision": revision,
             "at": now_rfc3339(),
         }))
     }

@@ -1,6 +1,7 @@
 //! 2026-07-28 requests: no sessions, each POST carries one request or notification and its
-//! routing headers; served over the upstream's service connection (or the agent's own, with
-//! `isolation = "agent"`), Airlock holding the handshake-era upstream session on their behalf.
+//! routing headers; passed through to an upstream that speaks 2026-07-28, else served over the
+//! upstream's service connection (or the agent's own, with `isolation = "agent"`), Airlock
+//! holding the handshake-era upstream session on their behalf (see `upstream`'s docs).
 
 use std::sync::Arc;
 
@@ -75,7 +76,7 @@ pub async fn handle(
     agent: AgentIdentity,
     msg: Value,
 ) -> Result<Reply, McpError> {
-    let conn = gateway.upstream.stateless_connection(&agent.name);
+    let conn = gateway.upstream.stateless_connection(&agent.name).await;
     match jsonrpc::classify(&msg) {
         Ok(Kind::Request {
             id,

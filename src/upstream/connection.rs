@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::UpstreamError;
-use super::link::{HANDSHAKE_TIMEOUT, LinkState, Shared, Wire};
+use super::link::{HANDSHAKE_TIMEOUT, LinkState, Opening, Shared, Wire};
 use super::reply::{ReplyRx, reply_channel};
 use super::routes::{Pending, SessionRoute};
 use crate::domain::SessionKey;
@@ -37,11 +37,11 @@ const READY_WAIT: Duration = Duration::from_secs(15);
 impl Connection {
     pub(super) fn new(
         upstream: Arc<str>,
-        init_params: Value,
+        opening: Opening,
         wire: Box<dyn Wire>,
         stop: CancellationToken,
     ) -> Self {
-        Self(Arc::new(Shared::new(upstream, init_params, wire, stop)))
+        Self(Arc::new(Shared::new(upstream, opening, wire, stop)))
     }
 
     pub fn state(&self) -> LinkState {

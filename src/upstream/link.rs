@@ -49,17 +49,27 @@ pub(super) trait Wire: Send + Sync {
     }
 }
 
+/// How a link comes up.
+pub(super) enum Opening {
+    /// The handshake era's `initialize`, with these params.
+    Initialize(Value),
+    /// `server/discover` only (a stdio child kept for 2026-07-28 clients): the child then speaks
+    /// that revision, and the link is up only if the server lists it.
+    Discover,
+}
+
 /// One upstream link: its transport, its state, and the routes of the messages on it.
 pub(super) struct Shared {
     pub(super) upstream: Arc<str>,
-    pub(super) init_params: Value,
+    pub(super) opening: Opening,
     pub(super) wire: Box<dyn Wire>,
     pub(super) state: watch::Sender<LinkState>,
     pub(super) stop: CancellationToken,
     pub(super) next_id: AtomicU64,
     /// The upstream answers 2026-07-28 requests itself (an HTTP upstream whose `server/discover`
-    /// lists that revision): a 2026-07-28 client's requests then pass through as they came,
-    /// instead of being translated into the upstream session's revision.
+    /// lists that revision, or a stdio child opened with [`Opening::Discover`]): a 2026-07-28
+    /// client's requests then pass through as they came, instead of being translated into the
+    /// upstream session's revision.
     pub(super) stateless: AtomicBool,
     routes: Mutex<Routes>,
 }
@@ -67,17 +77,21 @@ pub(super) struct Shared {
 /// How long the upstream may take to answer `initialize`.
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a `server/discover` probe may take before the upstream is taken to speak only the
+/// handshake era.
+pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Shared {
     pub(super) fn new(
         upstream: Arc<str>,
-        init_params: Value,
+        opening: Opening,
         wire: Box<dyn Wire>,
         stop: CancellationToken,
     ) -> Self {
         let (state, _) = watch::channel(LinkState::Starting);
         Self {
             upstream,
-            init_params,
+            opening,
             wire,
             state,
             stop,
@@ -192,21 +206,55 @@ impl Shared {
         }
     }
 
-    /// Runs the MCP handshake with the stored `initialize` params and marks the link up.
+    /// Brings the link up as its [`Opening`] says and marks it up.
     pub(super) async fn handshake(self: &Arc<Self>) -> Result<Arc<Value>, UpstreamError> {
-        let result = self.initialize().await?;
+        let result = match self.opening {
+            Opening::Initialize(_) => self.initialize().await?,
+            Opening::Discover => self.discover().await?,
+        };
         self.set_state(LinkState::Up(result.clone()));
         Ok(result)
     }
 
     /// `initialize` and `notifications/initialized`, without marking the link up.
     pub(super) async fn initialize(self: &Arc<Self>) -> Result<Arc<Value>, UpstreamError> {
-        let result = self
-            .internal_request("initialize", self.init_params.clone())
-            .await?;
+        let Opening::Initialize(params) = &self.opening else {
+            return Err(self.unavailable("this link speaks 2026-07-28 only".to_owned()));
+        };
+        let result = self.internal_request("initialize", params.clone()).await?;
         let initialized = jsonrpc::notification("notifications/initialized", json!({}));
         self.send(&initialized, None).await?;
         Ok(Arc::new(result))
+    }
+
+    /// Asks the upstream whether it answers 2026-07-28 requests itself (`server/discover`
+    /// listing that revision) and notes the answer; any other answer, or none within
+    /// [`PROBE_TIMEOUT`], is a no.
+    pub(super) async fn probe_stateless(self: &Arc<Self>) -> Result<Value, UpstreamError> {
+        let params = json!({"_meta": crate::protocol::stateless_meta()});
+        let discovered = self
+            .internal_request_within("server/discover", params, PROBE_TIMEOUT)
+            .await;
+        let speaks = discovered
+            .as_ref()
+            .is_ok_and(crate::protocol::lists_stateless);
+        tracing::debug!(upstream = %self.upstream, speaks, "probed for 2026-07-28");
+        self.stateless.store(speaks, Ordering::Relaxed);
+        match discovered {
+            Ok(result) if speaks => Ok(result),
+            Ok(_) => Err(self.unavailable(format!(
+                "it does not speak {}",
+                crate::protocol::STATELESS_VERSION
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The 2026-07-28 opening: `server/discover` and nothing more. What callers read from an
+    /// `InitializeResult` (capabilities, server info, instructions) is taken from its answer.
+    async fn discover(self: &Arc<Self>) -> Result<Arc<Value>, UpstreamError> {
+        let discovered = self.probe_stateless().await?;
+        Ok(Arc::new(crate::protocol::initialize_result_of(&discovered)))
     }
 
     /// Fails every pending request: the connection is gone and their answers will never come.

@@ -9,6 +9,13 @@
 //! upstream, each downstream session gets its own connection, initialized with that client's own
 //! `initialize` params.
 //!
+//! A stdio server that speaks 2026-07-28 itself serves that revision's clients from children of
+//! its own, opened with `server/discover` instead of `initialize` (a child takes one lifecycle
+//! for its whole life, so the handshake-era one cannot): one for all of them, or one per agent
+//! with `isolation = "agent"`. Their requests then pass through as they came, multi-round-trip
+//! results and all. Whether it does is probed once, when the first 2026-07-28 request comes;
+//! a server that does not (or does not answer within 5 s) keeps them translated as above.
+//!
 //! Which keeps agents apart: `shared` does not (one process for all: a notification not tied to a
 //! request, such as a log line or a resource update, goes to every agent's sessions, and whatever
 //! state the server keeps is common); `agent` and `session` do.
@@ -29,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::domain::SessionKey;
 pub use connection::Connection;
 pub use link::LinkState;
+use link::Opening;
 pub use reply::{Inbound, ReplyRx};
 
 use crate::config::{Isolation, UpstreamConfig};
@@ -65,8 +73,24 @@ pub struct Upstream {
     http_client: reqwest::Client,
     service: OnceLock<Connection>,
     /// With `isolation = "agent"`: each agent's own child, by agent name.
-    per_agent: std::sync::Mutex<std::collections::HashMap<String, Connection>>,
+    per_agent: AgentConnections,
+    /// The children that speak 2026-07-28 to that revision's clients (stdio only).
+    native: NativeStateless,
     shutdown: CancellationToken,
+}
+
+/// Connections by agent name.
+type AgentConnections = std::sync::Mutex<std::collections::HashMap<String, Connection>>;
+
+/// A stdio upstream's children for 2026-07-28 clients, when it speaks that revision itself.
+#[derive(Default)]
+struct NativeStateless {
+    /// Whether it does: probed once, by the first 2026-07-28 request.
+    speaks: tokio::sync::OnceCell<bool>,
+    /// The child all 2026-07-28 clients share (isolation `shared` or `session`).
+    shared: OnceLock<Connection>,
+    /// Each agent's own (isolation `agent`).
+    per_agent: AgentConnections,
 }
 
 impl Upstream {
@@ -99,6 +123,7 @@ impl Upstream {
             http_client,
             service: OnceLock::new(),
             per_agent: std::sync::Mutex::default(),
+            native: NativeStateless::default(),
             shutdown,
         });
         if upstream.shares_service_connection() {
@@ -123,32 +148,88 @@ impl Upstream {
         if self.isolation != Isolation::Agent {
             return None;
         }
-        let mut per_agent = self
-            .per_agent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Some(
-            per_agent
-                .entry(agent.to_owned())
-                .or_insert_with(|| {
-                    self.open(airlock_initialize_params(true), self.shutdown.child_token())
-                })
-                .clone(),
-        )
+        Some(self.agents_own(&self.per_agent, agent, || {
+            Opening::Initialize(airlock_initialize_params(true))
+        }))
     }
 
-    /// The connection a 2026-07-28 request of `agent` goes over: the agent's own with
-    /// `isolation = "agent"`, else the service connection.
-    pub fn stateless_connection(&self, agent: &str) -> Connection {
+    /// `agent`'s connection in `connections`, opened as `opening` says on first use.
+    fn agents_own(
+        &self,
+        connections: &AgentConnections,
+        agent: &str,
+        opening: impl FnOnce() -> Opening,
+    ) -> Connection {
+        connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(agent.to_owned())
+            .or_insert_with(|| self.open(opening(), self.shutdown.child_token()))
+            .clone()
+    }
+
+    /// The connection a 2026-07-28 request of `agent` goes over: a child that speaks that
+    /// revision itself (see the module docs); else the agent's own with `isolation = "agent"`,
+    /// else the service connection, both translated.
+    pub async fn stateless_connection(&self, agent: &str) -> Connection {
+        if let Some(native) = self.native_connection(agent).await {
+            return native;
+        }
         self.agent_connection(agent)
             .unwrap_or_else(|| self.service().clone())
+    }
+
+    /// A stdio child that speaks 2026-07-28 for `agent`'s requests, if the upstream speaks it.
+    /// `None` for an HTTP upstream: its one session connection passes them through itself.
+    async fn native_connection(&self, agent: &str) -> Option<Connection> {
+        if !matches!(self.transport, Transport::Stdio { .. }) {
+            return None;
+        }
+        let speaks = *self
+            .native
+            .speaks
+            .get_or_init(|| self.probe_native(agent))
+            .await;
+        if !speaks {
+            return None;
+        }
+        if self.isolation == Isolation::Agent {
+            return Some(self.agents_own(&self.native.per_agent, agent, || Opening::Discover));
+        }
+        self.native.shared.get().cloned()
+    }
+
+    /// Starts a child with `server/discover` and keeps it if it speaks 2026-07-28 (as the
+    /// shared one, or as `agent`'s own with `isolation = "agent"`).
+    async fn probe_native(&self, agent: &str) -> bool {
+        let child = self.open(Opening::Discover, self.shutdown.child_token());
+        match child.ready().await {
+            Ok(_) => {
+                tracing::info!(upstream = %self.name, "the upstream speaks 2026-07-28: that revision's clients get children of their own, spoken to in it");
+                if self.isolation == Isolation::Agent {
+                    self.native
+                        .per_agent
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(agent.to_owned(), child);
+                } else if let Err(spare) = self.native.shared.set(child) {
+                    spare.stop();
+                }
+                true
+            }
+            Err(e) => {
+                tracing::info!(upstream = %self.name, cause = %e, "2026-07-28 clients are translated into the handshake era for this upstream");
+                child.stop();
+                false
+            }
+        }
     }
 
     /// The connection Airlock holds itself (see the module docs), opened on first use.
     pub fn service(&self) -> &Connection {
         self.service.get_or_init(|| {
             let params = airlock_initialize_params(self.shares_service_connection());
-            self.open(params, self.shutdown.child_token())
+            self.open(Opening::Initialize(params), self.shutdown.child_token())
         })
     }
 
@@ -181,10 +262,13 @@ impl Upstream {
 
     /// A new connection of its own for one downstream session, initialized with `init_params`.
     pub fn open_session_connection(&self, init_params: Value) -> Connection {
-        self.open(init_params, self.shutdown.child_token())
+        self.open(
+            Opening::Initialize(init_params),
+            self.shutdown.child_token(),
+        )
     }
 
-    fn open(&self, init_params: Value, stop: CancellationToken) -> Connection {
+    fn open(&self, opening: Opening, stop: CancellationToken) -> Connection {
         match &self.transport {
             Transport::Stdio {
                 argv,
@@ -193,7 +277,7 @@ impl Upstream {
             } => {
                 let wire = Arc::new(stdio::StdioWire::default());
                 let conn =
-                    Connection::new(self.name.clone(), init_params, Box::new(wire.clone()), stop);
+                    Connection::new(self.name.clone(), opening, Box::new(wire.clone()), stop);
                 let spec = stdio::ChildSpec {
                     argv: argv.clone(),
                     env: env.clone(),
@@ -210,7 +294,7 @@ impl Upstream {
                 ));
                 let conn = Connection::new(
                     self.name.clone(),
-                    init_params,
+                    opening,
                     Box::new(wire.clone()),
                     stop.clone(),
                 );

@@ -1,6 +1,7 @@
 //! A stdio upstream: a supervised child process speaking newline-delimited JSON-RPC.
 //!
-//! The supervisor spawns the child, runs the handshake, and waits for it to exit; then it fails the
+//! The supervisor spawns the child, runs the handshake (or, for a child kept for 2026-07-28
+//! clients, `server/discover`), and waits for it to exit; then it fails the
 //! calls in flight (their agents get a clear error), waits with exponential backoff, and starts it
 //! again. The child's stderr goes into Airlock's log (secret-looking words masked), one line per
 //! event, never to the agent.
@@ -172,7 +173,7 @@ async fn run_once(shared: &Arc<Shared>, wire: &StdioWire, spec: &ChildSpec) -> S
                 }
             }
             Ok(Err(e)) => format!("handshake failed: {e}"),
-            Err(_) => "no answer to initialize within 30 s".to_owned(),
+            Err(_) => format!("no answer to its opening request within {} s", HANDSHAKE_TIMEOUT.as_secs()),
         },
         status = child.wait() => exit_cause(status),
         _ = &mut reader_done => "its stdout closed during the handshake".to_owned(),

@@ -27,3 +27,4 @@ mod scale_out;
 mod security;
 mod tasks;
 mod third_party_clients;
+mod upstream_revisions;

@@ -143,8 +143,8 @@ async fn run(
     };
     let call = ParkedCall {
         app: app.clone(),
+        msg: call_message(request_id, task, ctx.stateless),
         ctx,
-        msg: call_message(request_id, task),
         tool: task.call.tool.clone(),
         task: Some(task_id.to_owned()),
     };
@@ -162,14 +162,15 @@ async fn run(
 }
 
 /// The `tools/call` a task stands for, as request `id` (its arguments come from the store when
-/// it is released).
-fn call_message(id: Value, task: &TaskCall) -> Value {
-    json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "method": "tools/call",
-        "params": {"name": task.call.tool.as_str(), "arguments": {}},
-    })
+/// it is released). For a 2026-07-28 client (`stateless`) it carries that revision's `_meta`, as
+/// Airlock's own request: an upstream that speaks the revision gets it as it came, and the
+/// capabilities the client declared on its first call are not kept.
+fn call_message(id: Value, task: &TaskCall, stateless: bool) -> Value {
+    let mut params = json!({"name": task.call.tool.as_str(), "arguments": {}});
+    if stateless {
+        params["_meta"] = crate::protocol::stateless_meta();
+    }
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
 }
 
 /// `tasks/result`: the result, waiting for the decision if there is none yet.
@@ -188,7 +189,7 @@ pub(super) async fn result(
         let call = ParkedCall {
             app: app.clone(),
             ctx,
-            msg: call_message(id, &task),
+            msg: call_message(id, &task, false),
             tool: task.call.tool.clone(),
             task: Some(task_id.to_owned()),
         };

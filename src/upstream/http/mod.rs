@@ -339,8 +339,8 @@ impl HttpWire {
             match shared.initialize().await {
                 Ok(result) => {
                     // Known before any request is let through, so none is translated that could
-                    // pass through.
-                    probe_stateless(shared).await;
+                    // pass through. A no leaves translation on.
+                    let _ = shared.probe_stateless().await;
                     shared.set_state(LinkState::Up(result.clone()));
                     tokio::spawn(HttpWire::listen(wire.clone(), shared.clone()));
                     Ok(result)
@@ -416,28 +416,6 @@ fn is_json(response: &reqwest::Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"))
-}
-
-/// How long the `server/discover` probe may take before the upstream is taken to speak only
-/// the handshake era.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Asks the upstream, once its session is up, whether it also answers 2026-07-28 requests
-/// (`server/discover` listing that revision); Airlock then passes 2026-07-28 clients' requests
-/// through instead of translating them. Any other answer, or none in time, leaves translation on.
-async fn probe_stateless(shared: &Arc<Shared>) {
-    let params = serde_json::json!({"_meta": crate::protocol::stateless_meta()});
-    let discovered = shared
-        .internal_request_within("server/discover", params, PROBE_TIMEOUT)
-        .await;
-    let speaks = matches!(&discovered, Ok(result) if result
-        .get("supportedVersions")
-        .and_then(Value::as_array)
-        .is_some_and(|versions| versions.iter().any(|v| v == crate::protocol::STATELESS_VERSION)));
-    tracing::debug!(upstream = %shared.upstream, speaks, "probed for 2026-07-28");
-    shared
-        .stateless
-        .store(speaks, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn up_result(shared: &Shared) -> Option<Arc<Value>> {
