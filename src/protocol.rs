@@ -34,6 +34,9 @@ pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion
 pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 /// The client's name and version, which a 2026-07-28 request may carry beside those two.
 pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+/// The `_meta` key of a notification naming the `subscriptions/listen` request (its id) it
+/// belongs to.
+pub const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 
 /// Methods of the handshake era that 2026-07-28 removed (HTTP 404, -32601 when asked for).
 pub const REMOVED_IN_STATELESS: [&str; 5] = [

@@ -17,8 +17,7 @@ use crate::domain::{AgentName, SessionKey};
 use crate::jsonrpc;
 use crate::upstream::Connection;
 
-/// The `_meta` key naming the subscription a notification belongs to.
-pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+use crate::protocol::META_SUBSCRIPTION_ID as SUBSCRIPTION_ID;
 
 /// What a client may ask for: the filter's key, the capability that offers it, and the
 /// notification it brings.

@@ -344,10 +344,23 @@ impl Shared {
         pending.reply.send(Inbound::Message(msg));
     }
 
-    /// Any other notification: the cancel of a server request goes where the request went; one
-    /// that came on a call's stream goes with the call; the rest go to every session.
-    fn on_notification(&self, msg: Value, related: Option<u64>) {
+    /// Any other notification: one of a subscription goes to its `subscriptions/listen`
+    /// request; the cancel of a server request goes where the request went; one that came on a
+    /// call's stream goes with the call; the rest go to every session.
+    fn on_notification(&self, mut msg: Value, related: Option<u64>) {
         let mut routes = self.routes();
+        // Tagged with the listen request's id (over stdio the only way to tell whose it is),
+        // which is Airlock's upstream id: the client gets its own back.
+        let subscription = msg
+            .pointer_mut("/params/_meta")
+            .and_then(|meta| meta.get_mut(crate::protocol::META_SUBSCRIPTION_ID));
+        if let Some(tag) = subscription
+            && let Some(pending) = tag.as_u64().and_then(|id| routes.pending.get(&id))
+        {
+            *tag = pending.original_id.clone();
+            pending.reply.send(Inbound::Message(msg));
+            return;
+        }
         let cancelled_key = (msg.get("method").and_then(Value::as_str)
             == Some("notifications/cancelled"))
         .then(|| msg.pointer("/params/requestId").map(jsonrpc::id_key))

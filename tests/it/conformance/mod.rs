@@ -1,9 +1,11 @@
 //! The official MCP conformance suite (npm `@modelcontextprotocol/conformance`, pinned and
 //! installed by `.ci/run` with Node 22 into `AIRLOCK_CONFORMANCE_DIR`) run against the fixture
 //! server in [`fixture`], directly and through Airlock (allow-all policy), with the same flags;
-//! a check that passes directly and fails through Airlock fails the test, unless
-//! `tests/data/conformance-gaps.txt` lists it with its reason (and a listed gap whose check
-//! passes through Airlock fails it too, so the list stays true).
+//! Airlock reaches the fixture both ways an upstream can be reached: over Streamable HTTP, and
+//! as a stdio child (the same fixture as a program, `examples/conformance_fixture.rs`, with
+//! `isolation = "session"`). A check that passes directly and fails through Airlock fails the
+//! test, unless `tests/data/conformance-gaps.txt` lists it with its reason (and a listed gap
+//! whose check passes through Airlock fails it too, so the list stays true).
 
 mod fixture;
 mod fixture_mrtr;
@@ -71,11 +73,12 @@ impl Suite {
     }
 }
 
-/// The fixture directly and Airlock in front of it, behind a forwarder that adds the agent's
-/// bearer token (the suite sends none).
+/// The fixture directly and Airlock in front of it (as an HTTP upstream, and as a stdio one),
+/// behind a forwarder that adds the agent's bearer token (the suite sends none).
 struct Targets {
     direct: String,
     through_airlock: String,
+    through_airlock_stdio: String,
     _app: TestApp,
     _dir: tempfile::TempDir,
     _fixture: tokio::task::JoinHandle<()>,
@@ -97,26 +100,67 @@ async fn spawn_fixture(
 const ALLOW_ALL: &str = r#"{"version":"1","default":"allow"}"#;
 
 /// Airlock with the fixture at `fixture` as its upstream `conformance`, under `policy` (written
-/// in `dir`); `server_toml` goes into its `[server]` section.
+/// in `dir`), and `more` upstreams under the same policy; `server_toml` goes into its `[server]`
+/// section.
 async fn airlock_before(
     fixture: std::net::SocketAddr,
     dir: &tempfile::TempDir,
     policy: &str,
     server_toml: String,
+    more: Vec<airlock::config::UpstreamConfig>,
 ) -> TestApp {
     let policy_file = dir.path().join("conformance.json");
     std::fs::write(&policy_file, policy).expect("policy");
-    let policy = policy_file;
+    let mut upstreams = vec![common::http_upstream(
+        "conformance",
+        format!("http://{fixture}/mcp"),
+        policy_file.clone(),
+    )];
+    upstreams.extend(
+        more.into_iter()
+            .map(|upstream| airlock::config::UpstreamConfig {
+                policy: Some(policy_file.clone()),
+                ..upstream
+            }),
+    );
     TestApp::spawn_with(Setup {
-        upstreams: vec![common::http_upstream(
-            "conformance",
-            format!("http://{fixture}/mcp"),
-            policy,
-        )],
+        upstreams,
         extra_toml: server_toml,
         ..Setup::default()
     })
     .await
+}
+
+/// The fixture as a program (`examples/conformance_fixture.rs`), which `cargo test` and
+/// `cargo nextest run` build beside the test binary (`target/<profile>/examples/`).
+fn fixture_program() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let program = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join("examples/conformance_fixture"))
+        .expect("the test binary is in target/<profile>/deps");
+    assert!(
+        program.exists(),
+        "{} is missing: run the tests with `cargo test` or `cargo nextest run`, which build the \
+         examples",
+        program.display()
+    );
+    program
+}
+
+/// The fixture program as Airlock's stdio upstream `name` (a child per session).
+fn stdio_fixture(name: &str) -> airlock::config::UpstreamConfig {
+    airlock::config::UpstreamConfig {
+        name: name.to_owned(),
+        command: Some(vec![fixture_program().display().to_string()]),
+        env: Default::default(),
+        url: None,
+        headers: Default::default(),
+        policy: None,
+        isolation: Some(airlock::config::Isolation::Session),
+        new_tools: Default::default(),
+    }
 }
 
 async fn targets() -> Targets {
@@ -131,7 +175,14 @@ async fn targets() -> Targets {
         "allowed_hosts = [\"127.0.0.1:{port}\", \"localhost:{port}\"]\n",
         port = front_addr.port()
     );
-    let app = airlock_before(fixture_addr, &dir, ALLOW_ALL, hosts).await;
+    let app = airlock_before(
+        fixture_addr,
+        &dir,
+        ALLOW_ALL,
+        hosts,
+        vec![stdio_fixture("conformance-stdio")],
+    )
+    .await;
     let forwarder = tokio::spawn(forwarder::serve(
         front,
         format!("http://{}", app.addr),
@@ -140,6 +191,7 @@ async fn targets() -> Targets {
     Targets {
         direct: format!("http://{fixture_addr}/mcp"),
         through_airlock: format!("http://{front_addr}/mcp/conformance"),
+        through_airlock_stdio: format!("http://{front_addr}/mcp/conformance-stdio"),
         _app: app,
         _dir: dir,
         _fixture: fixture,
@@ -147,41 +199,56 @@ async fn targets() -> Targets {
     }
 }
 
-/// Runs `flags` directly and through Airlock and fails on any check that passes only directly
-/// and is not a listed gap, or on a listed gap whose check passed through Airlock in this run.
+/// Runs `flags` directly and through Airlock (to the fixture over HTTP, and as a stdio child) and
+/// fails on any check that passes only directly and is not a listed gap, or on a listed gap
+/// whose check passed through Airlock in this run.
 async fn compare(run: &str, flags: &[&str]) {
     let Some(suite) = suite() else { return };
     let targets = targets().await;
-    // `AIRLOCK_CONFORMANCE_OUT=DIR` keeps the suite's results (DIR/RUN/{direct,airlock}).
+    // `AIRLOCK_CONFORMANCE_OUT=DIR` keeps the suite's results (DIR/RUN/{direct,airlock,...}).
     let out = tempfile::tempdir().expect("tmp");
     let base = std::env::var_os("AIRLOCK_CONFORMANCE_OUT").map_or_else(
         || out.path().to_owned(),
         |kept| PathBuf::from(kept).join(run),
     );
-    let (direct_out, airlock_out) = (base.join("direct"), base.join("airlock"));
-    let (direct, through) = tokio::join!(
-        suite.run(&targets.direct, flags, &direct_out),
-        suite.run(&targets.through_airlock, flags, &airlock_out),
+    let outs = ["direct", "airlock", "airlock-stdio"].map(|name| base.join(name));
+    let (direct, through, through_stdio) = tokio::join!(
+        suite.run(&targets.direct, flags, &outs[0]),
+        suite.run(&targets.through_airlock, flags, &outs[1]),
+        suite.run(&targets.through_airlock_stdio, flags, &outs[2]),
     );
     eprintln!(
-        "conformance {run}: direct {} passed of {}, through Airlock {} of {}",
+        "conformance {run}: direct {} passed of {}, through Airlock {} of {}, through Airlock \
+         to a stdio child {} of {}",
         direct.passed(),
         direct.len(),
         through.passed(),
-        through.len()
+        through.len(),
+        through_stdio.passed(),
+        through_stdio.len()
     );
-    let found = direct.lost_through(&through);
     let listed = Gap::listed(GAPS);
-    let unlisted: Vec<&Gap> = found.iter().filter(|gap| !listed.contains(gap)).collect();
-    // A listed gap is stale once its check ran in this run and passed through Airlock.
-    let stale: Vec<&Gap> = listed.iter().filter(|gap| through.holds(gap)).collect();
-    assert!(
-        unlisted.is_empty() && stale.is_empty(),
-        "conformance {run}: checks that pass directly and fail through Airlock, not listed in \
-         tests/data/conformance-gaps.txt:\n{}\nlisted there but passing now (remove them):\n{}",
-        Gap::lines(&unlisted, &through),
-        Gap::lines(&stale, &through)
-    );
+    let mut complaints = String::new();
+    for (link, through) in [("http", &through), ("stdio", &through_stdio)] {
+        let found = direct.lost_through(through, link);
+        let unlisted: Vec<&Gap> = found.iter().filter(|gap| !listed.contains(gap)).collect();
+        let listed: Vec<&Gap> = listed.iter().filter(|gap| gap.link == link).collect();
+        // A listed gap is stale once its check ran in this run and passed through Airlock.
+        let stale: Vec<&Gap> = listed
+            .into_iter()
+            .filter(|gap| through.holds(gap))
+            .collect();
+        if !unlisted.is_empty() || !stale.is_empty() {
+            complaints.push_str(&format!(
+                "\nthrough Airlock to the fixture over {link}: checks that pass directly and fail \
+                 through Airlock, not listed in tests/data/conformance-gaps.txt:\n{}\nlisted \
+                 there but passing now (remove them):\n{}",
+                Gap::lines(&unlisted, through),
+                Gap::lines(&stale, through)
+            ));
+        }
+    }
+    assert!(complaints.is_empty(), "conformance {run}:{complaints}");
 }
 
 #[tokio::test]

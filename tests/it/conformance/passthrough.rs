@@ -21,7 +21,7 @@ async fn in_front_of(
 ) {
     let (addr, serving) = spawn_fixture(fixture).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let app = airlock_before(addr, &dir, policy, String::new()).await;
+    let app = airlock_before(addr, &dir, policy, String::new(), Vec::new()).await;
     (app, dir, serving)
 }
 
@@ -271,13 +271,30 @@ async fn a_retry_of_a_tool_denied_since_its_first_round_is_refused() {
 #[tokio::test]
 async fn a_2026_client_listens_to_a_handshake_only_upstreams_list_changes_through_airlock() {
     let (app, _dir, _fixture) = in_front_of(Fixture::speaking(true), ALLOW_ALL).await;
+    listens_to_list_changes(&app, "conformance").await;
+}
+
+#[tokio::test]
+async fn a_2026_stdio_upstreams_subscription_reaches_its_listener_under_the_listeners_own_id() {
+    // Over stdio only the subscription id the upstream tags its notifications with says whose
+    // they are; it is Airlock's id for the request, and the listener gets its own back.
+    let (addr, _fixture) = spawn_fixture(Fixture::default()).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let stdio = vec![super::stdio_fixture("stdio")];
+    let app = airlock_before(addr, &dir, ALLOW_ALL, String::new(), stdio).await;
+    listens_to_list_changes(&app, "stdio").await;
+}
+
+/// A 2026-07-28 client listens to `upstream`'s tool list: acknowledged, then told of a change
+/// a call makes, each notification tagged with the listen request's own id.
+async fn listens_to_list_changes(app: &common::TestApp, upstream: &str) {
     let params = common::with_meta(json!({
         "notifications": {"toolsListChanged": true, "resourcesListChanged": true}
     }));
     let body = json!({"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen", "params": params});
     let listen = |accept: &'static str| {
         reqwest::Client::new()
-            .post(app.mcp_url("conformance"))
+            .post(app.mcp_url(upstream))
             .bearer_auth(&app.token)
             .header("accept", accept)
             .header("mcp-protocol-version", "2026-07-28")
@@ -314,7 +331,7 @@ async fn a_2026_client_listens_to_a_handshake_only_upstreams_list_changes_throug
 
     let changed = app
         .stateless(
-            "conformance",
+            upstream,
             &app.token,
             "tools/call",
             json!({"name": "test_trigger_tool_change", "arguments": {}}),

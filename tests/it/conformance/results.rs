@@ -94,12 +94,14 @@ impl Results {
             .is_some_and(|check| check.status == "SUCCESS")
     }
 
-    /// The checks that pass here and not in `other`.
-    pub fn lost_through(&self, other: &Results) -> Vec<Gap> {
+    /// The checks that pass here and not in `other`, a run through Airlock reaching its
+    /// upstream over `link`.
+    pub fn lost_through(&self, other: &Results, link: &str) -> Vec<Gap> {
         self.0
             .keys()
             .filter(|key| self.passes(key) && !other.passes(key))
             .map(|key| Gap {
+                link: link.to_owned(),
                 scenario: key.scenario.clone(),
                 id: key.id.clone(),
             })
@@ -127,16 +129,18 @@ impl Results {
     }
 }
 
-/// A check that passes directly and fails through Airlock.
+/// A check that passes directly and fails through Airlock, reaching its upstream over `link`
+/// (`http` or `stdio`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gap {
+    pub link: String,
     pub scenario: String,
     pub id: String,
 }
 
 impl Gap {
-    /// The gaps `file` lists: `scenario check-id reason...` a line, `#` comments; a line without
-    /// a reason is refused.
+    /// The gaps `file` lists: `link scenario check-id reason...` a line, `#` comments; a line
+    /// without a reason is refused.
     pub fn listed(file: &str) -> Vec<Gap> {
         let text = std::fs::read_to_string(file).unwrap_or_else(|error| panic!("{file}: {error}"));
         text.lines()
@@ -144,12 +148,13 @@ impl Gap {
             .filter(|line| !line.is_empty() && !line.starts_with('#'))
             .map(|line| {
                 let mut words = line.split_whitespace();
-                let (Some(scenario), Some(id), Some(_reason)) =
-                    (words.next(), words.next(), words.next())
+                let (Some(link @ ("http" | "stdio")), Some(scenario), Some(id), Some(_reason)) =
+                    (words.next(), words.next(), words.next(), words.next())
                 else {
-                    panic!("{file}: `{line}` is not `scenario check-id reason`");
+                    panic!("{file}: `{line}` is not `http|stdio scenario check-id reason`");
                 };
                 Gap {
+                    link: link.to_owned(),
                     scenario: scenario.to_owned(),
                     id: id.to_owned(),
                 }
