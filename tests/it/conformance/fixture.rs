@@ -78,18 +78,20 @@ impl Fixture {
 
     /// Announces a change: to every listener, and on the session's stream (handshake era).
     fn changed(&self, context: &RequestContext<RoleServer>, change: Change) {
-        let _ = self.changes.send(change);
         let stateless = context
             .protocol_version()
             .is_some_and(|version| version >= ProtocolVersion::V_2026_07_28);
-        if stateless {
-            return;
-        }
-        // After the call's answer, so the notification goes out on its own (the session's
-        // stream), not as part of the call.
-        let peer = context.peer.clone();
+        let (changes, peer) = (self.changes.clone(), context.peer.clone());
+        // A moment later: after the call's answer, so the notification goes out on its own (the
+        // session's stream), not as part of the call; and after a listener acknowledged just
+        // now has subscribed (rmcp runs `listen` only once the acknowledgement is sent, and the
+        // suite changes the list as soon as it reads it).
         tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let _ = changes.send(change);
+            if stateless {
+                return;
+            }
             let _ = match change {
                 Change::Tools => peer.notify_tool_list_changed().await,
                 Change::Prompts => peer.notify_prompt_list_changed().await,
