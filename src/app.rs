@@ -103,6 +103,9 @@ pub struct AppState {
     pub upstream_tasks: Arc<crate::mcp::tasks::UpstreamTasks>,
     /// `requestState`s of calls Airlock let through, whose retries continue them.
     pub continuations: Arc<crate::mcp::continuations::Continuations>,
+    /// 2026-07-28 clients' requests held while their clients answer an upstream's server
+    /// request asked as an input request.
+    pub input_rounds: Arc<crate::mcp::input_rounds::InputRounds>,
     /// The masking rules in force (built in plus `[redaction]`).
     pub redactor: Arc<crate::redact::Redactor>,
     /// Appends the audit events of calls the policy decided alone, in batches.
@@ -284,6 +287,7 @@ impl Application {
             passwords: Arc::default(),
             task_results: Arc::default(),
             continuations: Arc::default(),
+            input_rounds: Arc::default(),
             upstream_tasks: Arc::default(),
             failed_sign_ins: Arc::default(),
             redactor,

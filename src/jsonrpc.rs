@@ -66,6 +66,10 @@ pub fn tool_error_result(id: Value, text: impl Into<String>) -> Value {
     }})
 }
 
+pub fn response(id: Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
 pub fn request(id: Value, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }

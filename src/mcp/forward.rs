@@ -101,6 +101,7 @@ impl CallContext {
             tool_list: None,
             task_owner: None,
             continuation: None,
+            asking: None,
         }
     }
 }
@@ -117,6 +118,11 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
         .unwrap_or_default()
         .to_owned();
     tracing::Span::current().record("method", method.as_str());
+    if ctx.stateless
+        && let Some(held) = app.input_rounds.take(&ctx, &msg)
+    {
+        return resume(app, &ctx, &method, &msg, held);
+    }
     let mut continued = 0;
     let (tool, slot, trail) = if method == "tools/call" {
         match tools_call::gate(app, &ctx, &msg).await {
@@ -169,7 +175,15 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
         .as_ref()
         .and_then(|tool| ctx.continuation(tool.as_str(), &msg))
         .map(|bound| (app.continuations.clone(), bound.at_round(continued)));
-    let (upstream_id, replies) = match ctx.conn.request(&ctx.session, msg).await {
+    // A handshake-era upstream's server requests are asked of a 2026-07-28 client as input
+    // requests; an upstream that speaks 2026-07-28 asks them itself.
+    let asking = (ctx.stateless && !ctx.conn.speaks_stateless())
+        .then(|| super::input_rounds::Asking::new(app, &ctx, &msg));
+    let sent = match asking {
+        Some(_) => ctx.conn.request_taking_input(&ctx.session, msg).await,
+        None => ctx.conn.request(&ctx.session, msg).await,
+    };
+    let (upstream_id, replies) = match sent {
         Ok(sent) => sent,
         Err(e) => return unsent(app, &ctx, e, original_id, (tool, slot, trail)),
     };
@@ -186,7 +200,29 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
     forwarded.tool_list = tool_list;
     forwarded.task_owner = task_owner;
     forwarded.continuation = continuation;
+    forwarded.asking = asking;
     forwarded.into_reply(replies)
+}
+
+/// The retry of a request held while its client answered an input request: it goes on, unless
+/// the policy now refuses it outright (then it is cancelled upstream).
+fn resume(
+    app: &AppState,
+    ctx: &CallContext,
+    method: &str,
+    msg: &Value,
+    held: super::input_rounds::Held,
+) -> Reply {
+    let refused = if method == "tools/call" {
+        tools_call::refuses_going_on(app, ctx, msg)
+    } else {
+        refusal(app, ctx, method, msg)
+    };
+    match refused {
+        // Dropping the held request cancels it upstream.
+        Some(answer) => ctx.answer(answer),
+        None => super::input_rounds::resume(msg, held),
+    }
 }
 
 /// The policy's refusal of a request other than `tools/call` (a hidden tool's prompt, a resource

@@ -14,6 +14,7 @@ mod endpoint;
 mod error;
 mod forward;
 mod handshake;
+pub mod input_rounds;
 mod listen;
 mod listing;
 mod parked;

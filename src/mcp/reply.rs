@@ -324,15 +324,36 @@ pub struct Forwarded {
         Arc<super::continuations::Continuations>,
         super::continuations::Bound,
     )>,
+    /// For a 2026-07-28 client's request to an upstream Airlock translates for: the upstream's
+    /// server requests become input requests to the client (see `input_rounds.rs`).
+    pub asking: Option<super::input_rounds::Asking>,
 }
 
 impl Forwarded {
     /// The reply of the request, as the upstream's reply items arrive: ends after the final one.
     pub fn into_reply(self, replies: ReplyRx) -> Reply {
+        use super::input_rounds::{Item, sort};
         let overflow = self.overflow.clone();
         let stream = futures_util::stream::unfold(Some((self, replies)), |state| async move {
             let (mut forwarded, mut replies) = state?;
-            let item = replies.recv().await?;
+            let item = loop {
+                let item = replies.recv().await?;
+                let Some(asking) = &forwarded.asking else {
+                    break item;
+                };
+                match sort(asking, item) {
+                    Item::Pass(item) => break item,
+                    Item::Refused => {}
+                    Item::Ask(request) => {
+                        let rounds = asking.rounds();
+                        if let Some(state) = rounds.state_for(asking, &request) {
+                            // Held for the retry; this answer ends this request.
+                            let answer = rounds.hold(forwarded, replies, request, state);
+                            return Some((answer, None));
+                        }
+                    }
+                }
+            };
             let (msg, last) = forwarded.render(item);
             if let Some(releasing) = forwarded.releasing.take() {
                 let _ = releasing.await;
@@ -340,6 +361,11 @@ impl Forwarded {
             Some((msg, (!last).then_some((forwarded, replies))))
         });
         Reply::Stream(Messages::new(stream, overflow, FORWARDED_KEEP_ALIVE))
+    }
+
+    /// The answer goes to request `id` from now on (the retry of a request held for input).
+    pub fn answer_as(&mut self, id: Value) {
+        self.original_id = id;
     }
 
     /// Turns a reply item into the message for the client; true when it is the final one.
@@ -357,6 +383,8 @@ impl Forwarded {
             Inbound::Message(mut msg) => {
                 let last = msg.get("method").is_none();
                 if last {
+                    // The request it answers may be a later round's (`input_rounds`).
+                    msg["id"] = self.original_id.clone();
                     self.finish(&msg);
                     if let Some(list) = &self.tool_list {
                         list.apply(&self.upstream, &mut msg);

@@ -158,6 +158,34 @@ pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
     refuse(app, ctx, tool, trail(), outcome, text, id)
 }
 
+/// Whether a call already under way upstream may go on (the retry of a request held for its
+/// client's input): only a refusal outright stops it (a changed definition, the tool hidden or
+/// denied since); then the refusal, recorded like any other.
+pub fn refuses_going_on(app: &AppState, ctx: &CallContext, msg: &Value) -> Option<Value> {
+    let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    let tool = tool_name(msg).ok()?;
+    let gateway = &ctx.gateway;
+    let trail = || Trail::new(app, &gateway.name, tool, &ctx.agent, msg);
+    let refusal = app.pins.refusal(&gateway.name, tool).or_else(|| {
+        gateway.policy.current().refuses_outright(&CallSite {
+            upstream: &gateway.name,
+            tool,
+            agent: &ctx.agent,
+            session: &ctx.rate_key,
+            args: msg.pointer("/params/arguments").unwrap_or(&Value::Null),
+        })
+    })?;
+    Some(refused(
+        app,
+        ctx,
+        tool,
+        trail(),
+        Outcome::Denied,
+        refusal,
+        id,
+    ))
+}
+
 /// The tool a `tools/call` names, or why it names none a server could have.
 fn tool_name(msg: &Value) -> Result<&str, String> {
     let Some(tool) = msg.pointer("/params/name").and_then(Value::as_str) else {
@@ -205,6 +233,19 @@ fn refuse(
     text: String,
     id: Value,
 ) -> Gate {
+    Gate::Refuse(refused(app, ctx, tool, trail, outcome, text, id))
+}
+
+/// The answer to a refused call, recorded in the audit log and the metrics.
+fn refused(
+    app: &AppState,
+    ctx: &CallContext,
+    tool: &str,
+    trail: Trail,
+    outcome: Outcome,
+    text: String,
+    id: Value,
+) -> Value {
     let kind = match outcome {
         Outcome::Denied => "denied",
         Outcome::RateLimited => "rate_limited",
@@ -213,7 +254,7 @@ fn refuse(
     trail.refused(kind, &text);
     tracing::info!(tool, outcome = ?outcome, "tool call refused");
     app.metrics.tool_call(&ctx.gateway.name, tool, outcome);
-    Gate::Refuse(jsonrpc::tool_error_result(id, text))
+    jsonrpc::tool_error_result(id, text)
 }
 
 /// The database key of one of this agent's counters.

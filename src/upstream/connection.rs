@@ -179,7 +179,26 @@ impl Connection {
     pub async fn request(
         &self,
         session: &SessionKey,
+        msg: Value,
+    ) -> Result<(u64, ReplyRx), UpstreamError> {
+        self.send_request(session, msg, false).await
+    }
+
+    /// [`Connection::request`] for a 2026-07-28 client's request whose caller turns the
+    /// upstream's server requests into input requests: they come on its reply stream.
+    pub async fn request_taking_input(
+        &self,
+        session: &SessionKey,
+        msg: Value,
+    ) -> Result<(u64, ReplyRx), UpstreamError> {
+        self.send_request(session, msg, true).await
+    }
+
+    async fn send_request(
+        &self,
+        session: &SessionKey,
         mut msg: Value,
+        takes_input: bool,
     ) -> Result<(u64, ReplyRx), UpstreamError> {
         self.ready().await?;
         self.translate(&mut msg);
@@ -205,6 +224,7 @@ impl Connection {
                     original_id,
                     original_token,
                     reply: tx,
+                    takes_input,
                 },
             );
         }

@@ -171,6 +171,7 @@ impl Shared {
                 original_id: json!(upstream_id),
                 original_token: None,
                 reply: tx,
+                takes_input: false,
             },
         );
         let msg = jsonrpc::request(json!(upstream_id), method, params);

@@ -149,7 +149,7 @@ impl Upstream {
             return None;
         }
         Some(self.agents_own(&self.per_agent, agent, || {
-            Opening::Initialize(airlock_initialize_params(true))
+            Opening::Initialize(airlock_initialize_params())
         }))
     }
 
@@ -228,7 +228,7 @@ impl Upstream {
     /// The connection Airlock holds itself (see the module docs), opened on first use.
     pub fn service(&self) -> &Connection {
         self.service.get_or_init(|| {
-            let params = airlock_initialize_params(self.shares_service_connection());
+            let params = airlock_initialize_params();
             self.open(Opening::Initialize(params), self.shutdown.child_token())
         })
     }
@@ -311,26 +311,21 @@ impl Upstream {
     }
 }
 
-/// The `initialize` params Airlock sends for connections it holds itself. A shared child serves
-/// handshake-era agents, so Airlock declares every client capability and routes server requests to
-/// whichever agent can answer them. A service connection that serves only 2026-07-28 clients
-/// declares none: those clients cannot answer server requests at all.
-fn airlock_initialize_params(serves_sessions: bool) -> Value {
-    let capabilities = if serves_sessions {
-        json!({
+/// The `initialize` params Airlock sends for connections it holds itself. Airlock declares every
+/// client capability: a shared child's server requests go to whichever agent's session can
+/// answer them, and a 2026-07-28 client is asked them as input requests (`mcp::input_rounds`),
+/// when it declared it can answer them; what nobody can answer is refused to the server.
+fn airlock_initialize_params() -> Value {
+    json!({
+        "protocolVersion": crate::protocol::LATEST_HANDSHAKE_VERSION,
+        "capabilities": {
             "roots": {"listChanged": true},
             "sampling": {},
             // Both modes by name: since 2025-11-25 an empty `elicitation` object means form mode
             // only, and servers (e.g. server-everything's `trigger-url-elicitation`) hide the
-            // tools that need URL mode, so agents on a shared child would never see them.
+            // tools that need URL mode, so agents would never see them.
             "elicitation": {"form": {}, "url": {}},
-        })
-    } else {
-        json!({})
-    };
-    json!({
-        "protocolVersion": crate::protocol::LATEST_HANDSHAKE_VERSION,
-        "capabilities": capabilities,
+        },
         "clientInfo": {"name": "airlock", "version": env!("CARGO_PKG_VERSION")},
     })
 }

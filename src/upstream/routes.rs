@@ -40,6 +40,9 @@ pub(super) struct Pending {
     pub(super) original_id: Value,
     pub(super) original_token: Option<Value>,
     pub(super) reply: ReplyTx,
+    /// A 2026-07-28 client's request whose caller turns server requests into input requests
+    /// (see `mcp::input_rounds`): it may be their target though it has no session.
+    pub(super) takes_input: bool,
 }
 
 impl Routes {
@@ -47,27 +50,35 @@ impl Routes {
     /// else the sessions with calls in flight; else every session. Over stdio nothing in the
     /// request names its call, so when the candidates belong to different agents Airlock refuses
     /// rather than show one agent's sampling or elicitation to another (`isolation = "session"`
-    /// avoids the question).
+    /// avoids the question). A 2026-07-28 request has no session: it is a target only when its
+    /// caller takes input requests, and over stdio only when it is the one call in flight.
     pub(super) fn server_request_targets(
         &self,
         related: Option<u64>,
     ) -> Result<Vec<SessionKey>, &'static str> {
         if let Some(pending) = related.and_then(|id| self.pending.get(&id)) {
-            return if self.sessions.contains_key(&pending.session) {
+            return if self.sessions.contains_key(&pending.session) || pending.takes_input {
                 Ok(vec![pending.session.clone()])
             } else {
                 Err("a 2026-07-28 client cannot answer server requests")
             };
         }
-        let busy = self
+        let calls: Vec<&Pending> = self
             .pending
             .values()
-            .map(|p| &p.session)
-            .filter(|s| s.as_ref() != INTERNAL);
+            .filter(|p| p.session.as_ref() != INTERNAL)
+            .collect();
         // A 2026-07-28 call has no session to route to, and its agent may be anyone's.
-        if busy.clone().any(|s| !self.sessions.contains_key(s)) {
-            return Err("a 2026-07-28 call is in flight and cannot take server requests");
+        if calls
+            .iter()
+            .any(|p| !self.sessions.contains_key(&p.session))
+        {
+            return match calls.as_slice() {
+                [only] if only.takes_input => Ok(vec![only.session.clone()]),
+                _ => Err("a 2026-07-28 call is in flight and cannot take server requests"),
+            };
         }
+        let busy = calls.iter().map(|p| &p.session);
         let mut candidates: Vec<SessionKey> = busy.cloned().collect();
         if candidates.is_empty() {
             candidates = self
@@ -121,6 +132,11 @@ mod tests {
     use serde_json::json;
 
     fn routes(sessions: &[(&str, &str)], busy: &[&str]) -> Routes {
+        routes_taking_input(sessions, busy, false)
+    }
+
+    /// `busy` calls whose callers take input requests when `takes_input`.
+    fn routes_taking_input(sessions: &[(&str, &str)], busy: &[&str], takes_input: bool) -> Routes {
         let mut routes = Routes::default();
         for (session, agent) in sessions {
             let (sink, _) = mpsc::channel(1);
@@ -142,6 +158,7 @@ mod tests {
                     original_id: json!(i),
                     original_token: None,
                     reply,
+                    takes_input,
                 },
             );
         }
@@ -185,6 +202,25 @@ mod tests {
         assert!(r.server_request_targets(None).is_err());
         let r = routes(&[("a1", "alice")], &["a1", "stateless:x"]);
         assert!(r.server_request_targets(None).is_err());
+    }
+
+    #[test]
+    fn a_stateless_call_that_takes_input_gets_the_server_requests_that_can_only_be_its() {
+        let r = routes_taking_input(&[("a1", "alice")], &["stateless:x"], true);
+        assert_eq!(
+            names(r.server_request_targets(Some(1))),
+            Ok(vec!["stateless:x".to_owned()])
+        );
+        assert_eq!(
+            names(r.server_request_targets(None)),
+            Ok(vec!["stateless:x".to_owned()]),
+            "the one call in flight"
+        );
+        let r = routes_taking_input(&[("a1", "alice")], &["a1", "stateless:x"], true);
+        assert!(
+            r.server_request_targets(None).is_err(),
+            "two calls in flight: nothing tells whose it is"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod fixture;
 mod fixture_mrtr;
 mod fixture_tools;
 mod forwarder;
+mod input_rounds;
 mod passthrough;
 mod results;
 
@@ -149,11 +150,16 @@ fn fixture_program() -> PathBuf {
     program
 }
 
-/// The fixture program as Airlock's stdio upstream `name` (a child per session).
-fn stdio_fixture(name: &str) -> airlock::config::UpstreamConfig {
+/// The fixture program as Airlock's stdio upstream `name` (a child per session), speaking no
+/// revision after 2025-11-25 when `handshake_only`.
+fn stdio_fixture(name: &str, handshake_only: bool) -> airlock::config::UpstreamConfig {
+    let mut command = vec![fixture_program().display().to_string()];
+    if handshake_only {
+        command.push("--handshake-only".to_owned());
+    }
     airlock::config::UpstreamConfig {
         name: name.to_owned(),
-        command: Some(vec![fixture_program().display().to_string()]),
+        command: Some(command),
         env: Default::default(),
         url: None,
         headers: Default::default(),
@@ -180,7 +186,7 @@ async fn targets() -> Targets {
         &dir,
         ALLOW_ALL,
         hosts,
-        vec![stdio_fixture("conformance-stdio")],
+        vec![stdio_fixture("conformance-stdio", false)],
     )
     .await;
     let forwarder = tokio::spawn(forwarder::serve(

@@ -11,7 +11,7 @@ use super::fixture::Fixture;
 use super::{ALLOW_ALL, airlock_before, spawn_fixture};
 
 /// Airlock under `policy` in front of `fixture`, and what must live as long as it.
-async fn in_front_of(
+pub(super) async fn in_front_of(
     fixture: Fixture,
     policy: &str,
 ) -> (
@@ -240,6 +240,22 @@ async fn a_retry_of_a_tool_denied_since_its_first_round_is_refused() {
         r#"{{"version": "1", "default": "allow", "tools": {{"{tool}": {{"action": "deny", "reason": "not any more"}}}}}}"#
     );
     std::fs::write(dir.path().join("conformance.json"), denying).expect("edit the policy");
+    wait_policy_reloaded(&app).await;
+
+    let retried = call(json!({"name": tool, "arguments": {},
+        "inputResponses": {"confirm": {"action": "accept", "content": {"ok": true}}},
+        "requestState": state}))
+    .await;
+    assert_eq!(retried["result"]["isError"], true, "{retried:#}");
+    assert_eq!(
+        retried["result"]["content"][0]["text"],
+        format!("Denied by policy (conformance.{tool}): not any more"),
+        "{retried:#}"
+    );
+}
+
+/// Waits until `app` has reloaded its policy after an edit.
+pub(super) async fn wait_policy_reloaded(app: &common::TestApp) {
     let deadline = tokio::time::Instant::now() + common::WAIT;
     while !app
         .store
@@ -255,17 +271,6 @@ async fn a_retry_of_a_tool_denied_since_its_first_round_is_refused() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-
-    let retried = call(json!({"name": tool, "arguments": {},
-        "inputResponses": {"confirm": {"action": "accept", "content": {"ok": true}}},
-        "requestState": state}))
-    .await;
-    assert_eq!(retried["result"]["isError"], true, "{retried:#}");
-    assert_eq!(
-        retried["result"]["content"][0]["text"],
-        format!("Denied by policy (conformance.{tool}): not any more"),
-        "{retried:#}"
-    );
 }
 
 #[tokio::test]
@@ -280,7 +285,7 @@ async fn a_2026_stdio_upstreams_subscription_reaches_its_listener_under_the_list
     // they are; it is Airlock's id for the request, and the listener gets its own back.
     let (addr, _fixture) = spawn_fixture(Fixture::default()).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let stdio = vec![super::stdio_fixture("stdio")];
+    let stdio = vec![super::stdio_fixture("stdio", false)];
     let app = airlock_before(addr, &dir, ALLOW_ALL, String::new(), stdio).await;
     listens_to_list_changes(&app, "stdio").await;
 }
