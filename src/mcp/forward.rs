@@ -119,9 +119,13 @@ pub async fn forward(app: &AppState, mut ctx: CallContext, mut msg: Value) -> Re
         .to_owned();
     tracing::Span::current().record("method", method.as_str());
     if ctx.stateless
+        && !ctx.conn.speaks_stateless()
         && let Some(held) = app.input_rounds.take(&ctx, &msg)
     {
-        return resume(app, &ctx, &method, &msg, held);
+        return match held {
+            Ok(held) => resume(app, &ctx, &method, &msg, held),
+            Err(refusal) => ctx.answer(refusal),
+        };
     }
     let mut continued = 0;
     let (tool, slot, trail) = if method == "tools/call" {
@@ -219,9 +223,11 @@ fn resume(
         refusal(app, ctx, method, msg)
     };
     match refused {
-        // Dropping the held request cancels it upstream.
-        Some(answer) => ctx.answer(answer),
-        None => super::input_rounds::resume(msg, held),
+        Some(answer) => {
+            held.refused("the policy refuses it now");
+            ctx.answer(answer)
+        }
+        None => held.resume(msg),
     }
 }
 

@@ -344,13 +344,11 @@ impl Forwarded {
                 match sort(asking, item) {
                     Item::Pass(item) => break item,
                     Item::Refused => {}
-                    Item::Ask(request) => {
+                    Item::Ask(request, state) => {
+                        // Held for the retry; this answer ends this request.
                         let rounds = asking.rounds();
-                        if let Some(state) = rounds.state_for(asking, &request) {
-                            // Held for the retry; this answer ends this request.
-                            let answer = rounds.hold(forwarded, replies, request, state);
-                            return Some((answer, None));
-                        }
+                        let answer = rounds.hold(forwarded, replies, request, state);
+                        return Some((answer, None));
                     }
                 }
             };

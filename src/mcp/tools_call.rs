@@ -108,8 +108,8 @@ pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
         return refuse(app, ctx, tool, trail(), Outcome::Denied, refusal, id);
     }
     if let Some(round) = continues(app, ctx, tool, msg) {
-        return match policy.refuses_outright(&call) {
-            Some(refusal) => refuse(app, ctx, tool, trail(), Outcome::Denied, refusal, id),
+        return match refuses_going_on(app, ctx, msg) {
+            Some(answer) => Gate::Refuse(answer),
             None => admit(app, ctx, (tool, round), None, trail(), CONTINUES, id).await,
         };
     }

@@ -284,7 +284,8 @@ impl Redactor {
                     // Key material is masked even where its letters spell a secret's name
                     // (a random run holding `ApiKey` is still a value, not a name).
                     _ if self.is_secret_value(&word) => {
-                        armed = None;
+                        // A random-looking secret name (`X-Api-Key-3f9a...`) still arms.
+                        armed = self.is_secret_name(&word).then_some(false);
                         true
                     }
                     // In free text a bare `token=` or `session:` is taken at its word.

@@ -175,6 +175,17 @@ impl Connection {
         self.0.stateless.load(Ordering::Relaxed)
     }
 
+    /// Whether the upstream answered a `server/discover` probe at all.
+    pub(super) fn probe_answered(&self) -> bool {
+        self.0.probe_answered()
+    }
+
+    /// Marks the connection as one agent's alone (`isolation = "agent"`): a server request on
+    /// it that names no call may go to that agent's one 2026-07-28 call in flight.
+    pub(super) fn serve_one_agent(&self) {
+        self.0.routes().one_agent = true;
+    }
+
     /// Sends a downstream request upstream; returns the upstream id and the reply stream.
     pub async fn request(
         &self,
@@ -225,6 +236,8 @@ impl Connection {
                     original_token,
                     reply: tx,
                     takes_input,
+                    listens: msg.get("method").and_then(Value::as_str)
+                        == Some("subscriptions/listen"),
                 },
             );
         }

@@ -71,6 +71,8 @@ pub(super) struct Shared {
     /// client's requests then pass through as they came, instead of being translated into the
     /// upstream session's revision.
     pub(super) stateless: AtomicBool,
+    /// The upstream answered the `server/discover` probe (see [`Shared::probe_stateless`]).
+    probe_answered: AtomicBool,
     routes: Mutex<Routes>,
 }
 
@@ -89,6 +91,9 @@ impl Shared {
         stop: CancellationToken,
     ) -> Self {
         let (state, _) = watch::channel(LinkState::Starting);
+        // A link opened with `server/discover` comes up only if the server speaks 2026-07-28:
+        // its requests are never translated, even before it is up.
+        let stateless = matches!(opening, Opening::Discover);
         Self {
             upstream,
             opening,
@@ -96,7 +101,8 @@ impl Shared {
             state,
             stop,
             next_id: AtomicU64::new(1),
-            stateless: AtomicBool::new(false),
+            stateless: AtomicBool::new(stateless),
+            probe_answered: AtomicBool::new(false),
             routes: Mutex::new(Routes::default()),
         }
     }
@@ -162,6 +168,24 @@ impl Shared {
         params: Value,
         within: Duration,
     ) -> Result<Value, UpstreamError> {
+        let answer = self.internal_answer_within(method, params, within).await?;
+        match (answer.get("result"), answer.get("error")) {
+            (Some(result), _) => Ok(result.clone()),
+            (_, error) => Err(self.unavailable(format!(
+                "{method} failed: {}",
+                error.map(Value::to_string).unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// The upstream's answer (a result or an error) to a request of Airlock's own, within
+    /// `within`; an error when none came.
+    async fn internal_answer_within(
+        self: &Arc<Self>,
+        method: &str,
+        params: Value,
+        within: Duration,
+    ) -> Result<Value, UpstreamError> {
         let upstream_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = reply_channel();
         self.routes().pending.insert(
@@ -172,6 +196,7 @@ impl Shared {
                 original_token: None,
                 reply: tx,
                 takes_input: false,
+                listens: false,
             },
         );
         let msg = jsonrpc::request(json!(upstream_id), method, params);
@@ -197,14 +222,7 @@ impl Shared {
             )))
         });
         self.forget(upstream_id);
-        let answer = answer?;
-        match (answer.get("result"), answer.get("error")) {
-            (Some(result), _) => Ok(result.clone()),
-            (_, error) => Err(self.unavailable(format!(
-                "{method} failed: {}",
-                error.map(Value::to_string).unwrap_or_default()
-            ))),
-        }
+        answer
     }
 
     /// Brings the link up as its [`Opening`] says and marks it up.
@@ -230,25 +248,39 @@ impl Shared {
 
     /// Asks the upstream whether it answers 2026-07-28 requests itself (`server/discover`
     /// listing that revision) and notes the answer; any other answer, or none within
-    /// [`PROBE_TIMEOUT`], is a no.
+    /// [`PROBE_TIMEOUT`], is a no (and [`Shared::probe_answered`] tells the two apart).
     pub(super) async fn probe_stateless(self: &Arc<Self>) -> Result<Value, UpstreamError> {
         let params = json!({"_meta": crate::protocol::stateless_meta()});
-        let discovered = self
-            .internal_request_within("server/discover", params, PROBE_TIMEOUT)
-            .await;
-        let speaks = discovered
-            .as_ref()
-            .is_ok_and(crate::protocol::lists_stateless);
+        let answer = self
+            .internal_answer_within("server/discover", params, PROBE_TIMEOUT)
+            .await?;
+        self.probe_answered.store(true, Ordering::Relaxed);
+        let discovered = answer
+            .get("result")
+            .filter(|r| crate::protocol::lists_stateless(r));
+        let speaks = discovered.is_some();
         tracing::debug!(upstream = %self.upstream, speaks, "probed for 2026-07-28");
         self.stateless.store(speaks, Ordering::Relaxed);
-        match discovered {
-            Ok(result) if speaks => Ok(result),
-            Ok(_) => Err(self.unavailable(format!(
+        discovered.cloned().ok_or_else(|| {
+            self.unavailable(format!(
                 "it does not speak {}",
                 crate::protocol::STATELESS_VERSION
-            ))),
-            Err(e) => Err(e),
-        }
+            ))
+        })
+    }
+
+    /// Whether the upstream answered a `server/discover` probe (with a result or an error),
+    /// rather than staying silent or going away.
+    pub(super) fn probe_answered(&self) -> bool {
+        self.probe_answered.load(Ordering::Relaxed)
+    }
+
+    /// Whether this link, opened with `server/discover` only, was answered without 2026-07-28:
+    /// it can never come up.
+    pub(super) fn refused_revision(&self) -> bool {
+        matches!(self.opening, Opening::Discover)
+            && self.probe_answered()
+            && !self.stateless.load(Ordering::Relaxed)
     }
 
     /// The 2026-07-28 opening: `server/discover` and nothing more. What callers read from an
@@ -356,7 +388,9 @@ impl Shared {
             .pointer_mut("/params/_meta")
             .and_then(|meta| meta.get_mut(crate::protocol::META_SUBSCRIPTION_ID));
         if let Some(tag) = subscription
-            && let Some(pending) = tag.as_u64().and_then(|id| routes.pending.get(&id))
+            && let Some(id) = tag.as_u64()
+            && related.is_none_or(|related| related == id)
+            && let Some(pending) = routes.pending.get(&id).filter(|p| p.listens)
         {
             *tag = pending.original_id.clone();
             pending.reply.send(Inbound::Message(msg));

@@ -13,17 +13,20 @@
 //! its own, opened with `server/discover` instead of `initialize` (a child takes one lifecycle
 //! for its whole life, so the handshake-era one cannot): one for all of them, or one per agent
 //! with `isolation = "agent"`. Their requests then pass through as they came, multi-round-trip
-//! results and all. Whether it does is probed once, when the first 2026-07-28 request comes;
-//! a server that does not (or does not answer within 5 s) keeps them translated as above.
+//! results and all. Whether it does is probed when the first 2026-07-28 request comes (see
+//! `native`); a server that does not keeps them translated as above.
 //!
 //! Which keeps agents apart: `shared` does not (one process for all: a notification not tied to a
 //! request, such as a log line or a resource update, goes to every agent's sessions, and whatever
-//! state the server keeps is common); `agent` and `session` do.
+//! state the server keeps is common); `agent` does; `session` does for handshake-era sessions,
+//! while 2026-07-28 clients share one child under it (a stateless server keeps no state between
+//! their requests).
 
 pub mod catalogue;
 mod connection;
 mod http;
 mod link;
+mod native;
 mod reply;
 mod routes;
 mod stdio;
@@ -85,10 +88,8 @@ type AgentConnections = std::sync::Mutex<std::collections::HashMap<String, Conne
 /// A stdio upstream's children for 2026-07-28 clients, when it speaks that revision itself.
 #[derive(Default)]
 struct NativeStateless {
-    /// Whether it does: probed once, by the first 2026-07-28 request.
-    speaks: tokio::sync::OnceCell<bool>,
-    /// The child all 2026-07-28 clients share (isolation `shared` or `session`).
-    shared: OnceLock<Connection>,
+    /// Whether it does, and (isolation `shared` or `session`) the child all of them share.
+    probe: native::NativeProbe,
     /// Each agent's own (isolation `agent`).
     per_agent: AgentConnections,
 }
@@ -164,7 +165,11 @@ impl Upstream {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(agent.to_owned())
-            .or_insert_with(|| self.open(opening(), self.shutdown.child_token()))
+            .or_insert_with(|| {
+                let conn = self.open(opening(), self.shutdown.child_token());
+                conn.serve_one_agent();
+                conn
+            })
             .clone()
     }
 
@@ -185,44 +190,20 @@ impl Upstream {
         if !matches!(self.transport, Transport::Stdio { .. }) {
             return None;
         }
-        let speaks = *self
+        let per_agent = self.isolation == Isolation::Agent;
+        let open = || self.open(Opening::Discover, self.shutdown.child_token());
+        let native::Verdict::Speaks(shared) = self
             .native
-            .speaks
-            .get_or_init(|| self.probe_native(agent))
-            .await;
-        if !speaks {
+            .probe
+            .verdict(&self.name, !per_agent, open)
+            .await
+        else {
             return None;
-        }
-        if self.isolation == Isolation::Agent {
+        };
+        if per_agent {
             return Some(self.agents_own(&self.native.per_agent, agent, || Opening::Discover));
         }
-        self.native.shared.get().cloned()
-    }
-
-    /// Starts a child with `server/discover` and keeps it if it speaks 2026-07-28 (as the
-    /// shared one, or as `agent`'s own with `isolation = "agent"`).
-    async fn probe_native(&self, agent: &str) -> bool {
-        let child = self.open(Opening::Discover, self.shutdown.child_token());
-        match child.ready().await {
-            Ok(_) => {
-                tracing::info!(upstream = %self.name, "the upstream speaks 2026-07-28: that revision's clients get children of their own, spoken to in it");
-                if self.isolation == Isolation::Agent {
-                    self.native
-                        .per_agent
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(agent.to_owned(), child);
-                } else if let Err(spare) = self.native.shared.set(child) {
-                    spare.stop();
-                }
-                true
-            }
-            Err(e) => {
-                tracing::info!(upstream = %self.name, cause = %e, "2026-07-28 clients are translated into the handshake era for this upstream");
-                child.stop();
-                false
-            }
-        }
+        shared
     }
 
     /// The connection Airlock holds itself (see the module docs), opened on first use.

@@ -23,6 +23,8 @@ pub(super) struct Routes {
     pub(super) by_downstream: HashMap<(SessionKey, String), u64>,
     /// Server-to-client requests awaiting an answer: id key → sessions it was sent to.
     pub(super) server_requests: HashMap<String, Vec<SessionKey>>,
+    /// The connection is one agent's alone (`isolation = "agent"`).
+    pub(super) one_agent: bool,
 }
 
 pub(super) struct SessionRoute {
@@ -43,6 +45,8 @@ pub(super) struct Pending {
     /// A 2026-07-28 client's request whose caller turns server requests into input requests
     /// (see `mcp::input_rounds`): it may be their target though it has no session.
     pub(super) takes_input: bool,
+    /// A `subscriptions/listen` request: notifications tagged with its id are its.
+    pub(super) listens: bool,
 }
 
 impl Routes {
@@ -73,8 +77,10 @@ impl Routes {
             .iter()
             .any(|p| !self.sessions.contains_key(&p.session))
         {
+            // Only on one agent's own connection: elsewhere the request may be another
+            // agent's (a task of theirs asking after its call returned).
             return match calls.as_slice() {
-                [only] if only.takes_input => Ok(vec![only.session.clone()]),
+                [only] if only.takes_input && self.one_agent => Ok(vec![only.session.clone()]),
                 _ => Err("a 2026-07-28 call is in flight and cannot take server requests"),
             };
         }
@@ -137,7 +143,10 @@ mod tests {
 
     /// `busy` calls whose callers take input requests when `takes_input`.
     fn routes_taking_input(sessions: &[(&str, &str)], busy: &[&str], takes_input: bool) -> Routes {
-        let mut routes = Routes::default();
+        let mut routes = Routes {
+            one_agent: true,
+            ..Routes::default()
+        };
         for (session, agent) in sessions {
             let (sink, _) = mpsc::channel(1);
             routes.sessions.insert(
@@ -159,6 +168,7 @@ mod tests {
                     original_token: None,
                     reply,
                     takes_input,
+                    listens: false,
                 },
             );
         }
@@ -220,6 +230,12 @@ mod tests {
         assert!(
             r.server_request_targets(None).is_err(),
             "two calls in flight: nothing tells whose it is"
+        );
+        let mut shared = routes_taking_input(&[], &["stateless:x"], true);
+        shared.one_agent = false;
+        assert!(
+            shared.server_request_targets(None).is_err(),
+            "on a child several agents use, it may be another agent's"
         );
     }
 

@@ -112,6 +112,12 @@ pub(super) async fn supervise(shared: Arc<Shared>, wire: Arc<StdioWire>, spec: C
         if shared.stop.is_cancelled() {
             break;
         }
+        if shared.refused_revision() {
+            // Asked for 2026-07-28 and answered without it: no restart will change that.
+            tracing::debug!(upstream = %shared.upstream, %cause, "not a 2026-07-28 server");
+            shared.set_state(LinkState::Down(cause));
+            return;
+        }
         if started.elapsed() > HEALTHY_AFTER {
             backoff = FIRST_BACKOFF;
         }

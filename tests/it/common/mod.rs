@@ -378,6 +378,28 @@ impl TestApp {
             .collect()
     }
 
+    /// Waits until the audit log holds an event of `kind` (events of calls the policy decided
+    /// are written in batches, a moment after the call); the first such event.
+    pub async fn wait_audit_event(&self, kind: &str) -> airlock::domain::AuditEvent {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let events = self
+                .store
+                .audit_events_after(0, 1000)
+                .await
+                .expect("the audit log");
+            if let Some(event) = events.iter().find(|e| e.kind == kind) {
+                return event.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {kind} event in the audit log: {:?}",
+                events.iter().map(|e| &e.kind).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Makes the demo upstream list `tool` with `description` from its next `tools/list` on
     /// (a rug pull).
     pub fn rewrite_description(&self, tool: &str, description: &str) {
