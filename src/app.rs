@@ -51,7 +51,7 @@ pub enum StartupError {
     UpstreamUrl {
         upstream: String,
         #[source]
-        source: url::ParseError,
+        source: crate::upstream::UrlError,
     },
     #[error("cannot listen on {addr}: {source} (is another Airlock running? change server.listen)")]
     Bind {
@@ -60,7 +60,7 @@ pub enum StartupError {
         source: std::io::Error,
     },
     #[error("cannot build the HTTP client for upstreams")]
-    HttpClient(#[source] reqwest::Error),
+    HttpClient(#[source] crate::upstream::ClientError),
 }
 
 /// One upstream as agents reach it (`/mcp/{name}`): its connections, and the policy its calls are
@@ -201,10 +201,7 @@ fn gateways(
     stop: &CancellationToken,
     redactor: &Arc<crate::redact::Redactor>,
 ) -> Result<BTreeMap<UpstreamName, Arc<Gateway>>, StartupError> {
-    let http_client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(StartupError::HttpClient)?;
+    let http_client = crate::upstream::HttpClient::new().map_err(StartupError::HttpClient)?;
     let mut gateways = BTreeMap::new();
     for upstream in &config.upstreams {
         let policy =

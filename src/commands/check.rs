@@ -136,7 +136,8 @@ async fn check_upstream(
     } else {
         let runtime = Upstream::new(
             upstream,
-            reqwest::Client::new(),
+            crate::upstream::HttpClient::new()
+                .map_err(|e| CommandError::Invalid(format!("upstream {}: {e}", upstream.name)))?,
             shutdown.child_token(),
             std::sync::Arc::new(crate::redact::Redactor::new(&config.redaction)),
         )

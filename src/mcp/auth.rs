@@ -94,7 +94,8 @@ pub async fn authenticate(
         .filter(|t| !t.is_empty())
         .ok_or(AuthError::Missing)?;
     let digest = sha256_hex(token.as_bytes());
-    let task_key = crate::secrets::TaskKey::of_token(token);
+    // A cached identity has its task key; it is derived (a hash) only when one is made.
+    let task_key = || crate::secrets::TaskKey::of_token(token);
     if let Some(agent) = config
         .agents
         .iter()
@@ -103,7 +104,7 @@ pub async fn authenticate(
         return Ok(AgentIdentity {
             name: crate::domain::AgentName::new(agent.name.as_str()),
             token_sha256: digest,
-            task_key,
+            task_key: task_key(),
         });
     }
     if let Some(agent) = cache.get(&digest, TOKEN_CACHE_TTL) {
@@ -124,7 +125,7 @@ pub async fn authenticate(
             let agent = AgentIdentity {
                 name: agent.name,
                 token_sha256: digest,
-                task_key,
+                task_key: task_key(),
             };
             cache.put(&agent);
             Ok(agent)

@@ -44,6 +44,17 @@ pub use reply::{Inbound, ReplyRx};
 
 use crate::config::{Isolation, UpstreamConfig};
 
+pub use http::{ClientError, HttpClient};
+
+/// Why an upstream's URL cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    #[error("not a URL")]
+    Parse(#[from] url::ParseError),
+    #[error("not a URL an HTTP request can name")]
+    Uri(#[from] ::http::uri::InvalidUri),
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     #[error("Upstream {upstream} unavailable: {cause}")]
@@ -62,10 +73,16 @@ enum Transport {
         /// Masks secrets in the lines the child writes to stderr before they are logged.
         redactor: Arc<crate::redact::Redactor>,
     },
-    Http {
-        url: url::Url,
-        headers: axum::http::HeaderMap,
-    },
+    Http(Box<HttpTarget>),
+}
+
+/// Where an HTTP upstream is.
+#[derive(Debug, Clone)]
+struct HttpTarget {
+    url: url::Url,
+    /// `url` as requests name it.
+    uri: ::http::Uri,
+    headers: axum::http::HeaderMap,
 }
 
 /// One configured upstream at run time: its transport and service connection.
@@ -73,7 +90,7 @@ pub struct Upstream {
     pub name: Arc<str>,
     transport: Transport,
     isolation: Isolation,
-    http_client: reqwest::Client,
+    http_client: HttpClient,
     service: OnceLock<Connection>,
     /// With `isolation = "agent"`: each agent's own child, by agent name.
     per_agent: AgentConnections,
@@ -98,23 +115,27 @@ impl Upstream {
     /// Prepares an upstream; a shared stdio child is started at once, so `/readyz` can tell.
     pub fn new(
         config: &UpstreamConfig,
-        http_client: reqwest::Client,
+        http_client: HttpClient,
         shutdown: CancellationToken,
         redactor: Arc<crate::redact::Redactor>,
-    ) -> Result<Arc<Self>, url::ParseError> {
+    ) -> Result<Arc<Self>, UrlError> {
         let transport = match (&config.command, &config.url) {
             (Some(argv), _) => Transport::Stdio {
                 argv: argv.clone(),
                 env: config.env.clone(),
                 redactor,
             },
-            (None, url) => Transport::Http {
-                url: url::Url::parse(url.as_deref().unwrap_or_default())?,
-                headers: http::header_map(&config.headers),
-            },
+            (None, url) => {
+                let url = url::Url::parse(url.as_deref().unwrap_or_default())?;
+                Transport::Http(Box::new(HttpTarget {
+                    uri: url.as_str().parse()?,
+                    url,
+                    headers: http::header_map(&config.headers),
+                }))
+            }
         };
         let isolation = match transport {
-            Transport::Http { .. } => Isolation::Session,
+            Transport::Http(_) => Isolation::Session,
             Transport::Stdio { .. } => config.isolation.unwrap_or(Isolation::Shared),
         };
         let upstream = Arc::new(Self {
@@ -267,11 +288,13 @@ impl Upstream {
                 tokio::spawn(stdio::supervise(conn.0.clone(), wire, spec));
                 conn
             }
-            Transport::Http { url, headers } => {
+            Transport::Http(target) => {
+                let HttpTarget { url, uri, headers } = target.as_ref().clone();
                 let wire = Arc::new(http::HttpWire::new(
                     self.http_client.clone(),
-                    url.clone(),
-                    headers.clone(),
+                    url,
+                    uri,
+                    headers,
                 ));
                 let conn = Connection::new(
                     self.name.clone(),

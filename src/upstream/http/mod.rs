@@ -13,7 +13,11 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+mod client;
 mod stream;
+
+pub use client::{ClientError, HttpClient};
+use client::Response;
 
 use stream::{ERROR_SNIPPET_BYTES, read_capped, read_events, route_response};
 
@@ -49,8 +53,10 @@ impl From<UpstreamError> for PostError {
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
 pub(super) struct HttpWire {
-    client: reqwest::Client,
+    client: HttpClient,
     url: url::Url,
+    /// `url` as requests name it.
+    uri: http::Uri,
     headers: HeaderMap,
     session: std::sync::Mutex<Option<HeaderValue>>,
     /// Serializes handshakes so concurrent first calls initialize once.
@@ -58,10 +64,11 @@ pub(super) struct HttpWire {
 }
 
 impl HttpWire {
-    pub(super) fn new(client: reqwest::Client, url: url::Url, headers: HeaderMap) -> Self {
+    pub(super) fn new(client: HttpClient, url: url::Url, uri: http::Uri, headers: HeaderMap) -> Self {
         Self {
             client,
             url,
+            uri,
             headers,
             session: std::sync::Mutex::new(None),
             handshake: Mutex::new(()),
@@ -94,11 +101,11 @@ impl HttpWire {
 
     /// "cannot reach http://host/path: connection refused", with no credentials of the URL in it:
     /// this text reaches agents and `/readyz`.
-    fn unreachable(&self, shared: &Shared, e: reqwest::Error) -> UpstreamError {
+    fn unreachable(&self, shared: &Shared, e: &client::SendError) -> UpstreamError {
         shared.unavailable(format!(
             "cannot reach {}: {}",
             display_url(&self.url),
-            error_chain(&e.without_url())
+            error_chain(e)
         ))
     }
 
@@ -109,11 +116,11 @@ impl HttpWire {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
     }
 
-    fn post(&self, shared: &Shared, msg: &Value) -> reqwest::RequestBuilder {
+    fn post(&self, shared: &Shared, msg: &Value) -> client::RequestBuilder {
         let request = self
             .client
-            .post(self.url.clone())
-            .headers(self.headers.clone())
+            .post(&self.uri)
+            .headers(&self.headers)
             .header(header::ACCEPT, "application/json, text/event-stream")
             .json(msg);
         if crate::protocol::is_stateless_message(msg) {
@@ -173,7 +180,7 @@ impl HttpWire {
             .post(shared, msg)
             .send()
             .await
-            .map_err(|e| self.unreachable(shared, e))?;
+            .map_err(|e| self.unreachable(shared, &e))?;
         if response.status() == StatusCode::NOT_FOUND && sent_with.is_some() && !in_handshake {
             // Only the first call to see the old session expire resets it; later ones find the
             // new session already there and just send again.
@@ -185,7 +192,7 @@ impl HttpWire {
                 .post(shared, msg)
                 .send()
                 .await
-                .map_err(|e| self.unreachable(shared, e))?;
+                .map_err(|e| self.unreachable(shared, &e))?;
         }
         let status = response.status();
         // A 2026-07-28 server refuses a request with an HTTP error and a JSON-RPC error in the
@@ -223,12 +230,12 @@ impl HttpWire {
 
     /// Reopens a request's cut stream: `GET` with `Last-Event-ID` on the session. `None` when the
     /// server will not (no session, or not a success with an event stream).
-    async fn resume(&self, shared: &Shared, last_event_id: &str) -> Option<reqwest::Response> {
+    async fn resume(&self, shared: &Shared, last_event_id: &str) -> Option<Response> {
         let session = self.session()?;
         let mut request = self
             .client
-            .get(self.url.clone())
-            .headers(self.headers.clone())
+            .get(&self.uri)
+            .headers(&self.headers)
             .header(header::ACCEPT, "text/event-stream")
             .header(SESSION_HEADER, session)
             .header("last-event-id", last_event_id);
@@ -264,8 +271,8 @@ impl HttpWire {
         while !shared.stop.is_cancelled() && wire.session().as_ref() == Some(&session) {
             let mut request = wire
                 .client
-                .get(wire.url.clone())
-                .headers(wire.headers.clone())
+                .get(&wire.uri)
+                .headers(&wire.headers)
                 .header(header::ACCEPT, "text/event-stream")
                 .header(SESSION_HEADER, session.clone());
             if let Some(version) = negotiated_version(&shared) {
@@ -305,8 +312,8 @@ impl HttpWire {
         if let Some(session) = self.session() {
             let _ = self
                 .client
-                .delete(self.url.clone())
-                .headers(self.headers.clone())
+                .delete(&self.uri)
+                .headers(&self.headers)
                 .header(SESSION_HEADER, session)
                 .send()
                 .await;
@@ -377,7 +384,7 @@ impl Wire for Arc<HttpWire> {
 
 /// A 2026-07-28 request as that revision posts it: no session, its version, and the routing
 /// headers a server (or another gateway) may route and check it by.
-fn stateless_headers(request: reqwest::RequestBuilder, msg: &Value) -> reqwest::RequestBuilder {
+fn stateless_headers(request: client::RequestBuilder, msg: &Value) -> client::RequestBuilder {
     use crate::protocol::{METHOD_HEADER, NAME_HEADER, STATELESS_VERSION};
     let method = msg
         .get("method")
@@ -410,7 +417,7 @@ fn header_value(text: &str) -> String {
     }
 }
 
-fn is_json(response: &reqwest::Response) -> bool {
+fn is_json(response: &Response) -> bool {
     response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -456,10 +463,11 @@ fn display_url(url: &url::Url) -> String {
     url.origin().ascii_serialization()
 }
 
-/// A reqwest error with its causes, e.g. "error sending request: connection refused".
-pub(super) fn error_chain(e: &reqwest::Error) -> String {
+/// An error with its causes, e.g. "the request failed: client error (Connect): tcp connect
+/// error: Connection refused (os error 111)".
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = e.source();
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());

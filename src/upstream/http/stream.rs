@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use sse_stream::SseStream;
 
+use super::client::{Response, body_stream};
 use super::{PostError, error_chain};
 use crate::upstream::link::Shared;
 
@@ -22,7 +23,7 @@ use crate::upstream::link::Shared;
 pub(super) async fn route_response(
     wire: &Arc<super::HttpWire>,
     shared: &Arc<Shared>,
-    response: reqwest::Response,
+    response: Response,
     related: Option<u64>,
 ) -> Result<(), PostError> {
     let status = response.status();
@@ -113,12 +114,12 @@ pub(super) struct Seen {
 
 pub(super) async fn read_events(
     shared: &Arc<Shared>,
-    response: reqwest::Response,
+    response: Response,
     related: Option<u64>,
 ) -> Seen {
     let mut seen = Seen::default();
     let mut events =
-        SseStream::from_bytes_stream(bounded_events(response.bytes_stream(), MAX_BODY_BYTES));
+        SseStream::from_bytes_stream(bounded_events(body_stream(response), MAX_BODY_BYTES));
     while let Some(event) = events.next().await {
         let event = match event {
             Ok(event) => event,
@@ -162,17 +163,18 @@ pub(super) const ERROR_SNIPPET_BYTES: usize = 4096;
 /// Reads a response body of at most `limit` bytes: past it, the body is cut (`truncate`, for
 /// error pages) or refused.
 pub(super) async fn read_capped(
-    mut response: reqwest::Response,
+    response: Response,
     limit: usize,
     truncate: bool,
 ) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| {
-        format!(
-            "reading the response failed: {}",
-            error_chain(&e.without_url())
-        )
-    })? {
+    let mut chunks = std::pin::pin!(body_stream(response));
+    while let Some(chunk) = chunks
+        .next()
+        .await
+        .transpose()
+        .map_err(|e| format!("reading the response failed: {}", error_chain(&e)))?
+    {
         if body.len() + chunk.len() > limit {
             if truncate {
                 body.extend_from_slice(&chunk[..limit - body.len()]);
