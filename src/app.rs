@@ -268,7 +268,7 @@ impl Application {
         record_policies(&store, &gateways).await?;
         let audit_stop = CancellationToken::new();
         let (audit, audit_task) =
-            crate::audit::AuditWriter::start(store.clone(), audit_stop.clone());
+            crate::audit::AuditWriter::start(store.for_batches()?, audit_stop.clone());
         let state = AppState {
             pins: pins(&config, &store, &audit).await?,
             approvals,

@@ -31,7 +31,9 @@ const BATCH: usize = 512;
 pub const ADMIT_WAIT: Duration = Duration::from_secs(5);
 /// The longest pause between two attempts to write a batch.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How long the first event of a quiet moment waits for others to join its batch.
+/// How long the first event of a quiet moment waits for others to join its batch, and the
+/// least time between two commits: a commit's fixed cost (its WAL pages, the head row) is paid
+/// at most this often, however the calls come.
 const LINGER: Duration = Duration::from_millis(20);
 /// Characters kept of a text field (a tool name or detail the agent controls).
 const MAX_FIELD: usize = 4096;
@@ -158,6 +160,7 @@ impl Overflow {
 impl AuditWriter {
     /// Starts the writer task on `store`; it ends after `stop` is cancelled and what it holds is
     /// written. Await the handle to be sure of that.
+    /// Starts the writer; it appends through `store` (see [`Store::for_batches`]).
     pub fn start(store: Store, stop: CancellationToken) -> (Self, JoinHandle<()>) {
         let (queue, events) = mpsc::channel(CAPACITY);
         let overflow = Arc::new(Overflow::default());
@@ -247,11 +250,22 @@ async fn run(
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut last_write = tokio::time::Instant::now();
     loop {
         if stop.is_cancelled() {
             break;
         }
         gather(&mut events, &overflow, &mut batch);
+        // Events that came during the last write wait out the rest of its linger: under a
+        // steady load batches are then LINGER apart, not as small as a write is short.
+        let since = last_write.elapsed();
+        if !batch.is_empty() && batch.len() < BATCH && since < LINGER {
+            tokio::select! {
+                () = tokio::time::sleep(LINGER - since) => {}
+                () = stop.cancelled() => {}
+            }
+            gather(&mut events, &overflow, &mut batch);
+        }
         if batch.is_empty() {
             tokio::select! {
                 received = events.recv_many(&mut batch, BATCH) => {
@@ -271,6 +285,7 @@ async fn run(
                 () = stop.cancelled() => break,
             }
         }
+        last_write = tokio::time::Instant::now();
         write(&store, &mut batch, &stats, &stop).await;
     }
     // Shutting down: take nothing new, write what is queued.

@@ -139,10 +139,11 @@ pub struct ResultSummary {
 impl ResultSummary {
     /// The size and digest of a `tools/call` result (its JSON text), and its `isError`.
     pub fn of(result: &serde_json::Value) -> Self {
-        let bytes = result.to_string();
+        // The JSON text as `to_string` writes it, written straight into bytes.
+        let bytes = serde_json::to_vec(result).unwrap_or_default();
         Self {
             bytes: bytes.len(),
-            sha256: crate::secrets::sha256_hex(bytes.as_bytes()),
+            sha256: crate::secrets::sha256_hex(&bytes),
             is_error: result.get("isError") == Some(&serde_json::Value::Bool(true)),
         }
     }

@@ -110,6 +110,11 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// What every SQLite connection runs first. secure_delete: freed space is zeroed, so a call's
+/// scrubbed arguments do not linger in the file (see `redact`).
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
+
 /// The PostgreSQL channel on which decisions are announced (payload: the call's id).
 const DECISIONS_CHANNEL: &str = "airlock_decisions";
 
@@ -146,16 +151,7 @@ impl Store {
                 }
                 let pool = options
                     .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(
-                                // secure_delete: freed space is zeroed, so a call's scrubbed
-                                // arguments do not linger in the file (see `redact`).
-                                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
-                                 PRAGMA secure_delete = ON;",
-                            )
-                            .await
-                            .map(|_| ())
-                        })
+                        Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) })
                     })
                     .connect(&sqlite_url(&config.url))
                     .await
@@ -187,6 +183,39 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A handle on the same database for the audit writer's batches. On SQLite it is a
+    /// connection of its own (its page cache stays warm, its statements prepared) that commits
+    /// without waiting for the disk (`synchronous = NORMAL`): the WAL is written before the
+    /// commit returns, so Airlock crashing loses nothing committed, while the machine crashing
+    /// may lose the last batches, as it loses the events still queued. Everything else (a
+    /// parked call's events commit with the change) keeps `FULL`, and a later `FULL` commit
+    /// makes the batches before it durable too. On PostgreSQL, the same pool.
+    pub fn for_batches(&self) -> Result<Store, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(self.clone());
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(SQLITE_PRAGMAS).await?;
+                    conn.execute("PRAGMA synchronous = NORMAL")
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .connect_lazy(&sqlite_url(&self.url))
+            .map_err(|source| StoreError::Open {
+                url: redact_url(&self.url),
+                source,
+            })?;
+        Ok(Self {
+            pool,
+            backend: self.backend,
+            url: self.url.clone(),
+        })
     }
 
     /// On PostgreSQL, a listener for decisions made by any instance (or the CLI), so the instance
