@@ -1,7 +1,5 @@
 //! One audit event and its hash.
 
-use serde_json::json;
-
 /// The hash the first event follows.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -31,25 +29,33 @@ impl AuditEvent {
 
     /// The fields the hash covers, as one JSON array in a fixed order.
     pub fn canonical(&self) -> String {
-        json!([
+        // A tuple is written as the JSON array it stands for, without copying its fields into
+        // a `Value` first (the same bytes: the chain of an older log still verifies).
+        let fields = (
             self.seq,
-            self.at,
-            self.kind,
-            self.actor,
-            self.via,
-            self.upstream,
-            self.tool,
-            self.call_id,
-            self.args_digest,
-            self.detail,
-        ])
-        .to_string()
+            &self.at,
+            &self.kind,
+            &self.actor,
+            &self.via,
+            &self.upstream,
+            &self.tool,
+            &self.call_id,
+            &self.args_digest,
+            &self.detail,
+        );
+        // Strings, an integer and nulls: writing them cannot fail.
+        serde_json::to_string(&fields).unwrap_or_default()
     }
 }
 
 /// SHA-256 of `prev_hash`, a newline and `canonical`, in hex.
 pub fn event_hash(prev_hash: &str, canonical: &str) -> String {
-    crate::secrets::sha256_hex(format!("{prev_hash}\n{canonical}").as_bytes())
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(canonical.as_bytes());
+    hex::encode(hasher.finalize())
 }
 
 #[cfg(test)]
@@ -88,5 +94,31 @@ mod tests {
         let mut relinked = original;
         relinked.prev_hash = "1".repeat(64);
         assert_ne!(relinked.expected_hash(), relinked.hash);
+    }
+
+    #[test]
+    fn the_canonical_form_is_the_json_array_of_the_fields() {
+        // The form the chain of every log written so far was hashed over.
+        let mut event = event();
+        event.tool = Some("a\"b\\c\u{7}é".to_owned());
+        event.detail = None;
+        let old = serde_json::json!([
+            event.seq,
+            event.at,
+            event.kind,
+            event.actor,
+            event.via,
+            event.upstream,
+            event.tool,
+            event.call_id,
+            event.args_digest,
+            event.detail,
+        ])
+        .to_string();
+        assert_eq!(event.canonical(), old);
+        assert_eq!(
+            event_hash("p", &old),
+            crate::secrets::sha256_hex(format!("p\n{old}").as_bytes())
+        );
     }
 }
