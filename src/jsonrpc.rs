@@ -49,6 +49,58 @@ pub fn classify(msg: &Value) -> Result<Kind<'_>, &'static str> {
     }
 }
 
+/// `serde_json::Value::pointer` without its allocations (it unescapes every token of the path
+/// into a new string): the proxy looks up a handful of members in every message.
+pub fn pointer<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    if path.is_empty() {
+        return Some(value);
+    }
+    let mut at = value;
+    for token in path.strip_prefix('/')?.split('/') {
+        let token = unescape(token);
+        at = match at {
+            Value::Object(map) => map.get(token.as_ref())?,
+            Value::Array(list) => list.get(index(&token)?)?,
+            _ => return None,
+        };
+    }
+    Some(at)
+}
+
+/// [`pointer`], mutable.
+pub fn pointer_mut<'a>(value: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    if path.is_empty() {
+        return Some(value);
+    }
+    let mut at = value;
+    for token in path.strip_prefix('/')?.split('/') {
+        let token = unescape(token);
+        at = match at {
+            Value::Object(map) => map.get_mut(token.as_ref())?,
+            Value::Array(list) => list.get_mut(index(&token)?)?,
+            _ => return None,
+        };
+    }
+    Some(at)
+}
+
+/// A JSON pointer token as the member name it stands for (`~1` is `/`, `~0` is `~`).
+fn unescape(token: &str) -> std::borrow::Cow<'_, str> {
+    if token.contains('~') {
+        token.replace("~1", "/").replace("~0", "~").into()
+    } else {
+        token.into()
+    }
+}
+
+/// An array index as RFC 6901 writes one (no sign, no leading zeros).
+fn index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() > 1) {
+        return None;
+    }
+    token.parse().ok()
+}
+
 /// A stable map key for a request id (`1` and `"1"` are different ids).
 pub fn id_key(id: &Value) -> String {
     id.to_string()
@@ -86,6 +138,35 @@ pub fn progress_token(msg: &Value) -> Option<&Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pointers_find_what_serde_json_finds() {
+        let v = json!({"a": {"b/c": [1, {"~d": true}], "": 2}, "e": null});
+        for path in [
+            "",
+            "/a",
+            "/a/b~1c",
+            "/a/b~1c/0",
+            "/a/b~1c/1/~0d",
+            "/a/",
+            "/e",
+            "/x",
+            "/a/b~1c/01",
+            "/a/b~1c/+1",
+            "/a/b~1c/9",
+            "a",
+            "/e/f",
+        ] {
+            assert_eq!(pointer(&v, path), v.pointer(path), "{path}");
+            let mut ours = v.clone();
+            let mut theirs = v.clone();
+            assert_eq!(
+                pointer_mut(&mut ours, path),
+                theirs.pointer_mut(path),
+                "{path}"
+            );
+        }
+    }
 
     #[test]
     fn classifies_the_three_kinds_and_rejects_the_rest() {

@@ -82,7 +82,7 @@ pub fn negotiate_version(requested: &str) -> &'static str {
 /// Whether a message is a 2026-07-28 request as it left its client: its `params._meta` names that
 /// revision (what [`strip_stateless_meta`] takes out for a handshake-era upstream).
 pub fn is_stateless_message(msg: &Value) -> bool {
-    msg.pointer("/params/_meta")
+    crate::jsonrpc::pointer(msg, "/params/_meta")
         .and_then(|meta| meta.get(META_PROTOCOL_VERSION))
         .and_then(Value::as_str)
         == Some(STATELESS_VERSION)
@@ -92,8 +92,8 @@ pub fn is_stateless_message(msg: &Value) -> bool {
 /// resource's URI; `None` for other methods.
 pub fn routing_name<'a>(method: &str, msg: &'a Value) -> Option<&'a Value> {
     match method {
-        "tools/call" | "prompts/get" => msg.pointer("/params/name"),
-        "resources/read" => msg.pointer("/params/uri"),
+        "tools/call" | "prompts/get" => crate::jsonrpc::pointer(msg, "/params/name"),
+        "resources/read" => crate::jsonrpc::pointer(msg, "/params/uri"),
         _ => None,
     }
 }
@@ -179,8 +179,7 @@ pub fn initialize_result_of(discovered: &Value) -> Value {
     let mut init = json!({
         "protocolVersion": STATELESS_VERSION,
         "capabilities": discovered.get("capabilities").cloned().unwrap_or_else(|| json!({})),
-        "serverInfo": discovered
-            .pointer("/_meta/io.modelcontextprotocol~1serverInfo")
+        "serverInfo": crate::jsonrpc::pointer(discovered, "/_meta/io.modelcontextprotocol~1serverInfo")
             .cloned()
             .unwrap_or(Value::Null),
     });

@@ -22,7 +22,7 @@ use crate::domain::ArgsDigest;
 /// The digest of a `tools/call` request's arguments (`{}` when it has none), as the audit log
 /// and continuations bind a call by.
 pub fn digest_of(msg: &Value) -> ArgsDigest {
-    match msg.pointer("/params/arguments") {
+    match crate::jsonrpc::pointer(msg, "/params/arguments") {
         Some(args) => ArgsDigest::of(args),
         None => ArgsDigest::of(&Value::Object(serde_json::Map::new())),
     }

@@ -54,8 +54,7 @@ pub async fn initialize(
             ),
         ));
     };
-    let requested = msg
-        .pointer("/params/protocolVersion")
+    let requested = crate::jsonrpc::pointer(msg, "/params/protocolVersion")
         .and_then(Value::as_str)
         .unwrap_or_default();
     let upstream = &gateway.upstream;
@@ -132,7 +131,7 @@ pub async fn session_message(
         }
         Kind::Notification { method } => {
             if method == "notifications/cancelled"
-                && let Some(request) = msg.pointer("/params/requestId")
+                && let Some(request) = crate::jsonrpc::pointer(&msg, "/params/requestId")
                 && app
                     .approvals
                     .end_request(&session.id, &jsonrpc::id_key(request))

@@ -93,8 +93,7 @@ impl Asking {
                 session: ctx.session.clone(),
             },
             token_sha256: ctx.token_sha256.clone(),
-            capabilities: msg
-                .pointer("/params/_meta")
+            capabilities: crate::jsonrpc::pointer(msg, "/params/_meta")
                 .and_then(|meta| meta.get(crate::protocol::META_CLIENT_CAPABILITIES))
                 .cloned()
                 .unwrap_or_else(|| json!({})),
@@ -130,7 +129,7 @@ fn declares(capabilities: &Value, request: &Value) -> bool {
             };
             // Since 2025-11-25 an `elicitation` naming no mode means form mode only.
             let names_none = modes.as_object().is_none_or(serde_json::Map::is_empty);
-            match request.pointer("/params/mode").and_then(Value::as_str) {
+            match crate::jsonrpc::pointer(request, "/params/mode").and_then(Value::as_str) {
                 Some("url") => modes.get("url").is_some(),
                 _ => names_none || modes.get("form").is_some(),
             }
@@ -286,8 +285,7 @@ impl InputRounds {
     /// when it names no state of Airlock's; else the held request (used up: a state continues
     /// once), or, when none is held for it, the refusal to answer with.
     pub fn take(&self, ctx: &CallContext, msg: &Value) -> Option<Result<Held, Value>> {
-        let state = msg
-            .pointer("/params/requestState")
+        let state = crate::jsonrpc::pointer(msg, "/params/requestState")
             .and_then(Value::as_str)
             .filter(|state| state.starts_with(STATE_PREFIX))?;
         let held = self.lock().remove(&held_key(&binding(ctx, msg), state));
@@ -307,8 +305,7 @@ impl Held {
     /// The retry: the client's answer goes upstream, and the rest of the request's answer (or
     /// its next input request) comes back to this request.
     pub fn resume(mut self, msg: &Value) -> Reply {
-        let given = msg
-            .pointer("/params/inputResponses")
+        let given = crate::jsonrpc::pointer(msg, "/params/inputResponses")
             .and_then(|responses| responses.get(&self.key))
             .filter(|response| response.is_object())
             .cloned();

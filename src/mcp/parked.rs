@@ -87,17 +87,18 @@ pub async fn respond(mut call: ParkedCall, rule: ApprovalRule) -> Reply {
     let wants_task = super::tasks::wants_task(&call.ctx, &call.msg);
     // The arguments move into the store; the waiting request keeps none (a release reads them
     // back from there).
-    let arguments = match call.msg.pointer_mut("/params/arguments").map(Value::take) {
-        None | Some(Value::Null) => json!({}),
-        Some(args @ Value::Object(_)) => args,
-        Some(_) => {
-            return Reply::One(jsonrpc::error_response(
-                call.id(),
-                jsonrpc::INVALID_PARAMS,
-                "tools/call params.arguments must be an object",
-            ));
-        }
-    };
+    let arguments =
+        match crate::jsonrpc::pointer_mut(&mut call.msg, "/params/arguments").map(Value::take) {
+            None | Some(Value::Null) => json!({}),
+            Some(args @ Value::Object(_)) => args,
+            Some(_) => {
+                return Reply::One(jsonrpc::error_response(
+                    call.id(),
+                    jsonrpc::INVALID_PARAMS,
+                    "tools/call params.arguments must be an object",
+                ));
+            }
+        };
     let parked = call
         .app
         .approvals

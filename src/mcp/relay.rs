@@ -1,10 +1,16 @@
 //! Resumable streams for forwarded calls (2025-11-25 sessions, SEP-1699). The SSE stream that
 //! carries a forwarded call's messages starts with a priming event (an event id, empty data,
-//! `retry`) and numbers every event; the messages are read from the upstream by a task of their
-//! own into a [`Relay`], so a cut connection loses nothing: a `GET` with `Last-Event-ID` in the
-//! same session takes the stream over and gets every message after that event (the last
-//! [`KEPT`] are held; older progress is gone), the answer included. A handshake-era client's
-//! closed stream is no cancellation, so the call runs on either way.
+//! `retry`) and numbers every event; the messages are read from the upstream into a [`Relay`],
+//! so a cut connection loses nothing: a `GET` with `Last-Event-ID` in the same session takes
+//! the stream over and gets every message after that event (the last [`KEPT`] are held; older
+//! progress is gone), the answer included. A handshake-era client's closed stream is no
+//! cancellation, so the call runs on either way.
+//!
+//! Who reads the upstream: the connection following the relay, as it goes (no task and no
+//! wake-up between the upstream's message and the client's event, the common case of a call
+//! answered on the stream that asked it); when no connection follows and the call is not done,
+//! a task of its own ([`pump`]) takes over until the answer, or until nobody has followed for
+//! the grace.
 //!
 //! The relay is remembered by the session (with its parked streams, [`ResumableStreams`]) and
 //! forgotten once a stream has delivered the answer to its end.
@@ -27,6 +33,8 @@ const KEPT: usize = 32;
 /// A forwarded call's messages, numbered from 1, for whichever connection follows them.
 pub struct Relay {
     state: Mutex<State>,
+    /// The call's messages still to come from the upstream; whoever holds the lock reads them.
+    source: tokio::sync::Mutex<BoxStream<'static, Value>>,
     changed: Notify,
     /// How long it waits with no connection following it before it lets the call go (the
     /// session's idle timeout): the call's outcome is then recorded as unknown, and the session
@@ -45,6 +53,8 @@ struct State {
     following: usize,
     /// Since when none has (from the start until the first one).
     detached_since: Option<Instant>,
+    /// A pump reads the source (nobody followed while the call was not done).
+    pumping: bool,
 }
 
 /// One connection following a relay, for as long as its stream lives.
@@ -52,14 +62,22 @@ struct Following(Arc<Relay>);
 
 impl Drop for Following {
     fn drop(&mut self) {
-        {
+        let pump = {
             let mut state = self.0.lock();
             state.following = state.following.saturating_sub(1);
-            if state.following == 0 {
+            let alone = state.following == 0;
+            if alone {
                 state.detached_since = Some(Instant::now());
             }
-        }
+            // Nobody reads the upstream now: a pump does, so the answer is there to resume.
+            let pump = alone && !state.done && !state.pumping;
+            state.pumping |= pump;
+            pump
+        };
         self.0.changed.notify_waiters();
+        if pump {
+            tokio::spawn(pump_until_done(self.0.clone()));
+        }
     }
 }
 
@@ -70,9 +88,9 @@ impl Relay {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Starts reading `messages` into a new relay.
+    /// A new relay of `messages` (read as its first follower asks for them).
     fn start(messages: BoxStream<'static, Value>, grace: Duration) -> Arc<Self> {
-        let relay = Arc::new(Self {
+        Arc::new(Self {
             state: Mutex::new(State {
                 held: VecDeque::new(),
                 next: 1,
@@ -80,12 +98,32 @@ impl Relay {
                 follower: 0,
                 following: 0,
                 detached_since: Some(Instant::now()),
+                pumping: false,
             }),
+            source: tokio::sync::Mutex::new(messages),
             changed: Notify::new(),
             grace,
-        });
-        tokio::spawn(pump(relay.clone(), messages));
-        relay
+        })
+    }
+
+    /// Holds `msg`, the next message of the call (`None`: its stream ended without an answer).
+    fn hold(&self, msg: Option<Value>) {
+        {
+            let mut state = self.lock();
+            match msg {
+                Some(msg) => {
+                    let n = state.next;
+                    state.next += 1;
+                    state.done = msg.get("method").is_none();
+                    state.held.push_back((n, msg));
+                    while state.held.len() > KEPT {
+                        state.held.pop_front();
+                    }
+                }
+                None => state.done = true,
+            }
+        }
+        self.changed.notify_waiters();
     }
 
     /// The events after `after`, for a connection that takes the stream over (an older one ends);
@@ -119,7 +157,8 @@ impl Relay {
         .boxed()
     }
 
-    /// Waits for the first message after event `seen` for follower `me`.
+    /// Waits for the first message after event `seen` for follower `me`, reading it from the
+    /// upstream itself when nobody else is.
     async fn next_after(&self, me: u64, seen: u64) -> Next {
         loop {
             let changed = self.changed.notified();
@@ -136,6 +175,12 @@ impl Relay {
                 if state.done {
                     return Next::Done;
                 }
+            }
+            // Reading is cancel-safe: a stream dropped mid-read leaves the message in `source`.
+            if let Ok(mut source) = self.source.try_lock() {
+                let msg = source.next().await;
+                self.hold(msg);
+                continue;
             }
             changed.await;
         }
@@ -176,37 +221,32 @@ impl Relay {
 }
 
 /// Reads the call's messages into the relay until its answer (or the end of its stream), or
-/// until nobody has followed it for its grace (the messages are then let go).
-async fn pump(relay: Arc<Relay>, mut messages: BoxStream<'static, Value>) {
+/// until nobody has followed it for its grace (the messages are then let go); a connection that
+/// follows again meanwhile reads them as it did.
+async fn pump_until_done(relay: Arc<Relay>) {
     loop {
-        let msg = tokio::select! {
-            msg = messages.next() => msg,
-            () = relay.abandoned() => {
-                tracing::debug!("nobody resumed a forwarded call's stream; letting it go");
-                None
-            }
-        };
-        let Some(msg) = msg else {
+        if relay.lock().done {
             break;
-        };
-        let answer = msg.get("method").is_none();
-        {
-            let mut state = relay.lock();
-            let n = state.next;
-            state.next += 1;
-            state.held.push_back((n, msg));
-            while state.held.len() > KEPT {
-                state.held.pop_front();
-            }
-            state.done = answer;
         }
-        relay.changed.notify_waiters();
-        if answer {
-            return;
+        let msg = {
+            let mut source = relay.source.lock().await;
+            tokio::select! {
+                msg = source.next() => Some(msg),
+                () = relay.abandoned() => None,
+            }
+        };
+        match msg {
+            Some(msg) => relay.hold(msg),
+            None => {
+                tracing::debug!("nobody resumed a forwarded call's stream; letting it go");
+                // Dropping the source lets the call go (its outcome recorded as unknown).
+                *relay.source.lock().await = futures_util::stream::empty().boxed();
+                relay.hold(None);
+                break;
+            }
         }
     }
-    relay.lock().done = true;
-    relay.changed.notify_waiters();
+    relay.lock().pumping = false;
 }
 
 /// `reply` as a 2025-11-25 session's SSE answer: a forwarded call's messages become a resumable

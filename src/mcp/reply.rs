@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
@@ -142,35 +142,28 @@ impl Reply {
         match self {
             Self::Accepted => StatusCode::ACCEPTED.into_response(),
             Self::One(msg) => single(msg, as_sse),
-            Self::Events(events) if as_sse => unbuffered(resumable_sse(
-                events.events,
-                events.keep_alive,
-                events.stream,
-                events.priming,
-            )),
+            Self::Events(events) if as_sse => {
+                let frames = resumable_frames(events.events, events.stream, events.priming);
+                sse(frames, events.keep_alive).await
+            }
             Self::Events(events) => match events.last().await {
                 Some(msg) => Json(msg).into_response(),
                 None => StatusCode::NO_CONTENT.into_response(),
             },
             Self::Stream(messages) if as_sse => {
-                if let Some((id, first)) = messages.event_ids {
-                    let numbered = messages
-                        .stream
-                        .zip(futures_util::stream::iter(first.max(1)..=u64::MAX))
-                        .map(|(msg, n)| (n, msg))
-                        .boxed();
-                    return unbuffered(resumable_sse(
-                        numbered,
-                        messages.keep_alive,
-                        id,
-                        first == 0,
-                    ));
-                }
-                let keep_alive = KeepAlive::new().interval(messages.keep_alive);
-                let events = messages
-                    .stream
-                    .map(|msg| Ok::<_, Infallible>(message_event(&msg)));
-                unbuffered(Sse::new(events).keep_alive(keep_alive).into_response())
+                let keep_alive = messages.keep_alive;
+                let frames = match messages.event_ids {
+                    Some((id, first)) => {
+                        let numbered = messages
+                            .stream
+                            .zip(futures_util::stream::iter(first.max(1)..=u64::MAX))
+                            .map(|(msg, n)| (n, msg))
+                            .boxed();
+                        resumable_frames(numbered, id, first == 0)
+                    }
+                    None => messages.stream.map(|msg| event_frame(None, &msg)).boxed(),
+                };
+                sse(frames, keep_alive).await
             }
             Self::Stream(messages) => match messages.last().await {
                 Some(msg) => Json(msg).into_response(),
@@ -210,20 +203,19 @@ impl Reply {
 }
 
 fn is_bad_request(msg: &Value) -> bool {
-    msg.pointer("/error/code")
+    crate::jsonrpc::pointer(msg, "/error/code")
         .and_then(Value::as_i64)
         .is_some_and(|code| crate::protocol::BAD_REQUEST_ERRORS.contains(&code))
 }
 
-/// A resumable stream's events, framed here rather than by axum: its priming event needs an
-/// empty `data:` line (`id`, `retry`, `data:`), which clients (the TypeScript SDK) dispatch and
-/// read the id of, where an event without any data line is dropped unseen.
-fn resumable_sse(
+/// A resumable stream's events as SSE frames, framed here rather than by axum: its priming
+/// event needs an empty `data:` line (`id`, `retry`, `data:`), which clients (the TypeScript
+/// SDK) dispatch and read the id of, where an event without any data line is dropped unseen.
+fn resumable_frames(
     events: BoxStream<'static, (u64, Value)>,
-    keep_alive: Duration,
     id: String,
     priming: bool,
-) -> Response {
+) -> BoxStream<'static, bytes::Bytes> {
     use futures_util::stream;
     let priming = priming.then(|| {
         bytes::Bytes::from(format!(
@@ -232,17 +224,45 @@ fn resumable_sse(
             super::resume::RETRY.as_millis()
         ))
     });
-    // Compact JSON never holds a line break, so one `data:` line carries a message.
-    let numbered = events.map(move |(n, msg)| {
-        bytes::Bytes::from(format!(
-            "event: message\nid: {}\ndata: {msg}\n\n",
-            super::resume::event_id(&id, n)
-        ))
-    });
-    let events = stream::iter(priming)
-        .chain(numbered)
-        .map(Some)
-        .chain(stream::once(async { None }));
+    let numbered =
+        events.map(move |(n, msg)| event_frame(Some(&super::resume::event_id(&id, n)), &msg));
+    stream::iter(priming).chain(numbered).boxed()
+}
+
+/// One message as an SSE event (with its id, on a resumable stream). Compact JSON never holds
+/// a line break, so one `data:` line carries it.
+fn event_frame(id: Option<&str>, msg: &Value) -> bytes::Bytes {
+    let mut frame = Vec::with_capacity(128);
+    frame.extend_from_slice(b"event: message\n");
+    if let Some(id) = id {
+        frame.extend_from_slice(b"id: ");
+        frame.extend_from_slice(id.as_bytes());
+        frame.push(b'\n');
+    }
+    frame.extend_from_slice(b"data: ");
+    write_json(&mut frame, msg);
+    frame.extend_from_slice(b"\n\n");
+    bytes::Bytes::from(frame)
+}
+
+/// How long an SSE answer gathers its frames before it streams them: an answer complete by
+/// then (most calls) goes out whole, headers and every event in one write with a
+/// `Content-Length`, instead of a write (and, on loopback, a wake-up of the reader) per event.
+/// A longer one streams from then on, with keep-alive comments.
+const GATHER: Duration = Duration::from_millis(5);
+
+/// `frames` as an SSE response: whole if they end within [`GATHER`], streamed otherwise.
+async fn sse(mut frames: BoxStream<'static, bytes::Bytes>, keep_alive: Duration) -> Response {
+    use futures_util::stream;
+    let deadline = tokio::time::Instant::now() + GATHER;
+    let mut gathered = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, frames.next()).await {
+            Ok(Some(frame)) => gathered.extend_from_slice(&frame),
+            Ok(None) => return sse_response(axum::body::Body::from(gathered)),
+            Err(_) => break,
+        }
+    }
     let start = tokio::time::Instant::now() + keep_alive;
     let ticks = stream::unfold(
         tokio::time::interval_at(start, keep_alive),
@@ -251,25 +271,30 @@ fn resumable_sse(
             Some((Some(bytes::Bytes::from_static(b":\n\n")), every))
         },
     );
+    let events = stream::iter((!gathered.is_empty()).then(|| bytes::Bytes::from(gathered)))
+        .chain(frames)
+        .map(Some)
+        .chain(stream::once(async { None }));
     let body = stream::select(events, ticks)
         .take_while(|frame| std::future::ready(frame.is_some()))
         .filter_map(std::future::ready)
         .map(Ok::<_, Infallible>);
-    Response::builder()
+    sse_response(axum::body::Body::from_stream(body))
+}
+
+fn sse_response(body: axum::body::Body) -> Response {
+    let response = Response::builder()
         .header(axum::http::header::CONTENT_TYPE, "text/event-stream")
         .header(axum::http::header::CACHE_CONTROL, "no-cache")
-        .body(axum::body::Body::from_stream(body))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    unbuffered(response)
 }
 
 /// One message as the whole answer, in the form the client asked for.
 pub fn single(msg: Value, as_sse: bool) -> Response {
     if as_sse {
-        let event = message_event(&msg);
-        Sse::new(futures_util::stream::once(async move {
-            Ok::<_, Infallible>(event)
-        }))
-        .into_response()
+        sse_response(axum::body::Body::from(event_frame(None, &msg)))
     } else {
         Json(msg).into_response()
     }
@@ -285,7 +310,18 @@ pub fn unbuffered(mut response: Response) -> Response {
 }
 
 pub fn message_event(msg: &Value) -> Event {
-    Event::default().event("message").data(msg.to_string())
+    let mut data = Vec::new();
+    write_json(&mut data, msg);
+    Event::default()
+        .event("message")
+        .data(String::from_utf8(data).unwrap_or_default())
+}
+
+/// Appends `msg` as compact JSON (straight into bytes: `Display` goes through the formatting
+/// machinery, which showed in the proxy's profile).
+fn write_json(out: &mut Vec<u8>, msg: &Value) {
+    // A `Value` always serializes (its keys are strings), and a `Vec` never fails to grow.
+    let _ = serde_json::to_writer(out, msg);
 }
 
 /// Keep-alive comments keep idle proxies and clients from closing a long call's stream.
@@ -431,7 +467,7 @@ impl Forwarded {
         let outcome = if response.get("error").is_some() {
             self.release_slot();
             Outcome::Error
-        } else if response.pointer("/result/isError") == Some(&Value::Bool(true)) {
+        } else if crate::jsonrpc::pointer(response, "/result/isError") == Some(&Value::Bool(true)) {
             Outcome::ToolError
         } else {
             Outcome::Ok

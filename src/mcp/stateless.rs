@@ -42,7 +42,7 @@ pub fn check(headers: &axum::http::HeaderMap, msg: &Value) -> Result<(), McpErro
             format!("Method not found: {method} ({why})"),
         ));
     }
-    let meta = msg.pointer("/params/_meta");
+    let meta = crate::jsonrpc::pointer(msg, "/params/_meta");
     let version = meta
         .and_then(|m| m.get(META_PROTOCOL_VERSION))
         .and_then(Value::as_str);

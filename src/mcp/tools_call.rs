@@ -101,7 +101,7 @@ pub async fn gate(app: &AppState, ctx: &CallContext, msg: &Value) -> Gate {
         tool,
         agent: &ctx.agent,
         session: &ctx.rate_key,
-        args: msg.pointer("/params/arguments").unwrap_or(&Value::Null),
+        args: crate::jsonrpc::pointer(msg, "/params/arguments").unwrap_or(&Value::Null),
     };
     let trail = || Trail::new(app, &gateway.name, tool, &ctx.agent, msg);
     if let Some(refusal) = app.pins.refusal(&gateway.name, tool) {
@@ -172,7 +172,7 @@ pub fn refuses_going_on(app: &AppState, ctx: &CallContext, msg: &Value) -> Optio
             tool,
             agent: &ctx.agent,
             session: &ctx.rate_key,
-            args: msg.pointer("/params/arguments").unwrap_or(&Value::Null),
+            args: crate::jsonrpc::pointer(msg, "/params/arguments").unwrap_or(&Value::Null),
         })
     })?;
     Some(refused(
@@ -188,7 +188,7 @@ pub fn refuses_going_on(app: &AppState, ctx: &CallContext, msg: &Value) -> Optio
 
 /// The tool a `tools/call` names, or why it names none a server could have.
 fn tool_name(msg: &Value) -> Result<&str, String> {
-    let Some(tool) = msg.pointer("/params/name").and_then(Value::as_str) else {
+    let Some(tool) = crate::jsonrpc::pointer(msg, "/params/name").and_then(Value::as_str) else {
         return Err("tools/call needs params.name, the tool's name".to_owned());
     };
     if tool.len() > MAX_TOOL_NAME {
@@ -204,9 +204,7 @@ fn tool_name(msg: &Value) -> Result<&str, String> {
 /// `requestState` its upstream gave (used up here: a state continues once); the retry's round
 /// when it does.
 fn continues(app: &AppState, ctx: &CallContext, tool: &str, msg: &Value) -> Option<u32> {
-    let state = msg
-        .pointer("/params/requestState")
-        .and_then(Value::as_str)?;
+    let state = crate::jsonrpc::pointer(msg, "/params/requestState").and_then(Value::as_str)?;
     app.continuations.take(&ctx.continuation(tool, msg)?, state)
 }
 

@@ -32,37 +32,48 @@ impl Trail {
         agent: &AgentName,
         msg: &Value,
     ) -> Self {
-        let digest = super::continuations::digest_of(msg);
-        let actor = Actor::agent(agent);
-        let template = Entry {
-            actor: actor.name().to_owned(),
-            via: actor.via().as_str().to_owned(),
-            upstream: Some(upstream.to_owned()),
-            tool: Some(tool.to_owned()),
-            call_id: Some(uuid::Uuid::now_v7().to_string()),
-            args_digest: Some(digest.as_str().to_owned()),
-            ..Entry::default()
+        // With `[audit] record_policy_decisions = false` the trail records nothing: it starts
+        // ended (and spends nothing on what it would have written).
+        let recorded = app.config.audit.record_policy_decisions;
+        let template = if recorded {
+            let digest = super::continuations::digest_of(msg);
+            let actor = Actor::agent(agent);
+            Entry {
+                actor: actor.name().to_owned(),
+                via: actor.via().as_str().to_owned(),
+                upstream: Some(upstream.to_owned()),
+                tool: Some(tool.to_owned()),
+                call_id: Some(uuid::Uuid::now_v7().to_string()),
+                args_digest: Some(digest.as_str().to_owned()),
+                ..Entry::default()
+            }
+        } else {
+            Entry::default()
         };
         Self {
             writer: app.audit.clone(),
             redactor: app.redactor.clone(),
             template,
             started: Instant::now(),
-            ended: false,
+            ended: !recorded,
         }
     }
 
     /// Records that the policy refused the call (`denied` or `rate_limited`), with the message
     /// the agent gets.
     pub fn refused(mut self, kind: &str, message: &str) {
-        self.ended = true;
-        self.writer.record(self.entry(kind, false, message));
+        if !std::mem::replace(&mut self.ended, true) {
+            self.writer.record(self.entry(kind, false, message));
+        }
     }
 
     /// Records that the policy let the call through; waits for room in the writer's queue, and
     /// fails when there is none, so a call that cannot be recorded is not forwarded.
     pub async fn allowed(&mut self, detail: &str) -> Result<(), NotRecorded> {
         self.started = Instant::now();
+        if self.ended {
+            return Ok(());
+        }
         let entry = self.entry("allowed", false, detail);
         let admitted = self.writer.admit(entry).await;
         // A call refused here has no outcome to wait for.
@@ -72,6 +83,9 @@ impl Trail {
 
     /// Records the upstream's final answer to the call.
     pub fn answered(&mut self, response: &Value) {
+        if self.ended {
+            return;
+        }
         let elapsed = self.started.elapsed().as_millis();
         match response.get("error") {
             Some(error) => {

@@ -70,7 +70,7 @@ impl Subject {
         }
         let text = |pointer: &str, what: &str| -> Result<String, String> {
             let value = params
-                .and_then(|p| p.pointer(pointer))
+                .and_then(|p| crate::jsonrpc::pointer(p, pointer))
                 .and_then(Value::as_str)
                 .ok_or_else(|| {
                     format!(
@@ -96,7 +96,7 @@ impl Subject {
             "resources/read" | "resources/subscribe" => resource("/uri")?,
             "prompts/get" => Self::Prompt(text("/name", "prompt name")?),
             "completion/complete" => match params
-                .and_then(|p| p.pointer("/ref/type"))
+                .and_then(|p| crate::jsonrpc::pointer(p, "/ref/type"))
                 .and_then(Value::as_str)
             {
                 Some("ref/prompt") => Self::Prompt(text("/ref/name", "prompt name")?),

@@ -216,10 +216,11 @@ impl Connection {
         let upstream_id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
         let original_id = msg.get("id").cloned().unwrap_or(Value::Null);
         msg["id"] = json!(upstream_id);
-        let original_token = match msg.pointer_mut("/params/_meta/progressToken") {
-            Some(token) => Some(std::mem::replace(token, json!(upstream_id))),
-            None => None,
-        };
+        let original_token =
+            match crate::jsonrpc::pointer_mut(&mut msg, "/params/_meta/progressToken") {
+                Some(token) => Some(std::mem::replace(token, json!(upstream_id))),
+                None => None,
+            };
         let (tx, rx) = reply_channel();
         {
             let mut routes = self.0.routes();
@@ -255,7 +256,7 @@ impl Connection {
         match msg.get("method").and_then(Value::as_str) {
             Some("notifications/initialized") => return Ok(()),
             Some("notifications/cancelled") => {
-                let Some(request_id) = msg.pointer("/params/requestId") else {
+                let Some(request_id) = crate::jsonrpc::pointer(&msg, "/params/requestId") else {
                     return Ok(());
                 };
                 let key = (session.clone(), jsonrpc::id_key(request_id));

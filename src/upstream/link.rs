@@ -363,8 +363,7 @@ impl Shared {
     /// Progress: to the call whose token it carries, with the caller's token restored.
     fn on_progress(&self, mut msg: Value) {
         let routes = self.routes();
-        let pending = msg
-            .pointer("/params/progressToken")
+        let pending = crate::jsonrpc::pointer(&msg, "/params/progressToken")
             .and_then(Value::as_u64)
             .and_then(|token| routes.pending.get(&token));
         let Some(pending) = pending else {
@@ -384,8 +383,7 @@ impl Shared {
         let mut routes = self.routes();
         // Tagged with the listen request's id (over stdio the only way to tell whose it is),
         // which is Airlock's upstream id: the client gets its own back.
-        let subscription = msg
-            .pointer_mut("/params/_meta")
+        let subscription = crate::jsonrpc::pointer_mut(&mut msg, "/params/_meta")
             .and_then(|meta| meta.get_mut(crate::protocol::META_SUBSCRIPTION_ID));
         if let Some(tag) = subscription
             && let Some(id) = tag.as_u64()
@@ -398,7 +396,7 @@ impl Shared {
         }
         let cancelled_key = (msg.get("method").and_then(Value::as_str)
             == Some("notifications/cancelled"))
-        .then(|| msg.pointer("/params/requestId").map(jsonrpc::id_key))
+        .then(|| crate::jsonrpc::pointer(&msg, "/params/requestId").map(jsonrpc::id_key))
         .flatten();
         let targets = match cancelled_key {
             Some(key) => routes.server_requests.remove(&key).unwrap_or_default(),

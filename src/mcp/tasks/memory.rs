@@ -65,11 +65,10 @@ impl UpstreamTasks {
 
     /// Notes the task a forwarded `tools/call` answered with, if it did.
     pub fn record(&self, upstream: &str, token_sha256: &str, response: &Value) {
-        let Some(task) = response
-            .pointer("/result/task/taskId")
+        let Some(task) = crate::jsonrpc::pointer(response, "/result/task/taskId")
             .or_else(|| {
-                (response.pointer("/result/resultType") == Some(&json!("task")))
-                    .then(|| response.pointer("/result/taskId"))
+                (crate::jsonrpc::pointer(response, "/result/resultType") == Some(&json!("task")))
+                    .then(|| crate::jsonrpc::pointer(response, "/result/taskId"))
                     .flatten()
             })
             .and_then(Value::as_str)
@@ -95,7 +94,8 @@ impl UpstreamTasks {
 
     /// Leaves out of an upstream's `tasks/list` answer the tasks `token_sha256` did not create.
     pub fn filter_list(&self, upstream: &str, token_sha256: &str, response: &mut Value) {
-        let Some(Value::Array(listed)) = response.pointer_mut("/result/tasks") else {
+        let Some(Value::Array(listed)) = crate::jsonrpc::pointer_mut(response, "/result/tasks")
+        else {
             return;
         };
         listed.retain(|task| {

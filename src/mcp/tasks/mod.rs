@@ -77,11 +77,15 @@ pub fn relate(task: Option<&str>, mut answer: Value) -> Value {
 /// the request's own client capabilities).
 pub fn wants_task(ctx: &CallContext, msg: &Value) -> bool {
     match ctx.tasks {
-        Some(Flavor::Core) => msg.pointer("/params/task").is_some_and(Value::is_object),
-        Some(Flavor::Extension) => msg
-            .pointer("/params/_meta/io.modelcontextprotocol~1clientCapabilities/extensions")
-            .and_then(|extensions| extensions.get(EXTENSION))
-            .is_some(),
+        Some(Flavor::Core) => {
+            crate::jsonrpc::pointer(msg, "/params/task").is_some_and(Value::is_object)
+        }
+        Some(Flavor::Extension) => crate::jsonrpc::pointer(
+            msg,
+            "/params/_meta/io.modelcontextprotocol~1clientCapabilities/extensions",
+        )
+        .and_then(|extensions| extensions.get(EXTENSION))
+        .is_some(),
         None => false,
     }
 }
@@ -125,9 +129,7 @@ pub fn advertise(result: &mut Value) {
 /// Marks a `tools/list` entry as runnable as a task (a call of it may wait for a human), unless
 /// it already says it can be.
 pub fn offer_on_tool(tool: &mut Value) {
-    let support = tool
-        .pointer("/execution/taskSupport")
-        .and_then(Value::as_str);
+    let support = crate::jsonrpc::pointer(tool, "/execution/taskSupport").and_then(Value::as_str);
     if matches!(support, Some("optional" | "required")) {
         return;
     }
@@ -219,7 +221,8 @@ pub async fn answer(
         }
         return Ok(Reply::One(list(app, &ctx, id, &msg).await));
     }
-    let Some(task_id) = msg.pointer("/params/taskId").and_then(Value::as_str) else {
+    let Some(task_id) = crate::jsonrpc::pointer(&msg, "/params/taskId").and_then(Value::as_str)
+    else {
         return Ok(Reply::One(jsonrpc::error_response(
             id,
             jsonrpc::INVALID_PARAMS,
@@ -287,5 +290,5 @@ async fn upstream_runs_tasks(ctx: &CallContext) -> bool {
     ctx.conn
         .ready()
         .await
-        .is_ok_and(|init| init.pointer("/capabilities/tasks").is_some())
+        .is_ok_and(|init| crate::jsonrpc::pointer(&init, "/capabilities/tasks").is_some())
 }

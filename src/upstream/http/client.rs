@@ -126,7 +126,11 @@ impl RequestBuilder {
     pub async fn send(self) -> Result<Response, SendError> {
         let body = self.body.map_err(SendError::Json)?;
         let request = self.parts.body(Full::new(body)).map_err(SendError::Build)?;
-        self.client.0.request(request).await.map_err(SendError::Send)
+        self.client
+            .0
+            .request(request)
+            .await
+            .map_err(SendError::Send)
     }
 }
 

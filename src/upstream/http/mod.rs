@@ -16,8 +16,8 @@ use tokio::sync::Mutex;
 mod client;
 mod stream;
 
-pub use client::{ClientError, HttpClient};
 use client::Response;
+pub use client::{ClientError, HttpClient};
 
 use stream::{ERROR_SNIPPET_BYTES, read_capped, read_events, route_response};
 
@@ -64,7 +64,12 @@ pub(super) struct HttpWire {
 }
 
 impl HttpWire {
-    pub(super) fn new(client: HttpClient, url: url::Url, uri: http::Uri, headers: HeaderMap) -> Self {
+    pub(super) fn new(
+        client: HttpClient,
+        url: url::Url,
+        uri: http::Uri,
+        headers: HeaderMap,
+    ) -> Self {
         Self {
             client,
             url,

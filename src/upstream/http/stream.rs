@@ -18,8 +18,9 @@ use super::client::{Response, body_stream};
 use super::{PostError, error_chain};
 use crate::upstream::link::Shared;
 
-/// Routes what came back for a message: the events of an SSE stream (read in a task of their
-/// own, failing the request if the stream ends without its answer) or the messages of a JSON body.
+/// Routes what came back for a message: the events of an SSE stream (a request's read to its
+/// answer, failing the request if the stream ends without it; any other's in a task of their
+/// own) or the messages of a JSON body.
 pub(super) async fn route_response(
     wire: &Arc<super::HttpWire>,
     shared: &Arc<Shared>,
@@ -34,42 +35,15 @@ pub(super) async fn route_response(
         .unwrap_or_default()
         .to_ascii_lowercase();
     if content_type.starts_with("text/event-stream") {
-        let (wire, shared) = (wire.clone(), shared.clone());
-        tokio::spawn(async move {
-            let mut response = response;
-            let mut resumes = 0;
-            loop {
-                let seen = read_events(&shared, response, related).await;
-                let Some(id) = related else {
-                    return;
-                };
-                if seen.answered {
-                    return;
-                }
-                let resumed = match seen.last_id {
-                    Some(last) if resumes < MAX_RESUMES => {
-                        resumes += 1;
-                        let wait = seen.retry.unwrap_or(DEFAULT_RETRY).min(MAX_RETRY);
-                        tokio::time::sleep(wait).await;
-                        wire.resume(&shared, &last).await
-                    }
-                    _ => None,
-                };
-                match resumed {
-                    Some(next) => response = next,
-                    None => {
-                        shared.fail_one(
-                            id,
-                            shared.unavailable(
-                                "the response stream ended without an answer".to_owned(),
-                            ),
-                            true,
-                        );
-                        return;
-                    }
-                }
+        match related {
+            // A request's answer is read in its own task (see `HttpWire::send_message`): no
+            // second task, no second wake-up per call.
+            Some(id) => follow(wire, shared, response, id).await,
+            None => {
+                let shared = shared.clone();
+                tokio::spawn(async move { read_events(&shared, response, None).await });
             }
-        });
+        }
     } else if content_type.starts_with("application/json") {
         let body = read_capped(response, MAX_BODY_BYTES, false)
             .await
@@ -93,6 +67,43 @@ pub(super) async fn route_response(
         ))));
     }
     Ok(())
+}
+
+/// Reads request `id`'s event stream to its answer, resuming it with `GET` and `Last-Event-ID`
+/// when the server cuts it first; a stream that cannot be resumed fails the request.
+async fn follow(
+    wire: &Arc<super::HttpWire>,
+    shared: &Arc<Shared>,
+    mut response: Response,
+    id: u64,
+) {
+    let mut resumes = 0;
+    loop {
+        let seen = read_events(shared, response, Some(id)).await;
+        if seen.answered {
+            return;
+        }
+        let resumed = match seen.last_id {
+            Some(last) if resumes < MAX_RESUMES => {
+                resumes += 1;
+                let wait = seen.retry.unwrap_or(DEFAULT_RETRY).min(MAX_RETRY);
+                tokio::time::sleep(wait).await;
+                wire.resume(shared, &last).await
+            }
+            _ => None,
+        };
+        match resumed {
+            Some(next) => response = next,
+            None => {
+                shared.fail_one(
+                    id,
+                    shared.unavailable("the response stream ended without an answer".to_owned()),
+                    true,
+                );
+                return;
+            }
+        }
+    }
 }
 
 /// How often a request's stream is resumed before the request fails.
