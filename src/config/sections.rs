@@ -68,16 +68,31 @@ impl Default for ServerConfig {
     }
 }
 
-/// `[audit]`: how long the audit log keeps events, and the key its exports are signed with.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[audit]`: how long the audit log keeps events, the key its exports are signed with, and
+/// whether calls the policy decides alone are recorded.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
+    /// Record the calls the policy decides alone (allowed, denied, rate-limited, and how the
+    /// allowed ones end). `false` keeps them out of the log (a deployment that cannot spare the
+    /// writes); parked calls, decisions and what people do are recorded either way.
+    pub record_policy_decisions: bool,
     /// Days an event is kept; older ones are removed hourly, the chain still verifiable from the
     /// last removed event's hash. 0 (the default) keeps everything.
     pub retain_days: u32,
     /// A file holding an Ed25519 seed in hex (`airlock audit keygen` makes one): JSON-lines
     /// exports end with a checkpoint signed with it.
     pub signing_key_file: Option<PathBuf>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            record_policy_decisions: true,
+            retain_days: 0,
+            signing_key_file: None,
+        }
+    }
 }
 
 /// `[approval]`: bounds on the queue, so agents cannot park without limit.

@@ -503,6 +503,45 @@ async fn calls_the_policy_decides_alone_are_in_the_chain_with_how_they_ended() {
 }
 
 #[tokio::test]
+async fn with_policy_decisions_not_recorded_only_parked_calls_reach_the_chain() {
+    let app = TestApp::spawn_with(common::Setup {
+        extra_toml: "[audit]\nrecord_policy_decisions = false\n".to_owned(),
+        ..common::Setup::default()
+    })
+    .await;
+    let agent = app.agent().await;
+    assert!(!common::is_error(&agent.call("get_chats", json!({})).await));
+    assert!(common::is_error(
+        &agent.call("delete_chat", json!({"chat_id": 1})).await
+    ));
+    // A parked call is recorded with its change, as ever.
+    let reviewer = app.reviewer("alice@example.org", "approver").await;
+    let parked = agent.spawn_call("export_session", json!({}));
+    let id = reviewer.wait_one_pending().await;
+    assert_eq!(reviewer.reject(&id, "not today").await.0, 200);
+    parked
+        .await
+        .expect("the parked call's task")
+        .expect("an answer");
+    app.wait_audit_event("rejected").await;
+    let kinds: Vec<String> = app
+        .store
+        .audit_events_after(1, 1000)
+        .await
+        .expect("the log")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        !kinds
+            .iter()
+            .any(|k| ["allowed", "completed", "denied"].contains(&k.as_str())),
+        "{kinds:?}"
+    );
+    assert!(kinds.iter().any(|k| k == "pending"), "{kinds:?}");
+}
+
+#[tokio::test]
 async fn policy_reloads_are_in_the_chain_with_the_policy_digest() {
     let app = TestApp::spawn().await;
     let first = app.store.audit_events_after(0, 1).await.expect("the log");
