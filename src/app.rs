@@ -449,6 +449,7 @@ fn spawn_workers(state: &AppState) {
         state.config.audit.retain_days,
         state.shutdown.clone(),
     );
+    crate::memory::spawn_trimmer(state.shutdown.clone());
     let sign_ins = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));

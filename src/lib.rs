@@ -13,6 +13,7 @@ pub mod http_guard;
 pub mod ip_range;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod ops;

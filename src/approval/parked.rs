@@ -148,21 +148,24 @@ impl Parked {
     pub async fn fate(&self, requester: &impl Requester) -> Fate {
         loop {
             let mut holding_over = false;
+            // What runs on a wake-up (the store's futures) is boxed: the wait itself, which
+            // every waiting request holds, stays small (a thousand requests held open each hold
+            // one).
             let row = tokio::select! {
                 biased;
                 () = self.end.cancelled() => return Fate::Left,
                 () = requester.ended() => return Fate::Left,
                 () = self.queue.shutdown.cancelled() => return Fate::Waiting(self.waiting_text()),
-                () = tokio::time::sleep_until(self.deadline) => match self.expire().await {
+                () = tokio::time::sleep_until(self.deadline) => match Box::pin(self.expire()).await {
                     Some(fate) => return fate,
                     // Decided just before the deadline: act on what was decided.
-                    None => self.queue.store.call(&self.id).await,
+                    None => Box::pin(self.queue.store.call(&self.id)).await,
                 },
                 () = sleep_until(self.hold_until) => {
                     holding_over = true;
-                    self.queue.store.call(&self.id).await
+                    Box::pin(self.queue.store.call(&self.id)).await
                 },
-                () = self.wake.notified() => self.queue.store.call(&self.id).await,
+                () = self.wake.notified() => Box::pin(self.queue.store.call(&self.id)).await,
             };
             let row = match row {
                 Ok(Some(row)) => row,
@@ -188,8 +191,8 @@ impl Parked {
                 CallStatus::Approved if self.end.is_cancelled() || requester.has_ended() => {
                     return Fate::Left;
                 }
-                CallStatus::Approved => return self.claim(&row).await,
-                status if status.is_refusal() => return self.told(&row).await,
+                CallStatus::Approved => return Box::pin(self.claim(&row)).await,
+                status if status.is_refusal() => return Box::pin(self.told(&row)).await,
                 CallStatus::Forwarding
                 | CallStatus::Completed
                 | CallStatus::Failed

@@ -45,8 +45,12 @@ pub struct ParkedCall {
     pub task: Option<String>,
 }
 
+/// Where a waiting request's messages go. Boxed: a channel allocates its slots 32 at a time,
+/// and every request waiting for a decision holds one (a `Value` is 80 bytes, its box 8).
+pub(super) type ToAgent = mpsc::Sender<Box<Value>>;
+
 /// The agent's request, as the wait sees it: over when its answer channel closed.
-impl Requester for mpsc::Sender<Value> {
+impl Requester for ToAgent {
     fn ended(&self) -> impl std::future::Future<Output = ()> + Send {
         self.closed()
     }
@@ -179,9 +183,13 @@ pub fn stream_events(call: ParkedCall, parked: Parked, resumed: Option<(String, 
     let (tx, rx) = mpsc::channel(64);
     let overflow = call.ctx.overflow.clone();
     tokio::spawn(wait(call, parked, tx));
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let msg = rx.recv().await?;
-        Some((msg, rx))
+    // The stream ends with the answer: recording how the call ended (a commit) is not on the
+    // agent's path.
+    let stream = futures_util::stream::unfold(Some(rx), |rx| async move {
+        let mut rx: mpsc::Receiver<Box<Value>> = rx?;
+        let msg = *rx.recv().await?;
+        let answer = msg.get("method").is_none();
+        Some((msg, (!answer).then_some(rx)))
     });
     let messages = Messages::new(stream, overflow, KEEP_ALIVE);
     Reply::Stream(match event_ids {
@@ -192,7 +200,7 @@ pub fn stream_events(call: ParkedCall, parked: Parked, resumed: Option<(String, 
 
 /// Waits for the call's fate, telling the agent how long is left if it asked; releases the call
 /// if it is approved.
-async fn wait(call: ParkedCall, parked: Parked, tx: mpsc::Sender<Value>) {
+async fn wait(call: ParkedCall, parked: Parked, tx: ToAgent) {
     let token = jsonrpc::progress_token(&call.msg).cloned();
     let started = Instant::now();
     let mut progress = tokio::time::interval(PROGRESS_EVERY);
@@ -204,34 +212,40 @@ async fn wait(call: ParkedCall, parked: Parked, tx: mpsc::Sender<Value>) {
                 fate = &mut fate => break fate,
                 _ = progress.tick(), if token.is_some() => {
                     if let Some(token) = &token {
-                        let _ = tx.send(progress_note(&call, &parked, token, started)).await;
+                        let _ = tx.send(Box::new(progress_note(&call, &parked, token, started))).await;
                     }
                 }
             }
         }
     };
     match fate {
-        Fate::Approved(release) => send_released(call, release, tx).await,
+        // Boxed: only an approved call needs the release's state, not every request waiting.
+        Fate::Approved(release) => Box::pin(send_released(call, release, tx)).await,
         Fate::Refused(text) => {
             // A task's call another request won (a `tasks/get`) has its result kept for it.
             if let Some(task) = &call.task
-                && let Some(answer) =
-                    super::tasks::result_elsewhere(&call.app, task, &parked.id, call.id()).await
+                && let Some(answer) = Box::pin(super::tasks::result_elsewhere(
+                    &call.app,
+                    task,
+                    &parked.id,
+                    call.id(),
+                ))
+                .await
             {
-                let _ = tx.send(answer).await;
+                let _ = tx.send(Box::new(answer)).await;
                 return;
             }
             call.count(Outcome::NotApproved);
-            let _ = tx.send(call.refusal(text)).await;
+            let _ = tx.send(Box::new(call.refusal(text))).await;
         }
         Fate::Waiting(text) if call.task.is_some() => {
             // A task's result is never "call again": the agent waits on the task.
             let answer = jsonrpc::error_response(call.id(), jsonrpc::INTERNAL_ERROR, text);
-            let _ = tx.send(answer).await;
+            let _ = tx.send(Box::new(answer)).await;
         }
         Fate::Waiting(text) => {
             call.count(Outcome::Waiting);
-            let _ = tx.send(call.refusal(text)).await;
+            let _ = tx.send(Box::new(call.refusal(text))).await;
         }
         Fate::Left => {}
     }
@@ -259,13 +273,13 @@ fn progress_note(call: &ParkedCall, parked: &Parked, token: &Value, started: Ins
 
 /// Sends the approved call upstream, once, with the stored arguments, and relays the answer.
 #[tracing::instrument(name = "forward_approved", skip_all, fields(call = %release.id))]
-pub(super) async fn send_released(call: ParkedCall, mut release: Release, tx: mpsc::Sender<Value>) {
+pub(super) async fn send_released(call: ParkedCall, mut release: Release, tx: ToAgent) {
     // An approval does not cover a tool whose definition changed since (a rug pull).
     let upstream = &call.ctx.gateway.name;
     if let Some(refusal) = call.app.pins.refusal(upstream, call.tool.as_str()) {
         release.finish(CallStatus::Failed, None, &refusal).await;
         call.count(Outcome::Denied);
-        let _ = tx.send(call.refusal(refusal)).await;
+        let _ = tx.send(Box::new(call.refusal(refusal))).await;
         return;
     }
     // Waiting for the upstream link (it may be restarting) must not outlast the agent.
@@ -300,7 +314,9 @@ pub(super) async fn send_released(call: ParkedCall, mut release: Release, tx: mp
             release.finish(CallStatus::Failed, None, &detail).await;
             call.count(Outcome::Unavailable);
             let _ = tx
-                .send(call.refusal(format!("{detail}; the approved call did not run")))
+                .send(Box::new(
+                    call.refusal(format!("{detail}; the approved call did not run")),
+                ))
                 .await;
             return;
         }
@@ -321,7 +337,7 @@ pub(super) async fn send_released(call: ParkedCall, mut release: Release, tx: mp
 async fn relay(
     call: ParkedCall,
     release: Release,
-    tx: mpsc::Sender<Value>,
+    tx: ToAgent,
     (upstream_id, mut replies): (u64, ReplyRx),
     started: Instant,
     continuation: Option<super::continuations::Bound>,
@@ -372,7 +388,7 @@ async fn relay(
         };
         // The agent gets its answer first; recording the outcome is not on its path.
         if listening {
-            let _ = tx.send(msg).await;
+            let _ = tx.send(Box::new(msg)).await;
         }
         if let Some((status, summary, detail)) = outcome {
             release.finish(status, summary.as_ref(), &detail).await;

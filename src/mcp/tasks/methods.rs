@@ -150,7 +150,7 @@ async fn run(
     };
     let drain = async move {
         let mut last = None;
-        while let Some(msg) = rx.recv().await {
+        while let Some(msg) = rx.recv().await.map(|msg| *msg) {
             if msg.get("method").is_none() {
                 last = Some(msg);
             }
