@@ -25,17 +25,18 @@
 
 mod echo;
 mod load;
+#[path = "../support/procs.rs"]
+mod procs;
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use load::{Agents, Fallible, Run, quantile};
+use load::{Agents, Run, quantile};
+use procs::{Airlock, Fallible, Process, free_port};
 use tokio::io::AsyncBufReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-/// The `airlock` binary under test.
-const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
 const DEFAULT_CALLS: usize = 1000;
 const ROUNDS: usize = 3;
 /// The longest one cell runs in a round.
@@ -128,6 +129,8 @@ struct Cell {
     concurrency: usize,
     agents: Agents,
     runs: Vec<Run>,
+    /// Airlock's CPU time over each run, and the calls it made.
+    cpu: Vec<(Duration, usize)>,
 }
 
 async fn bench() -> Fallible<()> {
@@ -140,10 +143,23 @@ async fn bench() -> Fallible<()> {
     eprintln!("starting the upstreams, Airlock (twice) and mcp-proxy ...");
     let (nodelay, _nodelay_process) = echo_http(&me, true).await?;
     let (nagle, _nagle_process) = echo_http(&me, false).await?;
-    let token = airlock::secrets::generate_token()?;
     let upstreams = [(Upstream::Nodelay, &nodelay), (Upstream::Nagle, &nagle)];
-    let on = start_airlock(dir.path(), "audit-on", true, &me, &upstreams, &token).await?;
-    let off = start_airlock(dir.path(), "audit-off", false, &me, &upstreams, &token).await?;
+    let on = start_airlock(dir.path(), "audit-on", true, &me, &upstreams).await?;
+    let off = start_airlock(dir.path(), "audit-off", false, &me, &upstreams).await?;
+    let token_on = Airlock::cli(
+        dir.path(),
+        "audit-on",
+        &["token", "create", "--agent", "bench"],
+        "",
+    )
+    .await?;
+    let token_off = Airlock::cli(
+        dir.path(),
+        "audit-off",
+        &["token", "create", "--agent", "bench"],
+        "",
+    )
+    .await?;
     let proxy = match start_mcp_proxy(dir.path(), &upstreams).await {
         Ok(proxy) => Some(proxy),
         Err(e) => {
@@ -175,7 +191,11 @@ async fn bench() -> Fallible<()> {
                         format!("{}/echo", upstream.name()),
                     ),
                     Via::Airlock | Via::AirlockNoAudit => {
-                        let airlock = if path == Via::Airlock { &on } else { &off };
+                        let (airlock, token) = if path == Via::Airlock {
+                            (&on, &token_on)
+                        } else {
+                            (&off, &token_off)
+                        };
                         (
                             format!("{}/mcp/{}", airlock.url, upstream.name()),
                             Some(token.as_str()),
@@ -190,6 +210,7 @@ async fn bench() -> Fallible<()> {
                     concurrency,
                     agents,
                     runs: Vec::new(),
+                    cpu: Vec::new(),
                 });
             }
         }
@@ -205,20 +226,32 @@ async fn bench() -> Fallible<()> {
         let n = cells.len();
         for i in (0..n).map(|i| (i * 7 + round * 5) % n) {
             let cell = &mut cells[i];
+            let airlock = match cell.path {
+                Via::Airlock => Some(&on.process),
+                Via::AirlockNoAudit => Some(&off.process),
+                _ => None,
+            };
+            let before = airlock.and_then(procs::Process::cpu_time);
             let run = cell.agents.run(calls, CELL_CAP).await?;
+            if let (Some(before), Some(after)) =
+                (before, airlock.and_then(procs::Process::cpu_time))
+            {
+                cell.cpu.push((after.saturating_sub(before), run.calls));
+            }
             cell.runs.push(run);
         }
     }
     report(&cells, calls, started.elapsed(), proxy.is_some());
+    let mib = |airlock: &Airlock| airlock.process.rss().map_or(0.0, |b| b as f64 / 1048576.0);
+    println!(
+        "Airlock's resident memory after the run: {:.0} MiB (audit on), {:.0} MiB (audit off)",
+        mib(&on),
+        mib(&off)
+    );
     for cell in cells {
         cell.agents.close().await;
     }
     Ok(())
-}
-
-/// A child process, killed when this is dropped.
-struct Process {
-    _child: Child,
 }
 
 /// The echo upstream over HTTP in a process of its own: its address.
@@ -228,31 +261,14 @@ async fn echo_http(me: &Path, nodelay: bool) -> Fallible<(String, Process)> {
     if nodelay {
         command.arg("--nodelay");
     }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (process, stdout) = Process::spawn(command.stdout(Stdio::piped()).stderr(Stdio::null()))?;
+    let stdout = stdout.ok_or("no stdout")?;
     let addr = tokio::io::BufReader::new(stdout)
         .lines()
         .next_line()
         .await?
         .ok_or("the echo upstream printed no address")?;
-    Ok((addr, Process { _child: child }))
-}
-
-/// A proxy listening for agents.
-struct Running {
-    url: String,
-    _process: Process,
-}
-
-/// A free port on loopback (taken and let go: a moment's race with other programs).
-fn free_port() -> Fallible<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok((addr, process))
 }
 
 /// `airlock serve` with the upstreams and an allow-all policy, audit on or off.
@@ -262,17 +278,12 @@ async fn start_airlock(
     audit: bool,
     me: &Path,
     upstreams: &[(Upstream, &String)],
-    token: &str,
-) -> Fallible<Running> {
-    let port = free_port()?;
+) -> Fallible<Airlock> {
     let policy = dir.join("allow.json");
     std::fs::write(&policy, r#"{"version": "1", "default": "allow"}"#)?;
     let mut toml = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
-         [database]\nurl = \"sqlite://{db}\"\n[audit]\nrecord_policy_decisions = {audit}\n\
-         [[agent]]\nname = \"bench\"\ntoken_sha256 = \"{digest}\"\n",
+        "[database]\nurl = \"sqlite://{db}\"\n[audit]\nrecord_policy_decisions = {audit}\n",
         db = dir.join(format!("{name}.db")).display(),
-        digest = airlock::secrets::sha256_hex(token.as_bytes()),
     );
     for (upstream, addr) in upstreams {
         toml.push_str(&format!(
@@ -286,39 +297,13 @@ async fn start_airlock(
         me.display(),
         policy.display()
     ));
-    let config = dir.join(format!("{name}.toml"));
-    std::fs::write(&config, toml)?;
-    let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-    let child = Command::new(AIRLOCK)
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("AIRLOCK_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()?;
-    let url = format!("http://127.0.0.1:{port}");
-    wait_until_up(&format!("{url}/readyz")).await?;
-    Ok(Running {
-        url,
-        _process: Process { _child: child },
-    })
+    Airlock::start(dir, name, &toml, 4096).await
 }
 
-async fn wait_until_up(url: &str) -> Fallible<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(response) = reqwest::get(url).await
-            && response.status().is_success()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("{url} did not answer within 30 s").into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// A proxy listening for agents.
+struct Running {
+    url: String,
+    _process: Process,
 }
 
 /// `mcp-proxy` (installed on first use) with the HTTP upstreams as backends.
@@ -335,14 +320,14 @@ async fn start_mcp_proxy(dir: &Path, upstreams: &[(Upstream, &String)]) -> Falli
     }
     let config = dir.join("mcp-proxy.toml");
     std::fs::write(&config, toml)?;
-    let child = Command::new(binary)
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+    let (process, _) = Process::spawn(
+        Command::new(binary)
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
     let url = format!("http://127.0.0.1:{port}/");
     let deadline = Instant::now() + Duration::from_secs(30);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -356,7 +341,7 @@ async fn start_mcp_proxy(dir: &Path, upstreams: &[(Upstream, &String)]) -> Falli
     }
     Ok(Running {
         url,
-        _process: Process { _child: child },
+        _process: process,
     })
 }
 
@@ -483,6 +468,25 @@ fn report(cells: &[Cell], calls: usize, elapsed: Duration, with_proxy: bool) {
                 column(Via::AirlockNoAudit)
             );
         }
+    }
+    println!();
+    println!("Airlock's own CPU time per call (all its threads, user and system):");
+    for cell in cells.iter().filter(|c| !c.cpu.is_empty()) {
+        let (time, calls) = cell
+            .cpu
+            .iter()
+            .fold((Duration::ZERO, 0), |(t, n), (dt, dn)| (t + *dt, n + dn));
+        println!(
+            "  {:<32} c={:<3} {:<18} {:.0} µs",
+            cell.upstream.label(),
+            cell.concurrency,
+            if cell.path == Via::Airlock {
+                "audit on"
+            } else {
+                "audit off"
+            },
+            us(time) / calls.max(1) as f64
+        );
     }
     goals(cells);
 }
