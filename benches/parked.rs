@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use procs::{AIRLOCK, Airlock, Fallible};
+use procs::{AIRLOCK, Airlock, Fallible, ms, quantile};
 use serde_json::{Value, json};
 
 const DEFAULT_PARKED: usize = 10_000;
@@ -152,19 +152,6 @@ async fn run() -> Fallible<()> {
 /// Lets the store settle and Airlock hand freed memory back (every 10 s) before memory is read.
 async fn settle() {
     tokio::time::sleep(Duration::from_secs(12)).await;
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn quantile(sample: &[Duration], q: f64) -> Duration {
-    let mut sorted = sample.to_vec();
-    sorted.sort_unstable();
-    sorted
-        .get(((sorted.len().saturating_sub(1)) as f64 * q).round() as usize)
-        .copied()
-        .unwrap_or_default()
 }
 
 /// One `airlock serve` under a policy that parks every call, with an agent and a reviewer.

@@ -93,6 +93,8 @@ pub struct AppState {
     pub pins: Arc<crate::pinning::Pins>,
     /// The dashboard's live feed of queue changes.
     pub feed: Arc<crate::web::live::QueueFeed>,
+    /// The history page's chart, its past days counted once.
+    pub(crate) chart: Arc<crate::web::dashboard::chart::DecisionChart>,
     /// Failed sign-ins recorded this hour (the audit log takes at most 100 an hour one by one).
     pub failed_sign_ins: Arc<crate::audit::sign_ins::FailedSignIns>,
     /// Turns for argon2 work (sign-ins, new passwords), at most one per CPU.
@@ -281,6 +283,7 @@ impl Application {
             tokens: Arc::new(TokenCache::default()),
             catalogue,
             feed: Arc::default(),
+            chart: Arc::default(),
             passwords: Arc::default(),
             task_results: Arc::default(),
             continuations: Arc::default(),

@@ -116,14 +116,3 @@ async fn call(client: &RunningService<RoleClient, ()>, tool: &str, message: &str
     }
     Ok(())
 }
-
-/// The `q`-quantile of `sample` (0.5 for the median).
-pub fn quantile(sample: &[Duration], q: f64) -> Duration {
-    if sample.is_empty() {
-        return Duration::ZERO;
-    }
-    let mut sorted = sample.to_vec();
-    sorted.sort_unstable();
-    let at = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[at]
-}

@@ -32,8 +32,8 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use load::{Agents, Run, quantile};
-use procs::{Airlock, Fallible, Process, free_port};
+use load::{Agents, Run};
+use procs::{Airlock, Fallible, Process, free_port, ms, quantile};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
 
@@ -416,7 +416,7 @@ fn find(cells: &[Cell], path: Via, upstream: Upstream, concurrency: usize) -> Op
 }
 
 fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
+    ms(d) * 1e3
 }
 
 fn report(cells: &[Cell], calls: usize, elapsed: Duration, with_proxy: bool) {

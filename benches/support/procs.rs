@@ -128,3 +128,18 @@ impl Airlock {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 }
+
+/// Milliseconds, for printing.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The `q` quantile (0.5: the median) of `sample`, nearest rank.
+pub fn quantile(sample: &[Duration], q: f64) -> Duration {
+    let mut sorted = sample.to_vec();
+    sorted.sort_unstable();
+    sorted
+        .get(((sorted.len().saturating_sub(1)) as f64 * q).round() as usize)
+        .copied()
+        .unwrap_or_default()
+}

@@ -2,12 +2,37 @@
 //! counts, calls past their expiry or left behind by a dead instance, and the masking of calls
 //! stored before masked copies existed.
 
+use std::collections::HashMap;
+
 use super::calls::{open_statuses, select_calls};
 use super::{CallRow, Store, StoreError, query};
 use crate::domain::{CallId, CallStatus, Timestamp};
 
 /// How many ids one `IN (...)` query carries (SQLite allows 32766 parameters; stay far below).
 const IDS_PER_QUERY: usize = 500;
+
+/// How far a call's creation time may be from the time in its id (both read from the clock
+/// within the same moment; the margin only widens the id range the exact time filter narrows).
+const ID_CLOCK_MARGIN: time::Duration = time::Duration::hours(1);
+
+/// The smallest UUIDv7 made at `at` moved by `shift`, as ids are spelled.
+fn id_floor(at: Timestamp, shift: time::Duration) -> String {
+    let ms = ((at.get() + shift).unix_timestamp_nanos() / 1_000_000).max(0);
+    let ms = u64::try_from(ms).unwrap_or(0) & 0xffff_ffff_ffff;
+    format!(
+        "{:08x}-{:04x}-0000-0000-000000000000",
+        ms >> 16,
+        ms & 0xffff
+    )
+}
+
+/// One page of [`Store::history`]: its calls, and the `before` that continues it, if anything
+/// may be left.
+#[derive(Debug)]
+pub struct HistorySlice {
+    pub rows: Vec<CallRow>,
+    pub next: Option<String>,
+}
 
 /// What the history page filters calls by; `None` fields do not filter.
 #[derive(Debug, Clone, Default)]
@@ -27,22 +52,30 @@ pub struct CallFilter {
 impl Store {
     /// Calls matching `filter`, newest first, `limit` at a time after the id `before` (keyset
     /// pages: each page is one index range, however deep). Only the given filters become SQL, so
-    /// the planner can use the index of the one that narrows most.
+    /// the planner can use the index of the one that narrows most; a time range also bounds the
+    /// ids (UUIDv7s carry their creation time), so it is an index range too.
+    ///
+    /// The text and reviewer filters have no index: they are checked on the next `scan` calls
+    /// that pass the other filters, and no further, so a search for something rare costs one
+    /// bounded scan a page rather than the whole table. The slice's `next` says where to go on:
+    /// after its last row when it is full, after the last call scanned when the scan ended
+    /// first (the page then holds fewer rows, possibly none, and more may match further down).
     pub async fn history(
         &self,
         filter: &CallFilter,
         before: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<CallRow>, StoreError> {
+        scan: u32,
+    ) -> Result<HistorySlice, StoreError> {
         let mut binds: Vec<String> = Vec::new();
         // Each value gets the next numbered placeholder.
         let mut param = |value: String| {
             binds.push(value);
             format!("${}", binds.len())
         };
-        let mut conditions: Vec<String> = Vec::new();
+        let mut indexed: Vec<String> = Vec::new();
         if let Some(status) = filter.status {
-            conditions.push(format!("status = {}", param(status.as_str().to_owned())));
+            indexed.push(format!("status = {}", param(status.as_str().to_owned())));
         }
         for (column, value) in [
             ("upstream", &filter.upstream),
@@ -50,65 +83,118 @@ impl Store {
             ("agent", &filter.agent),
         ] {
             if let Some(value) = value {
-                conditions.push(format!("{column} = {}", param(value.clone())));
+                indexed.push(format!("{column} = {}", param(value.clone())));
             }
         }
+        if let Some(since) = filter.since {
+            indexed.push(format!("created_at >= {}", param(since.text())));
+            indexed.push(format!(
+                "id >= {}",
+                param(id_floor(since, -ID_CLOCK_MARGIN))
+            ));
+        }
+        if let Some(until) = filter.until {
+            indexed.push(format!("created_at < {}", param(until.text())));
+            indexed.push(format!("id < {}", param(id_floor(until, ID_CLOCK_MARGIN))));
+        }
+        if let Some(before) = before {
+            indexed.push(format!("id < {}", param(before.to_owned())));
+        }
+        let mut scanned: Vec<String> = Vec::new();
         if let Some(reviewer) = &filter.reviewer {
             let (by, voted) = (
                 param(reviewer.to_lowercase()),
                 param(reviewer.to_lowercase()),
             );
-            conditions.push(format!(
+            scanned.push(format!(
                 "(decided_by = {by} OR id IN (SELECT call_id FROM call_approvals WHERE reviewer = {voted}))"
             ));
-        }
-        if let Some(since) = &filter.since {
-            conditions.push(format!("created_at >= {}", param(since.text())));
-        }
-        if let Some(until) = &filter.until {
-            conditions.push(format!("created_at < {}", param(until.text())));
         }
         if let Some(text) = &filter.text {
             let escaped = text
                 .replace('\\', "\\\\")
                 .replace('%', "\\%")
                 .replace('_', "\\_");
-            conditions.push(format!(
+            scanned.push(format!(
                 "COALESCE(args_shown, args_json) LIKE {} ESCAPE '\\'",
                 param(format!("%{escaped}%"))
             ));
         }
-        if let Some(before) = before {
-            conditions.push(format!("id < {}", param(before.to_owned())));
-        }
+        let indexed_where = if indexed.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {} ", indexed.join(" AND "))
+        };
         let limit_param = format!("${}", binds.len() + 1);
-        let mut sql = select_calls!("").to_owned();
-        if !conditions.is_empty() {
-            sql.push_str("WHERE ");
-            sql.push_str(&conditions.join(" AND "));
+        let sql = if scanned.is_empty() {
+            format!(
+                "{}{indexed_where}ORDER BY id DESC LIMIT {limit_param}",
+                select_calls!("")
+            )
+        } else {
+            let scan_param = format!("${}", binds.len() + 2);
+            format!(
+                "{} WHERE {} ORDER BY id DESC LIMIT {limit_param}",
+                select_calls!("").replace(
+                    "FROM tool_calls",
+                    &format!(
+                        "FROM (SELECT * FROM tool_calls {indexed_where}\
+                         ORDER BY id DESC LIMIT {scan_param}) AS scanned"
+                    )
+                ),
+                scanned.join(" AND ")
+            )
+        };
+        let mut rows_query = sqlx::query_as::<_, CallRow>(sqlx::AssertSqlSafe(sql));
+        for value in &binds {
+            rows_query = rows_query.bind(value.clone());
         }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit_param}"));
-        let mut query_rows = sqlx::query_as::<_, CallRow>(sqlx::AssertSqlSafe(sql));
-        for value in binds {
-            query_rows = query_rows.bind(value);
+        rows_query = rows_query.bind(i64::from(limit));
+        if !scanned.is_empty() {
+            rows_query = rows_query.bind(i64::from(scan));
         }
-        query_rows
-            .bind(i64::from(limit))
+        let rows = rows_query
             .fetch_all(&self.pool)
             .await
-            .map_err(query("select history"))
+            .map_err(query("select history"))?;
+        if rows.len() == limit as usize {
+            let next = rows.last().map(|row| row.id.to_string());
+            return Ok(HistorySlice { rows, next });
+        }
+        if scanned.is_empty() {
+            return Ok(HistorySlice { rows, next: None });
+        }
+        // Fewer rows than asked: the calls ran out, or the scan did.
+        let mut end_query =
+            sqlx::query_as::<_, (i64, Option<String>)>(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*), MIN(id) FROM (SELECT id FROM tool_calls {indexed_where}\
+                 ORDER BY id DESC LIMIT {limit_param}) AS scanned"
+            )));
+        for value in binds {
+            end_query = end_query.bind(value);
+        }
+        let (seen, last) = end_query
+            .bind(i64::from(scan))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query("select the end of a history scan"))?;
+        let next = last.filter(|_| seen == i64::from(scan));
+        Ok(HistorySlice { rows, next })
     }
 
-    /// How many calls were decided each day since `since` (`YYYY-MM-DD` in UTC), by status.
+    /// How many calls were decided each day from `since` until before `until` (`YYYY-MM-DD` in
+    /// UTC), by status: a range of the (decided_at, status) index, the table itself unread.
     pub async fn decisions_per_day(
         &self,
         since: Timestamp,
+        until: Timestamp,
     ) -> Result<Vec<(String, CallStatus, i64)>, StoreError> {
         sqlx::query_as(
             "SELECT substr(decided_at, 1, 10) AS day, status, COUNT(*) FROM tool_calls \
-             WHERE decided_at >= $1 GROUP BY substr(decided_at, 1, 10), status",
+             WHERE decided_at >= $1 AND decided_at < $2 GROUP BY substr(decided_at, 1, 10), status",
         )
         .bind(since)
+        .bind(until)
         .fetch_all(&self.pool)
         .await
         .map_err(query("count decisions per day"))
@@ -145,6 +231,34 @@ impl Store {
         .await
         .map_err(query("store masked arguments"))?;
         Ok(())
+    }
+
+    /// How many approvals each of `ids` has; calls with none are left out.
+    pub async fn approval_counts(
+        &self,
+        ids: &[CallId],
+    ) -> Result<HashMap<CallId, usize>, StoreError> {
+        let mut counts = HashMap::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT call_id, COUNT(*) FROM call_approvals WHERE call_id IN ({}) GROUP BY call_id",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query_as::<_, (CallId, i64)>(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            let rows = q
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query("count approvals"))?;
+            counts.extend(
+                rows.into_iter()
+                    .map(|(id, n)| (id, usize::try_from(n).unwrap_or(0))),
+            );
+        }
+        Ok(counts)
     }
 
     /// The statuses of those of `ids` that are no longer pending.

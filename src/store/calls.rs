@@ -333,15 +333,29 @@ impl Store {
         before: Option<&str>,
         limit: u32,
     ) -> Result<Vec<CallRow>, StoreError> {
-        sqlx::query_as(select_calls!(
-            "WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-        ))
-        .bind(status)
-        .bind(before)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("select calls"))
+        // Each combination its own statement, so each is one range of an index (SQLite plans a
+        // statement once: `$1 IS NULL OR status = $1` would read the whole table for the queue).
+        let query_rows = match (status, before) {
+            (Some(status), Some(before)) => sqlx::query_as(select_calls!(
+                "WHERE status = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(status)
+            .bind(before),
+            (Some(status), None) => {
+                sqlx::query_as(select_calls!("WHERE status = $1 ORDER BY id DESC LIMIT $2"))
+                    .bind(status)
+            }
+            (None, Some(before)) => {
+                sqlx::query_as(select_calls!("WHERE id < $1 ORDER BY id DESC LIMIT $2"))
+                    .bind(before)
+            }
+            (None, None) => sqlx::query_as(select_calls!("ORDER BY id DESC LIMIT $1")),
+        };
+        query_rows
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("select calls"))
     }
 
     /// How many calls are in `status`.

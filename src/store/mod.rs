@@ -35,7 +35,7 @@ use sqlx::{Executor, Transaction};
 
 pub use agents::Agent;
 pub use audit::{AuditBounds, AuditFilter, AuditOrder, NewAuditEvent};
-pub use call_queries::CallFilter;
+pub use call_queries::{CallFilter, HistorySlice};
 pub use calls::{ApprovalRow, CallRow, EventRow, NewCall, Parking, QueueLimits, ResultSummary};
 pub use counters::CounterStep;
 pub use instances::{Holder, InstanceRow};

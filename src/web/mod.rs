@@ -4,7 +4,7 @@
 mod api;
 mod assets;
 pub mod client;
-mod dashboard;
+pub(crate) mod dashboard;
 mod error;
 pub mod fields;
 pub mod live;

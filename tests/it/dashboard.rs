@@ -801,6 +801,23 @@ async fn history_filters_pages_by_keyset_and_exports_what_it_shows() {
     );
     let both = browser.get("/history?agent=ci-bot&tool=send_message").await;
     assert_eq!(both.body.matches("<tr data-call-id=").count(), 20);
+    let today = time::OffsetDateTime::now_utc().date();
+    let (yesterday, tomorrow) = (
+        today.previous_day().expect("a day"),
+        today.next_day().expect("a day"),
+    );
+    for (range, expected) in [
+        (format!("since={yesterday}&until={tomorrow}"), 50),
+        (format!("until={yesterday}"), 0),
+        (format!("since={tomorrow}"), 0),
+    ] {
+        let page = browser.get(&format!("/history?{range}")).await;
+        assert_eq!(
+            page.body.matches("<tr data-call-id=").count(),
+            expected,
+            "{range}"
+        );
+    }
     let bad = browser.get("/history?since=yesterday").await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("is not a date like 2026-11-25"));
@@ -814,6 +831,93 @@ async fn history_filters_pages_by_keyset_and_exports_what_it_shows() {
         .collect();
     assert_eq!(lines.len(), 40);
     assert!(lines.iter().all(|l| l["agent"] == "ci-bot"));
+}
+
+#[tokio::test]
+async fn a_search_for_something_rare_reads_a_bounded_slice_a_page_and_says_where_to_go_on() {
+    let app = TestApp::spawn().await;
+    let needle = app
+        .store_waiting_call("claude", "send_message", r#"{"text": "needle"}"#)
+        .await;
+    for i in 0..25 {
+        app.store_waiting_call(
+            "claude",
+            "send_message",
+            &format!(r#"{{"text": "hay {i}"}}"#),
+        )
+        .await;
+    }
+    let filter = airlock::store::CallFilter {
+        text: Some("needle".to_owned()),
+        ..Default::default()
+    };
+    // Ten calls scanned a page: the newest twenty hold no needle, the third scan finds it.
+    let (mut before, mut pages, mut found) = (None::<String>, 0, Vec::new());
+    loop {
+        let slice = app
+            .store
+            .history(&filter, before.as_deref(), 50, 10)
+            .await
+            .expect("a history page");
+        pages += 1;
+        found.extend(slice.rows.iter().map(|row| row.id.to_string()));
+        let Some(next) = slice.next else { break };
+        assert!(
+            slice.rows.is_empty(),
+            "a scan that ends early found nothing here"
+        );
+        before = Some(next);
+        assert!(pages < 10, "the scans come to an end");
+    }
+    assert_eq!((found, pages), (vec![needle], 3));
+
+    let hay = airlock::store::CallFilter {
+        text: Some("hay".to_owned()),
+        ..Default::default()
+    };
+    let full = app
+        .store
+        .history(&hay, None, 4, 10)
+        .await
+        .expect("a history page");
+    assert_eq!(full.rows.len(), 4, "a page fills before its scan ends");
+    assert_eq!(
+        full.next.as_deref(),
+        full.rows.last().map(|row| row.id.as_str()),
+        "and goes on after its last row"
+    );
+}
+
+#[tokio::test]
+async fn the_history_chart_counts_todays_decisions_as_they_are_made() {
+    let app = TestApp::spawn().await;
+    let bob = app.reviewer("bob@example.org", "approver").await;
+    let decide = async |decision: &str| {
+        let waiting = waiting_call(&app, &bob, json!({})).await;
+        let (status, body) = bob.decide(&waiting.id, decision, Some("seen")).await;
+        assert_eq!(status, 200, "{body}");
+        result_of(waiting.call).await;
+    };
+    let mut browser = app.signed_in("alice@example.org", "viewer").await;
+    let today = time::OffsetDateTime::now_utc().date();
+    let empty = browser.get("/history").await;
+    assert!(!empty.body.contains(&format!("{today}: ")), "no bar yet");
+
+    decide("approve").await;
+    decide("approve").await;
+    decide("reject").await;
+    let page = browser.get("/history").await;
+    assert!(
+        page.body.contains(&format!("{today}: 2 approved")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&format!("{today}: 1 rejected")));
+
+    // The past days were kept from the first page; today is counted again for each.
+    decide("approve").await;
+    let page = browser.get("/history").await;
+    assert!(page.body.contains(&format!("{today}: 3 approved")));
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::chart::ChartDay;
 use crate::app::AppState;
 use crate::approval::CallView;
 use crate::domain::{CallStatus, Timestamp};
@@ -22,8 +23,9 @@ use crate::web::session::SignedIn;
 const PAGE: u32 = 50;
 /// Rows per query while exporting.
 const EXPORT_PAGE: u32 = 500;
-/// Days the chart covers, today included.
-const CHART_DAYS: i64 = 14;
+/// Calls a page's text and reviewer filters look through (see `Store::history`): a search for
+/// something rare stops there, and the page offers to search on, rather than reading the table.
+const SCAN: u32 = 20_000;
 
 /// The filters as the form sends them; empty fields do not filter.
 #[derive(Deserialize, Serialize, Default, Clone)]
@@ -112,21 +114,6 @@ pub struct HistoryRow {
     reason: String,
 }
 
-/// One day's column of the chart: stacked bars in SVG coordinates.
-pub struct ChartDay {
-    x: i64,
-    label: String,
-    bars: Vec<ChartBar>,
-    total: i64,
-}
-
-pub struct ChartBar {
-    y: i64,
-    height: i64,
-    class: &'static str,
-    title: String,
-}
-
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard/history.html")]
 pub struct HistoryPage {
@@ -135,6 +122,9 @@ pub struct HistoryPage {
     statuses: Vec<&'static str>,
     rows: Vec<HistoryRow>,
     next: Option<String>,
+    /// The search stopped at [`SCAN`] calls before the page filled: `next` searches on.
+    scan_ended: bool,
+    scan: u32,
     export: String,
     chart: Vec<ChartDay>,
 }
@@ -146,15 +136,16 @@ pub async fn page(
 ) -> PageResult<HistoryPage> {
     let filter = query.filter()?;
     let before = non_empty(&query.before);
-    let found = app.store.history(&filter, before.as_deref(), PAGE).await?;
-    let next = (found.len() == PAGE as usize)
-        .then(|| {
-            found
-                .last()
-                .map(|row| format!("{}&before={}", query.encoded(), row.id))
-        })
-        .flatten();
+    let found = app
+        .store
+        .history(&filter, before.as_deref(), PAGE, SCAN)
+        .await?;
+    let scan_ended = found.next.is_some() && found.rows.len() < PAGE as usize;
+    let next = found
+        .next
+        .map(|id| format!("{}&before={id}", query.encoded()));
     let rows = found
+        .rows
         .into_iter()
         .map(|row| CallView::new(row, Vec::new(), None))
         .filter(|call| shows_text(&filter, call))
@@ -176,90 +167,11 @@ pub async fn page(
         statuses: CallStatus::ALL.iter().map(|s| s.as_str()).collect(),
         rows,
         next,
-        chart: chart(&app).await?,
+        scan_ended,
+        scan: SCAN,
+        chart: app.chart.days(&app.store).await?,
         query,
     })
-}
-
-/// Chart geometry: the plot's height and one day's width, in SVG units.
-const CHART_HEIGHT: i64 = 120;
-const DAY_WIDTH: i64 = 40;
-
-/// The chart's bar kinds, bottom up: a name and a colour class.
-const CHART_KINDS: [(&str, &str); 3] = [
-    ("approved", "approved"),
-    ("rejected", "rejected"),
-    ("not decided", "muted"),
-];
-
-/// Which of [`CHART_KINDS`] a decided call counts as.
-fn chart_kind(status: CallStatus) -> Option<usize> {
-    match status {
-        CallStatus::Approved
-        | CallStatus::Forwarding
-        | CallStatus::Completed
-        | CallStatus::Failed
-        | CallStatus::OutcomeUnknown => Some(0),
-        CallStatus::Rejected => Some(1),
-        CallStatus::Expired
-        | CallStatus::Unclaimed
-        | CallStatus::Withdrawn
-        | CallStatus::Abandoned => Some(2),
-        CallStatus::Pending => None,
-    }
-}
-
-async fn chart(app: &AppState) -> PageResult<Vec<ChartDay>> {
-    let today = time::OffsetDateTime::now_utc().date();
-    let first = today - time::Duration::days(CHART_DAYS - 1);
-    let counts = app
-        .store
-        .decisions_per_day(Timestamp::from(first.midnight().assume_utc()))
-        .await?;
-    let mut days: Vec<(String, [i64; 3])> = (0..CHART_DAYS)
-        .map(|i| ((first + time::Duration::days(i)).to_string(), [0; 3]))
-        .collect();
-    for (day, status, count) in counts {
-        if let (Some(entry), Some(kind)) =
-            (days.iter_mut().find(|(d, _)| *d == day), chart_kind(status))
-        {
-            entry.1[kind] += count;
-        }
-    }
-    let most = days
-        .iter()
-        .map(|(_, c)| c.iter().sum::<i64>())
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    Ok(days
-        .into_iter()
-        .zip(0..)
-        .map(|((day, counts), i)| {
-            let mut top = CHART_HEIGHT;
-            let bars = counts
-                .iter()
-                .zip(CHART_KINDS)
-                .filter(|(count, _)| **count > 0)
-                .map(|(count, (name, class))| {
-                    let height = (count * CHART_HEIGHT / most).max(2);
-                    top -= height;
-                    ChartBar {
-                        y: top,
-                        height,
-                        class,
-                        title: format!("{day}: {count} {name}"),
-                    }
-                })
-                .collect();
-            ChartDay {
-                x: i * DAY_WIDTH,
-                label: day.get(5..).unwrap_or(&day).to_owned(),
-                total: counts.iter().sum(),
-                bars,
-            }
-        })
-        .collect())
 }
 
 /// Whether the text filter, if any, matches what a person sees of the call's arguments. The store
@@ -297,15 +209,17 @@ pub async fn export(
         let filter = filter.clone();
         async move {
             let before = cursor?;
-            match store.history(&filter, before.as_deref(), EXPORT_PAGE).await {
-                Ok(rows) => {
-                    let next = (rows.len() == EXPORT_PAGE as usize)
-                        .then(|| rows.last().map(|row| row.id.to_string()));
-                    let chunk: String = rows
+            match store
+                .history(&filter, before.as_deref(), EXPORT_PAGE, SCAN)
+                .await
+            {
+                Ok(slice) => {
+                    let chunk: String = slice
+                        .rows
                         .into_iter()
                         .map(|row| export_line(&filter, row))
                         .collect();
-                    Some((Ok::<_, std::io::Error>(chunk), next))
+                    Some((Ok::<_, std::io::Error>(chunk), slice.next.map(Some)))
                 }
                 Err(e) => {
                     tracing::error!(error = %crate::telemetry::error_chain(&e), "history export stopped");

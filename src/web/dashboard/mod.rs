@@ -19,6 +19,7 @@
 mod account;
 mod audit_log;
 mod call;
+pub(crate) mod chart;
 mod history;
 mod login;
 mod outbox;

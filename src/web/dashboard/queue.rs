@@ -80,14 +80,16 @@ async fn rows(app: &AppState, before: Option<String>) -> PageResult<QueueRows> {
         pending.truncate(PAGE as usize);
         pending.last().map(|row| row.id.to_string())
     });
+    let ids: Vec<_> = pending.iter().map(|row| row.id.clone()).collect();
+    let approvals = app.store.approval_counts(&ids).await?;
     let mut rows = Vec::with_capacity(pending.len());
     for row in pending {
-        let approvals = app.store.approvals(&row.id).await?;
-        let call = CallView::new(row, approvals, None);
+        let approvals_have = approvals.get(&row.id).copied().unwrap_or(0);
+        let call = CallView::new(row, Vec::new(), None);
         rows.push(QueueRow {
             risk: parked_badge(&call.tool),
             preview: preview(&call.arguments, PREVIEW_CHARS),
-            approvals_have: call.approvals.len(),
+            approvals_have,
             approvals_needed: call.approvals_needed,
             left: time_left(seconds_until(&call.expires_at)),
             id: call.id.into_string(),
