@@ -247,7 +247,7 @@ impl Server {
         let body = response.bytes().await?;
         let took = started.elapsed();
         if !status.is_success() || body.len() < 100 {
-            return Err(format!("GET {path}: {status}").into());
+            return Err(format!("GET {path}: {status}: {}", String::from_utf8_lossy(&body)).into());
         }
         Ok(took)
     }
@@ -321,7 +321,7 @@ async fn fill(url: &str, calls: u64) -> Fallible<u64> {
              CASE WHEN i > {last} - {PENDING} THEN NULL \
                   ELSE strftime('%Y-%m-%dT%H:%M:%fZ', ms / 1000.0 + 60, 'unixepoch') END, \
              CASE WHEN i > {last} - {PENDING} THEN NULL ELSE '{EMAIL}' END, \
-             'bench-' || i \
+             printf('%064x', i) \
          FROM c",
         last = calls - 1,
     );

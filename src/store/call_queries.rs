@@ -26,6 +26,32 @@ fn id_floor(at: Timestamp, shift: time::Duration) -> String {
     )
 }
 
+/// Values bound to a statement built in pieces.
+#[derive(Default)]
+struct Binds(Vec<String>);
+
+impl Binds {
+    /// Binds `value`; its numbered placeholder.
+    fn add(&mut self, value: String) -> String {
+        self.0.push(value);
+        format!("${}", self.0.len())
+    }
+
+    /// The placeholder after the last bound.
+    fn after(&self) -> String {
+        format!("${}", self.0.len() + 1)
+    }
+}
+
+/// `WHERE` and the conditions joined by `AND`, or nothing without any.
+fn where_all(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {} ", conditions.join(" AND "))
+    }
+}
+
 /// One page of [`Store::history`]: its calls, and the `before` that continues it, if anything
 /// may be left.
 #[derive(Debug)]
@@ -67,15 +93,13 @@ impl Store {
         limit: u32,
         scan: u32,
     ) -> Result<HistorySlice, StoreError> {
-        let mut binds: Vec<String> = Vec::new();
-        // Each value gets the next numbered placeholder.
-        let mut param = |value: String| {
-            binds.push(value);
-            format!("${}", binds.len())
-        };
+        let mut binds = Binds::default();
         let mut indexed: Vec<String> = Vec::new();
         if let Some(status) = filter.status {
-            indexed.push(format!("status = {}", param(status.as_str().to_owned())));
+            indexed.push(format!(
+                "status = {}",
+                binds.add(status.as_str().to_owned())
+            ));
         }
         for (column, value) in [
             ("upstream", &filter.upstream),
@@ -83,31 +107,35 @@ impl Store {
             ("agent", &filter.agent),
         ] {
             if let Some(value) = value {
-                indexed.push(format!("{column} = {}", param(value.clone())));
+                indexed.push(format!("{column} = {}", binds.add(value.clone())));
             }
         }
         if let Some(since) = filter.since {
-            indexed.push(format!("created_at >= {}", param(since.text())));
+            indexed.push(format!("created_at >= {}", binds.add(since.text())));
             indexed.push(format!(
                 "id >= {}",
-                param(id_floor(since, -ID_CLOCK_MARGIN))
+                binds.add(id_floor(since, -ID_CLOCK_MARGIN))
             ));
         }
         if let Some(until) = filter.until {
-            indexed.push(format!("created_at < {}", param(until.text())));
-            indexed.push(format!("id < {}", param(id_floor(until, ID_CLOCK_MARGIN))));
+            indexed.push(format!("created_at < {}", binds.add(until.text())));
+            indexed.push(format!(
+                "id < {}",
+                binds.add(id_floor(until, ID_CLOCK_MARGIN))
+            ));
         }
         if let Some(before) = before {
-            indexed.push(format!("id < {}", param(before.to_owned())));
+            indexed.push(format!("id < {}", binds.add(before.to_owned())));
         }
         let mut scanned: Vec<String> = Vec::new();
         if let Some(reviewer) = &filter.reviewer {
             let (by, voted) = (
-                param(reviewer.to_lowercase()),
-                param(reviewer.to_lowercase()),
+                binds.add(reviewer.to_lowercase()),
+                binds.add(reviewer.to_lowercase()),
             );
             scanned.push(format!(
-                "(decided_by = {by} OR id IN (SELECT call_id FROM call_approvals WHERE reviewer = {voted}))"
+                "(decided_by = {by} OR EXISTS (SELECT 1 FROM call_approvals \
+                 WHERE call_approvals.call_id = tool_calls.id AND reviewer = {voted}))"
             ));
         }
         if let Some(text) = &filter.text {
@@ -117,68 +145,53 @@ impl Store {
                 .replace('_', "\\_");
             scanned.push(format!(
                 "COALESCE(args_shown, args_json) LIKE {} ESCAPE '\\'",
-                param(format!("%{escaped}%"))
+                binds.add(format!("%{escaped}%"))
             ));
         }
-        let indexed_where = if indexed.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {} ", indexed.join(" AND "))
-        };
-        let limit_param = format!("${}", binds.len() + 1);
-        let sql = if scanned.is_empty() {
-            format!(
-                "{}{indexed_where}ORDER BY id DESC LIMIT {limit_param}",
-                select_calls!("")
-            )
-        } else {
-            let scan_param = format!("${}", binds.len() + 2);
-            format!(
-                "{} WHERE {} ORDER BY id DESC LIMIT {limit_param}",
-                select_calls!("").replace(
-                    "FROM tool_calls",
-                    &format!(
-                        "FROM (SELECT * FROM tool_calls {indexed_where}\
-                         ORDER BY id DESC LIMIT {scan_param}) AS scanned"
-                    )
-                ),
-                scanned.join(" AND ")
-            )
-        };
-        let mut rows_query = sqlx::query_as::<_, CallRow>(sqlx::AssertSqlSafe(sql));
-        for value in &binds {
-            rows_query = rows_query.bind(value.clone());
-        }
-        rows_query = rows_query.bind(i64::from(limit));
+        // With filters that have no index, first where the scan ends: the `scan`-th call that
+        // passes the others (found in an index, the table unread), if there are that many.
+        let mut scan_end = None;
         if !scanned.is_empty() {
-            rows_query = rows_query.bind(i64::from(scan));
+            let mut end_query =
+                sqlx::query_as::<_, (i64, Option<String>)>(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*), MIN(id) FROM (SELECT id FROM tool_calls {}\
+                     ORDER BY id DESC LIMIT {}) AS scanned",
+                    where_all(&indexed),
+                    binds.after()
+                )));
+            for value in &binds.0 {
+                end_query = end_query.bind(value.clone());
+            }
+            let (seen, last) = end_query
+                .bind(i64::from(scan))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(query("find the end of a history scan"))?;
+            scan_end = last.filter(|_| seen == i64::from(scan));
+            if let Some(end) = &scan_end {
+                indexed.push(format!("id >= {}", binds.add(end.clone())));
+            }
+        }
+        let sql = format!(
+            "{}{}ORDER BY id DESC LIMIT {}",
+            select_calls!(""),
+            where_all(&[indexed, scanned].concat()),
+            binds.after()
+        );
+        let mut rows_query = sqlx::query_as::<_, CallRow>(sqlx::AssertSqlSafe(sql));
+        for value in binds.0 {
+            rows_query = rows_query.bind(value);
         }
         let rows = rows_query
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(query("select history"))?;
-        if rows.len() == limit as usize {
-            let next = rows.last().map(|row| row.id.to_string());
-            return Ok(HistorySlice { rows, next });
-        }
-        if scanned.is_empty() {
-            return Ok(HistorySlice { rows, next: None });
-        }
-        // Fewer rows than asked: the calls ran out, or the scan did.
-        let mut end_query =
-            sqlx::query_as::<_, (i64, Option<String>)>(sqlx::AssertSqlSafe(format!(
-                "SELECT COUNT(*), MIN(id) FROM (SELECT id FROM tool_calls {indexed_where}\
-                 ORDER BY id DESC LIMIT {limit_param}) AS scanned"
-            )));
-        for value in binds {
-            end_query = end_query.bind(value);
-        }
-        let (seen, last) = end_query
-            .bind(i64::from(scan))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(query("select the end of a history scan"))?;
-        let next = last.filter(|_| seen == i64::from(scan));
+        let next = if rows.len() == limit as usize {
+            rows.last().map(|row| row.id.to_string())
+        } else {
+            scan_end
+        };
         Ok(HistorySlice { rows, next })
     }
 

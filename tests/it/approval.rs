@@ -233,6 +233,20 @@ async fn a_quorum_of_two_needs_two_different_reviewers() {
         .filter_map(|a| a["reviewer"].as_str())
         .collect();
     assert_eq!(voters, ["alice@example.org", "bob@example.org"]);
+    // The history finds the call by either reviewer: the one who voted first, the one who decided.
+    let mut browser = app.signed_in("carol@example.org", "viewer").await;
+    for (reviewer, rows) in [
+        ("alice@example.org", 1),
+        ("bob@example.org", 1),
+        ("carol@example.org", 0),
+    ] {
+        let page = browser.get(&format!("/history?reviewer={reviewer}")).await;
+        assert_eq!(
+            page.body.matches("<tr data-call-id=").count(),
+            rows,
+            "{reviewer}"
+        );
+    }
     agent.close().await;
 }
 

@@ -3,6 +3,8 @@
 //! deep page costs what the first does. A chart shows the decisions of the last days, and the same
 //! filters export as JSON lines (`/history/export`), streamed page by page in constant memory.
 
+use std::time::{Duration, Instant};
+
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::body::Body;
@@ -23,9 +25,11 @@ use crate::web::session::SignedIn;
 const PAGE: u32 = 50;
 /// Rows per query while exporting.
 const EXPORT_PAGE: u32 = 500;
-/// Calls a page's text and reviewer filters look through (see `Store::history`): a search for
-/// something rare stops there, and the page offers to search on, rather than reading the table.
-const SCAN: u32 = 20_000;
+/// Calls the text and reviewer filters look through in one query (see `Store::history`).
+const SCAN: u32 = 1_000;
+/// How long a page searches before it shows what it found and offers to search on, rather than
+/// read the whole table for something rare.
+const SEARCH_TIME: Duration = Duration::from_millis(5);
 
 /// The filters as the form sends them; empty fields do not filter.
 #[derive(Deserialize, Serialize, Default, Clone)]
@@ -122,9 +126,8 @@ pub struct HistoryPage {
     statuses: Vec<&'static str>,
     rows: Vec<HistoryRow>,
     next: Option<String>,
-    /// The search stopped at [`SCAN`] calls before the page filled: `next` searches on.
+    /// The search stopped before the page filled: `next` searches on.
     scan_ended: bool,
-    scan: u32,
     export: String,
     chart: Vec<ChartDay>,
 }
@@ -136,16 +139,10 @@ pub async fn page(
 ) -> PageResult<HistoryPage> {
     let filter = query.filter()?;
     let before = non_empty(&query.before);
-    let found = app
-        .store
-        .history(&filter, before.as_deref(), PAGE, SCAN)
-        .await?;
-    let scan_ended = found.next.is_some() && found.rows.len() < PAGE as usize;
-    let next = found
-        .next
-        .map(|id| format!("{}&before={id}", query.encoded()));
+    let (found, after) = search(&app, &filter, before).await?;
+    let scan_ended = after.is_some() && found.len() < PAGE as usize;
+    let next = after.map(|id| format!("{}&before={id}", query.encoded()));
     let rows = found
-        .rows
         .into_iter()
         .map(|row| CallView::new(row, Vec::new(), None))
         .filter(|call| shows_text(&filter, call))
@@ -168,10 +165,33 @@ pub async fn page(
         rows,
         next,
         scan_ended,
-        scan: SCAN,
         chart: app.chart.days(&app.store).await?,
         query,
     })
+}
+
+/// Up to [`PAGE`] calls matching `filter` after `before`, and where the next page starts. Filters
+/// without an index scan [`SCAN`] calls at a time, for at most [`SEARCH_TIME`]: a page searching
+/// for something rare comes back short, saying where to search on.
+async fn search(
+    app: &AppState,
+    filter: &CallFilter,
+    mut before: Option<String>,
+) -> PageResult<(Vec<CallRow>, Option<String>)> {
+    let started = Instant::now();
+    let mut found = Vec::new();
+    loop {
+        let wanted = PAGE - u32::try_from(found.len()).unwrap_or(PAGE);
+        let slice = app
+            .store
+            .history(filter, before.as_deref(), wanted, SCAN)
+            .await?;
+        found.extend(slice.rows);
+        before = slice.next;
+        if found.len() >= PAGE as usize || before.is_none() || started.elapsed() >= SEARCH_TIME {
+            return Ok((found, before));
+        }
+    }
 }
 
 /// Whether the text filter, if any, matches what a person sees of the call's arguments. The store
