@@ -17,7 +17,8 @@ const ID_CLOCK_MARGIN: time::Duration = time::Duration::hours(1);
 
 /// The smallest UUIDv7 made at `at` moved by `shift`, as ids are spelled.
 fn id_floor(at: Timestamp, shift: time::Duration) -> String {
-    let ms = ((at.get() + shift).unix_timestamp_nanos() / 1_000_000).max(0);
+    let moved = at.get().checked_add(shift).unwrap_or(at.get());
+    let ms = (moved.unix_timestamp_nanos() / 1_000_000).max(0);
     let ms = u64::try_from(ms).unwrap_or(0) & 0xffff_ffff_ffff;
     format!(
         "{:08x}-{:04x}-0000-0000-000000000000",

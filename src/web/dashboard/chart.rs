@@ -2,8 +2,8 @@
 //!
 //! Counting a fortnight of decisions reads every one of them (a million calls over three months
 //! put 150,000 in the window, over 100 ms on SQLite), so the days before today are counted once
-//! per day and kept ([`DecisionChart`]); only today's are counted for each page, an index range
-//! of one day. A past day hardly changes: a call is decided once, and what it becomes after its
+//! per day and kept ([`DecisionChart`]); today's are counted again when a call has changed since
+//! (every change writes a call history row), an index range of one day. A past day hardly changes: a call is decided once, and what it becomes after its
 //! approval (forwarding, completed, failed) stays in the same kind. Two things do move a past
 //! day's figures: an approved call its agent never picks up becomes unclaimed, and a purge
 //! (`[retention]`) takes calls out. So kept counts older than [`RECOUNT`] are counted again in
@@ -71,6 +71,9 @@ pub struct ChartBar {
 #[derive(Default)]
 pub struct DecisionChart {
     kept: Mutex<Option<Kept>>,
+    /// Today's counts and the newest call history row they saw: while no call has changed
+    /// since, they stand.
+    today: Mutex<Option<(Date, i64, Counts)>>,
 }
 
 struct Kept {
@@ -96,8 +99,29 @@ impl DecisionChart {
                 past
             }
         };
-        counts.extend(count(store, today, today + time::Duration::days(1)).await?);
+        counts.push(self.today(store, today).await?);
         Ok(draw(first, &counts))
+    }
+
+    /// Today's counts, counted again only when some call changed since they were.
+    async fn today(&self, store: &Store, today: Date) -> Result<Counts, StoreError> {
+        let newest = store.latest_event().await?;
+        let kept = self.today.lock().ok().and_then(|slot| {
+            slot.filter(|(day, seen, _)| *day == today && *seen == newest)
+                .map(|(_, _, counts)| counts)
+        });
+        if let Some(counts) = kept {
+            return Ok(counts);
+        }
+        let counts = count(store, today, today + time::Duration::days(1))
+            .await?
+            .first()
+            .copied()
+            .unwrap_or_default();
+        if let Ok(mut slot) = self.today.lock() {
+            *slot = Some((today, newest, counts));
+        }
+        Ok(counts)
     }
 
     /// Today's kept counts, if any; once they are older than [`RECOUNT`], a recount starts.
