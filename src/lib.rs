@@ -28,3 +28,4 @@ pub mod telemetry;
 pub mod upstream;
 pub mod visible;
 pub mod web;
+pub mod workers;

@@ -253,7 +253,18 @@ fn show_password(email: &str, generated: Option<String>) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     airlock::telemetry::init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let workers = match airlock::workers::worker_threads() {
+        Ok(workers) => workers,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -148,6 +148,35 @@ fn a_bad_value_or_missing_file_is_a_one_line_error() {
 }
 
 #[test]
+fn the_worker_thread_count_is_checked_before_anything_runs() {
+    let dir = project("", POLICY);
+    let with_workers = |workers: &str| {
+        Command::new(AIRLOCK)
+            .args(["check"])
+            .current_dir(dir.path())
+            .env("AIRLOCK_LOG", "warn")
+            .env("AIRLOCK_WORKER_THREADS", workers)
+            .env_remove("AIRLOCK_CONFIG")
+            .output()
+            .expect("run airlock")
+    };
+    for bad in ["0", "two", "100000", ""] {
+        let output = with_workers(bad);
+        assert_eq!(output.status.code(), Some(1), "{bad:?}");
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!(
+                "AIRLOCK_WORKER_THREADS={bad:?} is not a number of threads"
+            )),
+            "{message}"
+        );
+        assert!(!message.contains("panicked"), "{message}");
+    }
+    let one = with_workers("1");
+    assert!(one.status.success(), "{}", stderr(&one));
+}
+
+#[test]
 fn a_broken_policy_stops_start_up_naming_file_and_key() {
     let dir = project(
         "",
