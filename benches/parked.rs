@@ -91,7 +91,7 @@ async fn run() -> Fallible<()> {
 
     eprintln!("holding {HELD_OPEN} requests open, then deciding {DECISIONS} of them ...");
     let open = Instance::start(dir.path(), "open", &sqlite("open"), 0).await?;
-    let (open_growth, one) = held_open_and_decided(&http, &open, &open).await?;
+    let (open_growth, one, answers) = held_open_and_decided(&http, &open, &open).await?;
     drop(open);
 
     let two = match std::env::var("AIRLOCK_TEST_POSTGRES")
@@ -135,6 +135,11 @@ async fn run() -> Fallible<()> {
         "| decision → result at the agent, one instance | p50 {:.2} ms, p99 {:.2} ms | p99 ≤ 5 ms |",
         ms(quantile(&one, 0.5)),
         ms(quantile(&one, 0.99))
+    );
+    println!(
+        "| of which the approval's own answer (`POST …/approve`) | p50 {:.2} ms, p99 {:.2} ms | |",
+        ms(quantile(&answers, 0.5)),
+        ms(quantile(&answers, 0.99))
     );
     match &two {
         Some(two) => println!(
@@ -325,12 +330,13 @@ impl Caller {
 
 /// Holds [`HELD_OPEN`] requests open on `agents` (whose hold is 0: until decided) and returns
 /// the memory they added; then approves [`DECISIONS`] of them one at a time on `reviewers` and
-/// returns the time from each approval to its result at the agent.
+/// returns the time from each approval to its result at the agent, and to the approval's own
+/// answer (the reviewer's `POST`, which returns once the decision is committed).
 async fn held_open_and_decided(
     http: &reqwest::Client,
     agents: &Instance,
     reviewers: &Instance,
-) -> Fallible<(u64, Vec<Duration>)> {
+) -> Fallible<(u64, Vec<Duration>, Vec<Duration>)> {
     settle().await;
     let before = agents.rss()?;
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant, bool)>();
@@ -360,12 +366,14 @@ async fn held_open_and_decided(
     let growth = agents.rss()?.saturating_sub(before);
 
     let mut latencies = Vec::with_capacity(DECISIONS);
+    let mut answers = Vec::with_capacity(DECISIONS);
     for n in 0..DECISIONS {
         let id = pending
             .get(&(n as u64))
             .ok_or_else(|| format!("call {n} is not among the pending"))?;
         let sent = Instant::now();
         reviewers.approve(http, id).await?;
+        answers.push(sent.elapsed());
         let (answered, at, ran) = tokio::time::timeout(Duration::from_secs(30), done_rx.recv())
             .await
             .map_err(|_| format!("call {n} got no result within 30 s of its approval"))?
@@ -376,7 +384,7 @@ async fn held_open_and_decided(
         latencies.push(at.duration_since(sent));
     }
     requests.abort_all();
-    Ok((growth, latencies))
+    Ok((growth, latencies, answers))
 }
 
 /// A URL of `server` (PostgreSQL) on a schema of its own.
