@@ -15,6 +15,7 @@
 
 #[path = "support/procs.rs"]
 mod procs;
+mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -34,23 +35,7 @@ const PASSWORD: &str = "bench password that is long enough";
 const MIB: f64 = 1024.0 * 1024.0;
 
 fn main() -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("dashboard bench failed: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    support::run("dashboard", run())
 }
 
 async fn run() -> Fallible<()> {

@@ -17,6 +17,7 @@
 
 #[path = "support/procs.rs"]
 mod procs;
+mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -34,23 +35,7 @@ const OPEN_FILES: u32 = 20_000;
 const MIB: f64 = 1024.0 * 1024.0;
 
 fn main() -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("parked bench failed: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    support::run("parked", run())
 }
 
 async fn run() -> Fallible<()> {

@@ -27,6 +27,8 @@ mod echo;
 mod load;
 #[path = "../support/procs.rs"]
 mod procs;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -45,17 +47,7 @@ const MCP_PROXY_VERSION: &str = "0.6.0";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome: Result<(), String> = runtime.block_on(async {
+    support::run("proxy", async {
         match role(&args) {
             Some("echo-http") => echo::serve_http(
                 option(&args, "--listen").unwrap_or("127.0.0.1:0"),
@@ -67,14 +59,7 @@ fn main() -> ExitCode {
             Some(other) => Err(format!("no role {other:?}")),
             None => bench().await.map_err(|e| e.to_string()),
         }
-    });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("proxy bench failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 fn role(args: &[String]) -> Option<&str> {

@@ -4,9 +4,9 @@ use std::future::Future;
 use std::process::ExitCode;
 
 /// Runs `bench` on a multi-threaded runtime; a failure prints `NAME bench failed: ...`.
-pub fn run(
+pub fn run<E: std::fmt::Display>(
     name: &str,
-    bench: impl Future<Output = Result<(), Box<dyn std::error::Error>>>,
+    bench: impl Future<Output = Result<(), E>>,
 ) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
