@@ -280,14 +280,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs a serving command as a task on a worker thread rather than on the main thread inside
+/// `block_on`: its accept loop then hands each new connection to the worker it runs on, where a
+/// loop on the main thread would wake a worker for every connection (and clients that open one
+/// per request paid a thread wake-up a call). A panic in it is a panic here, as before.
+async fn on_a_worker(
+    command: impl Future<Output = Result<(), CommandError>> + Send + 'static,
+) -> Result<(), CommandError> {
+    match tokio::spawn(command).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled: only when the runtime itself shuts down, which it does after this returns.
+        Err(_) => Ok(()),
+    }
+}
+
 /// Dispatches to the command's function; each group of subcommands has its own.
 async fn run(cli: Cli) -> Result<(), CommandError> {
     let config = cli.config.as_path();
     match cli.command {
         Command::Demo { listen, data_dir } => {
-            commands::demo(commands::DemoArgs { listen, data_dir }).await
+            on_a_worker(commands::demo(commands::DemoArgs { listen, data_dir })).await
         }
-        Command::Serve => commands::serve(config).await,
+        Command::Serve => {
+            let config = config.to_owned();
+            on_a_worker(async move { commands::serve(&config).await }).await
+        }
         Command::Check { offline } => {
             print!("{}", commands::check(config, offline).await?);
             Ok(())
