@@ -52,12 +52,8 @@ pub fn classify(msg: &Value) -> Result<Kind<'_>, &'static str> {
 /// `serde_json::Value::pointer` without its allocations (it unescapes every token of the path
 /// into a new string): the proxy looks up a handful of members in every message.
 pub fn pointer<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
-    if path.is_empty() {
-        return Some(value);
-    }
     let mut at = value;
-    for token in path.strip_prefix('/')?.split('/') {
-        let token = unescape(token);
+    for token in tokens(path)? {
         at = match at {
             Value::Object(map) => map.get(token.as_ref())?,
             Value::Array(list) => list.get(index(&token)?)?,
@@ -69,12 +65,8 @@ pub fn pointer<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// [`pointer`], mutable.
 pub fn pointer_mut<'a>(value: &'a mut Value, path: &str) -> Option<&'a mut Value> {
-    if path.is_empty() {
-        return Some(value);
-    }
     let mut at = value;
-    for token in path.strip_prefix('/')?.split('/') {
-        let token = unescape(token);
+    for token in tokens(path)? {
         at = match at {
             Value::Object(map) => map.get_mut(token.as_ref())?,
             Value::Array(list) => list.get_mut(index(&token)?)?,
@@ -82,6 +74,16 @@ pub fn pointer_mut<'a>(value: &'a mut Value, path: &str) -> Option<&'a mut Value
         };
     }
     Some(at)
+}
+
+/// The member names a JSON pointer walks (none for `""`, the whole value), or `None` when it
+/// does not start with `/`.
+fn tokens(path: &str) -> Option<impl Iterator<Item = std::borrow::Cow<'_, str>>> {
+    let rest = match path {
+        "" => None,
+        path => Some(path.strip_prefix('/')?),
+    };
+    Some(rest.into_iter().flat_map(|rest| rest.split('/')).map(unescape))
 }
 
 /// A JSON pointer token as the member name it stands for (`~1` is `/`, `~0` is `~`).
