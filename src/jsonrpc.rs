@@ -83,7 +83,11 @@ fn tokens(path: &str) -> Option<impl Iterator<Item = std::borrow::Cow<'_, str>>>
         "" => None,
         path => Some(path.strip_prefix('/')?),
     };
-    Some(rest.into_iter().flat_map(|rest| rest.split('/')).map(unescape))
+    Some(
+        rest.into_iter()
+            .flat_map(|rest| rest.split('/'))
+            .map(unescape),
+    )
 }
 
 /// A JSON pointer token as the member name it stands for (`~1` is `/`, `~0` is `~`).

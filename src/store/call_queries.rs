@@ -44,6 +44,14 @@ impl Binds {
     }
 }
 
+/// `$1, $2, ... $n`: the placeholders of an `IN (...)` list of `n` bound values.
+fn numbered(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `WHERE` and the conditions joined by `AND`, or nothing without any.
 fn where_all(conditions: &[String]) -> String {
     if conditions.is_empty() {
@@ -254,10 +262,9 @@ impl Store {
     ) -> Result<HashMap<CallId, usize>, StoreError> {
         let mut counts = HashMap::new();
         for chunk in ids.chunks(IDS_PER_QUERY) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT call_id, COUNT(*) FROM call_approvals WHERE call_id IN ({}) GROUP BY call_id",
-                placeholders.join(", ")
+                numbered(chunk.len())
             );
             let mut q = sqlx::query_as::<_, (CallId, i64)>(sqlx::AssertSqlSafe(sql));
             for id in chunk {
@@ -281,10 +288,9 @@ impl Store {
         for chunk in ids.chunks(IDS_PER_QUERY) {
             // Only numbered placeholders are formatted in; the ids themselves are bound. (sqlx's
             // QueryBuilder writes `?` for the Any driver, which PostgreSQL rejects.)
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT id FROM tool_calls WHERE status <> 'pending' AND id IN ({})",
-                placeholders.join(", ")
+                numbered(chunk.len())
             );
             let mut q = sqlx::query_as::<_, (CallId,)>(sqlx::AssertSqlSafe(sql));
             for id in chunk {
