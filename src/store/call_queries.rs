@@ -44,7 +44,9 @@ impl Binds {
     }
 }
 
-/// `$1, $2, ... $n`: the placeholders of an `IN (...)` list of `n` bound values.
+/// `$1, $2, ... $n`: the placeholders of an `IN (...)` list of `n` bound values. Only these are
+/// formatted into the SQL; the values themselves are bound. (sqlx's QueryBuilder writes `?` for
+/// the Any driver, which PostgreSQL rejects.)
 fn numbered(n: usize) -> String {
     (1..=n)
         .map(|i| format!("${i}"))
@@ -286,8 +288,6 @@ impl Store {
     pub async fn decided_among(&self, ids: &[CallId]) -> Result<Vec<CallId>, StoreError> {
         let mut decided = Vec::new();
         for chunk in ids.chunks(IDS_PER_QUERY) {
-            // Only numbered placeholders are formatted in; the ids themselves are bound. (sqlx's
-            // QueryBuilder writes `?` for the Any driver, which PostgreSQL rejects.)
             let sql = format!(
                 "SELECT id FROM tool_calls WHERE status <> 'pending' AND id IN ({})",
                 numbered(chunk.len())
