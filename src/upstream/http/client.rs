@@ -176,11 +176,16 @@ impl tower::Service<http::Uri> for QuickAckConnector {
 pub struct QuickAck(TokioIo<TcpStream>);
 
 impl QuickAck {
+    /// Best effort: without it a Nagle-bound server is slower, not wrong. (Only Linux has the
+    /// option; elsewhere the delayed ACK stays as the system sets it.)
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     fn acknowledge_now(&self) {
         let socket = socket2::SockRef::from(self.0.inner());
-        // Best effort: without it a Nagle-bound server is slower, not wrong.
         let _ = socket.set_tcp_quickack(true);
     }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn acknowledge_now(&self) {}
 }
 
 impl Read for QuickAck {
