@@ -22,7 +22,11 @@ pub fn spawn_trimmer(stop: CancellationToken) {
                 _ = tick.tick() => {}
                 () = stop.cancelled() => return,
             }
-            trim();
+            // The walk takes the allocator's locks: off the async workers, so the proxy path
+            // does not wait for it.
+            if tokio::task::spawn_blocking(trim).await.is_err() {
+                return;
+            }
         }
     });
 }
