@@ -194,9 +194,10 @@ impl Store {
     /// commit returns, so Airlock crashing loses nothing committed, while the machine crashing
     /// may lose the last batches, as it loses the events still queued. Everything else (a
     /// parked call's events commit with the change) keeps `FULL`, and a later `FULL` commit
-    /// makes the batches before it durable too. On PostgreSQL, the same pool.
+    /// makes the batches before it durable too. On PostgreSQL, and on an in-memory SQLite
+    /// database (which a second connection would not see), the same pool.
     pub fn for_batches(&self) -> Result<Store, StoreError> {
-        if self.backend != Backend::Sqlite {
+        if self.backend != Backend::Sqlite || sqlite_path(&self.url).is_none() {
             return Ok(self.clone());
         }
         let pool = AnyPoolOptions::new()
