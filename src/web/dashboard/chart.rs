@@ -149,8 +149,12 @@ impl DecisionChart {
         Some(kept.past.clone())
     }
 
+    /// Keeps `past` as the counts of the days before `today`, unless a later day's are kept
+    /// already (a recount that finished after midnight).
     fn keep(&self, today: Date, past: Vec<Counts>) {
-        if let Ok(mut slot) = self.kept.lock() {
+        if let Ok(mut slot) = self.kept.lock()
+            && slot.as_ref().is_none_or(|kept| kept.today <= today)
+        {
             *slot = Some(Kept {
                 today,
                 counted: Instant::now(),
