@@ -92,9 +92,10 @@ impl Store {
     /// the planner can use the index of the one that narrows most; a time range also bounds the
     /// ids (UUIDv7s carry their creation time), so it is an index range too.
     ///
-    /// The text and reviewer filters have no index: they are checked on the next `scan` calls
-    /// that pass the other filters, and no further, so a search for something rare costs one
-    /// bounded scan a page rather than the whole table. The slice's `next` says where to go on:
+    /// The text and reviewer filters have no index: with `scan`, they are checked on the next
+    /// `scan` calls that pass the other filters, and no further, so a search for something rare
+    /// costs one bounded scan a page rather than the whole table (without, as an export reads
+    /// everything anyway, on every call). The slice's `next` says where to go on:
     /// after its last row when it is full, after the last call scanned when the scan ended
     /// first (the page then holds fewer rows, possibly none, and more may match further down).
     pub async fn history(
@@ -102,7 +103,7 @@ impl Store {
         filter: &CallFilter,
         before: Option<&str>,
         limit: u32,
-        scan: u32,
+        scan: Option<u32>,
     ) -> Result<HistorySlice, StoreError> {
         let mut binds = Binds::default();
         let mut indexed: Vec<String> = Vec::new();
@@ -138,6 +139,32 @@ impl Store {
         if let Some(before) = before {
             indexed.push(format!("id < {}", binds.add(before.to_owned())));
         }
+        // With filters that have no index, first where the scan ends: the `scan`-th call that
+        // passes the others (found in an index, the table unread), if there are that many.
+        // (Found before those filters bind their values, so this query binds only its own.)
+        let unindexed = filter.reviewer.is_some() || filter.text.is_some();
+        let mut scan_end = None;
+        if let Some(scan) = scan.filter(|_| unindexed) {
+            let mut end_query =
+                sqlx::query_as::<_, (i64, Option<String>)>(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*), MIN(id) FROM (SELECT id FROM tool_calls {}\
+                     ORDER BY id DESC LIMIT {}) AS scanned",
+                    where_all(&indexed),
+                    binds.after()
+                )));
+            for value in &binds.0 {
+                end_query = end_query.bind(value.clone());
+            }
+            let (seen, last) = end_query
+                .bind(i64::from(scan))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(query("find the end of a history scan"))?;
+            scan_end = last.filter(|_| seen == i64::from(scan));
+            if let Some(end) = &scan_end {
+                indexed.push(format!("id >= {}", binds.add(end.clone())));
+            }
+        }
         let mut scanned: Vec<String> = Vec::new();
         if let Some(reviewer) = &filter.reviewer {
             let (by, voted) = (
@@ -158,30 +185,6 @@ impl Store {
                 "COALESCE(args_shown, args_json) LIKE {} ESCAPE '\\'",
                 binds.add(format!("%{escaped}%"))
             ));
-        }
-        // With filters that have no index, first where the scan ends: the `scan`-th call that
-        // passes the others (found in an index, the table unread), if there are that many.
-        let mut scan_end = None;
-        if !scanned.is_empty() {
-            let mut end_query =
-                sqlx::query_as::<_, (i64, Option<String>)>(sqlx::AssertSqlSafe(format!(
-                    "SELECT COUNT(*), MIN(id) FROM (SELECT id FROM tool_calls {}\
-                     ORDER BY id DESC LIMIT {}) AS scanned",
-                    where_all(&indexed),
-                    binds.after()
-                )));
-            for value in &binds.0 {
-                end_query = end_query.bind(value.clone());
-            }
-            let (seen, last) = end_query
-                .bind(i64::from(scan))
-                .fetch_one(&self.pool)
-                .await
-                .map_err(query("find the end of a history scan"))?;
-            scan_end = last.filter(|_| seen == i64::from(scan));
-            if let Some(end) = &scan_end {
-                indexed.push(format!("id >= {}", binds.add(end.clone())));
-            }
         }
         let sql = format!(
             "{}{}ORDER BY id DESC LIMIT {}",

@@ -832,6 +832,8 @@ async fn history_filters_pages_by_keyset_and_exports_what_it_shows() {
         .collect();
     assert_eq!(lines.len(), 40);
     assert!(lines.iter().all(|l| l["agent"] == "ci-bot"));
+    let searched = browser.get("/history/export?q=message+number+7").await;
+    assert_eq!(searched.body.lines().count(), 11, "7 and 70..79");
 }
 
 #[tokio::test]
@@ -857,7 +859,7 @@ async fn a_search_for_something_rare_reads_a_bounded_slice_a_page_and_says_where
     loop {
         let slice = app
             .store
-            .history(&filter, before.as_deref(), 50, 10)
+            .history(&filter, before.as_deref(), 50, Some(10))
             .await
             .expect("a history page");
         pages += 1;
@@ -870,7 +872,19 @@ async fn a_search_for_something_rare_reads_a_bounded_slice_a_page_and_says_where
         before = Some(next);
         assert!(pages < 10, "the scans come to an end");
     }
-    assert_eq!((found, pages), (vec![needle], 3));
+    assert_eq!((found, pages), (vec![needle.clone()], 3));
+    // Without a scan bound (as the export reads) one slice reads on to the needle.
+    let unbounded = app
+        .store
+        .history(&filter, None, 50, None)
+        .await
+        .expect("a history page");
+    let ids: Vec<String> = unbounded
+        .rows
+        .iter()
+        .map(|row| row.id.to_string())
+        .collect();
+    assert_eq!((ids, unbounded.next), (vec![needle], None));
 
     let hay = airlock::store::CallFilter {
         text: Some("hay".to_owned()),
@@ -878,7 +892,7 @@ async fn a_search_for_something_rare_reads_a_bounded_slice_a_page_and_says_where
     };
     let full = app
         .store
-        .history(&hay, None, 4, 10)
+        .history(&hay, None, 4, Some(10))
         .await
         .expect("a history page");
     assert_eq!(full.rows.len(), 4, "a page fills before its scan ends");

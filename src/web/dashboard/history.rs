@@ -184,7 +184,7 @@ async fn search(
         let wanted = PAGE - u32::try_from(found.len()).unwrap_or(PAGE);
         let slice = app
             .store
-            .history(filter, before.as_deref(), wanted, SCAN)
+            .history(filter, before.as_deref(), wanted, Some(SCAN))
             .await?;
         found.extend(slice.rows);
         before = slice.next;
@@ -230,7 +230,7 @@ pub async fn export(
         async move {
             let before = cursor?;
             match store
-                .history(&filter, before.as_deref(), EXPORT_PAGE, SCAN)
+                .history(&filter, before.as_deref(), EXPORT_PAGE, None)
                 .await
             {
                 Ok(slice) => {
