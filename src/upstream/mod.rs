@@ -128,9 +128,9 @@ impl Upstream {
             (None, url) => {
                 let url = url::Url::parse(url.as_deref().unwrap_or_default())?;
                 Transport::Http(Box::new(HttpTarget {
-                    uri: url.as_str().parse()?,
+                    uri: http::request_uri(&url)?,
+                    headers: http::header_map(&config.headers, &url),
                     url,
-                    headers: http::header_map(&config.headers),
                 }))
             }
         };

@@ -447,11 +447,14 @@ fn negotiated_version(shared: &Shared) -> Option<HeaderValue> {
     }
 }
 
-/// Builds the header map for an HTTP upstream from its configured headers.
+/// Builds the header map for an HTTP upstream: its configured headers, and credentials in the
+/// URL's user info (`https://user:password@host/mcp`) as `Authorization: Basic`, unless a
+/// configured header sets `Authorization` itself.
 pub(super) fn header_map(
     headers: &std::collections::BTreeMap<String, crate::config::Secret>,
+    url: &url::Url,
 ) -> HeaderMap {
-    headers
+    let mut map: HeaderMap = headers
         .iter()
         .filter_map(|(name, value)| {
             Some((
@@ -459,7 +462,35 @@ pub(super) fn header_map(
                 HeaderValue::from_str(value.expose()).ok()?,
             ))
         })
-        .collect()
+        .collect();
+    if !url.username().is_empty() && !map.contains_key(header::AUTHORIZATION) {
+        use base64::Engine;
+        let decoded = |text: &str| {
+            percent_encoding::percent_decode_str(text)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let credentials = format!(
+            "{}:{}",
+            decoded(url.username()),
+            decoded(url.password().unwrap_or_default())
+        );
+        let basic = base64::engine::general_purpose::STANDARD.encode(credentials);
+        if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {basic}")) {
+            value.set_sensitive(true);
+            map.insert(header::AUTHORIZATION, value);
+        }
+    }
+    map
+}
+
+/// `url` without its user info, as requests name it (the credentials go in a header).
+pub(super) fn request_uri(url: &url::Url) -> Result<::http::Uri, ::http::uri::InvalidUri> {
+    let mut bare = url.clone();
+    // Only URLs that cannot have user info refuse these, and they have none to remove.
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    bare.as_str().parse()
 }
 
 /// A URL as it may be shown to agents and on `/readyz`: scheme, host and port only. Credentials
@@ -479,4 +510,27 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_in_the_url_become_basic_auth_unless_a_header_sets_it() {
+        let url = url::Url::parse("https://ann:s%40cret@mcp.example.org/mcp").expect("a URL");
+        let map = super::header_map(&Default::default(), &url);
+        // "ann:s@cret" in base64.
+        assert_eq!(map["authorization"], "Basic YW5uOnNAY3JldA==");
+        assert_eq!(
+            super::request_uri(&url).expect("a URI").to_string(),
+            "https://mcp.example.org/mcp"
+        );
+        let configured = std::collections::BTreeMap::from([(
+            "Authorization".to_owned(),
+            crate::config::Secret::new("Bearer upstream-secret"),
+        )]);
+        let map = super::header_map(&configured, &url);
+        assert_eq!(map["authorization"], "Bearer upstream-secret");
+        let plain = url::Url::parse("https://mcp.example.org/mcp").expect("a URL");
+        assert!(super::header_map(&Default::default(), &plain).is_empty());
+    }
 }
