@@ -147,59 +147,67 @@ impl Parked {
     #[tracing::instrument(name = "fate", skip_all, fields(call = %self.id))]
     pub async fn fate(&self, requester: &impl Requester) -> Fate {
         loop {
-            let mut holding_over = false;
-            // What runs on a wake-up (the store's futures) is boxed: the wait itself, which
-            // every waiting request holds, stays small (a thousand requests held open each hold
-            // one).
-            let row = tokio::select! {
+            // Only the waiting itself is held by every waiting request (a thousand requests held
+            // open each hold one); what runs on a wake-up (the store's futures, the call's row)
+            // is boxed, alive only while it runs.
+            let woke = tokio::select! {
                 biased;
                 () = self.end.cancelled() => return Fate::Left,
                 () = requester.ended() => return Fate::Left,
                 () = self.queue.shutdown.cancelled() => return Fate::Waiting(self.waiting_text()),
-                () = tokio::time::sleep_until(self.deadline) => match Box::pin(self.expire()).await {
-                    Some(fate) => return fate,
-                    // Decided just before the deadline: act on what was decided.
-                    None => Box::pin(self.queue.store.call(&self.id)).await,
-                },
-                () = sleep_until(self.hold_until) => {
-                    holding_over = true;
-                    Box::pin(self.queue.store.call(&self.id)).await
-                },
-                () = self.wake.notified() => Box::pin(self.queue.store.call(&self.id)).await,
+                () = tokio::time::sleep_until(self.deadline) => Woke::Deadline,
+                () = sleep_until(self.hold_until) => Woke::HoldOver,
+                () = self.wake.notified() => Woke::Decided,
             };
-            let row = match row {
-                Ok(Some(row)) => row,
-                Ok(None) => {
-                    tracing::error!("a parked call's row is gone; not run");
-                    return Fate::Refused("The call's approval record is gone; not run".to_owned());
-                }
-                Err(e) if holding_over => {
-                    tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot read a parked call");
-                    return Fate::Waiting(self.waiting_text());
-                }
-                Err(e) => {
-                    // The poll wakes us again; until the store answers, the call keeps waiting.
-                    tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot read a parked call");
-                    continue;
-                }
-            };
-            match row.status {
-                CallStatus::Pending if holding_over => return Fate::Waiting(self.waiting_text()),
-                CallStatus::Pending => continue,
-                // The request may have ended between the decision and now: nobody could
-                // receive the result, so it is left for the next call.
-                CallStatus::Approved if self.end.is_cancelled() || requester.has_ended() => {
-                    return Fate::Left;
-                }
-                CallStatus::Approved => return Box::pin(self.claim(&row)).await,
-                status if status.is_refusal() => return Box::pin(self.told(&row)).await,
-                CallStatus::Forwarding
-                | CallStatus::Completed
-                | CallStatus::Failed
-                | CallStatus::OutcomeUnknown => return Fate::Refused(picked_up_text(&self.id)),
-                _ => return Fate::Refused(fate_text(&row, self.queue.config.approval.pickup)),
+            if let Some(fate) = Box::pin(self.woken(woke, requester)).await {
+                return fate;
             }
         }
+    }
+
+    /// What a wake-up means for the request: its fate, or `None` to go on waiting.
+    async fn woken(&self, woke: Woke, requester: &impl Requester) -> Option<Fate> {
+        let holding_over = woke == Woke::HoldOver;
+        let row = match woke {
+            Woke::Deadline => match self.expire().await {
+                Some(fate) => return Some(fate),
+                // Decided just before the deadline: act on what was decided.
+                None => self.queue.store.call(&self.id).await,
+            },
+            Woke::HoldOver | Woke::Decided => self.queue.store.call(&self.id).await,
+        };
+        let row = match row {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                tracing::error!("a parked call's row is gone; not run");
+                return Some(Fate::Refused(
+                    "The call's approval record is gone; not run".to_owned(),
+                ));
+            }
+            Err(e) if holding_over => {
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot read a parked call");
+                return Some(Fate::Waiting(self.waiting_text()));
+            }
+            Err(e) => {
+                // The poll wakes us again; until the store answers, the call keeps waiting.
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot read a parked call");
+                return None;
+            }
+        };
+        Some(match row.status {
+            CallStatus::Pending if holding_over => Fate::Waiting(self.waiting_text()),
+            CallStatus::Pending => return None,
+            // The request may have ended between the decision and now: nobody could receive
+            // the result, so it is left for the next call.
+            CallStatus::Approved if self.end.is_cancelled() || requester.has_ended() => Fate::Left,
+            CallStatus::Approved => self.claim(&row).await,
+            status if status.is_refusal() => self.told(&row).await,
+            CallStatus::Forwarding
+            | CallStatus::Completed
+            | CallStatus::Failed
+            | CallStatus::OutcomeUnknown => Fate::Refused(picked_up_text(&self.id)),
+            _ => Fate::Refused(fate_text(&row, self.queue.config.approval.pickup)),
+        })
     }
 
     /// The text of a call that ended without running, recorded as told.
@@ -308,6 +316,17 @@ impl Parked {
             }
         }
     }
+}
+
+/// What woke a waiting request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Woke {
+    /// The call's timeout passed.
+    Deadline,
+    /// `[approval] hold` passed.
+    HoldOver,
+    /// A decision (or the poll) woke it.
+    Decided,
 }
 
 /// Sleeps until `at`; forever without one.

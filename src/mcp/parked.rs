@@ -182,7 +182,7 @@ pub fn stream_events(call: ParkedCall, parked: Parked, resumed: Option<(String, 
     });
     let (tx, rx) = mpsc::channel(64);
     let overflow = call.ctx.overflow.clone();
-    tokio::spawn(wait(call, parked, tx));
+    tokio::spawn(wait(Box::new(call), parked, tx));
     // The stream ends with the answer: recording how the call ended (a commit) is not on the
     // agent's path.
     let stream = futures_util::stream::unfold(Some(rx), |rx| async move {
@@ -200,37 +200,52 @@ pub fn stream_events(call: ParkedCall, parked: Parked, resumed: Option<(String, 
 
 /// Waits for the call's fate, telling the agent how long is left if it asked; releases the call
 /// if it is approved.
-async fn wait(call: ParkedCall, parked: Parked, tx: ToAgent) {
-    let token = jsonrpc::progress_token(&call.msg).cloned();
+async fn wait(call: Box<ParkedCall>, parked: Parked, tx: ToAgent) {
+    let fate = fate_with_progress(&call, &parked, &tx).await;
+    // Boxed: what answers the request is held only once the wait is over, not by every request
+    // still waiting.
+    Box::pin(answer(call, parked, fate, tx)).await;
+}
+
+/// The call's fate, with a progress note every [`PROGRESS_EVERY`] meanwhile when the agent asked
+/// for progress.
+async fn fate_with_progress(call: &ParkedCall, parked: &Parked, tx: &ToAgent) -> Fate {
+    let token = jsonrpc::progress_token(&call.msg);
+    let mut progress = token.map(|_| tokio::time::interval(PROGRESS_EVERY));
     let started = Instant::now();
-    let mut progress = tokio::time::interval(PROGRESS_EVERY);
-    let fate = {
-        let fate = parked.fate(&tx);
-        tokio::pin!(fate);
-        loop {
-            tokio::select! {
-                fate = &mut fate => break fate,
-                _ = progress.tick(), if token.is_some() => {
-                    if let Some(token) = &token {
-                        let _ = tx.send(Box::new(progress_note(&call, &parked, token, started))).await;
-                    }
+    let fate = parked.fate(tx);
+    tokio::pin!(fate);
+    loop {
+        tokio::select! {
+            fate = &mut fate => return fate,
+            () = tick(progress.as_mut()) => {
+                if let Some(token) = token {
+                    let _ = tx.send(Box::new(progress_note(call, parked, token, started))).await;
                 }
             }
         }
-    };
+    }
+}
+
+/// The next tick of `progress`; never without one.
+async fn tick(progress: Option<&mut tokio::time::Interval>) {
+    match progress {
+        Some(progress) => {
+            progress.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Tells the agent the call's fate; an approved call is sent first.
+async fn answer(call: Box<ParkedCall>, parked: Parked, fate: Fate, tx: ToAgent) {
     match fate {
-        // Boxed: only an approved call needs the release's state, not every request waiting.
-        Fate::Approved(release) => Box::pin(send_released(call, release, tx)).await,
+        Fate::Approved(release) => send_released(*call, release, tx).await,
         Fate::Refused(text) => {
             // A task's call another request won (a `tasks/get`) has its result kept for it.
             if let Some(task) = &call.task
-                && let Some(answer) = Box::pin(super::tasks::result_elsewhere(
-                    &call.app,
-                    task,
-                    &parked.id,
-                    call.id(),
-                ))
-                .await
+                && let Some(answer) =
+                    super::tasks::result_elsewhere(&call.app, task, &parked.id, call.id()).await
             {
                 let _ = tx.send(Box::new(answer)).await;
                 return;
