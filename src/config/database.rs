@@ -13,6 +13,17 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The pool's size unless `[database] max_connections` says. SQLite takes one writer at a
+    /// time, and each connection holds its own page cache, prepared statements and thread
+    /// (about 1 MiB once warm), so a few connections serve it as well as many: a burst of parked
+    /// calls grew a pool of 10 to all 10 and held ~6 MiB more than one of 4 (`benches/parked.rs`).
+    pub fn default_pool_size(self) -> u32 {
+        match self {
+            Self::Sqlite => 4,
+            Self::Postgres => 10,
+        }
+    }
+
     /// The backend a database URL names, if Airlock supports it.
     pub fn of_url(url: &str) -> Option<Self> {
         if url.starts_with("sqlite:") {
@@ -31,8 +42,8 @@ pub struct DatabaseConfig {
     /// `sqlite://PATH` (the default, embedded) or `postgres://USER:PASSWORD@HOST/DB` (shared by
     /// several instances).
     pub url: String,
-    /// Connections in the pool.
-    pub max_connections: u32,
+    /// Connections in the pool; by default [`Backend::default_pool_size`].
+    pub max_connections: Option<u32>,
     /// Seconds a query waits for a free connection (or a new one) before it fails.
     pub acquire_timeout: u64,
 }
@@ -48,11 +59,19 @@ impl fmt::Debug for DatabaseConfig {
     }
 }
 
+impl DatabaseConfig {
+    /// Connections in the pool: as configured, or the backend's default.
+    pub fn pool_size(&self) -> u32 {
+        self.max_connections
+            .unwrap_or_else(|| Backend::of_url(&self.url).map_or(10, Backend::default_pool_size))
+    }
+}
+
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: "sqlite://airlock.db".to_owned(),
-            max_connections: 10,
+            max_connections: None,
             acquire_timeout: 5,
         }
     }
@@ -114,5 +133,18 @@ mod tests {
         };
         assert!(!format!("{config:?}").contains("s3cret"));
         assert_eq!(redact_url("sqlite://airlock.db"), "sqlite://airlock.db");
+    }
+
+    #[test]
+    fn the_pool_is_sized_by_the_backend_unless_configured() {
+        let on = |url: &str, max_connections| DatabaseConfig {
+            url: url.to_owned(),
+            max_connections,
+            ..DatabaseConfig::default()
+        };
+        assert_eq!(DatabaseConfig::default().pool_size(), 4);
+        assert_eq!(on("postgres://db/x", None).pool_size(), 10);
+        assert_eq!(on("sqlite://a.db", Some(12)).pool_size(), 12);
+        assert_eq!(on("postgres://db/x", Some(3)).pool_size(), 3);
     }
 }

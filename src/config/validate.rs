@@ -164,7 +164,7 @@ impl Config {
         problems.positive(
             "database.max_connections",
             &[
-                u64::from(self.database.max_connections),
+                u64::from(self.database.pool_size()),
                 self.database.acquire_timeout,
             ],
             "database.max_connections and database.acquire_timeout must be more than 0",
