@@ -32,7 +32,10 @@ pub(super) async fn append_audit(tx: &mut Tx, new: &NewAuditEvent<'_>) -> Result
 
 /// Appends `events` in order: the head is moved past all of them first (taking its lock), each
 /// is chained to the one before, and the head's hash is set once at the end.
-async fn append_audit_many(tx: &mut Tx, events: &[NewAuditEvent<'_>]) -> Result<(), StoreError> {
+pub(super) async fn append_audit_many(
+    tx: &mut Tx,
+    events: &[NewAuditEvent<'_>],
+) -> Result<(), StoreError> {
     let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
     if count == 0 {
         return Ok(());

@@ -18,49 +18,98 @@ pub(super) struct Step<'a> {
     pub detail: Option<&'a str>,
 }
 
-impl Step<'_> {
+impl<'a> Step<'a> {
+    /// The step of call `id` entering `transition`'s status.
+    fn entering(
+        call: &'a CallId,
+        transition: Transition,
+        at: Timestamp,
+        actor: &'a Actor,
+        detail: Option<&'a str>,
+    ) -> Self {
+        Self {
+            call,
+            at,
+            kind: transition.to().as_str(),
+            actor,
+            detail,
+        }
+    }
+
     /// The row in the call's own history (`call_events`).
     pub(super) async fn record_history(&self, tx: &mut Tx) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO call_events (call_id, at, kind, actor, via, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(self.call)
-        .bind(self.at)
-        .bind(self.kind)
-        .bind(self.actor.name())
-        .bind(self.actor.via().as_str())
-        .bind(self.detail)
-        .execute(&mut **tx)
-        .await
-        .map_err(query("insert call event"))?;
-        Ok(())
+        record_history(tx, std::slice::from_ref(self)).await
     }
 
     /// The same step in the hash-chained audit log; if that write fails, so does the step.
     pub(super) async fn append_audit(&self, tx: &mut Tx) -> Result<(), StoreError> {
-        let (upstream, tool, digest): (String, String, String) =
-            sqlx::query_as("SELECT upstream, tool, args_sha256 FROM tool_calls WHERE id = $1")
-                .bind(self.call)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(query("read the call for the audit log"))?;
-        let at = self.at.text();
-        super::audit::append_audit(
-            tx,
-            &super::NewAuditEvent {
-                at: &at,
-                kind: self.kind,
-                actor: self.actor.name(),
-                via: self.actor.via().as_str(),
-                upstream: Some(&upstream),
-                tool: Some(&tool),
-                call_id: Some(self.call),
-                args_digest: Some(&digest),
-                detail: self.detail,
-            },
-        )
-        .await
+        append_audit(tx, std::slice::from_ref(self)).await
     }
+}
+
+/// The history rows of `steps`, in order, in one statement (a statement's round trip to the
+/// database costs more than its row: a decision's steps are on the agent's path).
+async fn record_history(tx: &mut Tx, steps: &[Step<'_>]) -> Result<(), StoreError> {
+    const COLUMNS: usize = 6;
+    let rows: Vec<String> = (0..steps.len())
+        .map(|row| {
+            let params: Vec<String> = (1..=COLUMNS)
+                .map(|column| format!("${}", row * COLUMNS + column))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO call_events (call_id, at, kind, actor, via, detail) VALUES {}",
+        rows.join(", ")
+    );
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for step in steps {
+        insert = insert
+            .bind(step.call)
+            .bind(step.at)
+            .bind(step.kind)
+            .bind(step.actor.name())
+            .bind(step.actor.via().as_str())
+            .bind(step.detail);
+    }
+    insert
+        .execute(&mut **tx)
+        .await
+        .map_err(query("insert call event"))?;
+    Ok(())
+}
+
+/// `steps`, all of one call, in the hash-chained audit log: the call read once, the chain
+/// appended once.
+async fn append_audit(tx: &mut Tx, steps: &[Step<'_>]) -> Result<(), StoreError> {
+    let Some(first) = steps.first() else {
+        return Ok(());
+    };
+    debug_assert!(steps.iter().all(|step| step.call == first.call));
+    let (upstream, tool, digest): (String, String, String) =
+        sqlx::query_as("SELECT upstream, tool, args_sha256 FROM tool_calls WHERE id = $1")
+            .bind(first.call)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(query("read the call for the audit log"))?;
+    let times: Vec<String> = steps.iter().map(|step| step.at.text()).collect();
+    let events: Vec<super::NewAuditEvent<'_>> = steps
+        .iter()
+        .zip(&times)
+        .map(|(step, at)| super::NewAuditEvent {
+            at,
+            kind: step.kind,
+            actor: step.actor.name(),
+            via: step.actor.via().as_str(),
+            upstream: Some(&upstream),
+            tool: Some(&tool),
+            call_id: Some(step.call),
+            args_digest: Some(&digest),
+            detail: step.detail,
+        })
+        .collect();
+    super::audit::append_audit_many(tx, &events).await
 }
 
 /// A call that is over keeps only the masked copy of its arguments (and their digest).
@@ -159,8 +208,12 @@ impl Store {
             .rows_affected()
             == 1;
         if won {
-            self.entered(&mut tx, id, transition, at, actor, detail)
-                .await?;
+            self.entered(
+                &mut tx,
+                transition,
+                &[Step::entering(id, transition, at, actor, detail)],
+            )
+            .await?;
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(won)
@@ -187,8 +240,12 @@ impl Store {
         .rows_affected()
             == 1;
         if won {
-            self.entered(&mut tx, id, transition, at, &Actor::SYSTEM, None)
-                .await?;
+            self.entered(
+                &mut tx,
+                transition,
+                &[Step::entering(id, transition, at, &Actor::SYSTEM, None)],
+            )
+            .await?;
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(won)
@@ -221,38 +278,43 @@ impl Store {
         .rows_affected()
             == 1;
         if won {
-            self.entered(&mut tx, id, transition, at, &Actor::SYSTEM, outcome.detail)
-                .await?;
+            self.entered(
+                &mut tx,
+                transition,
+                &[Step::entering(
+                    id,
+                    transition,
+                    at,
+                    &Actor::SYSTEM,
+                    outcome.detail,
+                )],
+            )
+            .await?;
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(won)
     }
 
     /// The steps that follow a won status update, in its transaction: history, the scrub of a
-    /// call that is over, the audit event, and the announcement of a decision.
+    /// call that is over, the audit events, and the announcement of a decision. `steps` end with
+    /// the one entering `transition`'s status; any before it are of the same call, taken earlier
+    /// in this transaction (an approval that completed the quorum), and written with it.
     async fn entered(
         &self,
         tx: &mut Tx,
-        id: &CallId,
         transition: Transition,
-        at: Timestamp,
-        actor: &Actor,
-        detail: Option<&str>,
+        steps: &[Step<'_>],
     ) -> Result<(), StoreError> {
-        let step = Step {
-            call: id,
-            at,
-            kind: transition.to().as_str(),
-            actor,
-            detail,
+        let Some(last) = steps.last() else {
+            return Ok(());
         };
-        step.record_history(tx).await?;
+        record_history(tx, steps).await?;
         if !transition.to().is_open() {
-            scrub_arguments(tx, id).await?;
+            scrub_arguments(tx, last.call).await?;
         }
-        step.append_audit(tx).await?;
+        append_audit(tx, steps).await?;
         if transition.decides() {
-            announce_decision(self.backend, tx, id).await?;
+            announce_decision(self.backend, tx, last.call).await?;
         }
         Ok(())
     }
@@ -347,12 +409,13 @@ impl Store {
             actor: decision.actor,
             detail: decision.reason,
         };
-        vote.record_history(tx).await?;
-        vote.append_audit(tx).await?;
         if have < need {
+            vote.record_history(tx).await?;
+            vote.append_audit(tx).await?;
             return Ok(Vote::Counted { have, need });
         }
-        self.decided(tx, decision, Transition::APPROVE, at).await?;
+        self.decided(tx, decision, Transition::APPROVE, at, Some(vote))
+            .await?;
         Ok(Vote::Released)
     }
 
@@ -362,16 +425,19 @@ impl Store {
         decision: &DecisionRecord<'_>,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        self.decided(tx, decision, Transition::REJECT, at).await
+        self.decided(tx, decision, Transition::REJECT, at, None)
+            .await
     }
 
-    /// Writes the decision on a call read as pending in this transaction.
+    /// Writes the decision on a call read as pending in this transaction, with the approval
+    /// that made it (`vote`), when there is one.
     async fn decided(
         &self,
         tx: &mut Tx,
         decision: &DecisionRecord<'_>,
         transition: Transition,
         at: Timestamp,
+        vote: Option<Step<'_>>,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE tool_calls SET status = $1, decided_at = $2, decided_by = $3, reason = $4, \
@@ -387,15 +453,15 @@ impl Store {
         .execute(&mut **tx)
         .await
         .map_err(query("decide a call"))?;
-        self.entered(
-            tx,
+        let step = Step::entering(
             decision.call,
             transition,
             at,
             decision.actor,
             decision.reason,
-        )
-        .await
+        );
+        let steps: Vec<Step<'_>> = vote.into_iter().chain([step]).collect();
+        self.entered(tx, transition, &steps).await
     }
 }
 
