@@ -180,7 +180,7 @@ impl Store {
     /// hash of the last one removed, so the rest still verifies; the removal is itself recorded
     /// (`pruned`). Returns how many events went, if any did.
     pub async fn audit_prune(&self, cutoff: &str, why: &str) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         // Events are numbered in the order they were appended; their times are when they
         // happened, a little earlier for batched ones. Everything before the first event at or
         // after the cutoff goes.
@@ -370,7 +370,7 @@ impl Store {
 
     /// Appends `events` in order, all or none, in one transaction.
     pub async fn audit_many(&self, events: &[NewAuditEvent<'_>]) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         append_audit_many(&mut tx, events).await?;
         tx.commit().await.map_err(query("commit"))
     }

@@ -186,7 +186,7 @@ impl Store {
         mails: &[super::NewMail],
         limits: Option<&QueueLimits>,
     ) -> Result<Parking, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         if let Some(limits) = limits {
             // Under the queue's lock (SQLite's write lock, the advisory lock on PostgreSQL):
             // the look for a call to join and the count cannot race another parking.

@@ -40,7 +40,7 @@ impl Store {
         &self,
         steps: &[CounterStep],
     ) -> Result<Result<(), usize>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         for (i, step) in steps.iter().enumerate() {
             if self.backend == Backend::Postgres {
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
@@ -95,7 +95,7 @@ impl Store {
     /// Takes reserved steps back (the upstream answered with an error). A window that has
     /// ended since is left alone: its count no longer matters.
     pub async fn release_counters(&self, steps: &[CounterStep]) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         for step in steps {
             sqlx::query(
                 "UPDATE policy_counters SET value = value - $1 \

@@ -36,7 +36,7 @@ impl Store {
     /// expired a week ago.
     pub async fn insert_review_link(&self, link: &NewReviewLink<'_>) -> Result<(), StoreError> {
         let now = Timestamp::now();
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         if let Some(slot) = link.slot {
             sqlx::query(
                 "DELETE FROM review_links WHERE slot = $1 AND action = $2 AND used_at IS NULL",
@@ -156,7 +156,7 @@ impl Store {
             }
         };
         let now = Timestamp::now();
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let won = sqlx::query(mark)
             .bind(now)
             .bind(id)

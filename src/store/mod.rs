@@ -27,11 +27,13 @@ mod tasks;
 mod transitions;
 mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Executor, Transaction};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use agents::Agent;
 pub use audit::{AuditBounds, AuditFilter, AuditOrder, NewAuditEvent};
@@ -98,6 +100,12 @@ pub struct Store {
     backend: Backend,
     /// The URL, for the PostgreSQL notification listener's own connection.
     url: String,
+    /// SQLite: the one write transaction this process may have open at a time (shared with the
+    /// audit writer's connection). Writers wait their turn here, in order, and start the moment
+    /// the one before commits; meeting SQLite's lock instead, a writer sleeps in its busy
+    /// handler (1, 2, 5, 10 ms ...), which showed as the tail of decision → result under load
+    /// (`benches/parked.rs`). Other processes (the CLI, a second instance) still meet the lock.
+    write_turn: Option<Arc<Semaphore>>,
 }
 
 /// The URL may carry a password: `Debug` shows it redacted.
@@ -124,6 +132,15 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = 
 const DECISIONS_CHANNEL: &str = "airlock_decisions";
 
 type Tx = Transaction<'static, sqlx::Any>;
+
+/// This process's turn to write (see `Store::write_turn`), held until the transaction it began
+/// is over: bind it (`let (_turn, mut tx) = ...`) so it lives as long as the transaction.
+struct WriteTurn {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// How long a writer waits for its turn, as long as SQLite's own `busy_timeout`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Store {
     /// Opens the database at `url` with default pool settings and runs pending migrations.
@@ -183,6 +200,7 @@ impl Store {
             pool,
             backend,
             url: config.url.clone(),
+            write_turn: (backend == Backend::Sqlite).then(|| Arc::new(Semaphore::new(1))),
         })
     }
 
@@ -221,6 +239,7 @@ impl Store {
             pool,
             backend: self.backend,
             url: self.url.clone(),
+            write_turn: self.write_turn.clone(),
         })
     }
 
@@ -265,12 +284,26 @@ impl Store {
         Ok(())
     }
 
-    async fn begin_write(&self) -> Result<Tx, StoreError> {
-        match self.backend {
+    async fn begin_write(&self) -> Result<(WriteTurn, Tx), StoreError> {
+        let turn = match &self.write_turn {
+            Some(turn) => Some(
+                tokio::time::timeout(BUSY_TIMEOUT, turn.clone().acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .ok_or_else(|| StoreError::Query {
+                        context: "wait for the write lock",
+                        source: sqlx::Error::PoolTimedOut,
+                    })?,
+            ),
+            None => None,
+        };
+        let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
         }
-        .map_err(query("begin write"))
+        .map_err(query("begin write"))?;
+        Ok((WriteTurn { _permit: turn }, tx))
     }
 }
 

@@ -251,7 +251,7 @@ impl Store {
                  RETURNING id, kind, call_id, recipient, subject, body, html, link_slot, attempts"
             }
         };
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let claimed = sqlx::query_as(sql)
             .bind(instance)
             .bind(&now)

@@ -40,7 +40,7 @@ impl Store {
     /// API tokens end (a password changes because the old one may be known to someone else).
     /// Returns how many API tokens were revoked.
     pub async fn change_password(&self, user_id: &str, hash: &str) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(user_id)
@@ -60,7 +60,7 @@ impl Store {
         user_id: &str,
         mail: &super::NewMail,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         sqlx::query("UPDATE users SET password_hash = NULL WHERE id = $1")
             .bind(user_id)
             .execute(&mut *tx)
@@ -98,7 +98,7 @@ impl Store {
         (slot, replace): (&str, bool),
         expires_at: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         if replace {
             sqlx::query("DELETE FROM password_links WHERE slot = $1")
                 .bind(slot)
@@ -148,7 +148,7 @@ impl Store {
         token_sha256: &str,
         hash: &str,
     ) -> Result<Option<User>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let now = Timestamp::now().text();
         let user: Option<(String,)> = sqlx::query_as(
             "UPDATE password_links SET used_at = $1 WHERE token_sha256 = $2 \

@@ -17,7 +17,7 @@ impl Store {
         max: u32,
         window: Duration,
     ) -> Result<Result<String, Duration>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                 .bind(bucket)

@@ -179,7 +179,7 @@ impl Store {
         detail: Option<&str>,
         pickup_by: Option<Timestamp>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let at = Timestamp::now();
         let update = if transition.decides() {
             sqlx::query(
@@ -222,7 +222,7 @@ impl Store {
     /// `approved → forwarding` for `instance`, which sends the call: one winner, ever. The call
     /// is then held by that instance (if it dies mid-send, the others mark it `outcome_unknown`).
     pub async fn claim_forward(&self, id: &CallId, instance: &str) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let at = Timestamp::now();
         let transition = Transition::FORWARD;
         let won = sqlx::query(
@@ -258,7 +258,7 @@ impl Store {
         transition: Transition,
         outcome: &Outcome<'_>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let at = Timestamp::now();
         let result = outcome.result;
         let won = sqlx::query(
@@ -325,7 +325,7 @@ impl Store {
     /// when the link was spent already; a decision that comes too late (the call is decided, or
     /// past its expiry) still spends its link.
     pub async fn decide(&self, decision: &DecisionRecord<'_>) -> Result<Vote, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let at = Timestamp::now();
         if let Some(link) = decision.link
             && !spend_link(&mut tx, link, at).await?

@@ -224,7 +224,7 @@ impl Store {
         value: &str,
         keeps_admin: bool,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         if !keeps_admin && self.backend == Backend::Postgres {
             // SQLite's BEGIN IMMEDIATE already serialises writers; on PostgreSQL two admins
             // demoting each other at once would each count the other as still there.
