@@ -43,8 +43,19 @@ impl<'a> Step<'a> {
 
     /// The same step in the hash-chained audit log; if that write fails, so does the step.
     pub(super) async fn append_audit(&self, tx: &mut Tx) -> Result<(), StoreError> {
-        append_audit(tx, std::slice::from_ref(self)).await
+        append_audit(tx, std::slice::from_ref(self), None).await
     }
+}
+
+/// What the audit log records of a call besides its step: its upstream, tool and argument
+/// digest. A status update reads them back (`RETURNING`), saving a statement.
+type CallFacts = (String, String, String);
+
+/// The `RETURNING` clause that reads a call's [`CallFacts`] back from its update.
+macro_rules! returning_facts {
+    ($update:literal) => {
+        concat!($update, " RETURNING upstream, tool, args_sha256")
+    };
 }
 
 /// The history rows of `steps`, in order, in one statement (a statement's round trip to the
@@ -80,19 +91,25 @@ async fn record_history(tx: &mut Tx, steps: &[Step<'_>]) -> Result<(), StoreErro
     Ok(())
 }
 
-/// `steps`, all of one call, in the hash-chained audit log: the call read once, the chain
-/// appended once.
-async fn append_audit(tx: &mut Tx, steps: &[Step<'_>]) -> Result<(), StoreError> {
+/// `steps`, all of one call, in the hash-chained audit log: the call read once (unless its
+/// `facts` are known), the chain appended once.
+async fn append_audit(
+    tx: &mut Tx,
+    steps: &[Step<'_>],
+    facts: Option<CallFacts>,
+) -> Result<(), StoreError> {
     let Some(first) = steps.first() else {
         return Ok(());
     };
     debug_assert!(steps.iter().all(|step| step.call == first.call));
-    let (upstream, tool, digest): (String, String, String) =
-        sqlx::query_as("SELECT upstream, tool, args_sha256 FROM tool_calls WHERE id = $1")
+    let (upstream, tool, digest) = match facts {
+        Some(facts) => facts,
+        None => sqlx::query_as("SELECT upstream, tool, args_sha256 FROM tool_calls WHERE id = $1")
             .bind(first.call)
             .fetch_one(&mut **tx)
             .await
-            .map_err(query("read the call for the audit log"))?;
+            .map_err(query("read the call for the audit log"))?,
+    };
     let times: Vec<String> = steps.iter().map(|step| step.at.text()).collect();
     let events: Vec<super::NewAuditEvent<'_>> = steps
         .iter()
@@ -182,39 +199,42 @@ impl Store {
         let (_turn, mut tx) = self.begin_write().await?;
         let at = Timestamp::now();
         let update = if transition.decides() {
-            sqlx::query(
+            sqlx::query_as::<_, CallFacts>(returning_facts!(
                 "UPDATE tool_calls SET status = $1, decided_at = $2, decided_by = $3, reason = $4, \
-                 pickup_by = COALESCE($5, pickup_by) WHERE id = $6 AND status = $7",
-            )
+                 pickup_by = COALESCE($5, pickup_by) WHERE id = $6 AND status = $7"
+            ))
             .bind(transition.to())
             .bind(at)
             .bind(actor.name())
             .bind(detail)
             .bind(pickup_by)
         } else {
-            sqlx::query(
+            sqlx::query_as::<_, CallFacts>(returning_facts!(
                 "UPDATE tool_calls SET status = $1, pickup_by = COALESCE($2, pickup_by) \
-                 WHERE id = $3 AND status = $4",
-            )
+                 WHERE id = $3 AND status = $4"
+            ))
             .bind(transition.to())
             .bind(pickup_by)
         };
         let won = update
             .bind(id)
             .bind(transition.from())
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(query("update call status"))?
-            .rows_affected()
-            == 1;
-        if won {
-            self.entered(
-                &mut tx,
-                transition,
-                &[Step::entering(id, transition, at, actor, detail)],
-            )
-            .await?;
-        }
+            .map_err(query("update call status"))?;
+        let won = match won {
+            Some(facts) => {
+                self.entered(
+                    &mut tx,
+                    transition,
+                    &[Step::entering(id, transition, at, actor, detail)],
+                    facts,
+                )
+                .await?;
+                true
+            }
+            None => false,
+        };
         tx.commit().await.map_err(query("commit"))?;
         Ok(won)
     }
@@ -225,28 +245,31 @@ impl Store {
         let (_turn, mut tx) = self.begin_write().await?;
         let at = Timestamp::now();
         let transition = Transition::FORWARD;
-        let won = sqlx::query(
+        let won = sqlx::query_as::<_, CallFacts>(returning_facts!(
             "UPDATE tool_calls SET status = $1, instance_id = $2, told_at = $3 \
-             WHERE id = $4 AND status = $5",
-        )
+             WHERE id = $4 AND status = $5"
+        ))
         .bind(transition.to())
         .bind(instance)
         .bind(at)
         .bind(id)
         .bind(transition.from())
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(query("claim a call for forwarding"))?
-        .rows_affected()
-            == 1;
-        if won {
-            self.entered(
-                &mut tx,
-                transition,
-                &[Step::entering(id, transition, at, &Actor::SYSTEM, None)],
-            )
-            .await?;
-        }
+        .map_err(query("claim a call for forwarding"))?;
+        let won = match won {
+            Some(facts) => {
+                self.entered(
+                    &mut tx,
+                    transition,
+                    &[Step::entering(id, transition, at, &Actor::SYSTEM, None)],
+                    facts,
+                )
+                .await?;
+                true
+            }
+            None => false,
+        };
         tx.commit().await.map_err(query("commit"))?;
         Ok(won)
     }
@@ -261,10 +284,10 @@ impl Store {
         let (_turn, mut tx) = self.begin_write().await?;
         let at = Timestamp::now();
         let result = outcome.result;
-        let won = sqlx::query(
+        let won = sqlx::query_as::<_, CallFacts>(returning_facts!(
             "UPDATE tool_calls SET status = $1, finished_at = $3, result_bytes = $4, \
-             result_sha256 = $5, result_is_error = $6 WHERE id = $7 AND status = $2",
-        )
+             result_sha256 = $5, result_is_error = $6 WHERE id = $7 AND status = $2"
+        ))
         .bind(transition.to())
         .bind(transition.from())
         .bind(at)
@@ -272,25 +295,28 @@ impl Store {
         .bind(result.map(|r| r.sha256.as_str()))
         .bind(result.map(|r| i64::from(r.is_error)))
         .bind(id)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(query("record call outcome"))?
-        .rows_affected()
-            == 1;
-        if won {
-            self.entered(
-                &mut tx,
-                transition,
-                &[Step::entering(
-                    id,
+        .map_err(query("record call outcome"))?;
+        let won = match won {
+            Some(facts) => {
+                self.entered(
+                    &mut tx,
                     transition,
-                    at,
-                    &Actor::SYSTEM,
-                    outcome.detail,
-                )],
-            )
-            .await?;
-        }
+                    &[Step::entering(
+                        id,
+                        transition,
+                        at,
+                        &Actor::SYSTEM,
+                        outcome.detail,
+                    )],
+                    facts,
+                )
+                .await?;
+                true
+            }
+            None => false,
+        };
         tx.commit().await.map_err(query("commit"))?;
         Ok(won)
     }
@@ -304,6 +330,7 @@ impl Store {
         tx: &mut Tx,
         transition: Transition,
         steps: &[Step<'_>],
+        facts: CallFacts,
     ) -> Result<(), StoreError> {
         let Some(last) = steps.last() else {
             return Ok(());
@@ -312,7 +339,7 @@ impl Store {
         if !transition.to().is_open() {
             scrub_arguments(tx, last.call).await?;
         }
-        append_audit(tx, steps).await?;
+        append_audit(tx, steps, Some(facts)).await?;
         if transition.decides() {
             announce_decision(self.backend, tx, last.call).await?;
         }
@@ -439,10 +466,11 @@ impl Store {
         at: Timestamp,
         vote: Option<Step<'_>>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        // The call was read pending in this transaction (locked), so the update finds it.
+        let facts = sqlx::query_as::<_, CallFacts>(returning_facts!(
             "UPDATE tool_calls SET status = $1, decided_at = $2, decided_by = $3, reason = $4, \
-             pickup_by = $5 WHERE id = $6 AND status = $7",
-        )
+             pickup_by = $5 WHERE id = $6 AND status = $7"
+        ))
         .bind(transition.to())
         .bind(at)
         .bind(decision.actor.name())
@@ -450,7 +478,7 @@ impl Store {
         .bind(at + decision.pickup)
         .bind(decision.call)
         .bind(transition.from())
-        .execute(&mut **tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(query("decide a call"))?;
         let step = Step::entering(
@@ -461,7 +489,7 @@ impl Store {
             decision.reason,
         );
         let steps: Vec<Step<'_>> = vote.into_iter().chain([step]).collect();
-        self.entered(tx, transition, &steps).await
+        self.entered(tx, transition, &steps, facts).await
     }
 }
 
