@@ -222,21 +222,8 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await
             .map_err(query("update call status"))?;
-        let won = match won {
-            Some(facts) => {
-                self.entered(
-                    &mut tx,
-                    transition,
-                    &[Step::entering(id, transition, at, actor, detail)],
-                    facts,
-                )
-                .await?;
-                true
-            }
-            None => false,
-        };
-        tx.commit().await.map_err(query("commit"))?;
-        Ok(won)
+        let step = Step::entering(id, transition, at, actor, detail);
+        self.settle(tx, transition, won, step).await
     }
 
     /// `approved → forwarding` for `instance`, which sends the call: one winner, ever. The call
@@ -257,21 +244,8 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await
         .map_err(query("claim a call for forwarding"))?;
-        let won = match won {
-            Some(facts) => {
-                self.entered(
-                    &mut tx,
-                    transition,
-                    &[Step::entering(id, transition, at, &Actor::SYSTEM, None)],
-                    facts,
-                )
-                .await?;
-                true
-            }
-            None => false,
-        };
-        tx.commit().await.map_err(query("commit"))?;
-        Ok(won)
+        let step = Step::entering(id, transition, at, &Actor::SYSTEM, None);
+        self.settle(tx, transition, won, step).await
     }
 
     /// Records the upstream's answer to a forwarded call (its size and digest, never its content).
@@ -298,21 +272,22 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await
         .map_err(query("record call outcome"))?;
+        let step = Step::entering(id, transition, at, &Actor::SYSTEM, outcome.detail);
+        self.settle(tx, transition, won, step).await
+    }
+
+    /// Ends a status update's transaction: when it won (`won` holds the call's facts), with the
+    /// steps that follow; either way committed. Returns whether it won.
+    async fn settle(
+        &self,
+        mut tx: Tx,
+        transition: Transition,
+        won: Option<CallFacts>,
+        step: Step<'_>,
+    ) -> Result<bool, StoreError> {
         let won = match won {
             Some(facts) => {
-                self.entered(
-                    &mut tx,
-                    transition,
-                    &[Step::entering(
-                        id,
-                        transition,
-                        at,
-                        &Actor::SYSTEM,
-                        outcome.detail,
-                    )],
-                    facts,
-                )
-                .await?;
+                self.entered(&mut tx, transition, &[step], facts).await?;
                 true
             }
             None => false,
