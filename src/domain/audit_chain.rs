@@ -24,24 +24,55 @@ pub struct AuditEvent {
 impl AuditEvent {
     /// The hash this event should have, from its content and `prev_hash`.
     pub fn expected_hash(&self) -> String {
-        event_hash(&self.prev_hash, &self.canonical())
+        event_hash(&self.prev_hash, &self.content().canonical(self.seq))
     }
 
-    /// The fields the hash covers, as one JSON array in a fixed order.
-    pub fn canonical(&self) -> String {
+    /// What the event says, borrowed.
+    pub fn content(&self) -> NewAuditEvent<'_> {
+        NewAuditEvent {
+            at: &self.at,
+            kind: &self.kind,
+            actor: &self.actor,
+            via: &self.via,
+            upstream: self.upstream.as_deref(),
+            tool: self.tool.as_deref(),
+            call_id: self.call_id.as_deref(),
+            args_digest: self.args_digest.as_deref(),
+            detail: self.detail.as_deref(),
+        }
+    }
+}
+
+/// An event to append: everything but its number and hashes.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent<'a> {
+    pub at: &'a str,
+    pub kind: &'a str,
+    pub actor: &'a str,
+    pub via: &'a str,
+    pub upstream: Option<&'a str>,
+    pub tool: Option<&'a str>,
+    pub call_id: Option<&'a str>,
+    pub args_digest: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+impl NewAuditEvent<'_> {
+    /// The fields the hash covers, numbered `seq`, as one JSON array in a fixed order.
+    pub fn canonical(&self, seq: i64) -> String {
         // A tuple is written as the JSON array it stands for, without copying its fields into
         // a `Value` first (the same bytes: the chain of an older log still verifies).
         let fields = (
-            self.seq,
-            &self.at,
-            &self.kind,
-            &self.actor,
-            &self.via,
-            &self.upstream,
-            &self.tool,
-            &self.call_id,
-            &self.args_digest,
-            &self.detail,
+            seq,
+            self.at,
+            self.kind,
+            self.actor,
+            self.via,
+            self.upstream,
+            self.tool,
+            self.call_id,
+            self.args_digest,
+            self.detail,
         );
         // Strings, an integer and nulls: writing them cannot fail.
         serde_json::to_string(&fields).unwrap_or_default()
@@ -115,7 +146,7 @@ mod tests {
             event.detail,
         ])
         .to_string();
-        assert_eq!(event.canonical(), old);
+        assert_eq!(event.content().canonical(event.seq), old);
         assert_eq!(
             event_hash("p", &old),
             crate::secrets::sha256_hex(format!("p\n{old}").as_bytes())

@@ -23,7 +23,7 @@ mod time;
 
 pub use action::Action;
 pub use actor::{Actor, Via};
-pub use audit_chain::{AuditEvent, GENESIS, event_hash};
+pub use audit_chain::{AuditEvent, GENESIS, NewAuditEvent, event_hash};
 pub use digest::{ArgsDigest, AttachKey};
 pub use email::is_plausible_email;
 pub use names::{AgentName, CallId, SessionKey, ToolName, UpstreamName};

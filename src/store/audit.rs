@@ -4,27 +4,17 @@
 //! `prev_hash`, and the head moves to the new hash.
 
 use super::{Store, StoreError, Tx, query};
-
-/// Events one INSERT statement carries at most (12 parameters each). Kept small: SQLite finds
-/// a `$N` parameter's name by a linear scan, so binding a statement's parameters costs their
-/// number squared (with 100 rows a call, this was 8% of the proxy's CPU), and its anonymous
-/// `?` parameters, which cost nothing to find, are what SQLite gets.
-const ROWS_PER_INSERT: usize = 32;
 use crate::domain::{AuditEvent, Timestamp, event_hash};
 
-/// An event to append: everything but its number and hashes.
-#[derive(Debug, Clone)]
-pub struct NewAuditEvent<'a> {
-    pub at: &'a str,
-    pub kind: &'a str,
-    pub actor: &'a str,
-    pub via: &'a str,
-    pub upstream: Option<&'a str>,
-    pub tool: Option<&'a str>,
-    pub call_id: Option<&'a str>,
-    pub args_digest: Option<&'a str>,
-    pub detail: Option<&'a str>,
-}
+pub use crate::domain::NewAuditEvent;
+
+/// Events one INSERT statement carries at most. Kept small: SQLite finds a `$N` parameter's
+/// name by a linear scan, so binding a statement's parameters costs their number squared (with
+/// 100 rows a call, this was 8% of the proxy's CPU), and its anonymous `?` parameters, which
+/// cost nothing to find, are what SQLite gets.
+const ROWS_PER_INSERT: usize = 32;
+/// The columns an INSERT gives each event.
+const COLUMNS: usize = 12;
 
 pub(super) async fn append_audit(tx: &mut Tx, new: &NewAuditEvent<'_>) -> Result<(), StoreError> {
     append_audit_many(tx, std::slice::from_ref(new)).await
@@ -40,82 +30,82 @@ pub(super) async fn append_audit_many(
     if count == 0 {
         return Ok(());
     }
-    let (last_seq, mut prev_hash): (i64, String) =
+    let (last_seq, head_hash): (i64, String) =
         sqlx::query_as("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
             .bind(count)
             .fetch_one(&mut **tx)
             .await
             .map_err(query("advance the audit head"))?;
-    let mut chained = Vec::with_capacity(events.len());
-    for (new, seq) in events.iter().zip(last_seq - count + 1..) {
-        let mut event = AuditEvent {
-            seq,
-            at: new.at.to_owned(),
-            kind: new.kind.to_owned(),
-            actor: new.actor.to_owned(),
-            via: new.via.to_owned(),
-            upstream: new.upstream.map(str::to_owned),
-            tool: new.tool.map(str::to_owned),
-            call_id: new.call_id.map(str::to_owned),
-            args_digest: new.args_digest.map(str::to_owned),
-            detail: new.detail.map(str::to_owned),
-            hash: String::new(),
-            prev_hash: std::mem::take(&mut prev_hash),
-        };
-        event.hash = event_hash(&event.prev_hash, &event.canonical());
-        prev_hash.clone_from(&event.hash);
-        chained.push(event);
+    let first_seq = last_seq - count + 1;
+    // hashes[i] is event i's; event i follows hashes[i - 1], the first the head's.
+    let mut hashes: Vec<String> = Vec::with_capacity(events.len());
+    for (new, seq) in events.iter().zip(first_seq..) {
+        let prev = hashes.last().unwrap_or(&head_hash);
+        let hash = event_hash(prev, &new.canonical(seq));
+        hashes.push(hash);
     }
     // Many rows per statement: each statement has a fixed cost that, paid per event, showed in
-    // the proxy's own latency (benches/proxy.rs).
+    // the proxy's own latency (benches/proxy.rs). The rows are bound as they are, borrowed.
     let anonymous = tx.backend_name() == "SQLite";
-    for rows in chained.chunks(ROWS_PER_INSERT) {
-        let values: Vec<String> = (0..rows.len())
-            .map(|i| {
-                let params: Vec<String> = (1..=12)
-                    .map(|c| {
-                        if anonymous {
-                            "?".to_owned()
-                        } else {
-                            format!("${}", i * 12 + c)
-                        }
-                    })
-                    .collect();
-                format!("({})", params.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO audit_events (seq, at, kind, actor, via, upstream, tool, call_id, \
-             args_digest, detail, prev_hash, hash) VALUES {}",
-            values.join(", ")
-        );
-        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for event in rows {
+    for (chunk, rows) in events.chunks(ROWS_PER_INSERT).enumerate() {
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_sql(rows.len(), anonymous)));
+        for (new, at) in rows.iter().zip(chunk * ROWS_PER_INSERT..) {
+            let prev = at
+                .checked_sub(1)
+                .map_or(&head_hash, |before| &hashes[before]);
             insert = insert
-                .bind(event.seq)
-                .bind(&event.at)
-                .bind(&event.kind)
-                .bind(&event.actor)
-                .bind(&event.via)
-                .bind(&event.upstream)
-                .bind(&event.tool)
-                .bind(&event.call_id)
-                .bind(&event.args_digest)
-                .bind(&event.detail)
-                .bind(&event.prev_hash)
-                .bind(&event.hash);
+                .bind(first_seq + i64::try_from(at).unwrap_or(i64::MAX))
+                .bind(new.at)
+                .bind(new.kind)
+                .bind(new.actor)
+                .bind(new.via)
+                .bind(new.upstream)
+                .bind(new.tool)
+                .bind(new.call_id)
+                .bind(new.args_digest)
+                .bind(new.detail)
+                .bind(prev.as_str())
+                .bind(hashes[at].as_str());
         }
         insert
             .execute(&mut **tx)
             .await
             .map_err(query("append audit events"))?;
     }
+    let last_hash = hashes.last().unwrap_or(&head_hash);
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&prev_hash)
+        .bind(last_hash.as_str())
         .execute(&mut **tx)
         .await
         .map_err(query("move the audit head"))?;
     Ok(())
+}
+
+/// `INSERT INTO audit_events ... VALUES` with `rows` rows of parameters: anonymous (`?`) for
+/// SQLite, numbered (`$N`) for PostgreSQL.
+fn insert_sql(rows: usize, anonymous: bool) -> String {
+    use std::fmt::Write;
+    let mut sql = String::with_capacity(160 + rows * COLUMNS * 5);
+    sql.push_str(
+        "INSERT INTO audit_events (seq, at, kind, actor, via, upstream, tool, call_id, \
+         args_digest, detail, prev_hash, hash) VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..COLUMNS {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            if anonymous {
+                sql.push('?');
+            } else {
+                // Writing to a String cannot fail.
+                let _ = write!(sql, "${}", row * COLUMNS + column + 1);
+            }
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 impl Store {
