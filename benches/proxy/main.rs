@@ -12,7 +12,7 @@
 //!   default, Nagle on), and over stdio (a child of Airlock's).
 //! - Agents: rmcp Streamable HTTP sessions, 1 and 32 at once, each call with its own arguments.
 //! - Cells run `AIRLOCK_BENCH_CALLS` calls each (default 1,000; a cell stops after 3 s, so a
-//!   path that stalls makes fewer), in 3 rounds with the cells in a different order each round:
+//!   path that stalls makes fewer), in 5 rounds with the cells in a different order each round:
 //!   a burst of load from elsewhere hits every path. A ratio is the median over the rounds of
 //!   (calls/s through the proxy) / (calls/s direct, same round); `+p50` is the median latency
 //!   added to a call.
@@ -40,7 +40,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
 
 const DEFAULT_CALLS: usize = 1000;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// The longest one cell runs in a round.
 const CELL_CAP: Duration = Duration::from_secs(3);
 const MCP_PROXY_VERSION: &str = "0.6.0";
