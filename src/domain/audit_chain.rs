@@ -43,7 +43,7 @@ impl AuditEvent {
     }
 }
 
-/// An event to append: everything but its number and hashes.
+/// An event's content, without its number and hashes: what is appended, and what is hashed.
 #[derive(Debug, Clone)]
 pub struct NewAuditEvent<'a> {
     pub at: &'a str,

@@ -45,7 +45,8 @@ pub(super) async fn append_audit_many(
         hashes.push(hash);
     }
     // Many rows per statement: each statement has a fixed cost that, paid per event, showed in
-    // the proxy's own latency (benches/proxy.rs). The rows are bound as they are, borrowed.
+    // the proxy's own latency (benches/proxy.rs). The rows are bound straight from the borrowed
+    // fields (sqlx copies each once).
     let anonymous = tx.backend_name() == "SQLite";
     for (chunk, rows) in events.chunks(ROWS_PER_INSERT).enumerate() {
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_sql(rows.len(), anonymous)));

@@ -129,8 +129,8 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = 
      PRAGMA secure_delete = ON; PRAGMA cache_size = -256;";
 
 /// The audit writer's own connection (see [`Store::for_batches`]) commits without waiting for
-/// the disk, and keeps its statement journals in memory: each multi-row INSERT after the first
-/// of a transaction journals the pages it changes, which spilled past 64 KiB into a file created
+/// the disk, and keeps its statement journals in memory: each multi-row INSERT in a
+/// transaction journals the pages it changes, which spilled past 64 KiB into a file created
 /// and deleted in the temporary folder for every batch (5% of Airlock's CPU at 32 agents in
 /// `benches/proxy.rs`). Only this connection: elsewhere a large sort may need the file.
 const BATCH_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;";
@@ -222,7 +222,8 @@ impl Store {
     /// may lose the last batches, as it loses the events still queued. Everything else (a
     /// parked call's events commit with the change) keeps `FULL`, and a later `FULL` commit
     /// makes the batches before it durable too. On PostgreSQL, and on an in-memory SQLite
-    /// database (which a second connection would not see), the same pool.
+    /// database (which a second connection would not see), the same pool. (Its statement
+    /// journals are kept in memory: see [`BATCH_PRAGMAS`].)
     pub fn for_batches(&self) -> Result<Store, StoreError> {
         if self.backend != Backend::Sqlite || sqlite_path(&self.url).is_none() {
             return Ok(self.clone());
@@ -274,9 +275,6 @@ impl Store {
             .map_err(query("ping"))
     }
 
-    /// Starts a transaction that writes. On SQLite it takes the write lock at once (`BEGIN
-    /// IMMEDIATE`), so two writers queue up instead of both reading and then failing to upgrade;
-    /// on PostgreSQL the queries lock the rows they change (`FOR UPDATE`).
     /// SQLite: copies the write-ahead log into the database file and empties it, so no old page
     /// versions stay in it. (Nothing to do on PostgreSQL.)
     pub async fn truncate_wal(&self) -> Result<(), StoreError> {
@@ -289,6 +287,9 @@ impl Store {
         Ok(())
     }
 
+    /// Starts a transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so two writers queue up instead of both reading and then failing to upgrade;
+    /// on PostgreSQL the queries lock the rows they change (`FOR UPDATE`).
     async fn begin_write(&self) -> Result<(WriteTurn, Tx), StoreError> {
         let turn = match &self.write_turn {
             Some(turn) => Some(

@@ -855,6 +855,54 @@ async fn a_signed_export_is_checked_offline_and_any_change_to_the_file_is_named(
 }
 
 #[tokio::test]
+async fn a_batch_longer_than_one_insert_statement_is_chained_across_them() {
+    // The writer appends a batch in INSERTs of 32 rows: the events on either side of each
+    // statement's edge must still follow each other, and a second batch the first.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = common::TestDatabase::new(dir.path()).await;
+    let store = airlock::store::Store::connect(&db.url)
+        .await
+        .expect("the store");
+    let batches = store.for_batches().expect("the writer's store");
+    let at = airlock::domain::Timestamp::now().text();
+    let details: Vec<String> = (0..73).map(|n| format!("event {n}")).collect();
+    let events: Vec<airlock::store::NewAuditEvent<'_>> = details
+        .iter()
+        .map(|detail| airlock::store::NewAuditEvent {
+            at: &at,
+            kind: "allowed",
+            actor: "agent:claude",
+            via: "mcp",
+            upstream: Some("telegram"),
+            tool: Some("get_chats"),
+            call_id: None,
+            args_digest: None,
+            detail: Some(detail),
+        })
+        .collect();
+    batches.audit_many(&events[..70]).await.expect("append 70");
+    batches.audit_many(&events[70..]).await.expect("append 3");
+
+    let stored = store.audit_events_after(0, 100).await.expect("events");
+    assert_eq!(stored.len(), 73);
+    let mut prev = airlock::domain::GENESIS.to_owned();
+    for (n, event) in stored.iter().enumerate() {
+        assert_eq!(event.seq, i64::try_from(n).expect("small") + 1);
+        assert_eq!(event.detail.as_deref(), Some(details[n].as_str()));
+        assert_eq!(
+            event.prev_hash, prev,
+            "event {} follows the one before",
+            event.seq
+        );
+        assert_eq!(event.hash, event.expected_hash());
+        prev.clone_from(&event.hash);
+    }
+    assert_eq!(store.audit_head().await.expect("head"), (73, prev));
+    let verified = airlock::audit::verify(&store).await.expect("intact");
+    assert_eq!(verified.events, 73);
+}
+
+#[tokio::test]
 async fn retention_removes_old_events_and_the_rest_still_verifies() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let db = common::TestDatabase::new(dir.path()).await;
