@@ -150,11 +150,15 @@ pub async fn user_token(config_path: &Path, email: &str) -> Result<String, Comma
 pub async fn pending(config_path: &Path, json: bool) -> Result<String, CommandError> {
     let (_, store) = open(config_path).await?;
     let rows = store.calls(Some(CallStatus::Pending), None, 10_000).await?;
-    let mut views = Vec::with_capacity(rows.len());
-    for row in rows {
-        let approvals = store.approvals(&row.id).await?;
-        views.push(CallView::new(row, approvals, None));
-    }
+    let ids: Vec<_> = rows.iter().map(|row| row.id.clone()).collect();
+    let mut approvals = store.approvals_of(&ids).await?;
+    let views: Vec<_> = rows
+        .into_iter()
+        .map(|row| {
+            let approvals = approvals.remove(&row.id).unwrap_or_default();
+            CallView::new(row, approvals, None)
+        })
+        .collect();
     if json {
         let mut out = serde_json::to_string_pretty(&views)
             .map_err(|e| CommandError::Invalid(format!("cannot print calls as JSON: {e}")))?;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::calls::{open_statuses, select_calls};
-use super::{CallRow, Store, StoreError, query};
+use super::{ApprovalRow, CallRow, Store, StoreError, query};
 use crate::domain::{CallId, CallStatus, Timestamp};
 
 /// How many ids one `IN (...)` query carries (SQLite allows 32766 parameters; stay far below).
@@ -260,31 +260,39 @@ impl Store {
         Ok(())
     }
 
-    /// How many approvals each of `ids` has; calls with none are left out.
-    pub async fn approval_counts(
+    /// The approvals of each of `ids`, oldest first; calls with none are left out. One query a
+    /// few hundred calls, where a list asking call by call made a page of 100 cost 100 queries.
+    pub async fn approvals_of(
         &self,
         ids: &[CallId],
-    ) -> Result<HashMap<CallId, usize>, StoreError> {
-        let mut counts = HashMap::new();
+    ) -> Result<HashMap<CallId, Vec<ApprovalRow>>, StoreError> {
+        let mut approvals: HashMap<CallId, Vec<ApprovalRow>> = HashMap::new();
         for chunk in ids.chunks(IDS_PER_QUERY) {
             let sql = format!(
-                "SELECT call_id, COUNT(*) FROM call_approvals WHERE call_id IN ({}) GROUP BY call_id",
+                "SELECT call_id, reviewer, via, reason, at FROM call_approvals \
+                 WHERE call_id IN ({}) ORDER BY call_id, at",
                 numbered(chunk.len())
             );
-            let mut q = sqlx::query_as::<_, (CallId, i64)>(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query_as::<_, (CallId, String, String, Option<String>, Timestamp)>(
+                sqlx::AssertSqlSafe(sql),
+            );
             for id in chunk {
                 q = q.bind(id);
             }
             let rows = q
                 .fetch_all(&self.pool)
                 .await
-                .map_err(query("count approvals"))?;
-            counts.extend(
-                rows.into_iter()
-                    .map(|(id, n)| (id, usize::try_from(n).unwrap_or(0))),
-            );
+                .map_err(query("select approvals"))?;
+            for (id, reviewer, via, reason, at) in rows {
+                approvals.entry(id).or_default().push(ApprovalRow {
+                    reviewer,
+                    via,
+                    reason,
+                    at,
+                });
+            }
         }
-        Ok(counts)
+        Ok(approvals)
     }
 
     /// The statuses of those of `ids` that are no longer pending.

@@ -68,9 +68,11 @@ async fn list(
     let next_before = (rows.len() == limit as usize)
         .then(|| rows.last().map(|row| row.id.to_string()))
         .flatten();
+    let ids: Vec<_> = rows.iter().map(|row| row.id.clone()).collect();
+    let mut approvals = app.store.approvals_of(&ids).await?;
     let mut calls = Vec::with_capacity(rows.len());
     for row in rows {
-        let approvals = app.store.approvals(&row.id).await?;
+        let approvals = approvals.remove(&row.id).unwrap_or_default();
         let waiting = app.approvals.requests_waiting(&row.id);
         calls.push(CallView::new(row, approvals, None).waited_on_by(waiting));
     }

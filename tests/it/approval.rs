@@ -190,6 +190,43 @@ async fn a_call_nobody_decides_expires_and_a_late_approval_is_refused() {
 }
 
 #[tokio::test]
+async fn the_pending_lists_show_each_call_with_its_own_approvals() {
+    // The API's list and `airlock pending` read the approvals of a whole page at once.
+    let app = spawn(r#"{"action": "require_approval", "approvals": 2}"#).await;
+    let alice = app.reviewer("alice@example.org", "approver").await;
+    let agent = app.agent().await;
+    let _first = agent.spawn_call("export_session", json!({"n": 1}));
+    alice.wait_pending(1).await;
+    let _second = agent.spawn_call("export_session", json!({"n": 2}));
+    let listed = alice.wait_pending(2).await;
+    let voted = id_of(&listed[0]);
+    let (status, approved) = alice.approve(&voted).await;
+    assert_eq!(status, 200, "{approved}");
+
+    let reviewers = |calls: &[Value]| -> Vec<(String, Vec<String>)> {
+        calls
+            .iter()
+            .map(|call| {
+                let who = call["approvals"]
+                    .as_array()
+                    .expect("approvals")
+                    .iter()
+                    .filter_map(|a| a["reviewer"].as_str().map(str::to_owned))
+                    .collect();
+                (id_of(call), who)
+            })
+            .collect()
+    };
+    let other = id_of(&listed[1]);
+    let expected = vec![
+        (voted, vec!["alice@example.org".to_owned()]),
+        (other, Vec::new()),
+    ];
+    assert_eq!(reviewers(&alice.calls("pending").await), expected);
+    assert_eq!(reviewers(&common::pending_in(app.dir.path())), expected);
+}
+
+#[tokio::test]
 async fn a_quorum_of_two_needs_two_different_reviewers() {
     let app = spawn(r#"{"action": "require_approval", "approvals": 2}"#).await;
     let alice = app.reviewer("alice@example.org", "approver").await;

@@ -81,10 +81,10 @@ async fn rows(app: &AppState, before: Option<String>) -> PageResult<QueueRows> {
         pending.last().map(|row| row.id.to_string())
     });
     let ids: Vec<_> = pending.iter().map(|row| row.id.clone()).collect();
-    let approvals = app.store.approval_counts(&ids).await?;
+    let approvals = app.store.approvals_of(&ids).await?;
     let mut rows = Vec::with_capacity(pending.len());
     for row in pending {
-        let approvals_have = approvals.get(&row.id).copied().unwrap_or(0);
+        let approvals_have = approvals.get(&row.id).map_or(0, Vec::len);
         let call = CallView::new(row, Vec::new(), None);
         rows.push(QueueRow {
             risk: parked_badge(&call.tool),
